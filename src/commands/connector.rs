@@ -1,0 +1,394 @@
+//! `sluice connector ...`: run one protocol command of a connector, install
+//! connectors, list them.
+
+use super::output::{self, CliOutput};
+use super::progress::StepSpinner;
+use super::Ctx;
+use crate::cli::OutputFormat;
+use crate::error::ExitClass;
+use crate::protocol::{
+    AirbyteCatalog, AirbyteStream, ConnectionStatusKind, ConnectorSpecification, Message,
+};
+use crate::service::connectors::ConnectorInfo;
+use crate::service::{ConfigInput, Ui};
+use clap::{Args, Subcommand};
+use serde::Serialize;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Run one protocol command of a connector, install connectors, list them.
+#[derive(Debug, Subcommand)]
+pub enum ConnectorCommand {
+    Spec(SpecArgs),
+    Check(ConfigArgs),
+    Discover(ConfigArgs),
+    Read(ReadArgs),
+    Write(WriteArgs),
+    Install(InstallArgs),
+    List(ListArgs),
+}
+
+/// Show the config a connector takes (its spec).
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  sluice connector spec sample
+  sluice connector spec python:airbyte-source-faker==7.2.1 --output json")]
+pub struct SpecArgs {
+    /// The connector: a built-in name, python:PACKAGE==VERSION or exec:PATH.
+    #[arg(value_name = "REF")]
+    pub connector: String,
+}
+
+/// Check a config works (check) or list a source's streams (discover).
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  sluice connector check jsonl --config '{\"path\": \"./out\"}'
+  sluice connector discover python:airbyte-source-faker==7.2.1 --config '{\"count\": 10}'
+
+`check` exits 1 when the connector reports FAILED.")]
+pub struct ConfigArgs {
+    /// The connector: a built-in name, python:PACKAGE==VERSION or exec:PATH.
+    #[arg(value_name = "REF")]
+    pub connector: String,
+    /// Its config: a JSON file, or JSON text starting with `{`.
+    #[arg(long, value_name = "FILE|JSON")]
+    pub config: Option<String>,
+}
+
+/// Run a source's read and print its raw protocol messages.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  sluice connector read sample --config '{\"count\": 3}'
+  sluice connector read python:airbyte-source-faker==7.2.1 --config faker.json \\
+      --catalog catalog.json --state state.json | jq -c 'select(.type == \"STATE\")'")]
+pub struct ReadArgs {
+    #[arg(value_name = "REF")]
+    pub connector: String,
+    /// Its config: a JSON file, or JSON text starting with `{`.
+    #[arg(long, value_name = "FILE|JSON")]
+    pub config: Option<String>,
+    /// A configured catalog [default: every stream, full refresh].
+    #[arg(long, value_name = "FILE")]
+    pub catalog: Option<PathBuf>,
+    /// A state file to resume from.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+}
+
+/// Run a destination's write with protocol messages from stdin; print what
+/// it emits.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Example:
+  sluice connector read sample --config '{\"count\": 3}' \\
+    | sluice connector write jsonl --config '{\"path\": \"./out\"}' --catalog catalog.json")]
+pub struct WriteArgs {
+    #[arg(value_name = "REF")]
+    pub connector: String,
+    /// Its config: a JSON file, or JSON text starting with `{`.
+    #[arg(long, value_name = "FILE|JSON")]
+    pub config: Option<String>,
+    /// The configured catalog the messages belong to.
+    #[arg(long, value_name = "FILE")]
+    pub catalog: PathBuf,
+}
+
+/// Install a connector now (Python connectors are otherwise installed on first use).
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  sluice connector install python:airbyte-source-faker==7.2.1
+  SLUICE_PYTHON=python3.11 sluice connector install python:airbyte-source-faker")]
+pub struct InstallArgs {
+    #[arg(value_name = "REF")]
+    pub connector: String,
+}
+
+/// List built-in and installed connectors.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  sluice connector list --output json")]
+pub struct ListArgs {}
+
+pub async fn run(ctx: &Ctx, cmd: ConnectorCommand) -> anyhow::Result<ExitClass> {
+    let spinner = Arc::new(StepSpinner::new(ctx.global.quiet));
+    let ui = Ui {
+        progress: spinner.clone(),
+        echo: super::sync::echo(
+            ctx.global.verbose,
+            Arc::new(super::progress::SyncProgress::new(false)),
+        ),
+        ..Ui::quiet()
+    };
+    let result = dispatch(ctx, cmd, &ui, &spinner).await;
+    spinner.finish();
+    result
+}
+
+async fn dispatch(
+    ctx: &Ctx,
+    cmd: ConnectorCommand,
+    ui: &Ui,
+    spinner: &StepSpinner,
+) -> anyhow::Result<ExitClass> {
+    let json = ctx.global.output == OutputFormat::Json;
+    match cmd {
+        ConnectorCommand::Spec(a) => {
+            let spec = ctx.api.connector_spec(&a.connector, ui).await?;
+            spinner.finish();
+            if json {
+                print_line(&Message::Spec(spec))?;
+            } else {
+                print_spec(&spec)?;
+            }
+            Ok(ExitClass::Success)
+        }
+        ConnectorCommand::Check(a) => {
+            let config = ConfigInput::parse(a.config.as_deref())?;
+            let status = ctx.api.connector_check(&a.connector, &config, ui).await?;
+            spinner.finish();
+            let ok = status.status == ConnectionStatusKind::Succeeded;
+            if json {
+                print_line(&Message::ConnectionStatus(status))?;
+            } else {
+                let mut t = output::table(vec!["Status", "Message"]);
+                t.add_row(vec![
+                    if ok { "SUCCEEDED" } else { "FAILED" }.to_string(),
+                    status.message.unwrap_or_default(),
+                ]);
+                output::print_table(&t)?;
+            }
+            Ok(if ok {
+                ExitClass::Success
+            } else {
+                ExitClass::Failed
+            })
+        }
+        ConnectorCommand::Discover(a) => {
+            let config = ConfigInput::parse(a.config.as_deref())?;
+            let catalog = ctx
+                .api
+                .connector_discover(&a.connector, &config, ui)
+                .await?;
+            spinner.finish();
+            if json {
+                print_line(&Message::Catalog(catalog))?;
+            } else {
+                print_catalog(&catalog)?;
+            }
+            Ok(ExitClass::Success)
+        }
+        ConnectorCommand::Read(a) => {
+            let config = ConfigInput::parse(a.config.as_deref())?;
+            let mut out = tokio::io::stdout();
+            let ui = Ui {
+                cancel: cancel_on_ctrl_c(),
+                ..ui.clone()
+            };
+            ctx.api
+                .connector_read(
+                    &a.connector,
+                    &config,
+                    a.catalog.as_ref(),
+                    a.state.as_ref(),
+                    &mut out,
+                    &ui,
+                )
+                .await?;
+            Ok(ExitClass::Success)
+        }
+        ConnectorCommand::Write(a) => {
+            let config = ConfigInput::parse(a.config.as_deref())?;
+            let mut out = tokio::io::stdout();
+            ctx.api
+                .connector_write(
+                    &a.connector,
+                    &config,
+                    &a.catalog,
+                    Box::new(tokio::io::stdin()),
+                    &mut out,
+                    ui,
+                )
+                .await?;
+            Ok(ExitClass::Success)
+        }
+        ConnectorCommand::Install(a) => {
+            let info = ctx.api.connector_install(&a.connector, ui).await?;
+            spinner.finish();
+            if json {
+                output::print_json(&info)?;
+            } else if !ctx.global.quiet {
+                eprintln!(
+                    "{} is ready{}.",
+                    info.reference,
+                    info.location
+                        .as_ref()
+                        .map(|l| format!(" in {}", l.display()))
+                        .unwrap_or_default()
+                );
+            }
+            Ok(ExitClass::Success)
+        }
+        ConnectorCommand::List(_) => {
+            let list = ctx.api.connector_list().await?;
+            output::print_list(&list, ctx.global.output)?;
+            Ok(ExitClass::Success)
+        }
+    }
+}
+
+fn cancel_on_ctrl_c() -> tokio_util::sync::CancellationToken {
+    let token = tokio_util::sync::CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            t.cancel();
+        }
+    });
+    token
+}
+
+fn print_line(m: &Message) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(&m.to_line())?;
+    out.flush()?;
+    Ok(())
+}
+
+impl CliOutput for ConnectorInfo {
+    fn headers() -> Vec<&'static str> {
+        vec!["Connector", "Runtime", "Kind", "Version", "Description"]
+    }
+
+    fn row(&self) -> Vec<String> {
+        vec![
+            self.reference.clone(),
+            self.runtime.to_string(),
+            self.kind.clone(),
+            self.version.clone(),
+            self.description.clone(),
+        ]
+    }
+}
+
+/// One config field of a spec, flattened to a dotted path.
+#[derive(Serialize)]
+struct Field {
+    field: String,
+    kind: String,
+    required: bool,
+    secret: bool,
+    description: String,
+}
+
+impl CliOutput for Field {
+    fn headers() -> Vec<&'static str> {
+        vec!["Field", "Type", "Required", "Secret", "Description"]
+    }
+
+    fn row(&self) -> Vec<String> {
+        vec![
+            self.field.clone(),
+            self.kind.clone(),
+            if self.required { "yes" } else { "" }.into(),
+            if self.secret { "yes" } else { "" }.into(),
+            self.description.clone(),
+        ]
+    }
+}
+
+fn fields(schema: &Value, prefix: &str, out: &mut Vec<Field>) {
+    let required: Vec<&str> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let Some(props) = schema.get("properties").and_then(Value::as_object) else {
+        return;
+    };
+    for (name, p) in props {
+        let path = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}.{name}")
+        };
+        let kind = match p.get("type") {
+            Some(Value::String(t)) => t.clone(),
+            Some(Value::Array(ts)) => ts
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join("|"),
+            _ if p.get("oneOf").is_some() => "one of".into(),
+            _ => String::new(),
+        };
+        let mut description = p
+            .get("description")
+            .or_else(|| p.get("title"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if let Some(d) = p.get("default") {
+            description.push_str(&format!(" (default: {d})"));
+        }
+        out.push(Field {
+            field: path.clone(),
+            kind,
+            required: required.contains(&name.as_str()),
+            secret: p.get("airbyte_secret") == Some(&Value::Bool(true)),
+            description: description.trim().to_string(),
+        });
+        fields(p, &path, out);
+    }
+}
+
+fn print_spec(spec: &ConnectorSpecification) -> anyhow::Result<()> {
+    let mut list = Vec::new();
+    fields(&spec.connection_specification, "", &mut list);
+    if list.is_empty() {
+        println!("This connector takes no config.");
+        return Ok(());
+    }
+    output::print_list(&list, OutputFormat::Table)?;
+    if let Some(url) = &spec.documentation_url {
+        println!("Documentation: {url}");
+    }
+    Ok(())
+}
+
+impl CliOutput for AirbyteStream {
+    fn headers() -> Vec<&'static str> {
+        vec!["Stream", "Sync modes", "Cursor", "Primary key", "Fields"]
+    }
+
+    fn row(&self) -> Vec<String> {
+        let join = |v: &[String]| v.join(".");
+        vec![
+            self.descriptor().to_string(),
+            self.supported_sync_modes
+                .iter()
+                .map(|m| m.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            join(&self.default_cursor_field),
+            self.source_defined_primary_key
+                .iter()
+                .map(|k| join(k))
+                .collect::<Vec<_>>()
+                .join(", "),
+            self.json_schema
+                .get("properties")
+                .and_then(Value::as_object)
+                .map(|p| p.len().to_string())
+                .unwrap_or_default(),
+        ]
+    }
+}
+
+fn print_catalog(catalog: &AirbyteCatalog) -> anyhow::Result<()> {
+    output::print_list(&catalog.streams, OutputFormat::Table)
+}

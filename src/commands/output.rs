@@ -1,0 +1,98 @@
+//! Rendering answers: one trait for every list and get, behind
+//! `--output table|json`.
+
+use crate::cli::OutputFormat;
+use comfy_table::{presets, ContentArrangement, Table};
+use serde::Serialize;
+use std::io::{IsTerminal, Write};
+
+/// A value that prints as table rows or as JSON.
+pub trait CliOutput: Serialize {
+    fn headers() -> Vec<&'static str>;
+    fn row(&self) -> Vec<String>;
+}
+
+/// Prints items as a table, or as a JSON array.
+pub fn print_list<T: CliOutput>(items: &[T], format: OutputFormat) -> anyhow::Result<()> {
+    match format {
+        OutputFormat::Json => print_json(&items),
+        OutputFormat::Table => {
+            let mut t = table(T::headers());
+            for item in items {
+                t.add_row(item.row());
+            }
+            print_table(&t)
+        }
+    }
+}
+
+pub fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    out.write_all(b"\n")?;
+    out.flush()?;
+    Ok(())
+}
+
+/// A table in the house style.
+pub fn table(headers: Vec<&'static str>) -> Table {
+    let mut t = Table::new();
+    t.load_style(presets::UTF8_BORDERS_ONLY)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(headers);
+    if !std::io::stdout().is_terminal() {
+        t.load_style(presets::ASCII_BORDERS_ONLY_CONDENSED);
+    }
+    t
+}
+
+pub fn print_table(t: &Table) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{t}")?;
+    out.flush()?;
+    Ok(())
+}
+
+/// 1234567 -> "1,234,567".
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+pub fn bytes(n: u64) -> String {
+    crate::connector::human_bytes(n)
+}
+
+/// A duration as people read it: "850 ms", "12.3 s", "4 min 05 s".
+pub fn duration_ms(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    } else {
+        format!("{} min {:02} s", ms / 60_000, (ms / 1000) % 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1234567), "1,234,567");
+        assert_eq!(duration_ms(850), "850 ms");
+        assert_eq!(duration_ms(12_345), "12.3 s");
+        assert_eq!(duration_ms(245_000), "4 min 05 s");
+    }
+}

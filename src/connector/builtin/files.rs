@@ -1,0 +1,640 @@
+//! `jsonl` and `csv`: one file per stream in a directory.
+//!
+//! Guarantees, the Airbyte way:
+//! - `append` adds to `<dir>/[<namespace>/]<stream>.<ext>`; before a state is
+//!   emitted back, every file written since the last one is flushed and
+//!   fsynced.
+//! - `overwrite` writes a hidden partial file and renames it over the old
+//!   one only when the source reports the stream COMPLETE, so a failed sync
+//!   leaves the old file whole. States that follow records of an unfinished
+//!   overwrite stream are emitted back only once it is swapped in.
+//!
+//! `jsonl` writes each record's `data` exactly as the source sent it (no
+//! parse); `csv` writes the columns of the stream's JSON schema.
+
+use super::{parse_config, Builtin, BuiltinError, BuiltinResult, Kind, Output};
+use crate::protocol::envelope::{self, MessageKind};
+use crate::protocol::{
+    ConfiguredAirbyteCatalog, ConnectorSpecification, DestinationSyncMode, Extra, LogLevel,
+    Message, StreamDescriptor, StreamStatus, TraceKind,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Jsonl,
+    Csv,
+}
+
+pub struct FileDestination {
+    format: Format,
+}
+
+impl FileDestination {
+    pub fn jsonl() -> Self {
+        FileDestination {
+            format: Format::Jsonl,
+        }
+    }
+
+    pub fn csv() -> Self {
+        FileDestination {
+            format: Format::Csv,
+        }
+    }
+
+    fn ext(&self) -> &'static str {
+        match self.format {
+            Format::Jsonl => "jsonl",
+            Format::Csv => "csv",
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Config {
+    path: PathBuf,
+}
+
+/// The column CSV puts fields in that the stream's schema does not name.
+const EXTRA_COLUMN: &str = "_airbyte_additional_properties";
+
+impl Builtin for FileDestination {
+    fn name(&self) -> &'static str {
+        match self.format {
+            Format::Jsonl => "jsonl",
+            Format::Csv => "csv",
+        }
+    }
+
+    fn kind(&self) -> Kind {
+        Kind::Destination
+    }
+
+    fn description(&self) -> &'static str {
+        match self.format {
+            Format::Jsonl => "One JSON Lines file per stream in a directory",
+            Format::Csv => "One CSV file per stream in a directory",
+        }
+    }
+
+    fn spec(&self) -> ConnectorSpecification {
+        ConnectorSpecification {
+            documentation_url: None,
+            changelog_url: None,
+            connection_specification: json!({
+                "$schema": "http://json-schema.org/draft-07/schema#",
+                "title": format!("{} Destination Spec", self.ext().to_uppercase()),
+                "type": "object",
+                "required": ["path"],
+                "additionalProperties": false,
+                "properties": {
+                    "path": {"type": "string", "minLength": 1,
+                        "description": "Directory the stream files are written to; created if missing."}
+                }
+            }),
+            supports_incremental: None,
+            supported_destination_sync_modes: vec![
+                DestinationSyncMode::Overwrite,
+                DestinationSyncMode::Append,
+            ],
+            protocol_version: Some("0.5.2".into()),
+            extra: Extra::new(),
+        }
+    }
+
+    fn check(&self, config: &Value) -> BuiltinResult<()> {
+        let config: Config = parse_config(self.name(), config)?;
+        std::fs::create_dir_all(&config.path).map_err(|e| {
+            BuiltinError::config(format!("cannot create {}: {e}", config.path.display()))
+        })?;
+        let probe = config
+            .path
+            .join(format!(".sluice-check-{}", std::process::id()));
+        File::create(&probe)
+            .and_then(|_| std::fs::remove_file(&probe))
+            .map_err(|e| {
+                BuiltinError::config(format!("cannot write in {}: {e}", config.path.display()))
+            })
+    }
+
+    fn write(
+        &self,
+        config: &Value,
+        catalog: &ConfiguredAirbyteCatalog,
+        input: &mut dyn BufRead,
+        out: &mut Output,
+    ) -> BuiltinResult<()> {
+        let config: Config = parse_config(self.name(), config)?;
+        let mut files = StreamFiles::open(&config.path, catalog, self.format, self.ext())?;
+        let mut line = Vec::with_capacity(64 * 1024);
+        let mut held: Vec<Vec<u8>> = Vec::new();
+        let mut row = Vec::with_capacity(1024);
+        loop {
+            line.clear();
+            if input.read_until(b'\n', &mut line)? == 0 {
+                break;
+            }
+            let text = line.trim_ascii_end();
+            let Ok(env) = envelope::scan(text) else {
+                continue;
+            };
+            match env.kind {
+                MessageKind::Record => {
+                    let r = env.record.expect("a RECORD has its fields");
+                    let f = files.get(r.namespace.as_deref(), &r.stream)?;
+                    row.clear();
+                    f.format_row(r.data, &mut row)?;
+                    f.write(&row)?;
+                }
+                MessageKind::State => {
+                    files.sync_dirty()?;
+                    let mut echo = text.to_vec();
+                    echo.push(b'\n');
+                    if files.overwrite_pending() {
+                        held.push(echo);
+                    } else {
+                        out.raw(&echo)?;
+                        out.flush()?;
+                    }
+                }
+                MessageKind::Trace => {
+                    if let Ok(Message::Trace(t)) = Message::parse(text) {
+                        if let (TraceKind::StreamStatus, Some(s)) = (t.kind, t.stream_status) {
+                            if s.status == StreamStatus::Complete {
+                                files.complete(&s.stream_descriptor)?;
+                                if !files.overwrite_pending() {
+                                    for echo in held.drain(..) {
+                                        out.raw(&echo)?;
+                                    }
+                                    out.flush()?;
+                                }
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        files.sync_dirty()?;
+        for name in files.abandon_incomplete()? {
+            out.log(
+                LogLevel::Warn,
+                format!("Stream {name} did not complete; its previous file is left as it was."),
+            )?;
+        }
+        out.flush()
+    }
+}
+
+struct StreamFile {
+    name: StreamDescriptor,
+    mode: DestinationSyncMode,
+    final_path: PathBuf,
+    /// Where overwrite writes until the stream completes.
+    partial_path: Option<PathBuf>,
+    w: Option<BufWriter<File>>,
+    dirty: bool,
+    /// Written to since the stream started, in overwrite mode.
+    overwrite_written: bool,
+    complete: bool,
+    /// CSV only: the schema's fields, then the extra column if any.
+    columns: Option<Vec<String>>,
+    extra_column: bool,
+}
+
+impl StreamFile {
+    fn format_row(&self, data: &[u8], row: &mut Vec<u8>) -> BuiltinResult<()> {
+        let Some(columns) = &self.columns else {
+            row.extend_from_slice(data);
+            row.push(b'\n');
+            return Ok(());
+        };
+        let value: Value = serde_json::from_slice(data).map_err(|e| {
+            BuiltinError::system(format!("a record of {} is not JSON: {e}", self.name))
+        })?;
+        let mut fields = match value {
+            Value::Object(m) => m,
+            other => {
+                let mut m = serde_json::Map::new();
+                m.insert("_airbyte_data".into(), other);
+                m
+            }
+        };
+        let mut w = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(Vec::new());
+        let named = columns.len() - usize::from(self.extra_column);
+        let mut cells: Vec<String> = columns[..named]
+            .iter()
+            .map(|c| cell(fields.remove(c.as_str())))
+            .collect();
+        if self.extra_column {
+            cells.push(if fields.is_empty() {
+                String::new()
+            } else {
+                Value::Object(fields).to_string()
+            });
+        }
+        w.write_record(&cells)
+            .map_err(|e| BuiltinError::system(e.to_string()))?;
+        row.extend_from_slice(
+            &w.into_inner()
+                .map_err(|e| BuiltinError::system(e.to_string()))?,
+        );
+        Ok(())
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> BuiltinResult<()> {
+        let w = self.w.as_mut().ok_or_else(|| {
+            BuiltinError::system(format!("stream {} was already completed", self.name))
+        })?;
+        w.write_all(bytes)?;
+        self.dirty = true;
+        if self.mode == DestinationSyncMode::Overwrite {
+            self.overwrite_written = true;
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> BuiltinResult<()> {
+        if self.dirty {
+            if let Some(w) = self.w.as_mut() {
+                w.flush()?;
+                w.get_ref().sync_data()?;
+            }
+            self.dirty = false;
+        }
+        Ok(())
+    }
+}
+
+fn cell(v: Option<Value>) -> String {
+    match v {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s,
+        Some(other) => other.to_string(),
+    }
+}
+
+struct StreamFiles {
+    files: Vec<StreamFile>,
+    index: HashMap<StreamDescriptor, usize>,
+}
+
+/// A name safe as one path component.
+fn component(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .map(|c| if c == '/' || c == '\0' { '_' } else { c })
+        .collect();
+    match cleaned.as_str() {
+        "" | "." | ".." => format!("_{cleaned}"),
+        _ => cleaned,
+    }
+}
+
+impl StreamFiles {
+    fn open(
+        dir: &Path,
+        catalog: &ConfiguredAirbyteCatalog,
+        format: Format,
+        ext: &str,
+    ) -> BuiltinResult<StreamFiles> {
+        let mut files = Vec::new();
+        let mut index = HashMap::new();
+        let mut paths = HashMap::new();
+        for configured in &catalog.streams {
+            let name = configured.stream.descriptor();
+            let mut parent = dir.to_path_buf();
+            if let Some(ns) = &name.namespace {
+                parent.push(component(ns));
+            }
+            std::fs::create_dir_all(&parent).map_err(|e| {
+                BuiltinError::config(format!("cannot create {}: {e}", parent.display()))
+            })?;
+            let file_name = format!("{}.{ext}", component(&name.name));
+            let final_path = parent.join(&file_name);
+            if let Some(other) = paths.insert(final_path.clone(), name.clone()) {
+                return Err(BuiltinError::config(format!(
+                    "streams {other} and {name} would both be written to {}",
+                    final_path.display()
+                )));
+            }
+            let mode = configured.destination_sync_mode;
+            let (columns, extra_column) = match format {
+                Format::Jsonl => (None, false),
+                Format::Csv => {
+                    let (c, extra) = csv_columns(&configured.stream.json_schema);
+                    (Some(c), extra)
+                }
+            };
+            let (w, partial_path) = match mode {
+                DestinationSyncMode::Append => {
+                    let existed = final_path.metadata().map(|m| m.len() > 0).unwrap_or(false);
+                    if existed {
+                        if let Some(cols) = &columns {
+                            check_header(&final_path, cols, &name)?;
+                        }
+                    }
+                    let f = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&final_path)?;
+                    let mut w = BufWriter::with_capacity(256 * 1024, f);
+                    if !existed {
+                        write_header(&mut w, columns.as_deref())?;
+                    }
+                    (w, None)
+                }
+                DestinationSyncMode::Overwrite => {
+                    let partial = parent.join(format!(".{file_name}.partial"));
+                    let f = File::create(&partial)?;
+                    let mut w = BufWriter::with_capacity(256 * 1024, f);
+                    write_header(&mut w, columns.as_deref())?;
+                    (w, Some(partial))
+                }
+                other => {
+                    return Err(BuiltinError::config(format!(
+                        "stream {name}: {ext} supports overwrite and append, not {}",
+                        other.as_str()
+                    )))
+                }
+            };
+            index.insert(name.clone(), files.len());
+            files.push(StreamFile {
+                name,
+                mode,
+                final_path,
+                partial_path,
+                w: Some(w),
+                dirty: true,
+                overwrite_written: false,
+                complete: false,
+                columns,
+                extra_column,
+            });
+        }
+        Ok(StreamFiles { files, index })
+    }
+
+    fn get(&mut self, namespace: Option<&str>, stream: &str) -> BuiltinResult<&mut StreamFile> {
+        // Streams are few; a linear scan beats building a key per record.
+        let found = self
+            .files
+            .iter()
+            .position(|f| f.name.name == stream && f.name.namespace.as_deref() == namespace);
+        match found {
+            Some(i) => Ok(&mut self.files[i]),
+            None => Err(BuiltinError::system(format!(
+                "a record for stream `{}` which is not in the catalog",
+                StreamDescriptor::new(namespace, stream)
+            ))),
+        }
+    }
+
+    fn sync_dirty(&mut self) -> BuiltinResult<()> {
+        self.files.iter_mut().try_for_each(StreamFile::sync)
+    }
+
+    fn overwrite_pending(&self) -> bool {
+        self.files
+            .iter()
+            .any(|f| f.overwrite_written && !f.complete)
+    }
+
+    /// Swaps a completed overwrite stream's file in.
+    fn complete(&mut self, name: &StreamDescriptor) -> BuiltinResult<()> {
+        let Some(&i) = self.index.get(name) else {
+            return Ok(());
+        };
+        let f = &mut self.files[i];
+        if f.complete {
+            return Ok(());
+        }
+        f.sync()?;
+        if let Some(partial) = f.partial_path.take() {
+            f.w = None;
+            std::fs::rename(&partial, &f.final_path)?;
+            if let Some(parent) = f.final_path.parent() {
+                crate::fsutil::sync_dir(parent)?;
+            }
+        }
+        f.complete = true;
+        Ok(())
+    }
+
+    /// Removes the partial files of overwrite streams that never completed;
+    /// returns their names.
+    fn abandon_incomplete(&mut self) -> BuiltinResult<Vec<String>> {
+        let mut names = Vec::new();
+        for f in &mut self.files {
+            if let Some(partial) = f.partial_path.take() {
+                f.w = None;
+                let _ = std::fs::remove_file(&partial);
+                names.push(f.name.to_string());
+            }
+        }
+        Ok(names)
+    }
+}
+
+/// The CSV columns for a stream: its schema's properties in order, and
+/// whether an extra column holds fields the schema does not name.
+fn csv_columns(schema: &Value) -> (Vec<String>, bool) {
+    let mut columns: Vec<String> = schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default();
+    let closed = schema.get("additionalProperties") == Some(&Value::Bool(false));
+    let extra = !closed || columns.is_empty();
+    if extra {
+        columns.push(EXTRA_COLUMN.into());
+    }
+    (columns, extra)
+}
+
+fn write_header(w: &mut impl Write, columns: Option<&[String]>) -> BuiltinResult<()> {
+    if let Some(columns) = columns {
+        let mut cw = csv::WriterBuilder::new().from_writer(Vec::new());
+        cw.write_record(columns)
+            .map_err(|e| BuiltinError::system(e.to_string()))?;
+        w.write_all(
+            &cw.into_inner()
+                .map_err(|e| BuiltinError::system(e.to_string()))?,
+        )?;
+    }
+    Ok(())
+}
+
+fn check_header(path: &Path, columns: &[String], name: &StreamDescriptor) -> BuiltinResult<()> {
+    let mut r = csv::Reader::from_path(path)
+        .map_err(|e| BuiltinError::system(format!("cannot read {}: {e}", path.display())))?;
+    let found: Vec<String> = r
+        .headers()
+        .map_err(|e| BuiltinError::system(format!("cannot read {}: {e}", path.display())))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    if found != columns {
+        return Err(BuiltinError::config(format!(
+            "{} has the columns ({}) but stream {name} now has ({}); \
+             sync with --destination-sync-mode overwrite to rewrite it",
+            path.display(),
+            found.join(", "),
+            columns.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{AirbyteStream, ConfiguredAirbyteStream, SyncMode};
+
+    fn catalog(mode: DestinationSyncMode, schema: Value) -> ConfiguredAirbyteCatalog {
+        ConfiguredAirbyteCatalog {
+            streams: vec![ConfiguredAirbyteStream {
+                stream: AirbyteStream::new("users", schema),
+                sync_mode: SyncMode::FullRefresh,
+                cursor_field: vec![],
+                destination_sync_mode: mode,
+                destination_object_name: None,
+                primary_key: vec![],
+                generation_id: None,
+                minimum_generation_id: None,
+                sync_id: None,
+                include_files: None,
+                extra: Extra::new(),
+            }],
+            extra: Extra::new(),
+        }
+    }
+
+    fn run(
+        dest: &FileDestination,
+        dir: &Path,
+        cat: &ConfiguredAirbyteCatalog,
+        input: &str,
+    ) -> String {
+        let (mut out, buf) = Output::capture();
+        dest.write(
+            &json!({"path": dir}),
+            cat,
+            &mut std::io::Cursor::new(input.as_bytes().to_vec()),
+            &mut out,
+        )
+        .unwrap();
+        out.flush().unwrap();
+        let text = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
+        text
+    }
+
+    const REC1: &str = r#"{"type":"RECORD","record":{"stream":"users","data":{"id":1,"name":"a, b"},"emitted_at":1}}"#;
+    const REC2: &str = r#"{"type":"RECORD","record":{"stream":"users","data":{"id":2,"extra":[1]},"emitted_at":1}}"#;
+    const STATE: &str = r#"{"type":"STATE","state":{"type":"STREAM","stream":{"stream_descriptor":{"name":"users"},"stream_state":{"c":1}}}}"#;
+    const COMPLETE: &str = r#"{"type":"TRACE","trace":{"type":"STREAM_STATUS","emitted_at":1,"stream_status":{"stream_descriptor":{"name":"users"},"status":"COMPLETE"}}}"#;
+
+    #[test]
+    fn append_writes_data_and_echoes_states_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = catalog(DestinationSyncMode::Append, json!({}));
+        let input = format!("{REC1}\n{STATE}\n{REC2}\n");
+        let echoed = run(&FileDestination::jsonl(), dir.path(), &cat, &input);
+        assert_eq!(
+            echoed.lines().filter(|l| l.contains("\"STATE\"")).count(),
+            1
+        );
+        run(&FileDestination::jsonl(), dir.path(), &cat, &input);
+        let text = std::fs::read_to_string(dir.path().join("users.jsonl")).unwrap();
+        assert_eq!(
+            text,
+            "{\"id\":1,\"name\":\"a, b\"}\n{\"id\":2,\"extra\":[1]}\n".repeat(2)
+        );
+    }
+
+    #[test]
+    fn overwrite_swaps_in_only_a_completed_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("users.jsonl");
+        std::fs::write(&file, "old\n").unwrap();
+        let cat = catalog(DestinationSyncMode::Overwrite, json!({}));
+        // Not completed: the old file stays, the state is not confirmed.
+        let echoed = run(
+            &FileDestination::jsonl(),
+            dir.path(),
+            &cat,
+            &format!("{REC1}\n{STATE}\n"),
+        );
+        assert!(!echoed.contains("\"STATE\""), "{echoed}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "old\n");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no partial file left"
+        );
+        // Completed: swapped in, and the held state follows.
+        let echoed = run(
+            &FileDestination::jsonl(),
+            dir.path(),
+            &cat,
+            &format!("{REC1}\n{STATE}\n{REC2}\n{COMPLETE}\n"),
+        );
+        assert!(echoed.contains("\"STATE\""), "{echoed}");
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "{\"id\":1,\"name\":\"a, b\"}\n{\"id\":2,\"extra\":[1]}\n"
+        );
+    }
+
+    #[test]
+    fn csv_uses_schema_columns_and_keeps_extra_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let schema = json!({"type":"object","properties":{"id":{"type":"integer"},"name":{"type":"string"}}});
+        let cat = catalog(DestinationSyncMode::Append, schema);
+        run(
+            &FileDestination::csv(),
+            dir.path(),
+            &cat,
+            &format!("{REC1}\n{REC2}\n"),
+        );
+        let text = std::fs::read_to_string(dir.path().join("users.csv")).unwrap();
+        assert_eq!(
+            text,
+            "id,name,_airbyte_additional_properties\n1,\"a, b\",\n2,,\"{\"\"extra\"\":[1]}\"\n"
+        );
+        // Appending with other columns is refused with what to do.
+        let other = catalog(
+            DestinationSyncMode::Append,
+            json!({"type":"object","properties":{"id":{"type":"integer"}}}),
+        );
+        let (mut out, _) = Output::capture();
+        let err = FileDestination::csv()
+            .write(
+                &json!({"path": dir.path()}),
+                &other,
+                &mut std::io::Cursor::new(vec![]),
+                &mut out,
+            )
+            .unwrap_err();
+        assert!(
+            err.message.contains("--destination-sync-mode overwrite"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn odd_stream_names_stay_inside_the_directory() {
+        assert_eq!(component("a/b"), "a_b");
+        assert_eq!(component(".."), "_..");
+        assert_eq!(component("usérs x"), "usérs x");
+    }
+}

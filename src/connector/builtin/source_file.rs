@@ -1,0 +1,625 @@
+//! `file`: CSV and JSON Lines files as streams, one stream per file pattern.
+//!
+//! Types are inferred from the first rows for the catalog; CSV values are
+//! then typed by the configured schema, and a value that does not fit is
+//! sent as null with a `meta.changes` entry rather than failing the sync.
+//! As in Airbyte's file-based sources, every record carries
+//! `_ab_source_file_url` and `_ab_source_file_last_modified`, and
+//! incremental syncs skip files already read (by path and modification
+//! time), with a state after each file.
+
+use super::{parse_config, Builtin, BuiltinError, BuiltinResult, Kind, Output};
+use crate::protocol::{
+    now_millis, AirbyteCatalog, AirbyteStream, ConfiguredAirbyteCatalog, ConnectorSpecification,
+    Extra, Message, RecordMessage, RecordMeta, RecordMetaChange, StateMessage, StateSnapshot,
+    StreamDescriptor, StreamStatus, SyncMode,
+};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+pub struct FileSource;
+
+const FILE_URL: &str = "_ab_source_file_url";
+const LAST_MODIFIED: &str = "_ab_source_file_last_modified";
+/// Rows read per stream to infer its schema.
+const INFER_ROWS: usize = 1000;
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum FileFormat {
+    Csv,
+    Jsonl,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StreamConfig {
+    name: Option<String>,
+    path: String,
+    format: Option<FileFormat>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    #[serde(default)]
+    streams: Vec<StreamConfig>,
+    /// Shorthand for a single stream.
+    path: Option<String>,
+    name: Option<String>,
+    format: Option<FileFormat>,
+}
+
+/// One configured stream, resolved.
+struct FileStream {
+    name: String,
+    pattern: String,
+    format: FileFormat,
+}
+
+impl Config {
+    fn streams(config: &Value) -> BuiltinResult<Vec<FileStream>> {
+        let c: Config = parse_config("file", config)?;
+        let mut list = c.streams;
+        if let Some(path) = c.path {
+            list.push(StreamConfig {
+                name: c.name,
+                path,
+                format: c.format,
+            });
+        }
+        if list.is_empty() {
+            return Err(BuiltinError::config(
+                "give a `path` (a file or a glob), or `streams`: [{\"name\", \"path\"}]",
+            ));
+        }
+        let mut out: Vec<FileStream> = Vec::new();
+        for s in list {
+            let format = match s.format {
+                Some(f) => f,
+                None => guess_format(&s.path).ok_or_else(|| {
+                    BuiltinError::config(format!(
+                        "cannot tell the format of `{}` from its extension; set \"format\": \"csv\" or \"jsonl\"",
+                        s.path
+                    ))
+                })?,
+            };
+            let name = match s.name {
+                Some(n) => n,
+                None => stream_name_from(&s.path),
+            };
+            if out.iter().any(|o| o.name == name) {
+                return Err(BuiltinError::config(format!(
+                    "two file patterns make the stream `{name}`; give them different \"name\"s"
+                )));
+            }
+            out.push(FileStream {
+                name,
+                pattern: s.path,
+                format,
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn guess_format(path: &str) -> Option<FileFormat> {
+    let lower = path.to_ascii_lowercase();
+    if lower.ends_with(".csv") {
+        Some(FileFormat::Csv)
+    } else if lower.ends_with(".jsonl") || lower.ends_with(".ndjson") || lower.ends_with(".json") {
+        Some(FileFormat::Jsonl)
+    } else {
+        None
+    }
+}
+
+/// `data/users_*.csv` makes the stream `users`.
+fn stream_name_from(pattern: &str) -> String {
+    let file = Path::new(pattern)
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_else(|| pattern.to_string());
+    let stem = file.split('.').next().unwrap_or(&file);
+    let cleaned: String = stem
+        .chars()
+        .filter(|c| !matches!(c, '*' | '?' | '[' | ']' | '{' | '}'))
+        .collect();
+    let trimmed = cleaned.trim_matches(|c: char| c == '_' || c == '-' || c == ' ');
+    if trimmed.is_empty() {
+        "file".into()
+    } else {
+        trimmed.to_string()
+    }
+}
+
+/// A matched file and its modification time.
+struct Found {
+    path: PathBuf,
+    modified: String,
+}
+
+fn list_files(pattern: &str) -> BuiltinResult<Vec<Found>> {
+    let paths = glob::glob(pattern)
+        .map_err(|e| BuiltinError::config(format!("bad file pattern `{pattern}`: {e}")))?;
+    let mut found = Vec::new();
+    for p in paths {
+        let path = p.map_err(|e| BuiltinError::system(e.to_string()))?;
+        let meta = std::fs::metadata(&path)?;
+        if !meta.is_file() {
+            continue;
+        }
+        let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        found.push(Found {
+            path,
+            modified: humantime::format_rfc3339_micros(modified).to_string(),
+        });
+    }
+    // Oldest first, so the cursor only grows.
+    found.sort_by(|a, b| (&a.modified, &a.path).cmp(&(&b.modified, &b.path)));
+    Ok(found)
+}
+
+/// The JSON type one value has, for inference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ty {
+    Integer,
+    Number,
+    Boolean,
+    String,
+    Object,
+    Array,
+    /// Values of incompatible types: any value goes.
+    Any,
+}
+
+impl Ty {
+    fn of_json(v: &Value) -> Option<Ty> {
+        Some(match v {
+            Value::Null => return None,
+            Value::Bool(_) => Ty::Boolean,
+            Value::Number(n) if n.is_i64() || n.is_u64() => Ty::Integer,
+            Value::Number(_) => Ty::Number,
+            Value::String(_) => Ty::String,
+            Value::Array(_) => Ty::Array,
+            Value::Object(_) => Ty::Object,
+        })
+    }
+
+    fn of_csv(text: &str) -> Option<Ty> {
+        if text.is_empty() {
+            None
+        } else if text.parse::<i64>().is_ok() {
+            Some(Ty::Integer)
+        } else if text.parse::<f64>().is_ok_and(f64::is_finite) {
+            Some(Ty::Number)
+        } else if text == "true" || text == "false" {
+            Some(Ty::Boolean)
+        } else {
+            Some(Ty::String)
+        }
+    }
+
+    fn merge(self, other: Ty) -> Ty {
+        match (self, other) {
+            (a, b) if a == b => a,
+            (Ty::Integer, Ty::Number) | (Ty::Number, Ty::Integer) => Ty::Number,
+            _ => Ty::Any,
+        }
+    }
+
+    fn schema(self) -> Value {
+        let name = match self {
+            Ty::Integer => "integer",
+            Ty::Number => "number",
+            Ty::Boolean => "boolean",
+            Ty::String => "string",
+            Ty::Object => "object",
+            Ty::Array => "array",
+            Ty::Any => return json!({}),
+        };
+        json!({"type": ["null", name]})
+    }
+}
+
+/// Column name to inferred type, in the order columns were first seen.
+type Inferred = Vec<(String, Option<Ty>)>;
+
+fn observe(inferred: &mut Inferred, key: &str, ty: Option<Ty>) {
+    match inferred.iter_mut().find(|(k, _)| k == key) {
+        Some((_, slot)) => {
+            *slot = match (*slot, ty) {
+                (Some(a), Some(b)) => Some(a.merge(b)),
+                (a, b) => a.or(b),
+            }
+        }
+        None => inferred.push((key.to_string(), ty)),
+    }
+}
+
+fn infer(stream: &FileStream, files: &[Found]) -> BuiltinResult<Value> {
+    let mut inferred: Inferred = Vec::new();
+    let mut rows = 0;
+    for f in files {
+        if rows >= INFER_ROWS {
+            break;
+        }
+        each_row(stream, &f.path, &mut |row| {
+            match row {
+                Row::Csv(headers, values) => {
+                    for (h, v) in headers.iter().zip(values.iter()) {
+                        observe(&mut inferred, h, Ty::of_csv(v));
+                    }
+                }
+                Row::Json(map) => {
+                    for (k, v) in map {
+                        observe(&mut inferred, k, Ty::of_json(v));
+                    }
+                }
+            }
+            rows += 1;
+            Ok(rows < INFER_ROWS)
+        })?;
+    }
+    let mut props = Map::new();
+    for (name, ty) in inferred {
+        // A column only ever empty is typed as a nullable string.
+        props.insert(name, ty.unwrap_or(Ty::String).schema());
+    }
+    props.insert(FILE_URL.into(), json!({"type": "string"}));
+    props.insert(
+        LAST_MODIFIED.into(),
+        json!({"type": "string", "format": "date-time", "airbyte_type": "timestamp_with_timezone"}),
+    );
+    Ok(json!({"type": "object", "properties": props}))
+}
+
+enum Row<'a> {
+    Csv(&'a csv::StringRecord, &'a csv::StringRecord),
+    Json(&'a Map<String, Value>),
+}
+
+/// Calls `f` for each row of a file until it returns false.
+fn each_row(
+    stream: &FileStream,
+    path: &Path,
+    f: &mut dyn FnMut(Row<'_>) -> BuiltinResult<bool>,
+) -> BuiltinResult<()> {
+    let open_err =
+        |e: std::io::Error| BuiltinError::config(format!("cannot read {}: {e}", path.display()));
+    match stream.format {
+        FileFormat::Csv => {
+            let mut r = csv::ReaderBuilder::new()
+                .flexible(true)
+                .from_path(path)
+                .map_err(|e| {
+                    BuiltinError::config(format!("cannot read {}: {e}", path.display()))
+                })?;
+            let headers = r
+                .headers()
+                .map_err(|e| BuiltinError::config(format!("{}: {e}", path.display())))?
+                .clone();
+            let mut record = csv::StringRecord::new();
+            loop {
+                match r.read_record(&mut record) {
+                    Ok(false) => return Ok(()),
+                    Ok(true) => {
+                        if !f(Row::Csv(&headers, &record))? {
+                            return Ok(());
+                        }
+                    }
+                    Err(e) => return Err(BuiltinError::config(format!("{}: {e}", path.display()))),
+                }
+            }
+        }
+        FileFormat::Jsonl => {
+            let file = std::fs::File::open(path).map_err(open_err)?;
+            let reader = std::io::BufReader::with_capacity(256 * 1024, file);
+            for (n, line) in reader.lines().enumerate() {
+                let line = line.map_err(open_err)?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let value: Value = serde_json::from_str(&line).map_err(|e| {
+                    BuiltinError::config(format!(
+                        "{} line {}: not JSON: {e}",
+                        path.display(),
+                        n + 1
+                    ))
+                })?;
+                let Value::Object(map) = value else {
+                    return Err(BuiltinError::config(format!(
+                        "{} line {}: not a JSON object",
+                        path.display(),
+                        n + 1
+                    )));
+                };
+                if !f(Row::Json(&map))? {
+                    return Ok(());
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Types a CSV cell by the column's schema; `None` when it does not fit.
+fn typed(text: &str, schema: Option<&Value>) -> Option<Value> {
+    if text.is_empty() {
+        return Some(Value::Null);
+    }
+    let types: Vec<&str> = match schema.and_then(|s| s.get("type")) {
+        Some(Value::String(t)) => vec![t.as_str()],
+        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => return Some(Value::String(text.to_string())),
+    };
+    for t in types {
+        let v = match t {
+            "integer" => text.parse::<i64>().ok().map(Value::from),
+            "number" => text
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map(Value::Number),
+            "boolean" => match text {
+                "true" => Some(Value::Bool(true)),
+                "false" => Some(Value::Bool(false)),
+                _ => None,
+            },
+            "string" => Some(Value::String(text.to_string())),
+            "object" | "array" => serde_json::from_str(text).ok(),
+            _ => None,
+        };
+        if v.is_some() {
+            return v;
+        }
+    }
+    None
+}
+
+impl Builtin for FileSource {
+    fn name(&self) -> &'static str {
+        "file"
+    }
+
+    fn kind(&self) -> Kind {
+        Kind::Source
+    }
+
+    fn description(&self) -> &'static str {
+        "CSV and JSON Lines files (a path or a glob), one stream per pattern"
+    }
+
+    fn spec(&self) -> ConnectorSpecification {
+        let stream = json!({
+            "type": "object",
+            "required": ["path"],
+            "additionalProperties": false,
+            "properties": {
+                "name": {"type": "string", "minLength": 1, "description": "Stream name; by default the file name without extension or glob characters."},
+                "path": {"type": "string", "minLength": 1, "description": "A file or a glob (data/*.csv)."},
+                "format": {"type": "string", "enum": ["csv", "jsonl"], "description": "By default from the extension."}
+            }
+        });
+        ConnectorSpecification {
+            documentation_url: None,
+            changelog_url: None,
+            connection_specification: json!({
+                "$schema": "http://json-schema.org/draft-07/schema#",
+                "title": "File Source Spec",
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                    "path": stream["properties"]["path"],
+                    "name": stream["properties"]["name"],
+                    "format": stream["properties"]["format"],
+                    "streams": {"type": "array", "items": stream, "description": "Several streams, one per file pattern."}
+                }
+            }),
+            supports_incremental: Some(true),
+            supported_destination_sync_modes: Vec::new(),
+            protocol_version: Some("0.5.2".into()),
+            extra: Extra::new(),
+        }
+    }
+
+    fn check(&self, config: &Value) -> BuiltinResult<()> {
+        for s in Config::streams(config)? {
+            if list_files(&s.pattern)?.is_empty() {
+                return Err(BuiltinError::config(format!(
+                    "no file matches `{}` (stream `{}`)",
+                    s.pattern, s.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn discover(&self, config: &Value) -> BuiltinResult<AirbyteCatalog> {
+        let mut streams = Vec::new();
+        for s in Config::streams(config)? {
+            let files = list_files(&s.pattern)?;
+            let mut stream = AirbyteStream::new(&s.name, infer(&s, &files)?);
+            stream.supported_sync_modes = vec![SyncMode::FullRefresh, SyncMode::Incremental];
+            stream.source_defined_cursor = Some(true);
+            stream.default_cursor_field = vec![LAST_MODIFIED.into()];
+            stream.is_file_based = Some(false);
+            streams.push(stream);
+        }
+        Ok(AirbyteCatalog {
+            streams,
+            extra: Extra::new(),
+        })
+    }
+
+    fn read(
+        &self,
+        config: &Value,
+        catalog: &ConfiguredAirbyteCatalog,
+        state: Option<&Value>,
+        out: &mut Output,
+    ) -> BuiltinResult<()> {
+        let streams = Config::streams(config)?;
+        let state = match state {
+            Some(v) => StateSnapshot::from_file_value(v.clone())
+                .map_err(|e| BuiltinError::config(format!("invalid state: {e}")))?,
+            None => None,
+        };
+        for configured in &catalog.streams {
+            let descriptor = configured.stream.descriptor();
+            let stream = streams
+                .iter()
+                .find(|s| s.name == configured.stream.name)
+                .ok_or_else(|| {
+                    BuiltinError::config(format!(
+                        "the catalog names stream `{}`, which the config does not define",
+                        configured.stream.name
+                    ))
+                })?;
+            let incremental = configured.sync_mode == SyncMode::Incremental;
+            let mut history: Map<String, Value> = match (&state, incremental) {
+                (Some(s), true) => s
+                    .stream_state(&descriptor)
+                    .and_then(|v| v.get("history"))
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default(),
+                _ => Map::new(),
+            };
+            let props = configured.stream.json_schema.get("properties");
+            out.stream_status(&descriptor, StreamStatus::Started)?;
+            out.stream_status(&descriptor, StreamStatus::Running)?;
+            for f in list_files(&stream.pattern)? {
+                let url = f.path.to_string_lossy().into_owned();
+                if history.get(&url).and_then(Value::as_str) == Some(f.modified.as_str()) {
+                    continue;
+                }
+                read_file(stream, &descriptor, &f, &url, props, out)?;
+                if incremental {
+                    history.insert(url, Value::String(f.modified.clone()));
+                    let cursor = history
+                        .values()
+                        .filter_map(Value::as_str)
+                        .max()
+                        .unwrap_or_default()
+                        .to_string();
+                    out.state(StateMessage::stream(
+                        descriptor.clone(),
+                        json!({"history": history, LAST_MODIFIED: cursor}),
+                    ))?;
+                }
+            }
+            out.stream_status(&descriptor, StreamStatus::Complete)?;
+        }
+        out.flush()
+    }
+}
+
+fn read_file(
+    stream: &FileStream,
+    descriptor: &StreamDescriptor,
+    f: &Found,
+    url: &str,
+    props: Option<&Value>,
+    out: &mut Output,
+) -> BuiltinResult<()> {
+    let emitted_at = now_millis();
+    let mut n = 0u64;
+    each_row(stream, &f.path, &mut |row| {
+        n += 1;
+        if n % 4096 == 0 {
+            out.check_cancel()?;
+        }
+        let mut changes = Vec::new();
+        let mut data = match row {
+            Row::Json(map) => map.clone(),
+            Row::Csv(headers, values) => {
+                let mut m = Map::new();
+                for (h, v) in headers.iter().zip(values.iter()) {
+                    let value = typed(v, props.and_then(|p| p.get(h))).unwrap_or_else(|| {
+                        changes.push(RecordMetaChange {
+                            field: h.to_string(),
+                            change: "NULLED".into(),
+                            reason: "SOURCE_SERIALIZATION_ERROR".into(),
+                            extra: Extra::new(),
+                        });
+                        Value::Null
+                    });
+                    m.insert(h.to_string(), value);
+                }
+                m
+            }
+        };
+        data.insert(FILE_URL.into(), Value::String(url.to_string()));
+        data.insert(LAST_MODIFIED.into(), Value::String(f.modified.clone()));
+        out.message(&Message::Record(RecordMessage {
+            namespace: descriptor.namespace.clone(),
+            stream: descriptor.name.clone(),
+            data: Value::Object(data),
+            emitted_at,
+            meta: (!changes.is_empty()).then(|| RecordMeta {
+                changes,
+                extra: Extra::new(),
+            }),
+            file_reference: None,
+            extra: Extra::new(),
+        }))?;
+        Ok(true)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_formats_come_from_the_pattern() {
+        assert_eq!(stream_name_from("data/users_*.csv"), "users");
+        assert_eq!(stream_name_from("/x/orders.jsonl"), "orders");
+        assert_eq!(stream_name_from("*.csv"), "file");
+        assert_eq!(guess_format("a.CSV"), Some(FileFormat::Csv));
+        assert_eq!(guess_format("a.ndjson"), Some(FileFormat::Jsonl));
+        assert_eq!(guess_format("a.txt"), None);
+    }
+
+    #[test]
+    fn csv_types_are_inferred_then_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("people.csv"),
+            "id,score,ok,name,empty\n1,2.5,true,ann,\n2,3,false,bob,\n",
+        )
+        .unwrap();
+        let config = json!({"path": dir.path().join("people*.csv")});
+        let catalog = FileSource.discover(&config).unwrap();
+        let props = &catalog.streams[0].json_schema["properties"];
+        assert_eq!(catalog.streams[0].name, "people");
+        assert_eq!(props["id"]["type"], json!(["null", "integer"]));
+        assert_eq!(props["score"]["type"], json!(["null", "number"]));
+        assert_eq!(props["ok"]["type"], json!(["null", "boolean"]));
+        assert_eq!(props["name"]["type"], json!(["null", "string"]));
+        assert_eq!(props["empty"]["type"], json!(["null", "string"]));
+        assert_eq!(typed("x", Some(&props["id"])), None);
+        assert_eq!(typed("7", Some(&props["id"])), Some(json!(7)));
+        assert_eq!(typed("", Some(&props["id"])), Some(Value::Null));
+    }
+
+    #[test]
+    fn json_lines_with_mixed_types_widen() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("e.jsonl"),
+            "{\"a\":1,\"b\":\"x\"}\n{\"a\":1.5,\"b\":2,\"c\":{\"d\":1}}\n",
+        )
+        .unwrap();
+        let config = json!({"streams": [{"name": "events", "path": dir.path().join("e.jsonl")}]});
+        let catalog = FileSource.discover(&config).unwrap();
+        let props = &catalog.streams[0].json_schema["properties"];
+        assert_eq!(props["a"]["type"], json!(["null", "number"]));
+        assert_eq!(props["b"], json!({}));
+        assert_eq!(props["c"]["type"], json!(["null", "object"]));
+    }
+}

@@ -1,0 +1,15 @@
+//! sluice: data sync (ELT) over the Airbyte Protocol, as one binary.
+//!
+//! Data flows one way: `commands` -> `api` -> `service` -> (`sync` -> `connector`).
+//! Nothing below `commands` knows about clap, indicatif or comfy-table.
+
+pub mod api;
+pub mod cli;
+pub mod commands;
+pub mod connector;
+pub mod error;
+pub mod fsutil;
+pub mod protocol;
+pub mod service;
+pub mod settings;
+pub mod sync;

@@ -1,0 +1,34 @@
+//! The `sluice` binary: parse the command line, run it, map the outcome to
+//! an exit code. Everything else is library code.
+
+use clap::Parser;
+use sluice::cli::Cli;
+use sluice::error::{self, ExitClass};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("sluice")
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(ExitClass::Failed as u8);
+        }
+    };
+    let result = runtime.block_on(sluice::commands::run(cli));
+    // Do not wait for detached work (a signal watcher, a stuck reader).
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    match result {
+        Ok(class) => ExitCode::from(class as u8),
+        Err(e) if error::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            let (class, _) = error::classify(&e);
+            eprintln!("{}", error::render(&e));
+            ExitCode::from(class as u8)
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Catalogs: what a source offers (`AirbyteCatalog`) and what a sync asks of
+//! it (`ConfiguredAirbyteCatalog`).
+
+use super::{Extra, StreamDescriptor};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct AirbyteCatalog {
+    pub streams: Vec<AirbyteStream>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AirbyteStream {
+    pub name: String,
+    pub json_schema: Value,
+    pub supported_sync_modes: Vec<SyncMode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_defined_cursor: Option<bool>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub default_cursor_field: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_defined_primary_key: Vec<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_resumable: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_file_based: Option<bool>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl AirbyteStream {
+    pub fn descriptor(&self) -> StreamDescriptor {
+        StreamDescriptor::new(self.namespace.as_deref(), &self.name)
+    }
+
+    /// A stream with a JSON schema and full refresh only; builders add the rest.
+    pub fn new(name: &str, json_schema: Value) -> Self {
+        AirbyteStream {
+            name: name.to_string(),
+            json_schema,
+            supported_sync_modes: vec![SyncMode::FullRefresh],
+            source_defined_cursor: None,
+            default_cursor_field: Vec::new(),
+            source_defined_primary_key: Vec::new(),
+            namespace: None,
+            is_resumable: None,
+            is_file_based: None,
+            extra: Extra::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ConfiguredAirbyteCatalog {
+    pub streams: Vec<ConfiguredAirbyteStream>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl ConfiguredAirbyteCatalog {
+    pub fn find(&self, namespace: Option<&str>, name: &str) -> Option<&ConfiguredAirbyteStream> {
+        self.streams
+            .iter()
+            .find(|s| s.stream.name == name && s.stream.namespace.as_deref() == namespace)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ConfiguredAirbyteStream {
+    pub stream: AirbyteStream,
+    pub sync_mode: SyncMode,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cursor_field: Vec<String>,
+    pub destination_sync_mode: DestinationSyncMode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination_object_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub primary_key: Vec<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum_generation_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_files: Option<bool>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncMode {
+    FullRefresh,
+    Incremental,
+}
+
+impl SyncMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncMode::FullRefresh => "full_refresh",
+            SyncMode::Incremental => "incremental",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum DestinationSyncMode {
+    Append,
+    Overwrite,
+    AppendDedup,
+    Update,
+    SoftDelete,
+}
+
+impl DestinationSyncMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DestinationSyncMode::Append => "append",
+            DestinationSyncMode::Overwrite => "overwrite",
+            DestinationSyncMode::AppendDedup => "append_dedup",
+            DestinationSyncMode::Update => "update",
+            DestinationSyncMode::SoftDelete => "soft_delete",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configured_catalog_keeps_unknown_fields_and_generations() {
+        let text = r#"{"streams":[{"stream":{"name":"users","json_schema":{"type":"object"},"supported_sync_modes":["full_refresh","incremental"],"x_hint":1},"sync_mode":"incremental","cursor_field":["updated_at"],"destination_sync_mode":"append_dedup","primary_key":[["id"]],"generation_id":3,"minimum_generation_id":0,"sync_id":42}]}"#;
+        let c: ConfiguredAirbyteCatalog = serde_json::from_str(text).unwrap();
+        let s = &c.streams[0];
+        assert_eq!(s.destination_sync_mode, DestinationSyncMode::AppendDedup);
+        assert_eq!(
+            (s.generation_id, s.minimum_generation_id, s.sync_id),
+            (Some(3), Some(0), Some(42))
+        );
+        let back = serde_json::to_value(&c).unwrap();
+        assert_eq!(back["streams"][0]["stream"]["x_hint"], 1);
+    }
+}

@@ -1,0 +1,236 @@
+//! Building a configured catalog from what a source offers and what the
+//! user asked for, with Airbyte's defaults for cursors and keys.
+
+use crate::error::UserError;
+use crate::protocol::{
+    AirbyteCatalog, ConfiguredAirbyteCatalog, ConfiguredAirbyteStream, DestinationSyncMode, Extra,
+    SyncMode,
+};
+
+/// What the user asked of the streams.
+#[derive(Debug, Clone, Default)]
+pub struct StreamSelection {
+    /// Stream names (`name` or `namespace.name`); empty means all.
+    pub streams: Vec<String>,
+    pub sync_mode: Option<SyncMode>,
+    pub destination_sync_mode: Option<DestinationSyncMode>,
+}
+
+/// Ids Airbyte's platform gives each sync (see ConfiguredAirbyteStream).
+#[derive(Debug, Clone, Copy)]
+pub struct Generation {
+    pub sync_id: i64,
+    pub generation_id: i64,
+}
+
+/// The configured catalog for `selection` over `discovered`.
+pub fn configure(
+    discovered: &AirbyteCatalog,
+    selection: &StreamSelection,
+    generation: Generation,
+) -> Result<ConfiguredAirbyteCatalog, UserError> {
+    let available: Vec<String> = discovered
+        .streams
+        .iter()
+        .map(|s| s.descriptor().to_string())
+        .collect();
+    for wanted in &selection.streams {
+        if !discovered.streams.iter().any(|s| matches(wanted, s)) {
+            return Err(
+                UserError::new(format!("the source has no stream `{wanted}`"))
+                    .hint(format!("its streams are: {}", available.join(", "))),
+            );
+        }
+    }
+    let mut streams = Vec::new();
+    for s in &discovered.streams {
+        if !selection.streams.is_empty() && !selection.streams.iter().any(|w| matches(w, s)) {
+            continue;
+        }
+        let name = s.descriptor();
+        let sync_mode = selection.sync_mode.unwrap_or(SyncMode::FullRefresh);
+        if !s.supported_sync_modes.contains(&sync_mode) {
+            return Err(UserError::new(format!(
+                "stream `{name}` does not support {} syncs (it supports: {})",
+                sync_mode.as_str(),
+                s.supported_sync_modes
+                    .iter()
+                    .map(|m| m.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+            .hint("choose another --sync-mode, or leave the stream out with --streams"));
+        }
+        let destination_sync_mode = selection.destination_sync_mode.unwrap_or(match sync_mode {
+            SyncMode::FullRefresh => DestinationSyncMode::Overwrite,
+            SyncMode::Incremental => DestinationSyncMode::Append,
+        });
+        let cursor_field = if sync_mode == SyncMode::Incremental {
+            if s.default_cursor_field.is_empty() {
+                return Err(UserError::new(format!(
+                    "stream `{name}` has no default cursor, which an incremental sync needs"
+                ))
+                .hint(
+                    "pass a configured catalog that names its cursor_field with --catalog FILE",
+                ));
+            }
+            s.default_cursor_field.clone()
+        } else {
+            Vec::new()
+        };
+        let primary_key = s.source_defined_primary_key.clone();
+        if destination_sync_mode == DestinationSyncMode::AppendDedup && primary_key.is_empty() {
+            return Err(UserError::new(format!(
+                "stream `{name}` has no primary key, which append_dedup needs"
+            ))
+            .hint("use --destination-sync-mode append, or pass a catalog with a primary_key via --catalog FILE"));
+        }
+        streams.push(ConfiguredAirbyteStream {
+            stream: s.clone(),
+            sync_mode,
+            cursor_field,
+            destination_sync_mode,
+            destination_object_name: None,
+            primary_key,
+            generation_id: Some(generation.generation_id),
+            minimum_generation_id: Some(minimum_generation(destination_sync_mode, generation)),
+            sync_id: Some(generation.sync_id),
+            include_files: None,
+            extra: Extra::new(),
+        });
+    }
+    if streams.is_empty() {
+        return Err(UserError::new("the source offers no streams to sync"));
+    }
+    Ok(ConfiguredAirbyteCatalog {
+        streams,
+        extra: Extra::new(),
+    })
+}
+
+/// Overwrite asks the destination to drop older generations once the new
+/// one has landed; the other modes keep them.
+pub fn minimum_generation(mode: DestinationSyncMode, g: Generation) -> i64 {
+    match mode {
+        DestinationSyncMode::Overwrite => g.generation_id,
+        _ => 0,
+    }
+}
+
+fn matches(wanted: &str, s: &crate::protocol::AirbyteStream) -> bool {
+    wanted == s.name
+        || s.namespace
+            .as_ref()
+            .is_some_and(|ns| wanted == format!("{ns}.{}", s.name))
+}
+
+/// Keeps the streams of a given catalog that `names` selects (all when empty).
+pub fn filter(
+    catalog: ConfiguredAirbyteCatalog,
+    names: &[String],
+) -> Result<ConfiguredAirbyteCatalog, UserError> {
+    if names.is_empty() {
+        return Ok(catalog);
+    }
+    for wanted in names {
+        if !catalog.streams.iter().any(|s| matches(wanted, &s.stream)) {
+            return Err(UserError::new(format!(
+                "the catalog has no stream `{wanted}`"
+            )));
+        }
+    }
+    Ok(ConfiguredAirbyteCatalog {
+        streams: catalog
+            .streams
+            .into_iter()
+            .filter(|s| names.iter().any(|w| matches(w, &s.stream)))
+            .collect(),
+        extra: catalog.extra,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::AirbyteStream;
+    use serde_json::json;
+
+    fn discovered() -> AirbyteCatalog {
+        let mut users = AirbyteStream::new("users", json!({}));
+        users.supported_sync_modes = vec![SyncMode::FullRefresh, SyncMode::Incremental];
+        users.default_cursor_field = vec!["updated_at".into()];
+        users.source_defined_primary_key = vec![vec!["id".into()]];
+        users.namespace = Some("public".into());
+        let logs = AirbyteStream::new("logs", json!({}));
+        AirbyteCatalog {
+            streams: vec![users, logs],
+            extra: Extra::new(),
+        }
+    }
+
+    const G: Generation = Generation {
+        sync_id: 10,
+        generation_id: 10,
+    };
+
+    #[test]
+    fn defaults_follow_airbyte() {
+        let c = configure(&discovered(), &StreamSelection::default(), G).unwrap();
+        assert_eq!(c.streams.len(), 2);
+        let u = &c.streams[0];
+        assert_eq!(u.sync_mode, SyncMode::FullRefresh);
+        assert_eq!(u.destination_sync_mode, DestinationSyncMode::Overwrite);
+        assert_eq!(u.primary_key, vec![vec!["id".to_string()]]);
+        assert_eq!(
+            (u.generation_id, u.minimum_generation_id),
+            (Some(10), Some(10))
+        );
+
+        let sel = StreamSelection {
+            streams: vec!["public.users".into()],
+            sync_mode: Some(SyncMode::Incremental),
+            destination_sync_mode: None,
+        };
+        let c = configure(&discovered(), &sel, G).unwrap();
+        assert_eq!(c.streams.len(), 1);
+        assert_eq!(c.streams[0].cursor_field, vec!["updated_at".to_string()]);
+        assert_eq!(
+            c.streams[0].destination_sync_mode,
+            DestinationSyncMode::Append
+        );
+        assert_eq!(c.streams[0].minimum_generation_id, Some(0));
+    }
+
+    #[test]
+    fn impossible_requests_say_why_and_what_to_do() {
+        let sel = StreamSelection {
+            streams: vec!["nope".into()],
+            ..Default::default()
+        };
+        let e = configure(&discovered(), &sel, G).unwrap_err();
+        assert_eq!(e.to_string(), "the source has no stream `nope`");
+        assert_eq!(
+            e.hint.as_deref(),
+            Some("its streams are: public.users, logs")
+        );
+
+        let sel = StreamSelection {
+            streams: vec!["logs".into()],
+            sync_mode: Some(SyncMode::Incremental),
+            ..Default::default()
+        };
+        let e = configure(&discovered(), &sel, G).unwrap_err();
+        assert!(
+            e.to_string().contains("does not support incremental"),
+            "{e}"
+        );
+
+        let sel = StreamSelection {
+            streams: vec!["logs".into()],
+            destination_sync_mode: Some(DestinationSyncMode::AppendDedup),
+            ..Default::default()
+        };
+        let e = configure(&discovered(), &sel, G).unwrap_err();
+        assert!(e.to_string().contains("no primary key"), "{e}");
+    }
+}

@@ -1,0 +1,331 @@
+//! Namespace and stream-prefix mapping, as Airbyte's platform applies it.
+//!
+//! Records and states going to the destination carry the destination's
+//! names; states coming back are mapped to the source's names before they
+//! are compared and committed, so the stored state is always the source's.
+
+use crate::protocol::{ConfiguredAirbyteCatalog, StateMessage, StreamDescriptor};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+
+/// Where a stream lands in the destination.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum NamespaceRule {
+    /// The source's namespace (the default).
+    #[default]
+    Source,
+    /// No namespace: the destination's default schema or folder.
+    Destination,
+    /// A fixed namespace; `${SOURCE_NAMESPACE}` in it is replaced.
+    Custom(String),
+}
+
+impl FromStr for NamespaceRule {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "source" => Ok(NamespaceRule::Source),
+            "destination" => Ok(NamespaceRule::Destination),
+            _ => match s.strip_prefix("custom:") {
+                Some(name) if !name.is_empty() => Ok(NamespaceRule::Custom(name.to_string())),
+                _ => Err(format!(
+                    "`{s}` is not a namespace rule: use source, destination or custom:NAME"
+                )),
+            },
+        }
+    }
+}
+
+impl TryFrom<String> for NamespaceRule {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<NamespaceRule> for String {
+    fn from(r: NamespaceRule) -> String {
+        r.to_string()
+    }
+}
+
+impl fmt::Display for NamespaceRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NamespaceRule::Source => f.write_str("source"),
+            NamespaceRule::Destination => f.write_str("destination"),
+            NamespaceRule::Custom(n) => write!(f, "custom:{n}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mapping {
+    pub namespace: NamespaceRule,
+    pub prefix: String,
+}
+
+impl Mapping {
+    /// Whether records pass unchanged (the hot path copies no bytes then).
+    pub fn is_identity(&self) -> bool {
+        self.prefix.is_empty() && self.namespace == NamespaceRule::Source
+    }
+
+    pub fn map(&self, d: &StreamDescriptor) -> StreamDescriptor {
+        StreamDescriptor {
+            name: format!("{}{}", self.prefix, d.name),
+            namespace: match &self.namespace {
+                NamespaceRule::Source => d.namespace.clone(),
+                NamespaceRule::Destination => None,
+                NamespaceRule::Custom(f) => {
+                    Some(f.replace("${SOURCE_NAMESPACE}", d.namespace.as_deref().unwrap_or("")))
+                }
+            },
+        }
+    }
+
+    /// The catalog the destination is given: the same streams under their
+    /// destination names. Fails when two streams would land in one place.
+    pub fn destination_catalog(
+        &self,
+        catalog: &ConfiguredAirbyteCatalog,
+    ) -> Result<ConfiguredAirbyteCatalog, String> {
+        let mut seen: HashMap<StreamDescriptor, StreamDescriptor> = HashMap::new();
+        let mut out = catalog.clone();
+        for s in &mut out.streams {
+            let original = s.stream.descriptor();
+            let mapped = self.map(&original);
+            if let Some(other) = seen.insert(mapped.clone(), original.clone()) {
+                return Err(format!(
+                    "streams `{other}` and `{original}` would both be written to `{mapped}`; \
+                     use --namespace source or a --prefix to keep them apart"
+                ));
+            }
+            s.stream.name = mapped.name;
+            s.stream.namespace = mapped.namespace;
+        }
+        Ok(out)
+    }
+
+    /// The reverse of [`Mapping::map`] for the streams of a catalog.
+    pub fn reverse(&self, catalog: &ConfiguredAirbyteCatalog) -> ReverseMap {
+        ReverseMap(
+            catalog
+                .streams
+                .iter()
+                .map(|s| {
+                    let d = s.stream.descriptor();
+                    (self.map(&d), d)
+                })
+                .collect(),
+        )
+    }
+
+    /// A state message with its stream descriptors mapped.
+    pub fn map_state(&self, state: &StateMessage) -> StateMessage {
+        let mut s = state.clone();
+        for_each_descriptor(&mut s, |d| *d = self.map(d));
+        s
+    }
+}
+
+/// Destination names back to source names.
+#[derive(Debug, Clone, Default)]
+pub struct ReverseMap(HashMap<StreamDescriptor, StreamDescriptor>);
+
+impl ReverseMap {
+    /// Maps a state's descriptors back; a descriptor the destination made up
+    /// is left as it is (the tracker will then not find the state).
+    pub fn unmap_state(&self, state: &StateMessage) -> StateMessage {
+        let mut s = state.clone();
+        for_each_descriptor(&mut s, |d| {
+            if let Some(original) = self.0.get(d) {
+                *d = original.clone();
+            }
+        });
+        s
+    }
+
+    pub fn unmap(&self, d: &StreamDescriptor) -> Option<&StreamDescriptor> {
+        self.0.get(d)
+    }
+}
+
+fn for_each_descriptor(s: &mut StateMessage, mut f: impl FnMut(&mut StreamDescriptor)) {
+    if let Some(stream) = &mut s.stream {
+        f(&mut stream.stream_descriptor);
+    }
+    if let Some(global) = &mut s.global {
+        for st in &mut global.stream_states {
+            f(&mut st.stream_descriptor);
+        }
+    }
+}
+
+/// Rewrites a RECORD line's `stream` and `namespace`, keeping every other
+/// field (and `data`) byte for byte. Appends the new line, with its newline,
+/// to `out`.
+pub fn rewrite_record(
+    line: &[u8],
+    mapped: &StreamDescriptor,
+    out: &mut Vec<u8>,
+) -> Result<(), serde_json::Error> {
+    let fields: Vec<(String, Box<RawValue>)> = parse_raw_object(line)?;
+    let mut wrote_record = false;
+    out.push(b'{');
+    let mut first = true;
+    for (key, raw) in fields {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        serde_json::to_writer(&mut *out, &key)?;
+        out.push(b':');
+        if key == "record" && !wrote_record {
+            wrote_record = true;
+            let inner = parse_raw_object(raw.get().as_bytes())?;
+            out.push(b'{');
+            let mut first_inner = true;
+            let mut put = |out: &mut Vec<u8>, k: &str, v: &[u8]| {
+                if !first_inner {
+                    out.push(b',');
+                }
+                first_inner = false;
+                serde_json::to_writer(&mut *out, k).expect("a string serializes");
+                out.push(b':');
+                out.extend_from_slice(v);
+            };
+            if let Some(ns) = &mapped.namespace {
+                put(out, "namespace", serde_json::to_string(ns)?.as_bytes());
+            }
+            put(
+                out,
+                "stream",
+                serde_json::to_string(&mapped.name)?.as_bytes(),
+            );
+            for (k, v) in inner {
+                if k != "stream" && k != "namespace" {
+                    put(out, &k, v.get().as_bytes());
+                }
+            }
+            out.push(b'}');
+        } else {
+            out.extend_from_slice(raw.get().as_bytes());
+        }
+    }
+    out.extend_from_slice(b"}\n");
+    Ok(())
+}
+
+/// An object's fields as raw JSON, in order.
+fn parse_raw_object(bytes: &[u8]) -> Result<Vec<(String, Box<RawValue>)>, serde_json::Error> {
+    struct Fields;
+    impl<'de> serde::de::Visitor<'de> for Fields {
+        type Value = Vec<(String, Box<RawValue>)>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut v = Vec::new();
+            while let Some((k, raw)) = map.next_entry::<String, Box<RawValue>>()? {
+                v.push((k, raw));
+            }
+            Ok(v)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    serde::Deserializer::deserialize_map(&mut de, Fields)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::envelope;
+    use serde_json::json;
+
+    fn sd(ns: Option<&str>, name: &str) -> StreamDescriptor {
+        StreamDescriptor::new(ns, name)
+    }
+
+    #[test]
+    fn rules_map_names() {
+        let m = Mapping {
+            namespace: "custom:raw_${SOURCE_NAMESPACE}".parse().unwrap(),
+            prefix: "src_".into(),
+        };
+        assert_eq!(
+            m.map(&sd(Some("public"), "users")),
+            sd(Some("raw_public"), "src_users")
+        );
+        let m = Mapping {
+            namespace: NamespaceRule::Destination,
+            prefix: String::new(),
+        };
+        assert_eq!(m.map(&sd(Some("public"), "users")), sd(None, "users"));
+        assert!("custom:".parse::<NamespaceRule>().is_err());
+        assert!(Mapping::default().is_identity());
+    }
+
+    #[test]
+    fn rewrite_keeps_data_and_unknown_fields() {
+        let line = br#"{"type":"RECORD","record":{"namespace":"a","stream":"s","data":{"x": [1, 2.50]},"emitted_at":5,"custom":true},"extra":1}"#;
+        let mut out = Vec::new();
+        rewrite_record(line, &sd(Some("b"), "p_s"), &mut out).unwrap();
+        let env = envelope::scan(out.trim_ascii_end()).unwrap();
+        let r = env.record.unwrap();
+        assert_eq!((r.namespace.as_deref(), &*r.stream), (Some("b"), "p_s"));
+        assert_eq!(r.data, br#"{"x": [1, 2.50]}"#, "data is byte for byte");
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["record"]["custom"], json!(true));
+        assert_eq!(v["extra"], json!(1));
+        // Mapping to no namespace drops the field.
+        let mut out = Vec::new();
+        rewrite_record(line, &sd(None, "s"), &mut out).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert!(v["record"].get("namespace").is_none());
+    }
+
+    #[test]
+    fn states_map_and_unmap() {
+        let m = Mapping {
+            namespace: NamespaceRule::Custom("dst".into()),
+            prefix: "p_".into(),
+        };
+        let cat: ConfiguredAirbyteCatalog = serde_json::from_value(json!({"streams":[
+            {"stream":{"name":"users","namespace":"src","json_schema":{},"supported_sync_modes":["full_refresh"]},
+             "sync_mode":"full_refresh","destination_sync_mode":"append"}]})).unwrap();
+        let state = StateMessage::stream(sd(Some("src"), "users"), json!({"c": 1}));
+        let mapped = m.map_state(&state);
+        assert_eq!(
+            mapped.stream.as_ref().unwrap().stream_descriptor,
+            sd(Some("dst"), "p_users")
+        );
+        assert_eq!(m.reverse(&cat).unmap_state(&mapped), state);
+        let dest = m.destination_catalog(&cat).unwrap();
+        assert_eq!(
+            dest.streams[0].stream.descriptor(),
+            sd(Some("dst"), "p_users")
+        );
+    }
+
+    #[test]
+    fn collisions_are_refused() {
+        let cat: ConfiguredAirbyteCatalog = serde_json::from_value(json!({"streams":[
+            {"stream":{"name":"t","namespace":"a","json_schema":{},"supported_sync_modes":["full_refresh"]},"sync_mode":"full_refresh","destination_sync_mode":"append"},
+            {"stream":{"name":"t","namespace":"b","json_schema":{},"supported_sync_modes":["full_refresh"]},"sync_mode":"full_refresh","destination_sync_mode":"append"}]})).unwrap();
+        let m = Mapping {
+            namespace: NamespaceRule::Destination,
+            prefix: String::new(),
+        };
+        let err = m.destination_catalog(&cat).unwrap_err();
+        assert!(err.contains("would both be written to `t`"), "{err}");
+    }
+}
