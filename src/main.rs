@@ -7,6 +7,12 @@ use sluice::error::{self, ExitClass};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    if std::env::var_os("MALLOPT").is_some() {
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, 128 << 20);
+        }
+    }
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

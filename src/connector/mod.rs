@@ -208,11 +208,76 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
+/// A connector's output: an OS pipe when the runtime has one (the engine
+/// can then forward it without copying), else any stream.
+pub enum Stdout {
+    Pipe(tokio::net::unix::pipe::Receiver),
+    Stream(Box<dyn AsyncRead + Send + Unpin>),
+}
+
+/// A connector's input, likewise.
+pub enum Stdin {
+    Pipe(tokio::net::unix::pipe::Sender),
+    Stream(Box<dyn AsyncWrite + Send + Unpin>),
+}
+
+impl Stdout {
+    pub fn empty() -> Self {
+        Stdout::Stream(Box::new(tokio::io::empty()))
+    }
+}
+
+impl AsyncRead for Stdout {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stdout::Pipe(p) => std::pin::Pin::new(p).poll_read(cx, buf),
+            Stdout::Stream(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stdin {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Stdin::Pipe(p) => std::pin::Pin::new(p).poll_write(cx, buf),
+            Stdin::Stream(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stdin::Pipe(p) => std::pin::Pin::new(p).poll_flush(cx),
+            Stdin::Stream(s) => std::pin::Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stdin::Pipe(p) => std::pin::Pin::new(p).poll_shutdown(cx),
+            Stdin::Stream(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
 /// A started connector command: its pipes and a handle to wait for or stop it.
 pub struct Running {
-    pub stdout: Box<dyn AsyncRead + Send + Unpin>,
+    pub stdout: Stdout,
     /// Present for `write`.
-    pub stdin: Option<Box<dyn AsyncWrite + Send + Unpin>>,
+    pub stdin: Option<Stdin>,
     pub process: Box<dyn Process>,
     /// The last lines the connector wrote to stderr, kept for error messages.
     pub stderr_tail: StderrTail,

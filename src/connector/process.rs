@@ -135,6 +135,10 @@ pub fn spawn(
             _ => e.to_string(),
         },
     })?;
+    let io = |source| ConnectorError::Io {
+        connector: name.to_string(),
+        source,
+    };
     let stdout = child.stdout.take().expect("stdout is piped");
     let stdin = child.stdin.take();
     let stderr = child.stderr.take().expect("stderr is piped");
@@ -142,6 +146,17 @@ pub fn spawn(
     if let Some(s) = &stdin {
         grow_pipe(s);
     }
+    // As plain pipes, the engine can splice them.
+    let stdout =
+        tokio::net::unix::pipe::Receiver::from_owned_fd(stdout.into_owned_fd().map_err(io)?)
+            .map_err(io)?;
+    let stdin = stdin
+        .map(|s| {
+            s.into_owned_fd()
+                .and_then(tokio::net::unix::pipe::Sender::from_owned_fd)
+        })
+        .transpose()
+        .map_err(io)?;
     let tail = StderrTail::default();
     let stderr_task = tokio::spawn(drain_stderr(
         stderr,
@@ -151,8 +166,8 @@ pub fn spawn(
     ));
     let pgid = child.id().map(|id| id as i32);
     Ok(Running {
-        stdout: Box::new(stdout),
-        stdin: stdin.map(|s| Box::new(s) as _),
+        stdout: super::Stdout::Pipe(stdout),
+        stdin: stdin.map(super::Stdin::Pipe),
         process: Box::new(ChildProcess {
             name: name.to_string(),
             child,

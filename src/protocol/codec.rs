@@ -6,13 +6,35 @@
 //! the configured limit fails the read instead of growing without end.
 
 use bytes::{Bytes, BytesMut};
+use std::future::Future;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// The default bound on one protocol line: 100 MiB.
 pub const DEFAULT_MAX_LINE_BYTES: usize = 100 * 1024 * 1024;
 
 /// How much one read asks for.
-const READ_SIZE: usize = 256 * 1024;
+pub const READ_SIZE: usize = 256 * 1024;
+
+/// Where a [`LineReader`] gets its bytes.
+pub trait Fill: Send {
+    /// Appends more bytes to `buf`, up to its spare capacity; 0 at the end.
+    fn fill(&mut self, buf: &mut BytesMut) -> impl Future<Output = std::io::Result<usize>> + Send;
+
+    /// How many of the bytes filled so far were also put somewhere the
+    /// engine can forward them from without copying (see `sync::splice`).
+    fn mirrored(&self) -> u64 {
+        0
+    }
+}
+
+/// Fills from any reader.
+pub struct ReadFill<R>(pub R);
+
+impl<R: AsyncRead + Unpin + Send> Fill for ReadFill<R> {
+    async fn fill(&mut self, buf: &mut BytesMut) -> std::io::Result<usize> {
+        self.0.read_buf(buf).await
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
@@ -23,8 +45,8 @@ pub enum CodecError {
 }
 
 /// Reads chunks of complete lines from a connector's output.
-pub struct LineReader<R> {
-    inner: R,
+pub struct LineReader<F> {
+    inner: F,
     buf: BytesMut,
     /// How far `buf` is known to hold no newline.
     scanned: usize,
@@ -32,8 +54,14 @@ pub struct LineReader<R> {
     eof: bool,
 }
 
-impl<R: AsyncRead + Unpin> LineReader<R> {
+impl<R: AsyncRead + Unpin + Send> LineReader<ReadFill<R>> {
     pub fn new(inner: R, max_line: usize) -> Self {
+        LineReader::with_fill(ReadFill(inner), max_line)
+    }
+}
+
+impl<F: Fill> LineReader<F> {
+    pub fn with_fill(inner: F, max_line: usize) -> Self {
         LineReader {
             inner,
             buf: BytesMut::with_capacity(READ_SIZE),
@@ -41,6 +69,10 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
             max_line,
             eof: false,
         }
+    }
+
+    pub fn fill_ref(&self) -> &F {
+        &self.inner
     }
 
     /// The next chunk of one or more whole lines, each ending in `\n` except
@@ -68,7 +100,7 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
             if self.buf.capacity() - self.buf.len() < READ_SIZE / 4 {
                 self.buf.reserve(READ_SIZE);
             }
-            if self.inner.read_buf(&mut self.buf).await? == 0 {
+            if self.inner.fill(&mut self.buf).await? == 0 {
                 self.eof = true;
             }
         }

@@ -177,7 +177,7 @@ static STRING_STOP: [bool; 256] = {
 /// The first byte that ends a fast run through a string (see [`STRING_STOP`]).
 /// Strings are most of a record's bytes, so this is the innermost loop.
 #[inline(always)]
-fn find_string_stop(rest: &[u8]) -> Option<usize> {
+pub(super) fn find_string_stop(rest: &[u8]) -> Option<usize> {
     #[cfg(target_arch = "x86_64")]
     {
         // SSE2 is part of x86_64 itself: no feature detection needed.
@@ -760,6 +760,52 @@ mod tests {
         for input in fixed {
             agrees_with_serde(input);
             fast_agrees_with_scalar(input);
+        }
+    }
+
+    /// Scanning the lines of a chunk gives, line by line, what the scalar
+    /// scanner gives.
+    fn chunk_agrees_with_lines(chunk: &[u8]) {
+        let got: Vec<_> = super::super::codec::lines(chunk)
+            .map(|line| (line, scan(line.text)))
+            .collect();
+        let want: Vec<_> = super::super::codec::lines(chunk)
+            .map(|line| (line, scan_scalar(line.text)))
+            .collect();
+        assert_eq!(got, want, "chunk {:?}", String::from_utf8_lossy(chunk));
+    }
+
+    #[test]
+    fn chunks_of_many_lines_scan_like_single_lines() {
+        let good = br#"{"type":"RECORD","record":{"stream":"users","data":{"id":1,"s":"a\"b","n":[1,{"x":null}]},"emitted_at":1}}"#;
+        let mut x: u64 = 7;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let alphabet = b"{}[]\":,\\ ntfrue0123456789.-+eEuaZ\x01\t\r\xc3\xa9\n";
+        for _ in 0..3000 {
+            let mut chunk = Vec::new();
+            for _ in 0..(1 + next() % 6) {
+                let mut line = good.to_vec();
+                if next() % 2 == 0 {
+                    for _ in 0..(1 + next() % 2) {
+                        let pos = (next() as usize) % line.len();
+                        line[pos] = alphabet[(next() as usize) % alphabet.len()];
+                    }
+                }
+                chunk.extend_from_slice(&line);
+                chunk.push(b'\n');
+                if next() % 7 == 0 {
+                    chunk.extend_from_slice(b"  \n");
+                }
+            }
+            if next() % 3 == 0 {
+                chunk.pop();
+            }
+            chunk_agrees_with_lines(&chunk);
         }
     }
 

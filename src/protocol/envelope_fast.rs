@@ -1,22 +1,27 @@
-//! The fast path of the envelope scanner, in the manner of simdjson:
+//! The fast path of the envelope scanner, in the manner of simdjson, over a
+//! whole chunk of lines at once:
 //!
-//! 1. Each 64-byte block of the line is classified with SSE2 (part of
-//!    x86_64 itself) into bit masks: quotes, backslashes, spaces and
-//!    structural characters. From them come the escaped characters (odd runs
-//!    of backslashes), the bytes inside strings (a prefix XOR of the
-//!    unescaped quotes) and the tokens: structural characters outside
-//!    strings, opening quotes, and the first byte of every run of other
-//!    bytes outside strings (a number or a literal, or garbage).
-//! 2. Only the tokens are walked, by a small grammar that checks the JSON
-//!    structure and picks out the envelope's fields.
+//! 1. Each 64-byte block is classified with SIMD (AVX2 when the CPU has it,
+//!    else SSE2, which x86_64 always has) into bit masks: quotes,
+//!    backslashes, spaces, newlines and structural characters. From them
+//!    come the escaped characters (odd runs of backslashes), the bytes
+//!    inside strings (a prefix XOR of the unescaped quotes) and the tokens:
+//!    structural characters outside strings, opening quotes, newlines, and
+//!    the first byte of every run of other bytes outside strings (a number,
+//!    a literal, or garbage).
+//! 2. Each line's tokens are walked by a small grammar that checks the JSON
+//!    structure and picks out the envelope's fields; containers the envelope
+//!    does not look inside go to a table-driven validator.
 //!
-//! It answers only for lines it has fully validated. Anything unusual (a
-//! control character, an escaped key, bad JSON of any kind) returns `None`
-//! and the scalar scanner decides, with its precise error. So this path
-//! must never accept a line the scalar scanner refuses, and must extract
-//! exactly what it extracts; the tests in `envelope` hold it to both.
+//! It answers only for lines it has fully validated. A line it declines
+//! (an escaped key, bad JSON of any kind) goes to the scalar scanner, which
+//! gives the precise error; a chunk with anything unusual (a control
+//! character, a line ending inside a string, bytes that are not UTF-8) goes
+//! line by line through the scalar path. So this path must never accept a
+//! line the scalar scanner refuses, and must extract exactly what it
+//! extracts; the tests in `envelope` hold it to both.
 
-use super::envelope::{Envelope, MessageKind, RecordEnvelope};
+use super::envelope::{find_string_stop, Envelope, MessageKind, RecordEnvelope};
 use std::arch::x86_64::*;
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -24,69 +29,102 @@ use std::cell::RefCell;
 const EVEN_BITS: u64 = 0x5555_5555_5555_5555;
 const MAX_DEPTH: usize = 64;
 
-/// What stage 1 learns of a whole line.
-struct Summary {
-    control: bool,
-    high: bool,
-    backslash: bool,
-    /// Whether the line ends inside a string.
-    open_string: bool,
-}
-
 /// Masks of one 64-byte block.
+#[derive(Default)]
 struct Block {
     quote: u64,
     backslash: u64,
     space: u64,
+    newline: u64,
     structural: u64,
-    control: bool,
+    /// Bytes below 0x20, newlines included.
+    control: u64,
+    /// Any byte at or above 0x80 in the block.
     high: bool,
 }
 
-#[inline(always)]
-fn classify(chunk: &[u8; 64]) -> Block {
-    let mut b = Block {
-        quote: 0,
-        backslash: 0,
-        space: 0,
-        structural: 0,
-        control: false,
-        high: false,
-    };
-    // SAFETY: SSE2 is always present on x86_64; each load reads 16 bytes
-    // inside the 64-byte array.
-    unsafe {
-        let quote = _mm_set1_epi8(b'"' as i8);
-        let backslash = _mm_set1_epi8(b'\\' as i8);
-        let space = _mm_set1_epi8(b' ' as i8);
-        let lower = _mm_set1_epi8(0x20);
-        // `{` and `[` both become 0x7b when OR-ed with 0x20, `}` and `]`
-        // both 0x7d; no other byte does.
-        let open = _mm_set1_epi8(0x7b);
-        let close = _mm_set1_epi8(0x7d);
-        let colon = _mm_set1_epi8(b':' as i8);
-        let comma = _mm_set1_epi8(b',' as i8);
-        let below = _mm_set1_epi8(0x1f);
-        let mut controls = _mm_setzero_si128();
-        let mut highs = _mm_setzero_si128();
-        for k in 0..4 {
-            let v = _mm_loadu_si128(chunk.as_ptr().add(16 * k) as *const __m128i);
-            let shift = 16 * k as u32;
-            let m = |x: __m128i| (_mm_movemask_epi8(x) as u32 as u64) << shift;
-            b.quote |= m(_mm_cmpeq_epi8(v, quote));
-            b.backslash |= m(_mm_cmpeq_epi8(v, backslash));
-            b.space |= m(_mm_cmpeq_epi8(v, space));
-            let folded = _mm_or_si128(v, lower);
-            let brackets =
-                _mm_or_si128(_mm_cmpeq_epi8(folded, open), _mm_cmpeq_epi8(folded, close));
-            let punct = _mm_or_si128(_mm_cmpeq_epi8(v, colon), _mm_cmpeq_epi8(v, comma));
-            b.structural |= m(_mm_or_si128(brackets, punct));
-            controls = _mm_or_si128(controls, _mm_cmpeq_epi8(_mm_min_epu8(v, below), v));
-            highs = _mm_or_si128(highs, v);
-        }
-        b.control = _mm_movemask_epi8(controls) != 0;
-        b.high = _mm_movemask_epi8(highs) != 0;
+/// `{` and `[` both become 0x7b when OR-ed with 0x20, `}` and `]` both 0x7d;
+/// no other byte does.
+const OPEN_FOLDED: i8 = 0x7b;
+const CLOSE_FOLDED: i8 = 0x7d;
+
+/// One way to classify a block; a type parameter, so each variant is
+/// compiled (and inlined) with its own instruction set.
+trait Classify {
+    unsafe fn classify(chunk: &[u8; 64]) -> Block;
+}
+
+struct Sse2;
+struct Avx2;
+
+impl Classify for Sse2 {
+    #[inline(always)]
+    unsafe fn classify(chunk: &[u8; 64]) -> Block {
+        classify_sse2(chunk)
     }
+}
+
+impl Classify for Avx2 {
+    #[inline(always)]
+    unsafe fn classify(chunk: &[u8; 64]) -> Block {
+        classify_avx2(chunk)
+    }
+}
+
+#[inline(always)]
+unsafe fn classify_sse2(chunk: &[u8; 64]) -> Block {
+    let mut b = Block::default();
+    let mut highs = _mm_setzero_si128();
+    for k in 0..4 {
+        let v = _mm_loadu_si128(chunk.as_ptr().add(16 * k) as *const __m128i);
+        let shift = 16 * k as u32;
+        let m = |x: __m128i| (_mm_movemask_epi8(x) as u32 as u64) << shift;
+        let eq = |c: i8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c));
+        b.quote |= m(eq(b'"' as i8));
+        b.backslash |= m(eq(b'\\' as i8));
+        b.space |= m(eq(b' ' as i8));
+        b.newline |= m(eq(b'\n' as i8));
+        let folded = _mm_or_si128(v, _mm_set1_epi8(0x20));
+        let brackets = _mm_or_si128(
+            _mm_cmpeq_epi8(folded, _mm_set1_epi8(OPEN_FOLDED)),
+            _mm_cmpeq_epi8(folded, _mm_set1_epi8(CLOSE_FOLDED)),
+        );
+        let punct = _mm_or_si128(eq(b':' as i8), eq(b',' as i8));
+        b.structural |= m(_mm_or_si128(brackets, punct));
+        b.control |= m(_mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v));
+        highs = _mm_or_si128(highs, v);
+    }
+    b.high = _mm_movemask_epi8(highs) != 0;
+    b
+}
+
+#[inline(always)]
+unsafe fn classify_avx2(chunk: &[u8; 64]) -> Block {
+    let mut b = Block::default();
+    let mut highs = _mm256_setzero_si256();
+    for k in 0..2 {
+        let v = _mm256_loadu_si256(chunk.as_ptr().add(32 * k) as *const __m256i);
+        let shift = 32 * k as u32;
+        let m = |x: __m256i| (_mm256_movemask_epi8(x) as u32 as u64) << shift;
+        let eq = |c: i8| _mm256_cmpeq_epi8(v, _mm256_set1_epi8(c));
+        b.quote |= m(eq(b'"' as i8));
+        b.backslash |= m(eq(b'\\' as i8));
+        b.space |= m(eq(b' ' as i8));
+        b.newline |= m(eq(b'\n' as i8));
+        let folded = _mm256_or_si256(v, _mm256_set1_epi8(0x20));
+        let brackets = _mm256_or_si256(
+            _mm256_cmpeq_epi8(folded, _mm256_set1_epi8(OPEN_FOLDED)),
+            _mm256_cmpeq_epi8(folded, _mm256_set1_epi8(CLOSE_FOLDED)),
+        );
+        let punct = _mm256_or_si256(eq(b':' as i8), eq(b',' as i8));
+        b.structural |= m(_mm256_or_si256(brackets, punct));
+        b.control |= m(_mm256_cmpeq_epi8(
+            _mm256_min_epu8(v, _mm256_set1_epi8(0x1f)),
+            v,
+        ));
+        highs = _mm256_or_si256(highs, v);
+    }
+    b.high = _mm256_movemask_epi8(highs) != 0;
     b
 }
 
@@ -117,14 +155,14 @@ fn prefix_xor(mut x: u64) -> u64 {
 /// Checks the escape sequences of a block: each escaped character must be
 /// one JSON allows, and `\u` needs four hex digits.
 #[inline(never)]
-fn escapes_valid(line: &[u8], base: usize, mut escaped: u64) -> bool {
+fn escapes_valid(text: &[u8], base: usize, mut escaped: u64) -> bool {
     while escaped != 0 {
         let p = base + escaped.trailing_zeros() as usize;
         escaped &= escaped - 1;
-        match line.get(p) {
+        match text.get(p) {
             Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {}
             Some(b'u') => {
-                let hex = line.get(p + 1..p + 5);
+                let hex = text.get(p + 1..p + 5);
                 if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
                     return false;
                 }
@@ -135,71 +173,125 @@ fn escapes_valid(line: &[u8], base: usize, mut escaped: u64) -> bool {
     true
 }
 
-/// Stage 1: the line's token positions, in order, into `tokens`.
+/// What stage 1 learned of a chunk.
+struct Summary {
+    high: bool,
+    backslash: bool,
+}
+
+/// Stage 1 over `text`: token positions, in order, into `tokens`. `None`
+/// when the text needs the line-by-line path.
 #[inline(always)]
-fn tokenize(line: &[u8], tokens: &mut Vec<u32>) -> Option<Summary> {
+unsafe fn tokenize_with<C: Classify>(text: &[u8], tokens: &mut Vec<u32>) -> Option<Summary> {
     tokens.clear();
-    // At most one token per byte.
-    tokens.reserve(line.len() + 64);
+    // At most one token per byte, plus the padding of the last block.
+    tokens.reserve(text.len() + 64);
     let mut out = tokens.as_mut_ptr();
     let mut escape_carry = 0u64;
     let mut string_carry = 0u64;
     let mut other_carry = 0u64;
     let mut s = Summary {
-        control: false,
         high: false,
         backslash: false,
-        open_string: false,
     };
     let mut base = 0;
     let mut tail = [b' '; 64];
-    while base < line.len() {
-        let block: &[u8; 64] = match line.get(base..base + 64) {
+    while base < text.len() {
+        let block: &[u8; 64] = match text.get(base..base + 64) {
             Some(b) => b.try_into().expect("64 bytes"),
             None => {
-                let rest = &line[base..];
+                let rest = &text[base..];
                 tail[..rest.len()].copy_from_slice(rest);
                 &tail
             }
         };
-        let m = classify(block);
-        s.control |= m.control;
+        let m = C::classify(block);
+        // Newlines end lines; any other control byte sends the chunk to the
+        // careful path (a tab is valid JSON whitespace, but rare).
+        if m.control & !m.newline != 0 {
+            return None;
+        }
         s.high |= m.high;
         if m.backslash != 0 {
             s.backslash = true;
         }
         let esc = escaped(m.backslash, &mut escape_carry);
-        if esc != 0 && !escapes_valid(line, base, esc) {
+        if esc != 0 && !escapes_valid(text, base, esc) {
             return None;
         }
         let quotes = m.quote & !esc;
         let in_string = prefix_xor(quotes) ^ string_carry;
         string_carry = ((in_string as i64) >> 63) as u64;
+        // A line that ends inside a string would shift every line after it.
+        if m.newline & in_string != 0 {
+            return None;
+        }
         let outside = !in_string;
-        let other = !(m.quote | m.space | m.structural) & outside;
+        let other = !(m.quote | m.space | m.structural | m.newline) & outside;
         let scalar_starts = other & !((other << 1) | other_carry);
         other_carry = other >> 63;
         // Opening quotes are the quotes inside (the closing ones are not).
-        let mut bits = (m.structural & outside) | (quotes & in_string) | scalar_starts;
+        let mut bits =
+            ((m.structural | m.newline) & outside) | (quotes & in_string) | scalar_starts;
         while bits != 0 {
-            // SAFETY: at most one token per byte, plus the padding of the
-            // last block, all within the capacity reserved above.
-            unsafe {
-                out.write(base as u32 + bits.trailing_zeros());
-                out = out.add(1);
-            }
+            // SAFETY: at most one token per byte of the text and its
+            // padding, within the capacity reserved above.
+            out.write(base as u32 + bits.trailing_zeros());
+            out = out.add(1);
             bits &= bits - 1;
         }
         base += 64;
     }
-    // SAFETY: every slot up to `out` was written above.
-    unsafe {
-        let len = out.offset_from(tokens.as_ptr()) as usize;
-        tokens.set_len(len);
+    if string_carry != 0 {
+        return None;
     }
-    // Padding is spaces, so no token lies past the line.
-    s.open_string = string_carry != 0;
+    // SAFETY: every slot up to `out` was written above.
+    let len = out.offset_from(tokens.as_ptr()) as usize;
+    tokens.set_len(len);
     Some(s)
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn tokenize_avx2(text: &[u8], tokens: &mut Vec<u32>) -> Option<Summary> {
+    tokenize_with::<Avx2>(text, tokens)
+}
+
+unsafe fn tokenize_sse2(text: &[u8], tokens: &mut Vec<u32>) -> Option<Summary> {
+    tokenize_with::<Sse2>(text, tokens)
+}
+
+fn tokenize(text: &[u8], tokens: &mut Vec<u32>) -> Option<Summary> {
+    if text.len() >= u32::MAX as usize - 64 {
+        return None;
+    }
+    // SAFETY: AVX2 is used only where the CPU reports it; SSE2 is always
+    // present on x86_64.
+    unsafe {
+        if std::is_x86_feature_detected!("avx2") {
+            tokenize_avx2(text, tokens)
+        } else {
+            tokenize_sse2(text, tokens)
+        }
+    }
+}
+
+thread_local! {
+    static TOKENS: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The envelope of one valid line, or `None` to let the scalar scanner decide.
+pub fn scan(line: &[u8]) -> Option<Envelope<'_>> {
+    if memchr::memchr(b'\n', line).is_some() {
+        return None;
+    }
+    TOKENS.with(|t| {
+        let mut tokens = t.borrow_mut();
+        let s = tokenize(line, &mut tokens)?;
+        if s.high && std::str::from_utf8(line).is_err() {
+            return None;
+        }
+        walk(line, &tokens, s.backslash)
+    })
 }
 
 /// Where a number or literal that starts at `p` ends; `None` if it is not one.
@@ -250,21 +342,29 @@ fn scalar_end(b: &[u8], p: usize) -> Option<usize> {
     }
 }
 
-/// The closing quote of the string that opens at `o`. Escapes in the line
-/// were already checked, so skipping the byte after a backslash is enough.
+/// Checks the number or literal at `p` and that it ends where its run of
+/// plain bytes ends; returns its end.
 #[inline(always)]
-fn string_end(b: &[u8], o: usize, has_backslash: bool) -> Option<usize> {
+fn scalar(b: &[u8], p: usize) -> Option<usize> {
+    let end = scalar_end(b, p)?;
+    match b.get(end) {
+        None | Some(b' ' | b'"' | b',' | b':' | b'{' | b'}' | b'[' | b']' | b'\n') => Some(end),
+        _ => None,
+    }
+}
+
+/// The closing quote of the string that opens at `o`. Escapes were already
+/// checked, so skipping the byte after a backslash is enough.
+#[inline(always)]
+fn string_end(b: &[u8], o: usize) -> Option<usize> {
     let mut i = o + 1;
-    if has_backslash {
-        loop {
-            match *b.get(i)? {
-                b'"' => return Some(i),
-                b'\\' => i += 2,
-                _ => i += 1,
-            }
+    loop {
+        i += find_string_stop(&b[i..])?;
+        match b[i] {
+            b'"' => return Some(i),
+            b'\\' => i += 2,
+            _ => return None,
         }
-    } else {
-        memchr::memchr(b'"', &b[i..]).map(|n| i + n)
     }
 }
 
@@ -289,28 +389,6 @@ enum Field {
     Stream,
     Namespace,
     Data,
-}
-
-thread_local! {
-    static TOKENS: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
-}
-
-/// The envelope of a valid line, or `None` to let the scalar scanner decide.
-pub fn scan(line: &[u8]) -> Option<Envelope<'_>> {
-    if line.len() >= u32::MAX as usize {
-        return None;
-    }
-    TOKENS.with(|t| {
-        let mut tokens = t.borrow_mut();
-        let s = tokenize(line, &mut tokens)?;
-        if s.control || s.open_string {
-            return None;
-        }
-        if s.high && std::str::from_utf8(line).is_err() {
-            return None;
-        }
-        walk(line, &tokens, s.backslash)
-    })
 }
 
 // Token classes and states of the container validator.
@@ -390,7 +468,7 @@ fn container(b: &[u8], tokens: &[u32], mut i: usize) -> Option<usize> {
         i += 1;
         let p = *tokens.get(i)? as usize;
         let class = CLASS[b[p] as usize] as usize;
-        let next = NEXT[state as usize][class];
+        let next = NEXT[(state & 7) as usize][class];
         if next < PUSH {
             if class == C_SCALAR {
                 scalar(b, p)?;
@@ -427,19 +505,9 @@ fn container(b: &[u8], tokens: &[u32], mut i: usize) -> Option<usize> {
     }
 }
 
-/// Checks the number or literal at `p` and that it ends where its run of
-/// plain bytes ends; returns its end.
-#[inline(always)]
-fn scalar(b: &[u8], p: usize) -> Option<usize> {
-    let end = scalar_end(b, p)?;
-    match b.get(end) {
-        None | Some(b' ' | b'"' | b',' | b':' | b'{' | b'}' | b'[' | b']') => Some(end),
-        _ => None,
-    }
-}
-
-/// Stage 2: the grammar of the top object and the `record` object, where
-/// the envelope's fields are; other containers go to [`container`].
+/// Stage 2 for one line: the grammar of the top object and the `record`
+/// object, where the envelope's fields are; other containers go to
+/// [`container`]. `tokens` are the line's tokens, positions into `b`.
 #[inline(always)]
 fn walk<'a>(b: &'a [u8], tokens: &[u32], has_backslash: bool) -> Option<Envelope<'a>> {
     let mut expect = Expect::Value;
@@ -464,7 +532,17 @@ fn walk<'a>(b: &'a [u8], tokens: &[u32], has_backslash: bool) -> Option<Envelope
         let c = b[p];
         match c {
             b'"' => {
-                let e = string_end(b, p, has_backslash)?;
+                let interesting =
+                    matches!(expect, Expect::KeyOrClose | Expect::Key) || field != Field::Other;
+                if !interesting {
+                    if expect != Expect::Value {
+                        return None;
+                    }
+                    expect = after_value(depth);
+                    i += 1;
+                    continue;
+                }
+                let e = string_end(b, p)?;
                 let text = &b[p + 1..e];
                 // An escaped key or name might spell anything: decode it slowly.
                 let escaped = has_backslash && text.contains(&b'\\');
@@ -489,7 +567,6 @@ fn walk<'a>(b: &'a [u8], tokens: &[u32], has_backslash: bool) -> Option<Envelope
                             Field::Stream if !escaped => stream.replace(text).is_some(),
                             Field::Namespace if !escaped => namespace.replace(Some(text)).is_some(),
                             Field::Data => data.replace(&b[p..e + 1]).is_some(),
-                            Field::Other => false,
                             _ => true,
                         };
                         if slot_taken {
@@ -555,7 +632,7 @@ fn walk<'a>(b: &'a [u8], tokens: &[u32], has_backslash: bool) -> Option<Envelope
                 field = Field::Other;
                 expect = after_value(depth);
             }
-            b']' => return None,
+            b']' | b'\n' => return None,
             _ => {
                 if expect != Expect::Value {
                     return None;
@@ -597,7 +674,7 @@ fn walk<'a>(b: &'a [u8], tokens: &[u32], has_backslash: bool) -> Option<Envelope
         _ => return None,
     };
     let record = if kind == MessageKind::Record {
-        // The line is valid UTF-8 (checked when it has bytes >= 0x80, and
+        // The text is valid UTF-8 (checked when it has bytes >= 0x80, and
         // ASCII otherwise), and the names end at ASCII quotes.
         let text = |s: &'a [u8]| std::str::from_utf8(s).ok();
         Some(RecordEnvelope {
@@ -663,5 +740,45 @@ mod tests {
     fn prefix_xor_marks_string_insides() {
         // Quotes at 1 and 4: bytes 1..4 are inside.
         assert_eq!(prefix_xor(0b10010), 0b01110);
+    }
+
+    #[test]
+    fn sse2_and_avx2_classify_alike() {
+        if !std::is_x86_feature_detected!("avx2") {
+            return;
+        }
+        let mut x: u64 = 99;
+        for _ in 0..2000 {
+            let mut block = [0u8; 64];
+            for b in block.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let alphabet = b"\"\\ \n{}[]:,a\x01\xc3";
+                *b = alphabet[(x % alphabet.len() as u64) as usize];
+            }
+            // SAFETY: AVX2 was detected above.
+            let (a, b) = unsafe { (classify_sse2(&block), classify_avx2(&block)) };
+            assert_eq!(
+                (
+                    a.quote,
+                    a.backslash,
+                    a.space,
+                    a.newline,
+                    a.structural,
+                    a.control,
+                    a.high
+                ),
+                (
+                    b.quote,
+                    b.backslash,
+                    b.space,
+                    b.newline,
+                    b.structural,
+                    b.control,
+                    b.high
+                )
+            );
+        }
     }
 }

@@ -19,25 +19,27 @@
 
 pub mod log;
 pub mod mapping;
+mod pump;
+mod splice;
 pub mod tracker;
 
 use crate::connector::{
     preview, Connector, ConnectorError, ExitStatus, LogSink, Role, RunContext, Running,
 };
 use crate::protocol::codec::{lines, CodecError, LineReader};
-use crate::protocol::envelope::{self, MessageKind};
 use crate::protocol::{
-    now_millis, ConfiguredAirbyteCatalog, ControlMessage, Extra, FailureType, LogLevel, Message,
-    StateSnapshot, StreamDescriptor, StreamStatus, StreamStatusTrace, TraceKind, TraceMessage,
+    ConfiguredAirbyteCatalog, ControlMessage, FailureType, LogLevel, Message, StateSnapshot,
+    StreamDescriptor, TraceKind,
 };
 use mapping::Mapping;
+use pump::{write_or_abort, Names, Pump, PumpEnd};
 use serde::Serialize;
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
-use tracker::{StateTracker, TrackerError};
+use tracker::StateTracker;
 
 /// Everything one attempt needs to run.
 pub struct SyncPlan {
@@ -171,7 +173,6 @@ struct Shared {
     tracker: StateTracker,
     estimates: Vec<Option<u64>>,
     statuses: Vec<Option<&'static str>>,
-    completed: Vec<bool>,
     /// The first TRACE ERROR of each side.
     source_error: Option<Failure>,
     destination_error: Option<Failure>,
@@ -244,7 +245,6 @@ pub async fn run(plan: SyncPlan, hooks: SyncHooks) -> SyncReport {
         ),
         estimates: vec![None; n],
         statuses: vec![None; n],
-        completed: vec![false; n],
         source_error: None,
         destination_error: None,
         fatal: None,
@@ -352,15 +352,13 @@ pub async fn run(plan: SyncPlan, hooks: SyncHooks) -> SyncReport {
         })
     };
     let confirmer = tokio::spawn(confirm(
-        std::mem::replace(&mut dest.stdout, Box::new(tokio::io::empty())),
+        std::mem::replace(&mut dest.stdout, crate::connector::Stdout::empty()),
         Context {
             shared: shared.clone(),
             log: hooks.log.clone(),
-            observer: hooks.observer.clone(),
             state_sink: hooks.state_sink.clone(),
             config_sink: hooks.config_sink.clone(),
             abort: abort.clone(),
-            reverse: reverse.clone(),
             max_line_bytes: plan.max_line_bytes,
         },
     ));
@@ -369,17 +367,15 @@ pub async fn run(plan: SyncPlan, hooks: SyncHooks) -> SyncReport {
     let pump_ctx = Context {
         shared: shared.clone(),
         log: hooks.log.clone(),
-        observer: hooks.observer.clone(),
         state_sink: hooks.state_sink.clone(),
         config_sink: hooks.config_sink.clone(),
         abort: abort.clone(),
-        reverse,
         max_line_bytes: plan.max_line_bytes,
     };
-    let mut pump = Pump::new(&plan, &pump_ctx);
+    let mut pump = Pump::new(Names::new(&plan.catalog, &plan.mapping), &pump_ctx);
     let end = pump
         .run(
-            std::mem::replace(&mut src.stdout, Box::new(tokio::io::empty())),
+            std::mem::replace(&mut src.stdout, crate::connector::Stdout::empty()),
             &mut dest_in,
         )
         .await;
@@ -400,7 +396,7 @@ pub async fn run(plan: SyncPlan, hooks: SyncHooks) -> SyncReport {
             }
             source_status = Some(status);
         }
-        PumpEnd::DestinationGone(_) | PumpEnd::Aborted => {
+        PumpEnd::DestinationGone | PumpEnd::Aborted => {
             src.process.kill();
             let _ = src.process.wait().await;
         }
@@ -574,402 +570,17 @@ fn exit_failure(role: Role, name: &str, status: ExitStatus, r: &Running) -> Fail
     Failure::new(Failure::from_role(role), FailureType::SystemError, message)
 }
 
-struct Context {
+/// What the pump and the confirmer share.
+pub(crate) struct Context {
     shared: Arc<Mutex<Shared>>,
     log: Arc<dyn LogSink>,
-    observer: Arc<dyn SyncObserver>,
     state_sink: Arc<dyn StateSink>,
     config_sink: Arc<dyn ConfigSink>,
     abort: CancellationToken,
-    reverse: mapping::ReverseMap,
     max_line_bytes: usize,
 }
 
-enum PumpEnd {
-    SourceDone,
-    DestinationGone(#[allow(dead_code)] std::io::Error),
-    Aborted,
-    TooLong(CodecError),
-}
-
-/// Writes to the destination unless the sync is aborted first.
-async fn write_or_abort(
-    dest_in: &mut (dyn AsyncWrite + Send + Unpin),
-    bytes: &[u8],
-    abort: &CancellationToken,
-) -> Result<(), PumpEnd> {
-    tokio::select! {
-        biased;
-        _ = abort.cancelled() => Err(PumpEnd::Aborted),
-        r = dest_in.write_all(bytes) => r.map_err(PumpEnd::DestinationGone),
-    }
-}
-
-/// Moves the source's output to the destination.
-struct Pump<'a> {
-    cx: &'a Context,
-    identity: bool,
-    mapping: &'a Mapping,
-    /// Stream names as the source writes them, then as the destination
-    /// should see them.
-    names: Vec<(StreamDescriptor, StreamDescriptor)>,
-    /// The stream of the previous record: records come in runs.
-    last: usize,
-    records: Vec<u64>,
-    bytes: Vec<u64>,
-    warned_unknown: Vec<StreamDescriptor>,
-    out: Vec<u8>,
-    completed: Vec<bool>,
-}
-
-impl<'a> Pump<'a> {
-    fn new(plan: &'a SyncPlan, cx: &'a Context) -> Self {
-        let names: Vec<(StreamDescriptor, StreamDescriptor)> = plan
-            .catalog
-            .streams
-            .iter()
-            .map(|s| {
-                let d = s.stream.descriptor();
-                let m = plan.mapping.map(&d);
-                (d, m)
-            })
-            .collect();
-        let n = names.len();
-        Pump {
-            cx,
-            identity: plan.mapping.is_identity(),
-            mapping: &plan.mapping,
-            names,
-            last: 0,
-            records: vec![0; n],
-            bytes: vec![0; n],
-            warned_unknown: Vec::new(),
-            out: Vec::with_capacity(256 * 1024),
-            completed: vec![false; n],
-        }
-    }
-
-    async fn run(
-        &mut self,
-        stdout: Box<dyn AsyncRead + Send + Unpin>,
-        dest_in: &mut Box<dyn AsyncWrite + Send + Unpin>,
-    ) -> PumpEnd {
-        let mut reader = LineReader::new(stdout, self.cx.max_line_bytes);
-        loop {
-            let next = tokio::select! {
-                biased;
-                _ = self.cx.abort.cancelled() => return PumpEnd::Aborted,
-                r = reader.next_chunk() => r,
-            };
-            let chunk = match next {
-                Ok(Some(c)) => c,
-                Ok(None) => {
-                    self.publish();
-                    return PumpEnd::SourceDone;
-                }
-                Err(e @ CodecError::LineTooLong { .. }) => return PumpEnd::TooLong(e),
-                Err(CodecError::Io(_)) => return PumpEnd::SourceDone,
-            };
-            let whole = self.process(&chunk);
-            self.publish();
-            let bytes: &[u8] = if whole { &chunk } else { &self.out };
-            if !bytes.is_empty() {
-                if let Err(end) = write_or_abort(dest_in.as_mut(), bytes, &self.cx.abort).await {
-                    return end;
-                }
-            }
-            self.out.clear();
-        }
-    }
-
-    /// Adds this chunk's counts to the shared counters.
-    fn publish(&mut self) {
-        let mut s = self.cx.shared.lock().expect("engine lock");
-        for (i, c) in s.tracker.streams.iter_mut().enumerate() {
-            c.records += std::mem::take(&mut self.records[i]);
-            c.bytes += std::mem::take(&mut self.bytes[i]);
-        }
-    }
-
-    fn stream_index(&mut self, namespace: Option<&str>, name: &str) -> Option<usize> {
-        let hit = |d: &StreamDescriptor| d.name == name && d.namespace.as_deref() == namespace;
-        if self.names.get(self.last).is_some_and(|(d, _)| hit(d)) {
-            return Some(self.last);
-        }
-        let i = self.names.iter().position(|(d, _)| hit(d))?;
-        self.last = i;
-        Some(i)
-    }
-
-    /// Handles a chunk of source lines. Returns true when the chunk can be
-    /// forwarded exactly as it is; otherwise what to forward is in `out`.
-    fn process(&mut self, chunk: &[u8]) -> bool {
-        // `run_start` is where the current run of lines forwarded unchanged
-        // began; a line that is changed or dropped ends the run.
-        let mut run_start = 0;
-        let mut changed = false;
-        for line in lines(chunk) {
-            let keep = match envelope::scan(line.text) {
-                Ok(env) => match (env.kind, env.record) {
-                    (MessageKind::Record, Some(r)) => {
-                        match self.stream_index(r.namespace.as_deref(), &r.stream) {
-                            Some(i) => {
-                                self.records[i] += 1;
-                                self.bytes[i] += r.data.len() as u64;
-                                if self.identity {
-                                    Keep::Same
-                                } else {
-                                    let mut buf = Vec::with_capacity(line.text.len() + 32);
-                                    match mapping::rewrite_record(
-                                        line.text,
-                                        &self.names[i].1,
-                                        &mut buf,
-                                    ) {
-                                        Ok(()) => Keep::Replace(buf),
-                                        Err(_) => Keep::Drop,
-                                    }
-                                }
-                            }
-                            None => {
-                                self.unknown_stream(r.namespace.as_deref(), &r.stream);
-                                Keep::Drop
-                            }
-                        }
-                    }
-                    (kind, _) => self.control_line(kind, line.text),
-                },
-                Err(e) => {
-                    self.cx.shared.lock().expect("engine lock").lines_skipped += 1;
-                    self.cx.log.log(
-                        "source",
-                        LogLevel::Warn,
-                        &format!(
-                            "Skipped a line that is not a protocol message ({e}): {}",
-                            preview(line.text)
-                        ),
-                    );
-                    Keep::Drop
-                }
-            };
-            match keep {
-                Keep::Same => {}
-                other => {
-                    if !changed {
-                        changed = true;
-                    }
-                    self.out.extend_from_slice(&chunk[run_start..line.start]);
-                    if let Keep::Replace(bytes) = other {
-                        self.out.extend_from_slice(&bytes);
-                    }
-                    run_start = line.end;
-                }
-            }
-        }
-        if !changed && chunk.ends_with(b"\n") {
-            return true;
-        }
-        self.out.extend_from_slice(&chunk[run_start..]);
-        if !self.out.is_empty() && !self.out.ends_with(b"\n") {
-            self.out.push(b'\n');
-        }
-        false
-    }
-
-    fn unknown_stream(&mut self, namespace: Option<&str>, name: &str) {
-        let d = StreamDescriptor::new(namespace, name);
-        self.cx.shared.lock().expect("engine lock").records_dropped += 1;
-        if !self.warned_unknown.contains(&d) {
-            self.cx.log.log(
-                "sluice",
-                LogLevel::Warn,
-                &format!("Dropping records of stream `{d}`, which is not in the catalog."),
-            );
-            self.warned_unknown.push(d);
-        }
-    }
-
-    /// Any message but a RECORD. STATEs are tracked and forwarded, stream
-    /// statuses forwarded, the rest logged.
-    fn control_line(&mut self, kind: MessageKind, text: &[u8]) -> Keep {
-        let msg = match Message::parse(text) {
-            Ok(m) => m,
-            Err(e) => {
-                self.cx.shared.lock().expect("engine lock").lines_skipped += 1;
-                self.cx.log.log(
-                    "source",
-                    LogLevel::Warn,
-                    &format!(
-                        "Skipped a {kind:?} line that does not match the protocol ({e}): {}",
-                        preview(text)
-                    ),
-                );
-                return Keep::Drop;
-            }
-        };
-        match msg {
-            Message::State(state) => {
-                // Counts up to this state must be in the tracker first.
-                self.publish();
-                let mut s = self.cx.shared.lock().expect("engine lock");
-                match s.tracker.from_source(state) {
-                    Ok(forward) => Keep::Replace(Message::State(forward).to_line()),
-                    Err(e) => {
-                        drop(s);
-                        self.cx
-                            .log
-                            .log("source", LogLevel::Warn, &format!("Skipped a state: {e}"));
-                        Keep::Drop
-                    }
-                }
-            }
-            Message::Log(l) => {
-                self.cx.log.log("source", l.level, &l.message);
-                if let Some(trace) = &l.stack_trace {
-                    self.cx.log.log("source", LogLevel::Debug, trace);
-                }
-                Keep::Drop
-            }
-            Message::Trace(t) => self.trace(t),
-            Message::Control(c) => {
-                control(&self.cx.config_sink, &*self.cx.log, Role::Source, c);
-                Keep::Drop
-            }
-            other => {
-                self.cx.log.log(
-                    "source",
-                    LogLevel::Debug,
-                    &format!("Ignored a {} message.", other.kind()),
-                );
-                Keep::Drop
-            }
-        }
-    }
-
-    fn trace(&mut self, t: TraceMessage) -> Keep {
-        match t.kind {
-            TraceKind::Error => {
-                let e = t.error.unwrap_or_else(|| crate::protocol::ErrorTrace {
-                    message: "the source reported an error without a message".into(),
-                    internal_message: None,
-                    stack_trace: None,
-                    failure_type: None,
-                    stream_descriptor: None,
-                    extra: Extra::new(),
-                });
-                self.cx.log.log("source", LogLevel::Error, &e.message);
-                if let Some(i) = &e.internal_message {
-                    self.cx.log.log("source", LogLevel::Error, i);
-                }
-                if let Some(st) = &e.stack_trace {
-                    self.cx.log.log("source", LogLevel::Debug, st);
-                }
-                let mut s = self.cx.shared.lock().expect("engine lock");
-                s.source_error.get_or_insert_with(|| {
-                    Failure::new(
-                        FailureOrigin::Source,
-                        e.failure_type.unwrap_or(FailureType::SystemError),
-                        e.message,
-                    )
-                });
-                Keep::Drop
-            }
-            TraceKind::Estimate => {
-                if let Some(est) = t.estimate {
-                    let d = StreamDescriptor::new(est.namespace.as_deref(), &est.name);
-                    let mut s = self.cx.shared.lock().expect("engine lock");
-                    if let (Some(i), Some(rows)) = (s.tracker.index_of(&d), est.row_estimate) {
-                        s.estimates[i] = Some(rows.max(0) as u64);
-                    }
-                }
-                Keep::Drop
-            }
-            TraceKind::StreamStatus => {
-                let Some(ss) = t.stream_status else {
-                    return Keep::Drop;
-                };
-                let i = self
-                    .cx
-                    .shared
-                    .lock()
-                    .expect("engine lock")
-                    .tracker
-                    .index_of(&ss.stream_descriptor);
-                let Some(i) = i else {
-                    return Keep::Drop;
-                };
-                let label = match ss.status {
-                    StreamStatus::Started => "started",
-                    StreamStatus::Running => "running",
-                    StreamStatus::Complete => "complete",
-                    StreamStatus::Incomplete => "incomplete",
-                    StreamStatus::Unknown => "unknown",
-                };
-                {
-                    let mut s = self.cx.shared.lock().expect("engine lock");
-                    s.statuses[i] = Some(label);
-                    if ss.status == StreamStatus::Complete {
-                        s.completed[i] = true;
-                    }
-                }
-                if ss.status == StreamStatus::Complete {
-                    self.completed[i] = true;
-                }
-                // Destinations learn a stream is complete from this (an
-                // overwrite swaps its table in then).
-                let mapped = StreamStatusTrace {
-                    stream_descriptor: self.names[i].1.clone(),
-                    ..ss
-                };
-                Keep::Replace(
-                    Message::Trace(TraceMessage {
-                        stream_status: Some(mapped),
-                        ..t
-                    })
-                    .to_line(),
-                )
-            }
-            TraceKind::Analytics | TraceKind::Unknown => {
-                self.cx.log.log(
-                    "source",
-                    LogLevel::Debug,
-                    &format!("Trace: {}", serde_json::to_string(&t).unwrap_or_default()),
-                );
-                Keep::Drop
-            }
-        }
-    }
-
-    /// STREAM_STATUS COMPLETE lines for the streams whose completion the
-    /// source did not report; sent only when the source ended well.
-    fn completions_missing(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        for (i, (_, mapped)) in self.names.iter().enumerate() {
-            if !self.completed[i] {
-                out.extend_from_slice(
-                    &Message::Trace(TraceMessage {
-                        kind: TraceKind::StreamStatus,
-                        emitted_at: now_millis() as f64,
-                        error: None,
-                        estimate: None,
-                        stream_status: Some(StreamStatusTrace {
-                            stream_descriptor: mapped.clone(),
-                            status: StreamStatus::Complete,
-                            reasons: Vec::new(),
-                            extra: Extra::new(),
-                        }),
-                        analytics: None,
-                        extra: Extra::new(),
-                    })
-                    .to_line(),
-                );
-            }
-        }
-        let _ = self.mapping;
-        out
-    }
-}
-
-enum Keep {
+pub(crate) enum Keep {
     /// Forward the line as it is.
     Same,
     /// Forward these bytes (whole lines) instead.
@@ -978,7 +589,12 @@ enum Keep {
     Drop,
 }
 
-fn control(sink: &Arc<dyn ConfigSink>, log: &dyn LogSink, role: Role, c: ControlMessage) {
+pub(crate) fn control(
+    sink: &Arc<dyn ConfigSink>,
+    log: &dyn LogSink,
+    role: Role,
+    c: ControlMessage,
+) {
     let Some(update) = c.connector_config else {
         return;
     };
@@ -998,7 +614,7 @@ fn control(sink: &Arc<dyn ConfigSink>, log: &dyn LogSink, role: Role, c: Control
 }
 
 /// Reads the destination's output: confirmed states, logs, errors.
-async fn confirm(stdout: Box<dyn AsyncRead + Send + Unpin>, cx: Context) {
+async fn confirm(stdout: crate::connector::Stdout, cx: Context) {
     let mut reader = LineReader::new(stdout, cx.max_line_bytes);
     loop {
         let chunk = match reader.next_chunk().await {
@@ -1067,17 +683,13 @@ async fn confirm(stdout: Box<dyn AsyncRead + Send + Unpin>, cx: Context) {
                             }
                         }
                         Err(e) => {
-                            let failure_type = match e {
-                                TrackerError::InvalidSource(_) => FailureType::SystemError,
-                                _ => FailureType::SystemError,
-                            };
                             cx.log.log("sluice", LogLevel::Error, &e.to_string());
                             cx.shared
                                 .lock()
                                 .expect("engine lock")
                                 .set_fatal(Failure::new(
                                     FailureOrigin::Destination,
-                                    failure_type,
+                                    FailureType::SystemError,
                                     e.to_string(),
                                 ));
                             cx.abort.cancel();
@@ -1113,7 +725,5 @@ async fn confirm(stdout: Box<dyn AsyncRead + Send + Unpin>, cx: Context) {
                 ),
             }
         }
-        let _ = &cx.observer;
-        let _ = &cx.reverse;
     }
 }

@@ -191,8 +191,8 @@ impl Connector for BuiltinConnector {
             })
             .map_err(io)?;
         Ok(Running {
-            stdout: Box::new(stdout),
-            stdin: stdin.map(|s| Box::new(s) as _),
+            stdout: super::Stdout::Pipe(stdout),
+            stdin: stdin.map(super::Stdin::Pipe),
             process: Box::new(BuiltinProcess {
                 done: Some(done_rx),
                 cancel,
