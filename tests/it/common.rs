@@ -1,0 +1,150 @@
+//! What every integration test needs: the binary in a sandbox of its own,
+//! protocol connectors written as small scripts, and services that must be
+//! there under CI.
+
+use serde_json::Value;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A temporary directory with its own data dir, so tests never share state.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Self {
+        Sandbox {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.path("data")
+    }
+
+    /// `sluice` with this sandbox's data dir and no colours or progress.
+    pub fn cmd(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        cmd.env("SLUICE_DATA_DIR", self.data_dir())
+            .env_remove("SLUICE_CONNECTORS_DIR")
+            .env("NO_COLOR", "1")
+            .current_dir(self.dir.path());
+        if let Some(dir) = shared_connectors_dir() {
+            cmd.env("SLUICE_CONNECTORS_DIR", dir);
+        }
+        cmd
+    }
+
+    /// Runs `sluice ARGS` to the end.
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run(self.cmd().args(args).output().expect("run sluice"))
+    }
+
+    /// Writes an executable `/bin/sh` script and returns its `exec:` reference.
+    pub fn script(&self, name: &str, body: &str) -> String {
+        let path = self.path(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write script");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        format!("exec:{}", path.display())
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, text).expect("write file");
+        path
+    }
+}
+
+/// A finished `sluice` run.
+pub struct Run(pub Output);
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.0.status.code().unwrap_or(-1)
+    }
+
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+
+    /// stdout as the one JSON document `--output json` prints.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.0.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout(),
+                self.stderr()
+            )
+        })
+    }
+
+    /// Panics with both streams unless the exit code is `code`.
+    #[track_caller]
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code(),
+            code,
+            "exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+}
+
+/// Records per stream of a sync's JSON summary, as `name -> records`.
+pub fn records_by_stream(summary: &Value) -> std::collections::BTreeMap<String, u64> {
+    summary["streams"]
+        .as_array()
+        .expect("streams")
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().expect("name").to_string(),
+                s["records"].as_u64().expect("records"),
+            )
+        })
+        .collect()
+}
+
+/// The JSON values of a JSON Lines file.
+pub fn read_jsonl(path: &Path) -> Vec<Value> {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+/// Whether this run must fail rather than skip when a service is missing.
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Skips the test (returns false) outside CI when `what` is missing, with a
+/// loud message; fails it under CI.
+pub fn require(available: bool, what: &str) -> bool {
+    if available {
+        return true;
+    }
+    if under_ci() {
+        panic!("{what} is missing, and CI=true: run the tests with scripts/test");
+    }
+    eprintln!("\n*** SKIPPED: {what} is missing; run scripts/test to set it up ***\n");
+    false
+}
+
+/// Where `scripts/test` keeps installed Python connectors across runs, so
+/// each test does not install them again.
+pub fn shared_connectors_dir() -> Option<PathBuf> {
+    std::env::var_os("SLUICE_TEST_CONNECTORS_DIR").map(PathBuf::from)
+}

@@ -1,0 +1,5 @@
+//! Integration tests: they run the `sluice` binary as a user would.
+
+mod common;
+
+mod assets;
