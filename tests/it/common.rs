@@ -143,8 +143,13 @@ pub fn require(available: bool, what: &str) -> bool {
     false
 }
 
-/// Where `scripts/test` keeps installed Python connectors across runs, so
-/// each test does not install them again.
+/// Where installed Python connectors are kept across tests and runs, so each
+/// test does not install them again (`scripts/test` sets it; installs are
+/// locked, so tests running at once share them safely).
 pub fn shared_connectors_dir() -> Option<PathBuf> {
-    std::env::var_os("SLUICE_TEST_CONNECTORS_DIR").map(PathBuf::from)
+    Some(
+        std::env::var_os("SLUICE_TEST_CONNECTORS_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("connectors")),
+    )
 }

@@ -3,3 +3,5 @@
 mod common;
 
 mod assets;
+mod builtin;
+mod faker;

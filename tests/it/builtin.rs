@@ -1,0 +1,258 @@
+//! Syncs between built-in connectors, and the command line itself.
+
+use crate::common::{read_jsonl, records_by_stream, Sandbox};
+
+fn dest(dir: &std::path::Path) -> String {
+    format!(r#"{{"path": "{}"}}"#, dir.display())
+}
+
+#[test]
+fn sample_to_jsonl_full_refresh_overwrites() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.path("out");
+    for count in [30, 20] {
+        let config = format!(r#"{{"count": {count}, "streams": ["users", "orders"]}}"#);
+        let run = sandbox.run(&[
+            "-o",
+            "json",
+            "sync",
+            "--source",
+            "sample",
+            "--source-config",
+            &config,
+            "--destination",
+            "jsonl",
+            "--destination-config",
+            &dest(&out),
+        ]);
+        run.expect_code(0);
+        let summary = run.json();
+        assert_eq!(summary["records"], 2 * count);
+        let counts = records_by_stream(&summary);
+        assert_eq!(counts["users"], count);
+        assert_eq!(counts["orders"], count);
+        // Overwrite: the second run replaces the first run's files.
+        assert_eq!(read_jsonl(&out.join("users.jsonl")).len() as u64, count);
+        assert_eq!(read_jsonl(&out.join("orders.jsonl")).len() as u64, count);
+    }
+}
+
+#[test]
+fn sample_incremental_resumes_from_the_state_file() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.path("out");
+    let state = sandbox.path("state.json");
+    let mut total = 0;
+    for (count, new) in [(10, 10), (25, 15), (25, 0)] {
+        let config = format!(r#"{{"count": {count}, "checkpoint_every": 4}}"#);
+        let run = sandbox.run(&[
+            "-o",
+            "json",
+            "sync",
+            "--source",
+            "sample",
+            "--source-config",
+            &config,
+            "--destination",
+            "jsonl",
+            "--destination-config",
+            &dest(&out),
+            "--sync-mode",
+            "incremental",
+            "--state",
+            state.to_str().unwrap(),
+        ]);
+        run.expect_code(0);
+        let summary = run.json();
+        assert_eq!(summary["records"], new, "{summary}");
+        total += new;
+        let rows = read_jsonl(&out.join("users.jsonl"));
+        assert_eq!(rows.len() as u64, total, "append mode keeps earlier rows");
+        let ids: Vec<u64> = rows.iter().map(|r| r["id"].as_u64().unwrap()).collect();
+        assert_eq!(
+            ids,
+            (1..=total).collect::<Vec<_>>(),
+            "no duplicates, no gaps"
+        );
+        let saved: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+        assert_eq!(
+            saved[0]["stream"]["stream_state"]["updated_at"],
+            format!("2024-01-01T00:00:{count:02}Z")
+        );
+    }
+}
+
+#[test]
+fn csv_file_source_to_csv_destination() {
+    let sandbox = Sandbox::new();
+    std::fs::create_dir(sandbox.path("in")).unwrap();
+    sandbox.write(
+        "in/people.csv",
+        "id,name,score\n1,Ada,3.5\n2,Grace,4\n3,\"Lin, Jr\",\n",
+    );
+    let source = format!(r#"{{"path": "{}"}}"#, sandbox.path("in/*.csv").display());
+    let discover = sandbox.run(&[
+        "-o",
+        "json",
+        "connector",
+        "discover",
+        "file",
+        "--config",
+        &source,
+    ]);
+    discover.expect_code(0);
+    let catalog = discover
+        .stdout()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|m| m["type"] == "CATALOG")
+        .expect("CATALOG");
+    let props = &catalog["catalog"]["streams"][0]["json_schema"]["properties"];
+    assert!(
+        props["id"]["type"].to_string().contains("integer"),
+        "{props}"
+    );
+    assert!(
+        props["score"]["type"].to_string().contains("number"),
+        "{props}"
+    );
+
+    let out = sandbox.path("out");
+    let run = sandbox.run(&[
+        "-o",
+        "json",
+        "sync",
+        "--source",
+        "file",
+        "--source-config",
+        &source,
+        "--destination",
+        "csv",
+        "--destination-config",
+        &dest(&out),
+    ]);
+    run.expect_code(0);
+    assert_eq!(run.json()["records"], 3);
+    let files: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let mut reader = csv::Reader::from_path(&files[0]).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().any(|r| r.iter().any(|f| f == "Lin, Jr")));
+}
+
+#[test]
+fn sample_to_devnull_counts_everything() {
+    let sandbox = Sandbox::new();
+    let run = sandbox.run(&[
+        "-o",
+        "json",
+        "sync",
+        "--source",
+        "sample",
+        "--source-config",
+        r#"{"count": 5000, "streams": ["a", "b", "c"], "record_bytes": 100}"#,
+        "--destination",
+        "devnull",
+    ]);
+    run.expect_code(0);
+    let summary = run.json();
+    assert_eq!(summary["records"], 15000);
+    let bytes = summary["bytes"].as_u64().unwrap();
+    assert!((1_000_000..2_500_000).contains(&bytes), "bytes {bytes}");
+}
+
+#[test]
+fn only_the_named_streams_are_synced() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.path("out");
+    let run = sandbox.run(&[
+        "-o",
+        "json",
+        "sync",
+        "--source",
+        "sample",
+        "--source-config",
+        r#"{"count": 3, "streams": ["a", "b", "c"]}"#,
+        "--destination",
+        "jsonl",
+        "--destination-config",
+        &dest(&out),
+        "--streams",
+        "a,c",
+    ]);
+    run.expect_code(0);
+    let counts = records_by_stream(&run.json());
+    assert_eq!(counts.keys().collect::<Vec<_>>(), ["a", "c"]);
+    assert!(!out.join("b.jsonl").exists());
+
+    let missing = sandbox.run(&[
+        "sync",
+        "--source",
+        "sample",
+        "--destination",
+        "devnull",
+        "--streams",
+        "nope",
+    ]);
+    missing.expect_code(2);
+    assert!(missing.stderr().contains("nope"), "{}", missing.stderr());
+}
+
+#[test]
+fn usage_and_config_errors_exit_2_and_say_what_to_fix() {
+    let sandbox = Sandbox::new();
+    let bad_ref = sandbox.run(&["sync", "--source", "nosuch", "--destination", "devnull"]);
+    bad_ref.expect_code(2);
+    assert!(bad_ref.stderr().contains("nosuch"), "{}", bad_ref.stderr());
+
+    let bad_field = sandbox.run(&[
+        "sync",
+        "--source",
+        "sample",
+        "--source-config",
+        r#"{"count": "many"}"#,
+        "--destination",
+        "devnull",
+    ]);
+    bad_field.expect_code(2);
+    assert!(
+        bad_field.stderr().contains("count"),
+        "{}",
+        bad_field.stderr()
+    );
+
+    let bad_json = sandbox.run(&[
+        "sync",
+        "--source",
+        "sample",
+        "--source-config",
+        "{nope",
+        "--destination",
+        "devnull",
+    ]);
+    bad_json.expect_code(2);
+
+    let no_args = sandbox.run(&["sync"]);
+    no_args.expect_code(2);
+}
+
+#[test]
+fn connector_list_and_spec_work_for_scripts() {
+    let sandbox = Sandbox::new();
+    let list = sandbox.run(&["-o", "json", "connector", "list"]);
+    list.expect_code(0);
+    let text = list.stdout();
+    for name in ["sample", "file", "jsonl", "csv", "devnull"] {
+        assert!(text.contains(name), "{name} missing from {text}");
+    }
+    let spec = sandbox.run(&["-o", "json", "connector", "spec", "jsonl"]);
+    spec.expect_code(0);
+    let msg: serde_json::Value = serde_json::from_str(spec.stdout().trim()).unwrap();
+    assert_eq!(msg["type"], "SPEC");
+    assert!(msg["spec"]["connectionSpecification"]["properties"]["path"].is_object());
+}
