@@ -256,3 +256,22 @@ fn connector_list_and_spec_work_for_scripts() {
     assert_eq!(msg["type"], "SPEC");
     assert!(msg["spec"]["connectionSpecification"]["properties"]["path"].is_object());
 }
+
+#[test]
+fn summary_and_spec_tables_for_people() {
+    let sandbox = Sandbox::new();
+    let run = sandbox.run(&[
+        "sync",
+        "--source",
+        "sample",
+        "--source-config",
+        r#"{"count": 1200, "streams": ["users", "orders"]}"#,
+        "--destination",
+        "devnull",
+    ]);
+    run.expect_code(0);
+    insta::assert_snapshot!("sync_summary", run.stdout());
+    let spec = sandbox.run(&["connector", "spec", "sample"]);
+    spec.expect_code(0);
+    insta::assert_snapshot!("sample_spec", spec.stdout());
+}
