@@ -14,7 +14,7 @@ use super::{
 };
 use async_trait::async_trait;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -52,9 +52,10 @@ pub fn write_inputs(
         connector: connector.to_string(),
         source,
     };
-    // tempfile creates the directory with mode 0700.
+    // Readable by this user only: the config holds secrets.
     let dir = tempfile::Builder::new()
         .prefix("sluice-")
+        .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir()
         .map_err(io)?;
     let mut args = vec![inv.command.as_str().to_string()];

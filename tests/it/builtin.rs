@@ -275,3 +275,36 @@ fn summary_and_spec_tables_for_people() {
     spec.expect_code(0);
     insta::assert_snapshot!("sample_spec", spec.stdout());
 }
+
+#[test]
+fn prefix_applies_to_records_and_is_reverted_on_states() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.path("out");
+    let state = sandbox.path("state.json");
+    let run = sandbox.run(&[
+        "-o",
+        "json",
+        "sync",
+        "--source",
+        "sample",
+        "--source-config",
+        r#"{"count": 7, "checkpoint_every": 3}"#,
+        "--destination",
+        "jsonl",
+        "--destination-config",
+        &dest(&out),
+        "--sync-mode",
+        "incremental",
+        "--prefix",
+        "raw_",
+        "--state",
+        state.to_str().unwrap(),
+    ]);
+    run.expect_code(0);
+    assert_eq!(read_jsonl(&out.join("raw_users.jsonl")).len(), 7);
+    assert!(!out.join("users.jsonl").exists());
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    // The state file speaks the source's names, so the next run resumes.
+    assert_eq!(saved[0]["stream"]["stream_descriptor"]["name"], "users");
+    assert_eq!(run.json()["streams"][0]["checkpoints"], 3);
+}
