@@ -5,3 +5,4 @@ mod common;
 mod assets;
 mod builtin;
 mod faker;
+mod process;
