@@ -156,7 +156,7 @@ impl Service {
         &self,
         reference: &str,
         config: &ConfigInput,
-        catalog_file: &PathBuf,
+        catalog_file: &std::path::Path,
         mut input: Box<dyn AsyncRead + Send + Unpin>,
         out: &mut (dyn AsyncWrite + Send + Unpin),
         ui: &Ui,
@@ -274,7 +274,7 @@ fn python_info(dir: PathBuf, m: python::Manifest) -> ConnectorInfo {
     }
 }
 
-fn read_configured(path: &PathBuf) -> Result<ConfiguredAirbyteCatalog, UserError> {
+fn read_configured(path: &std::path::Path) -> Result<ConfiguredAirbyteCatalog, UserError> {
     let bytes = std::fs::read(path)
         .map_err(|e| UserError::new(format!("cannot read the catalog {}: {e}", path.display())))?;
     serde_json::from_slice(&bytes).map_err(|e| {

@@ -12,7 +12,7 @@ use crate::connector::{
 use crate::error::UserError;
 use crate::protocol::ConnectorSpecification;
 use crate::settings::Settings;
-use crate::sync::log::Echo;
+use crate::sync::log::{Echo, SharedEcho};
 use crate::sync::SyncObserver;
 use anyhow::Context as _;
 use serde_json::Value;
@@ -76,7 +76,7 @@ pub struct Ui {
     pub observer: Arc<dyn SyncObserver>,
     pub progress: Arc<dyn InstallProgress>,
     /// Connector and engine log lines, shown live (verbose mode).
-    pub echo: Option<Arc<dyn Fn(&str, crate::protocol::LogLevel, &str) + Send + Sync>>,
+    pub echo: Option<SharedEcho>,
     pub cancel: CancellationToken,
 }
 
