@@ -79,11 +79,17 @@ const MAX_DEPTH: usize = 512;
 
 /// Scans one line (without its newline).
 pub fn scan(line: &[u8]) -> Result<Envelope<'_>, EnvelopeError> {
+    scan_in(line, 0, line.len())
+}
+
+/// Scans the line `buf[start..end]` (without its newline) where it lies:
+/// the fast path reads a line inside a larger buffer in place.
+pub fn scan_in(buf: &[u8], start: usize, end: usize) -> Result<Envelope<'_>, EnvelopeError> {
     #[cfg(target_arch = "x86_64")]
-    if let Some(envelope) = super::envelope_fast::scan(line) {
+    if let Some(envelope) = super::envelope_fast::scan_in(buf, start, end) {
         return Ok(envelope);
     }
-    scan_scalar(line)
+    scan_scalar(&buf[start..end])
 }
 
 /// The scalar scanner: every line the fast path declines, with precise errors.
@@ -675,7 +681,7 @@ mod tests {
     /// Where the fast path answers, the scalar scanner gives the same answer.
     fn fast_agrees_with_scalar(input: &[u8]) {
         #[cfg(target_arch = "x86_64")]
-        if let Some(fast) = super::super::envelope_fast::scan(input) {
+        if let Some(fast) = super::super::envelope_fast::scan_in(input, 0, input.len()) {
             assert_eq!(
                 Ok(fast),
                 scan_scalar(input),
@@ -694,7 +700,7 @@ mod tests {
             br#"{"type":"STATE","state":{"type":"STREAM","stream":{"stream_descriptor":{"name":"s"}}}}"#,
             "{\"type\":\"RECORD\",\"record\":{\"stream\":\"\u{e9}t\u{e9}\",\"data\":\"\u{1f600}\"}}".as_bytes(),
         ] {
-            let fast = super::super::envelope_fast::scan(line);
+            let fast = super::super::envelope_fast::scan_in(line, 0, line.len());
             assert!(fast.is_some(), "declined {:?}", String::from_utf8_lossy(line));
             assert_eq!(Ok(fast.unwrap()), scan_scalar(line));
         }
@@ -767,7 +773,12 @@ mod tests {
     /// scanner gives.
     fn chunk_agrees_with_lines(chunk: &[u8]) {
         let got: Vec<_> = super::super::codec::lines(chunk)
-            .map(|line| (line, scan(line.text)))
+            .map(|line| {
+                (
+                    line,
+                    scan_in(chunk, line.start, line.start + line.text.len()),
+                )
+            })
             .collect();
         let want: Vec<_> = super::super::codec::lines(chunk)
             .map(|line| (line, scan_scalar(line.text)))

@@ -1,22 +1,23 @@
-//! The fast path of the envelope scanner, in the manner of simdjson, over a
-//! whole chunk of lines at once:
+//! The fast path of the envelope scanner, in the manner of simdjson, one
+//! line at a time:
 //!
 //! 1. Each 64-byte block is classified with SIMD (AVX2 when the CPU has it,
 //!    else SSE2, which x86_64 always has) into bit masks: quotes,
-//!    backslashes, spaces, newlines and structural characters. From them
-//!    come the escaped characters (odd runs of backslashes), the bytes
-//!    inside strings (a prefix XOR of the unescaped quotes) and the tokens:
-//!    structural characters outside strings, opening quotes, newlines, and
-//!    the first byte of every run of other bytes outside strings (a number,
-//!    a literal, or garbage).
-//! 2. Each line's tokens are walked by a small grammar that checks the JSON
+//!    backslashes, spaces and structural characters. From them come the
+//!    escaped characters (odd runs of backslashes), the bytes inside strings
+//!    (a prefix XOR of the unescaped quotes) and the tokens: structural
+//!    characters outside strings, opening quotes, and the first byte of
+//!    every run of other bytes outside strings (a number, a literal, or
+//!    garbage). A line inside a larger buffer is read in place, the bytes
+//!    past its end masked off, so only a buffer's last line is copied.
+//! 2. The line's tokens are walked by a small grammar that checks the JSON
 //!    structure and picks out the envelope's fields; containers the envelope
 //!    does not look inside go to a table-driven validator.
 //!
 //! It answers only for lines it has fully validated. A line it declines
 //! (an escaped key, bad JSON of any kind) goes to the scalar scanner, which
-//! gives the precise error; a chunk with anything unusual (a control
-//! character, a line ending inside a string, bytes that are not UTF-8) goes
+//! gives the precise error; so does a line with anything unusual (a control
+//! character, a string left open, bytes that are not UTF-8); it goes
 //! line by line through the scalar path. So this path must never accept a
 //! line the scalar scanner refuses, and must extract exactly what it
 //! extracts; the tests in `envelope` hold it to both.
@@ -35,12 +36,11 @@ struct Block {
     quote: u64,
     backslash: u64,
     space: u64,
-    newline: u64,
     structural: u64,
-    /// Bytes below 0x20, newlines included.
+    /// Bytes below 0x20.
     control: u64,
-    /// Any byte at or above 0x80 in the block.
-    high: bool,
+    /// Bytes at or above 0x80.
+    high: u64,
 }
 
 /// `{` and `[` both become 0x7b when OR-ed with 0x20, `}` and `]` both 0x7d;
@@ -74,7 +74,6 @@ impl Classify for Avx2 {
 #[inline(always)]
 unsafe fn classify_sse2(chunk: &[u8; 64]) -> Block {
     let mut b = Block::default();
-    let mut highs = _mm_setzero_si128();
     for k in 0..4 {
         let v = _mm_loadu_si128(chunk.as_ptr().add(16 * k) as *const __m128i);
         let shift = 16 * k as u32;
@@ -83,7 +82,6 @@ unsafe fn classify_sse2(chunk: &[u8; 64]) -> Block {
         b.quote |= m(eq(b'"' as i8));
         b.backslash |= m(eq(b'\\' as i8));
         b.space |= m(eq(b' ' as i8));
-        b.newline |= m(eq(b'\n' as i8));
         let folded = _mm_or_si128(v, _mm_set1_epi8(0x20));
         let brackets = _mm_or_si128(
             _mm_cmpeq_epi8(folded, _mm_set1_epi8(OPEN_FOLDED)),
@@ -92,16 +90,14 @@ unsafe fn classify_sse2(chunk: &[u8; 64]) -> Block {
         let punct = _mm_or_si128(eq(b':' as i8), eq(b',' as i8));
         b.structural |= m(_mm_or_si128(brackets, punct));
         b.control |= m(_mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v));
-        highs = _mm_or_si128(highs, v);
+        b.high |= m(v);
     }
-    b.high = _mm_movemask_epi8(highs) != 0;
     b
 }
 
 #[inline(always)]
 unsafe fn classify_avx2(chunk: &[u8; 64]) -> Block {
     let mut b = Block::default();
-    let mut highs = _mm256_setzero_si256();
     for k in 0..2 {
         let v = _mm256_loadu_si256(chunk.as_ptr().add(32 * k) as *const __m256i);
         let shift = 32 * k as u32;
@@ -110,7 +106,6 @@ unsafe fn classify_avx2(chunk: &[u8; 64]) -> Block {
         b.quote |= m(eq(b'"' as i8));
         b.backslash |= m(eq(b'\\' as i8));
         b.space |= m(eq(b' ' as i8));
-        b.newline |= m(eq(b'\n' as i8));
         let folded = _mm256_or_si256(v, _mm256_set1_epi8(0x20));
         let brackets = _mm256_or_si256(
             _mm256_cmpeq_epi8(folded, _mm256_set1_epi8(OPEN_FOLDED)),
@@ -122,9 +117,8 @@ unsafe fn classify_avx2(chunk: &[u8; 64]) -> Block {
             _mm256_min_epu8(v, _mm256_set1_epi8(0x1f)),
             v,
         ));
-        highs = _mm256_or_si256(highs, v);
+        b.high |= m(v);
     }
-    b.high = _mm256_movemask_epi8(highs) != 0;
     b
 }
 
@@ -179,13 +173,20 @@ struct Summary {
     backslash: bool,
 }
 
-/// Stage 1 over `text`: token positions, in order, into `tokens`. `None`
-/// when the text needs the line-by-line path.
+/// Stage 1 over the line `buf[start..end]`: token positions, relative to
+/// `start`, in order, into `tokens`. `None` when the line needs the scalar
+/// path. Bytes of `buf` past `end` are read but never count.
 #[inline(always)]
-unsafe fn tokenize_with<C: Classify>(text: &[u8], tokens: &mut Vec<u32>) -> Option<Summary> {
+unsafe fn tokenize_with<C: Classify>(
+    buf: &[u8],
+    start: usize,
+    end: usize,
+    tokens: &mut Vec<u32>,
+) -> Option<Summary> {
+    let len = end - start;
     tokens.clear();
     // At most one token per byte, plus the padding of the last block.
-    tokens.reserve(text.len() + 64);
+    tokens.reserve(len + 64);
     let mut out = tokens.as_mut_ptr();
     let mut escape_carry = 0u64;
     let mut string_carry = 0u64;
@@ -196,45 +197,51 @@ unsafe fn tokenize_with<C: Classify>(text: &[u8], tokens: &mut Vec<u32>) -> Opti
     };
     let mut base = 0;
     let mut tail = [b' '; 64];
-    while base < text.len() {
-        let block: &[u8; 64] = match text.get(base..base + 64) {
+    while base < len {
+        let at = start + base;
+        let block: &[u8; 64] = match buf.get(at..at + 64) {
             Some(b) => b.try_into().expect("64 bytes"),
             None => {
-                let rest = &text[base..];
+                let rest = &buf[at..end];
                 tail[..rest.len()].copy_from_slice(rest);
                 &tail
             }
         };
-        let m = C::classify(block);
-        // Newlines end lines; any other control byte sends the chunk to the
-        // careful path (a tab is valid JSON whitespace, but rare).
-        if m.control & !m.newline != 0 {
+        let mut m = C::classify(block);
+        if len - base < 64 {
+            // The bytes past the line's end are as spaces.
+            let past = !0u64 << (len - base);
+            m.quote &= !past;
+            m.backslash &= !past;
+            m.structural &= !past;
+            m.control &= !past;
+            m.high &= !past;
+            m.space |= past;
+        }
+        // Any control byte (a newline, a tab: rare in protocol lines) sends
+        // the line to the careful path.
+        if m.control != 0 {
             return None;
         }
-        s.high |= m.high;
+        s.high |= m.high != 0;
         if m.backslash != 0 {
             s.backslash = true;
         }
         let esc = escaped(m.backslash, &mut escape_carry);
-        if esc != 0 && !escapes_valid(text, base, esc) {
+        if esc != 0 && !escapes_valid(&buf[start..end], base, esc) {
             return None;
         }
         let quotes = m.quote & !esc;
         let in_string = prefix_xor(quotes) ^ string_carry;
         string_carry = ((in_string as i64) >> 63) as u64;
-        // A line that ends inside a string would shift every line after it.
-        if m.newline & in_string != 0 {
-            return None;
-        }
         let outside = !in_string;
-        let other = !(m.quote | m.space | m.structural | m.newline) & outside;
+        let other = !(m.quote | m.space | m.structural) & outside;
         let scalar_starts = other & !((other << 1) | other_carry);
         other_carry = other >> 63;
         // Opening quotes are the quotes inside (the closing ones are not).
-        let mut bits =
-            ((m.structural | m.newline) & outside) | (quotes & in_string) | scalar_starts;
+        let mut bits = (m.structural & outside) | (quotes & in_string) | scalar_starts;
         while bits != 0 {
-            // SAFETY: at most one token per byte of the text and its
+            // SAFETY: at most one token per byte of the line and its
             // padding, within the capacity reserved above.
             out.write(base as u32 + bits.trailing_zeros());
             out = out.add(1);
@@ -246,31 +253,41 @@ unsafe fn tokenize_with<C: Classify>(text: &[u8], tokens: &mut Vec<u32>) -> Opti
         return None;
     }
     // SAFETY: every slot up to `out` was written above.
-    let len = out.offset_from(tokens.as_ptr()) as usize;
-    tokens.set_len(len);
+    let n = out.offset_from(tokens.as_ptr()) as usize;
+    tokens.set_len(n);
     Some(s)
 }
 
 #[target_feature(enable = "avx2")]
-unsafe fn tokenize_avx2(text: &[u8], tokens: &mut Vec<u32>) -> Option<Summary> {
-    tokenize_with::<Avx2>(text, tokens)
+unsafe fn tokenize_avx2(
+    buf: &[u8],
+    start: usize,
+    end: usize,
+    tokens: &mut Vec<u32>,
+) -> Option<Summary> {
+    tokenize_with::<Avx2>(buf, start, end, tokens)
 }
 
-unsafe fn tokenize_sse2(text: &[u8], tokens: &mut Vec<u32>) -> Option<Summary> {
-    tokenize_with::<Sse2>(text, tokens)
+unsafe fn tokenize_sse2(
+    buf: &[u8],
+    start: usize,
+    end: usize,
+    tokens: &mut Vec<u32>,
+) -> Option<Summary> {
+    tokenize_with::<Sse2>(buf, start, end, tokens)
 }
 
-fn tokenize(text: &[u8], tokens: &mut Vec<u32>) -> Option<Summary> {
-    if text.len() >= u32::MAX as usize - 64 {
+fn tokenize(buf: &[u8], start: usize, end: usize, tokens: &mut Vec<u32>) -> Option<Summary> {
+    if end - start >= u32::MAX as usize - 64 {
         return None;
     }
     // SAFETY: AVX2 is used only where the CPU reports it; SSE2 is always
     // present on x86_64.
     unsafe {
         if std::is_x86_feature_detected!("avx2") {
-            tokenize_avx2(text, tokens)
+            tokenize_avx2(buf, start, end, tokens)
         } else {
-            tokenize_sse2(text, tokens)
+            tokenize_sse2(buf, start, end, tokens)
         }
     }
 }
@@ -279,14 +296,13 @@ thread_local! {
     static TOKENS: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// The envelope of one valid line, or `None` to let the scalar scanner decide.
-pub fn scan(line: &[u8]) -> Option<Envelope<'_>> {
-    if memchr::memchr(b'\n', line).is_some() {
-        return None;
-    }
+/// The envelope of the line `buf[start..end]` if it is valid, or `None` to
+/// let the scalar scanner decide.
+pub fn scan_in(buf: &[u8], start: usize, end: usize) -> Option<Envelope<'_>> {
+    let line = &buf[start..end];
     TOKENS.with(|t| {
         let mut tokens = t.borrow_mut();
-        let s = tokenize(line, &mut tokens)?;
+        let s = tokenize(buf, start, end, &mut tokens)?;
         if s.high && std::str::from_utf8(line).is_err() {
             return None;
         }
@@ -764,7 +780,6 @@ mod tests {
                     a.quote,
                     a.backslash,
                     a.space,
-                    a.newline,
                     a.structural,
                     a.control,
                     a.high
@@ -773,7 +788,6 @@ mod tests {
                     b.quote,
                     b.backslash,
                     b.space,
-                    b.newline,
                     b.structural,
                     b.control,
                     b.high

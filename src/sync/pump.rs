@@ -112,8 +112,8 @@ fn scan_chunk(chunk: Bytes, mirrored: usize, names: &Names) -> Scanned {
     let mut rewritten = Vec::new();
     let mut last = 0usize;
     for line in codec::lines(&chunk) {
-        let result = envelope::scan(line.text);
         let (start, end) = (line.start, line.end);
+        let result = envelope::scan_in(&chunk, start, start + line.text.len());
         let item = match result {
             Ok(env) => match (env.kind, env.record) {
                 (MessageKind::Record, Some(r)) => {
