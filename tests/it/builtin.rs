@@ -12,21 +12,7 @@ fn sample_to_jsonl_full_refresh_overwrites() {
     let out = sandbox.path("out");
     for count in [30, 20] {
         let config = format!(r#"{{"count": {count}, "streams": ["users", "orders"]}}"#);
-        let run = sandbox.run(&[
-            "-o",
-            "json",
-            "sync",
-            "--source",
-            "sample",
-            "--source-config",
-            &config,
-            "--destination",
-            "jsonl",
-            "--destination-config",
-            &dest(&out),
-        ]);
-        run.expect_code(0);
-        let summary = run.json();
+        let summary = sandbox.sync(("sample", &config), ("jsonl", &dest(&out)), &[]);
         assert_eq!(summary["records"], 2 * count);
         let counts = records_by_stream(&summary);
         assert_eq!(counts["users"], count);
@@ -45,25 +31,16 @@ fn sample_incremental_resumes_from_the_state_file() {
     let mut total = 0;
     for (count, new) in [(10, 10), (25, 15), (25, 0)] {
         let config = format!(r#"{{"count": {count}, "checkpoint_every": 4}}"#);
-        let run = sandbox.run(&[
-            "-o",
-            "json",
-            "sync",
-            "--source",
-            "sample",
-            "--source-config",
-            &config,
-            "--destination",
-            "jsonl",
-            "--destination-config",
-            &dest(&out),
-            "--sync-mode",
-            "incremental",
-            "--state",
-            state.to_str().unwrap(),
-        ]);
-        run.expect_code(0);
-        let summary = run.json();
+        let summary = sandbox.sync(
+            ("sample", &config),
+            ("jsonl", &dest(&out)),
+            &[
+                "--sync-mode",
+                "incremental",
+                "--state",
+                state.to_str().unwrap(),
+            ],
+        );
         assert_eq!(summary["records"], new, "{summary}");
         total += new;
         let rows = read_jsonl(&out.join("users.jsonl"));
@@ -102,13 +79,8 @@ fn csv_file_source_to_csv_destination() {
         &source,
     ]);
     discover.expect_code(0);
-    let catalog = discover
-        .stdout()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .find(|m| m["type"] == "CATALOG")
-        .expect("CATALOG");
-    let props = &catalog["catalog"]["streams"][0]["json_schema"]["properties"];
+    let catalog = discover.catalog();
+    let props = &catalog["streams"][0]["json_schema"]["properties"];
     assert!(
         props["id"]["type"].to_string().contains("integer"),
         "{props}"
@@ -119,21 +91,8 @@ fn csv_file_source_to_csv_destination() {
     );
 
     let out = sandbox.path("out");
-    let run = sandbox.run(&[
-        "-o",
-        "json",
-        "sync",
-        "--source",
-        "file",
-        "--source-config",
-        &source,
-        "--destination",
-        "csv",
-        "--destination-config",
-        &dest(&out),
-    ]);
-    run.expect_code(0);
-    assert_eq!(run.json()["records"], 3);
+    let summary = sandbox.sync(("file", &source), ("csv", &dest(&out)), &[]);
+    assert_eq!(summary["records"], 3);
     let files: Vec<_> = std::fs::read_dir(&out)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -148,19 +107,8 @@ fn csv_file_source_to_csv_destination() {
 #[test]
 fn sample_to_devnull_counts_everything() {
     let sandbox = Sandbox::new();
-    let run = sandbox.run(&[
-        "-o",
-        "json",
-        "sync",
-        "--source",
-        "sample",
-        "--source-config",
-        r#"{"count": 5000, "streams": ["a", "b", "c"], "record_bytes": 100}"#,
-        "--destination",
-        "devnull",
-    ]);
-    run.expect_code(0);
-    let summary = run.json();
+    let config = r#"{"count": 5000, "streams": ["a", "b", "c"], "record_bytes": 100}"#;
+    let summary = sandbox.sync(("sample", config), ("devnull", "{}"), &[]);
     assert_eq!(summary["records"], 15000);
     let bytes = summary["bytes"].as_u64().unwrap();
     assert!((1_000_000..2_500_000).contains(&bytes), "bytes {bytes}");
@@ -170,23 +118,12 @@ fn sample_to_devnull_counts_everything() {
 fn only_the_named_streams_are_synced() {
     let sandbox = Sandbox::new();
     let out = sandbox.path("out");
-    let run = sandbox.run(&[
-        "-o",
-        "json",
-        "sync",
-        "--source",
-        "sample",
-        "--source-config",
-        r#"{"count": 3, "streams": ["a", "b", "c"]}"#,
-        "--destination",
-        "jsonl",
-        "--destination-config",
-        &dest(&out),
-        "--streams",
-        "a,c",
-    ]);
-    run.expect_code(0);
-    let counts = records_by_stream(&run.json());
+    let summary = sandbox.sync(
+        ("sample", r#"{"count": 3, "streams": ["a", "b", "c"]}"#),
+        ("jsonl", &dest(&out)),
+        &["--streams", "a,c"],
+    );
+    let counts = records_by_stream(&summary);
     assert_eq!(counts.keys().collect::<Vec<_>>(), ["a", "c"]);
     assert!(!out.join("b.jsonl").exists());
 
@@ -206,19 +143,22 @@ fn only_the_named_streams_are_synced() {
 #[test]
 fn usage_and_config_errors_exit_2_and_say_what_to_fix() {
     let sandbox = Sandbox::new();
-    let bad_ref = sandbox.run(&["sync", "--source", "nosuch", "--destination", "devnull"]);
+    let sync = |source: &str, config: &str| {
+        sandbox.run(&[
+            "sync",
+            "--source",
+            source,
+            "--source-config",
+            config,
+            "--destination",
+            "devnull",
+        ])
+    };
+    let bad_ref = sync("nosuch", "{}");
     bad_ref.expect_code(2);
     assert!(bad_ref.stderr().contains("nosuch"), "{}", bad_ref.stderr());
 
-    let bad_field = sandbox.run(&[
-        "sync",
-        "--source",
-        "sample",
-        "--source-config",
-        r#"{"count": "many"}"#,
-        "--destination",
-        "devnull",
-    ]);
+    let bad_field = sync("sample", r#"{"count": "many"}"#);
     bad_field.expect_code(2);
     assert!(
         bad_field.stderr().contains("count"),
@@ -226,19 +166,8 @@ fn usage_and_config_errors_exit_2_and_say_what_to_fix() {
         bad_field.stderr()
     );
 
-    let bad_json = sandbox.run(&[
-        "sync",
-        "--source",
-        "sample",
-        "--source-config",
-        "{nope",
-        "--destination",
-        "devnull",
-    ]);
-    bad_json.expect_code(2);
-
-    let no_args = sandbox.run(&["sync"]);
-    no_args.expect_code(2);
+    sync("sample", "{nope").expect_code(2);
+    sandbox.run(&["sync"]).expect_code(2);
 }
 
 #[test]
@@ -252,7 +181,7 @@ fn connector_list_and_spec_work_for_scripts() {
     }
     let spec = sandbox.run(&["-o", "json", "connector", "spec", "jsonl"]);
     spec.expect_code(0);
-    let msg: serde_json::Value = serde_json::from_str(spec.stdout().trim()).unwrap();
+    let msg = &spec.messages()[0];
     assert_eq!(msg["type"], "SPEC");
     assert!(msg["spec"]["connectionSpecification"]["properties"]["path"].is_object());
 }
@@ -281,30 +210,22 @@ fn prefix_applies_to_records_and_is_reverted_on_states() {
     let sandbox = Sandbox::new();
     let out = sandbox.path("out");
     let state = sandbox.path("state.json");
-    let run = sandbox.run(&[
-        "-o",
-        "json",
-        "sync",
-        "--source",
-        "sample",
-        "--source-config",
-        r#"{"count": 7, "checkpoint_every": 3}"#,
-        "--destination",
-        "jsonl",
-        "--destination-config",
-        &dest(&out),
-        "--sync-mode",
-        "incremental",
-        "--prefix",
-        "raw_",
-        "--state",
-        state.to_str().unwrap(),
-    ]);
-    run.expect_code(0);
+    let summary = sandbox.sync(
+        ("sample", r#"{"count": 7, "checkpoint_every": 3}"#),
+        ("jsonl", &dest(&out)),
+        &[
+            "--sync-mode",
+            "incremental",
+            "--prefix",
+            "raw_",
+            "--state",
+            state.to_str().unwrap(),
+        ],
+    );
     assert_eq!(read_jsonl(&out.join("raw_users.jsonl")).len(), 7);
     assert!(!out.join("users.jsonl").exists());
     let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
     // The state file speaks the source's names, so the next run resumes.
     assert_eq!(saved[0]["stream"]["stream_descriptor"]["name"], "users");
-    assert_eq!(run.json()["streams"][0]["checkpoints"], 3);
+    assert_eq!(summary["streams"][0]["checkpoints"], 3);
 }

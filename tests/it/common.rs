@@ -53,6 +53,29 @@ impl Sandbox {
         format!("exec:{}", path.display())
     }
 
+    /// `sluice -o json sync` from `source` to `destination` (configs as JSON
+    /// text, `extra` flags after), which must succeed; its JSON summary.
+    #[track_caller]
+    pub fn sync(
+        &self,
+        (source, source_config): (&str, &str),
+        (destination, destination_config): (&str, &str),
+        extra: &[&str],
+    ) -> Value {
+        let mut args = vec!["-o", "json", "sync", "--source", source];
+        args.extend([
+            "--source-config",
+            source_config,
+            "--destination",
+            destination,
+        ]);
+        args.extend(["--destination-config", destination_config]);
+        args.extend(extra);
+        let run = self.run(&args);
+        run.expect_code(0);
+        run.json()
+    }
+
     pub fn write(&self, name: &str, text: &str) -> PathBuf {
         let path = self.path(name);
         std::fs::write(&path, text).expect("write file");
@@ -85,6 +108,20 @@ impl Run {
                 self.stderr()
             )
         })
+    }
+
+    /// stdout as JSON lines (`--output json` of `sluice connector ...`).
+    pub fn messages(&self) -> Vec<Value> {
+        self.stdout()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    }
+
+    /// The CATALOG message among the messages on stdout.
+    pub fn catalog(&self) -> Value {
+        let catalog = self.messages().into_iter().find(|m| m["type"] == "CATALOG");
+        catalog.unwrap_or_else(|| panic!("no CATALOG in:\n{}", self.stdout()))["catalog"].clone()
     }
 
     /// Panics with both streams unless the exit code is `code`.

@@ -29,13 +29,8 @@ fn discover_lists_the_faker_streams() {
         CONFIG,
     ]);
     run.expect_code(0);
-    let out = run.stdout();
-    let catalog = out
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON line"))
-        .find(|m| m["type"] == "CATALOG")
-        .expect("a CATALOG message");
-    let mut names: Vec<&str> = catalog["catalog"]["streams"]
+    let catalog = run.catalog();
+    let mut names: Vec<&str> = catalog["streams"]
         .as_array()
         .expect("streams")
         .iter()
@@ -43,7 +38,7 @@ fn discover_lists_the_faker_streams() {
         .collect();
     names.sort();
     assert_eq!(names, ["products", "purchases", "users"]);
-    for stream in catalog["catalog"]["streams"].as_array().unwrap() {
+    for stream in catalog["streams"].as_array().unwrap() {
         let modes = stream["supported_sync_modes"].to_string();
         assert!(modes.contains("incremental"), "{stream}");
     }
@@ -57,27 +52,11 @@ fn full_refresh_then_incremental_with_state() {
     let sandbox = Sandbox::new();
     let sync = |out: &std::path::Path, mode: &str, state: Option<&str>| {
         let dest = format!(r#"{{"path": "{}"}}"#, out.display());
-        let mut args = vec![
-            "-o",
-            "json",
-            "sync",
-            "--source",
-            FAKER,
-            "--source-config",
-            CONFIG,
-            "--destination",
-            "jsonl",
-            "--destination-config",
-            &dest,
-            "--sync-mode",
-            mode,
-        ];
+        let mut extra = vec!["--sync-mode", mode];
         if let Some(s) = state {
-            args.extend(["--state", s]);
+            extra.extend(["--state", s]);
         }
-        let run = sandbox.run(&args);
-        run.expect_code(0);
-        run.json()
+        sandbox.sync((FAKER, CONFIG), ("jsonl", &dest), &extra)
     };
 
     // Full refresh: exact per-stream counts for count=100, seed=42.
