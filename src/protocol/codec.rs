@@ -75,6 +75,24 @@ impl<F: Fill> LineReader<F> {
         &self.inner
     }
 
+    /// `chunk`, unless one of its lines is longer than the limit. Only a
+    /// chunk longer than the limit can hold such a line, so with the usual
+    /// limits (far above [`READ_SIZE`]) the lines are not even looked at.
+    fn checked(&self, chunk: Bytes) -> Result<Option<Bytes>, CodecError> {
+        if chunk.len() > self.max_line {
+            let mut start = 0;
+            for end in memchr::memchr_iter(b'\n', &chunk).chain([chunk.len()]) {
+                if end - start > self.max_line {
+                    return Err(CodecError::LineTooLong {
+                        limit: self.max_line,
+                    });
+                }
+                start = end + 1;
+            }
+        }
+        Ok(Some(chunk))
+    }
+
     /// The next chunk of one or more whole lines, each ending in `\n` except
     /// perhaps the very last line of the stream. `None` at the end.
     pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, CodecError> {
@@ -82,7 +100,8 @@ impl<F: Fill> LineReader<F> {
             if let Some(pos) = memchr::memrchr(b'\n', &self.buf[self.scanned..]) {
                 let end = self.scanned + pos + 1;
                 self.scanned = 0;
-                return Ok(Some(self.buf.split_to(end).freeze()));
+                let chunk = self.buf.split_to(end).freeze();
+                return self.checked(chunk);
             }
             self.scanned = self.buf.len();
             if self.eof {
@@ -90,7 +109,8 @@ impl<F: Fill> LineReader<F> {
                 if self.buf.is_empty() {
                     return Ok(None);
                 }
-                return Ok(Some(self.buf.split().freeze()));
+                let rest = self.buf.split().freeze();
+                return self.checked(rest);
             }
             if self.buf.len() > self.max_line {
                 return Err(CodecError::LineTooLong {
@@ -183,6 +203,22 @@ mod tests {
         }
         // The same line fits under a larger limit.
         assert_eq!(chunks(&big, 4 * READ_SIZE).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_limit_below_the_read_size_still_holds_for_every_line() {
+        assert!(matches!(
+            chunks(b"aaaa\nbbbbbb\nc", 5).await,
+            Err(CodecError::LineTooLong { limit: 5 })
+        ));
+        assert!(matches!(
+            chunks(b"aaaa\nbbbbb\ncccccc", 5).await,
+            Err(CodecError::LineTooLong { limit: 5 })
+        ));
+        assert_eq!(
+            chunks(b"aaaa\nbbbbb\nc", 5).await.unwrap().concat(),
+            b"aaaa\nbbbbb\nc"
+        );
     }
 
     #[tokio::test]

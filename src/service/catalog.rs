@@ -66,7 +66,8 @@ pub fn configure(
             SyncMode::Incremental => DestinationSyncMode::Append,
         });
         let cursor_field = if sync_mode == SyncMode::Incremental {
-            if s.default_cursor_field.is_empty() {
+            // A source that defines its own cursor needs none named.
+            if s.default_cursor_field.is_empty() && s.source_defined_cursor != Some(true) {
                 return Err(UserError::new(format!(
                     "stream `{name}` has no default cursor, which an incremental sync needs"
                 ))

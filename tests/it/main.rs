@@ -5,4 +5,5 @@ mod common;
 mod assets;
 mod builtin;
 mod faker;
+mod guarantees;
 mod process;

@@ -1,0 +1,339 @@
+//! The engine's guarantees, with protocol connectors written as scripts
+//! that misbehave on purpose: garbage, crashes, errors, lost acknowledgements,
+//! Ctrl-C, overlong lines, secrets.
+
+use crate::common::{read_jsonl, Run, Sandbox};
+use serde_json::Value;
+
+const SPEC: &str = r#"{"type":"SPEC","spec":{"connectionSpecification":{"type":"object","properties":{"token":{"type":"string","airbyte_secret":true},"n":{"type":"integer"}}}}}"#;
+const CATALOG: &str = r#"{"type":"CATALOG","catalog":{"streams":[{"name":"s","json_schema":{"type":"object"},"supported_sync_modes":["full_refresh","incremental"],"source_defined_cursor":true}]}}"#;
+
+fn record(x: u32) -> String {
+    format!(r#"{{"type":"RECORD","record":{{"stream":"s","data":{{"x":{x}}},"emitted_at":1}}}}"#)
+}
+
+fn state(c: u32) -> String {
+    format!(
+        r#"{{"type":"STATE","state":{{"type":"STREAM","stream":{{"stream_descriptor":{{"name":"s"}},"stream_state":{{"c":{c}}}}}}}}}"#
+    )
+}
+
+/// A source whose `read` runs `read` (shell), answering spec and discover.
+fn source(sandbox: &Sandbox, read: &str) -> String {
+    sandbox.script(
+        "source",
+        &format!("case \"$1\" in\n  spec) echo '{SPEC}' ;;\n  discover) echo '{CATALOG}' ;;\n  read)\n{read}\n  ;;\nesac"),
+    )
+}
+
+/// A destination whose `write` runs `write` (shell).
+fn destination(sandbox: &Sandbox, write: &str) -> String {
+    sandbox.script(
+        "destination",
+        &format!("case \"$1\" in\n  spec) echo '{SPEC}' ;;\n  write)\n{write}\n  ;;\nesac"),
+    )
+}
+
+/// Lines echoed by the shell, each quoted.
+fn echo_lines(lines: &[String]) -> String {
+    lines
+        .iter()
+        .map(|l| format!("echo '{l}'"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `sluice -o json sync` incremental with a state file; the run and the
+/// state file's content, if any.
+fn sync(
+    sandbox: &Sandbox,
+    source: &str,
+    destination: &str,
+    extra: &[&str],
+) -> (Run, Option<Value>) {
+    let state = sandbox.path("state.json");
+    let mut args = vec![
+        "-o",
+        "json",
+        "sync",
+        "--source",
+        source,
+        "--destination",
+        destination,
+    ];
+    args.extend([
+        "--sync-mode",
+        "incremental",
+        "--state",
+        state.to_str().unwrap(),
+    ]);
+    args.extend(extra);
+    let run = sandbox.run(&args);
+    let saved = std::fs::read(&state)
+        .ok()
+        .map(|b| serde_json::from_slice(&b).expect("the state file is JSON"));
+    (run, saved)
+}
+
+fn jsonl(sandbox: &Sandbox) -> String {
+    format!(r#"{{"path": "{}"}}"#, sandbox.path("out").display())
+}
+
+fn saved_cursor(saved: &Option<Value>) -> Option<i64> {
+    saved
+        .as_ref()
+        .map(|s| s[0]["stream"]["stream_state"]["c"].as_i64().expect("c"))
+}
+
+#[test]
+fn garbage_lines_are_logged_and_skipped() {
+    let sandbox = Sandbox::new();
+    let lines = [
+        record(1),
+        "this is not json".to_string(),
+        r#"{"type":"RECORD","record":{"stream":"s","data":{"x":1 2},"emitted_at":1}}"#.into(),
+        "[1, 2, 3]".into(),
+        r#"{"no_type": true}"#.into(),
+        record(2),
+        "{\"type\":\"RECORD\",\"record\":{\"stream\":\"s\",\"data\":{\"x\":\"\\q\"}}}".into(),
+        state(2),
+    ];
+    let src = source(&sandbox, &echo_lines(&lines));
+    let dest = format!("--destination-config={}", jsonl(&sandbox));
+    let (run, saved) = sync(&sandbox, &src, "jsonl", &[&dest]);
+    run.expect_code(0);
+    let summary = run.json();
+    assert_eq!(summary["records"], 2, "{summary}");
+    assert_eq!(summary["lines_skipped"], 5, "{summary}");
+    let rows = read_jsonl(&sandbox.path("out/s.jsonl"));
+    assert_eq!(
+        rows,
+        vec![serde_json::json!({"x": 1}), serde_json::json!({"x": 2})]
+    );
+    assert_eq!(saved_cursor(&saved), Some(2));
+    let log = std::fs::read_to_string(summary["log_file"].as_str().unwrap()).unwrap();
+    assert!(log.contains("this is not json"), "{log}");
+    assert!(log.contains(&src), "the log names the connector:\n{log}");
+}
+
+#[test]
+fn a_source_crash_fails_the_sync_and_keeps_the_committed_state() {
+    let sandbox = Sandbox::new();
+    let read = format!(
+        "{}\necho 'disk on fire' >&2\nexit 3",
+        echo_lines(&[record(1), state(1), record(2), state(2), record(3)])
+    );
+    let src = source(&sandbox, &read);
+    let dest = format!("--destination-config={}", jsonl(&sandbox));
+    let (run, saved) = sync(&sandbox, &src, "jsonl", &[&dest]);
+    run.expect_code(1);
+    let summary = run.json();
+    let message = summary["failure"]["message"].as_str().unwrap();
+    assert_eq!(summary["failure"]["origin"], "source");
+    assert!(message.contains("status 3"), "{message}");
+    assert!(message.contains("disk on fire"), "{message}");
+    // The last state the destination acknowledged, not the records after it.
+    assert_eq!(saved_cursor(&saved), Some(2));
+    assert_eq!(saved.unwrap().as_array().unwrap().len(), 1);
+    assert_eq!(summary["records_committed"], 2);
+}
+
+#[test]
+fn a_trace_error_fails_the_sync_with_the_connectors_message() {
+    let sandbox = Sandbox::new();
+    let trace = r#"{"type":"TRACE","trace":{"type":"ERROR","emitted_at":1,"error":{"message":"the API key was rejected","failure_type":"config_error"}}}"#;
+    let src = source(
+        &sandbox,
+        &echo_lines(&[record(1), state(1), trace.to_string()]),
+    );
+    let (run, saved) = sync(&sandbox, &src, "devnull", &[]);
+    run.expect_code(1);
+    let summary = run.json();
+    assert!(
+        summary["failure"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the API key was rejected"),
+        "{summary}"
+    );
+    assert_eq!(summary["failure"]["failure_type"], "config_error");
+    assert_eq!(saved_cursor(&saved), Some(1));
+}
+
+#[test]
+fn a_destination_that_never_acknowledges_commits_nothing() {
+    let sandbox = Sandbox::new();
+    let src = source(
+        &sandbox,
+        &echo_lines(&[record(1), state(1), record(2), state(2)]),
+    );
+    let dest = destination(
+        &sandbox,
+        &format!("cat > {}", sandbox.path("got").display()),
+    );
+    let (run, saved) = sync(&sandbox, &src, &dest, &[]);
+    run.expect_code(1);
+    assert_eq!(saved, None, "nothing was committed");
+    let summary = run.json();
+    assert_eq!(summary["failure"]["origin"], "destination", "{summary}");
+    assert_eq!(summary["records_committed"], 0);
+    // It did get every message.
+    let got = std::fs::read_to_string(sandbox.path("got")).unwrap();
+    assert_eq!(got.lines().filter(|l| l.contains("\"STATE\"")).count(), 2);
+}
+
+#[test]
+fn a_destination_that_acknowledges_out_of_order_fails_the_sync() {
+    for (name, echo) in [
+        ("out of order", vec![state(2), state(1)]),
+        ("a state it never got", vec![state(7)]),
+    ] {
+        let sandbox = Sandbox::new();
+        let src = source(
+            &sandbox,
+            &echo_lines(&[record(1), state(1), record(2), state(2)]),
+        );
+        let dest = destination(&sandbox, &format!("cat > /dev/null\n{}", echo_lines(&echo)));
+        let (run, saved) = sync(&sandbox, &src, &dest, &[]);
+        run.expect_code(1);
+        assert_eq!(run.json()["failure"]["origin"], "destination", "{name}");
+        assert!(saved_cursor(&saved) != Some(2), "{name}: {saved:?}");
+    }
+}
+
+#[test]
+fn a_destination_exiting_non_zero_fails_the_sync() {
+    let sandbox = Sandbox::new();
+    let src = source(&sandbox, &echo_lines(&[record(1), state(1)]));
+    let dest = destination(
+        &sandbox,
+        "cat > /dev/null\necho 'no space left' >&2\nexit 5",
+    );
+    let (run, saved) = sync(&sandbox, &src, &dest, &[]);
+    run.expect_code(1);
+    let failure = &run.json()["failure"];
+    assert_eq!(failure["origin"], "destination");
+    let message = failure["message"].as_str().unwrap();
+    assert!(
+        message.contains("status 5") && message.contains("no space left"),
+        "{message}"
+    );
+    assert_eq!(saved, None);
+}
+
+#[test]
+fn ctrl_c_stops_both_connectors_and_keeps_the_committed_state() {
+    let sandbox = Sandbox::new();
+    let pid_file = sandbox.path("source.pid");
+    let read = format!(
+        "echo $$ > {}\n{}\nexec sleep 600",
+        pid_file.display(),
+        echo_lines(&[record(1), state(1)])
+    );
+    let src = source(&sandbox, &read);
+    let state_file = sandbox.path("state.json");
+    let mut child = sandbox
+        .cmd()
+        .args([
+            "-o",
+            "json",
+            "sync",
+            "--source",
+            &src,
+            "--destination",
+            "devnull",
+        ])
+        .args([
+            "--sync-mode",
+            "incremental",
+            "--state",
+            state_file.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !state_file.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no state was committed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let source_pid = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let started = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        started.elapsed().as_secs() < 10,
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        !std::path::Path::new(&format!("/proc/{source_pid}")).exists(),
+        "the source is still running"
+    );
+    let saved: Value = serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap();
+    assert_eq!(saved_cursor(&Some(saved)), Some(1));
+}
+
+#[test]
+fn a_line_over_the_limit_fails_the_sync_and_a_shorter_one_passes() {
+    let sandbox = Sandbox::new();
+    let big = format!(
+        r#"{{"type":"RECORD","record":{{"stream":"s","data":{{"x":"{}"}},"emitted_at":1}}}}"#,
+        "a".repeat(5000)
+    );
+    let src = source(&sandbox, &echo_lines(&[record(1), big]));
+    let (run, _) = sync(&sandbox, &src, "devnull", &["--max-line-size", "4096"]);
+    run.expect_code(1);
+    let message = run.json()["failure"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("4096"), "{message}");
+    let (run, _) = sync(&sandbox, &src, "devnull", &["--max-line-size", "8192"]);
+    run.expect_code(0);
+    assert_eq!(run.json()["records"], 2);
+}
+
+#[test]
+fn secrets_never_reach_output_errors_or_logs() {
+    let sandbox = Sandbox::new();
+    let secret = "s3cr3t-t0ken-value";
+    // The source prints its config to stderr, then fails mentioning it.
+    let read = "cat \"$3\" >&2\necho\nexit 4".to_string();
+    let src = source(&sandbox, &read);
+    let config = format!(r#"{{"token": "{secret}", "n": 1}}"#);
+    let (run, _) = sync(&sandbox, &src, "devnull", &["--source-config", &config]);
+    run.expect_code(1);
+    let summary = run.json();
+    let log = std::fs::read_to_string(summary["log_file"].as_str().unwrap()).unwrap();
+    assert!(
+        log.contains("**********"),
+        "the log shows the masked config:\n{log}"
+    );
+    for (what, text) in [
+        ("stdout", run.stdout()),
+        ("stderr", run.stderr()),
+        ("log", log),
+    ] {
+        assert!(!text.contains(secret), "{what} shows the secret:\n{text}");
+    }
+
+    // A config that does not match the spec: exit 2, naming the field.
+    let bad = format!(r#"{{"token": "{secret}", "n": "one"}}"#);
+    let (run, _) = sync(&sandbox, &src, "devnull", &["--source-config", &bad]);
+    run.expect_code(2);
+    assert!(run.stderr().contains("n"), "{}", run.stderr());
+    assert!(!run.stderr().contains(secret), "{}", run.stderr());
+}
