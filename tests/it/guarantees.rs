@@ -232,7 +232,7 @@ fn ctrl_c_stops_both_connectors_and_keeps_the_committed_state() {
     );
     let src = source(&sandbox, &read);
     let state_file = sandbox.path("state.json");
-    let mut child = sandbox
+    let child = sandbox
         .cmd()
         .args([
             "-o",
