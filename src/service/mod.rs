@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod connectors;
 pub mod sync;
+pub mod system;
 
 use crate::connector::config::{self, Secrets};
 use crate::connector::{
@@ -119,6 +120,7 @@ impl Service {
         ConnectorEnv {
             install_dir: self.settings.connectors_dir.clone(),
             python: self.settings.python.clone(),
+            docker: self.settings.docker.clone(),
         }
     }
 
