@@ -356,7 +356,9 @@ fn redacted(e: ConnectorError, log: &AttemptLog) -> anyhow::Error {
     let config_error = e.is_config_error();
     let text = log.redact(&e.to_string());
     if config_error {
-        UserError::new(text).into()
+        let mut user = UserError::new(text);
+        user.hint = e.hint().map(str::to_string);
+        user.into()
     } else {
         anyhow::anyhow!(text)
     }

@@ -249,9 +249,13 @@ fn short(id: &str) -> &str {
 }
 
 fn start_error(name: &str, image: &str, e: &bollard::errors::Error) -> ConnectorError {
-    let mut message = engine_error(e);
-    if message.contains("network") && message.contains("not found") {
-        message.push_str(" (create it with `docker network create NAME`, or leave out --network)");
+    let message = engine_error(e);
+    if message.starts_with("network ") && message.ends_with(" not found") {
+        return ConnectorError::Unavailable {
+            connector: name.to_string(),
+            message: format!("the Docker {message}"),
+            hint: "create it with `docker network create NAME`, or leave out --network".into(),
+        };
     }
     ConnectorError::Start {
         connector: name.to_string(),

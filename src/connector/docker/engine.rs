@@ -55,11 +55,16 @@ async fn open(what: &str) -> Result<Engine, ConnectorError> {
         message,
         hint,
     };
-    let docker = Docker::connect_with_host(&host).map_err(|e| {
-        unavailable(
-            format!("cannot use the Docker engine at DOCKER_HOST={host}: {e}"),
+    let docker = Docker::connect_with_host(&host).map_err(|e| match e {
+        bollard::errors::Error::UnsupportedURISchemeError { .. } => unavailable(
+            format!("DOCKER_HOST={host} is not an address sluice can use"),
             "set DOCKER_HOST to unix:///path/to/docker.sock or tcp://HOST:PORT, or unset it for the local socket".into(),
-        )
+        ),
+        // A socket file that does not exist: no engine runs there.
+        e => unavailable(
+            format!("no Docker engine answers at {host} ({})", engine_error(&e)),
+            not_answering_hint(&host, &e),
+        ),
     })?;
     let answer = tokio::time::timeout(PING_TIMEOUT, async {
         docker.ping().await?;
