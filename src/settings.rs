@@ -3,7 +3,7 @@
 //! Precedence is written once, in [`pick`]: a command-line flag wins over an
 //! environment variable (`SLUICE_*`), which wins over the built-in default.
 
-use crate::connector::docker::{self, DockerConfig, PullPolicy};
+use crate::connector::docker::{self, DockerConfig, PullPolicy, Transport};
 use crate::error::UserError;
 use std::path::PathBuf;
 
@@ -114,6 +114,11 @@ fn docker_config(
         env_value("SLUICE_DOCKER_CPUS"),
         docker::parse_cpus,
     )?;
+    let transport = parsed(
+        "SLUICE_DOCKER_TRANSPORT",
+        env_value("SLUICE_DOCKER_TRANSPORT"),
+        |v| v.parse::<Transport>(),
+    )?;
     let local_root = pick(
         flags.local_root.clone().map(Some),
         env_value("SLUICE_DOCKER_LOCAL_ROOT").map(|v| Some(PathBuf::from(v))),
@@ -137,6 +142,7 @@ fn docker_config(
             || None,
         ),
         local_root,
+        transport: transport.unwrap_or_default(),
     })
 }
 

@@ -619,15 +619,30 @@ fn sluice_killed_mid_sync_leaves_containers_for_the_sweeper() {
     let Some(b) = built() else { return };
     let s = Sandbox::new();
     let state = s.path("state.json");
-    let mut child = slow_sync(&s, b, &state);
+    // The source goes quiet after 200 records, so it is still running, not
+    // writing (which would end it), when sluice is gone.
+    let img = b.docker("plain");
+    let mut child = spawn_sync(
+        &s,
+        &img,
+        json!({"count": 1000, "checkpoint_every": 20, "pause_after": 200, "pause_ms": 120000}),
+        &img,
+        json!({}),
+        &[
+            "--sync-mode",
+            "incremental",
+            "--state",
+            state.to_str().unwrap(),
+        ],
+    );
     let pid = child.id();
     wait_for("a committed state", Duration::from_secs(60), || {
-        cursor(&state, "items").filter(|c| *c >= 100)
+        cursor(&state, "items").filter(|c| *c == 200)
     });
     child.kill().unwrap(); // SIGKILL: sluice cannot clean up.
     child.wait().unwrap();
     let committed = cursor(&state, "items").unwrap();
-    assert_eq!(committed % 20, 0, "only a checkpoint is committed");
+    assert_eq!(committed, 200, "only a checkpoint is committed");
     let left = containers_of(pid, &[]);
     assert_eq!(
         left.len(),
@@ -833,4 +848,54 @@ fn no_engine_is_a_usage_error_that_says_what_to_do() {
         "{}",
         r.stderr()
     );
+}
+
+/// The engine's attach connections, what an engine elsewhere gets, carry
+/// the same data as the named pipes.
+#[test]
+fn the_attach_transport_moves_the_same_data() {
+    let Some(b) = built() else { return };
+    let s = Sandbox::new();
+    let img = b.docker("plain");
+    let out = s.path("out");
+    let state = s.path("state.json");
+    let (sc, dc) = (
+        json!({"count": 3000, "streams": ["a", "b"], "checkpoint_every": 500, "record_size": 200})
+            .to_string(),
+        json!({"output_dir": "/local/x"}).to_string(),
+    );
+    let run = Run(s
+        .cmd()
+        .env("SLUICE_DOCKER_TRANSPORT", "attach")
+        .args([
+            "sync",
+            "-o",
+            "json",
+            "--source",
+            &img,
+            "--source-config",
+            &sc,
+            "--destination",
+            &img,
+            "--destination-config",
+            &dc,
+            "--sync-mode",
+            "incremental",
+            "--state",
+            state.to_str().unwrap(),
+            "--local-root",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap());
+    run.expect_code(0);
+    let summary = run.json();
+    assert_eq!(summary["records_committed"], 6000);
+    for stream in ["a", "b"] {
+        assert_eq!(
+            ids(&out.join(format!("x/{stream}.jsonl"))),
+            (1..=3000).collect::<Vec<_>>()
+        );
+        assert_eq!(cursor(&state, stream), Some(3000));
+    }
 }

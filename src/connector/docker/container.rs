@@ -1,18 +1,20 @@
 //! One protocol command in one container.
 //!
-//! The container is created with its inputs mounted read-only, attached
+//! The container is created with its inputs mounted read-only, connected
 //! to before it starts (so no output is lost), then started. Its stdout
-//! (and, for `write`, its stdin) is one attach connection, read only as
-//! fast as the engine consumes it, so a slow destination slows the source
-//! down through the engine's pipes; its stderr is a second connection,
-//! drained into the attempt's log on its own. Waiting for the container
+//! (and, for `write`, its stdin) are named pipes (see `pipes`) or, with an
+//! engine elsewhere, one attach connection; either is read only as fast as
+//! the engine consumes it, so a slow destination slows the source down.
+//! Its stderr is a second attach connection, drained into the attempt's
+//! log on its own. Waiting for the container
 //! reads its exit code and whether it was OOM-killed, then removes it; a
 //! container that is never waited for is removed when its handle drops.
 
 use super::engine::{self, engine_error, Engine};
 use super::image::{runtime, ImageFacts};
 use super::owner::Owner;
-use super::DockerConfig;
+use super::pipes;
+use super::{DockerConfig, Transport};
 use crate::connector::process::write_inputs;
 use crate::connector::{
     drain_stderr, Command, ConnectorError, ExitStatus, Invocation, Process, RunContext, Running,
@@ -28,7 +30,7 @@ use bollard::query_parameters::{
 use bytes::{Buf, Bytes};
 use futures_util::{Stream, StreamExt};
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
@@ -41,20 +43,68 @@ pub const INPUTS: &str = "/sluice";
 /// Where `--local-root` appears in a container, as in Airbyte's platform.
 pub const LOCAL: &str = "/local";
 
+/// What starting a container needs besides the invocation.
+pub struct Spawn<'a> {
+    pub engine: &'static Engine,
+    pub image: &'a str,
+    pub facts: &'a ImageFacts,
+    pub config: &'a DockerConfig,
+    /// The reference, for messages.
+    pub name: &'a str,
+    /// Where the pipes transport's launcher is installed.
+    pub launcher_dir: &'a Path,
+}
+
 /// Starts one command of the image in a new container.
 pub async fn start(
-    engine: &'static Engine,
-    image: &str,
-    facts: &ImageFacts,
-    config: &DockerConfig,
-    name: &str,
+    spawn: Spawn<'_>,
     inv: Invocation,
     cx: &RunContext,
 ) -> Result<Running, ConnectorError> {
+    let Spawn {
+        engine,
+        image,
+        facts,
+        config,
+        name,
+        launcher_dir,
+    } = spawn;
     let command = inv.command;
     let write = command == Command::Write;
     let (inputs, args) = write_inputs(&inv, name, Some(Path::new(INPUTS)))?;
+    let launcher = launcher(engine, config, launcher_dir, name, cx)?;
+    let io = |source| ConnectorError::Io {
+        connector: name.to_string(),
+        source,
+    };
+    // With pipes, the launcher starts the connector's own command line.
+    let (entrypoint, cmd) = match &launcher {
+        Some(_) => {
+            pipes::make_fifo(&inputs.path().join(pipes::STDOUT)).map_err(io)?;
+            let stdin = if write {
+                pipes::make_fifo(&inputs.path().join(pipes::STDIN)).map_err(io)?;
+                format!("{INPUTS}/{}", pipes::STDIN)
+            } else {
+                "-".to_string()
+            };
+            let program = facts
+                .entrypoint
+                .clone()
+                .unwrap_or_else(|| facts.image_entrypoint.clone());
+            let mut cmd = vec![stdin, format!("{INPUTS}/{}", pipes::STDOUT)];
+            cmd.extend(program);
+            cmd.extend(args);
+            (Some(vec![pipes::LAUNCHER.to_string()]), cmd)
+        }
+        None => (facts.entrypoint.clone(), args),
+    };
     let user = own_inputs(engine, facts, inputs.path(), name, cx)?;
+    // Opened before the container starts, so no output can be missed.
+    let stdout_pipe = match &launcher {
+        Some(_) => Some(pipes::open_stdout(&inputs.path().join(pipes::STDOUT)).map_err(io)?),
+        None => None,
+    };
+    let attach_stdin = write && launcher.is_none();
 
     let mut labels: HashMap<String, String> = cx.labels.iter().cloned().collect();
     labels
@@ -65,20 +115,23 @@ pub async fn start(
     labels.extend(Owner::current().labels());
 
     let mut binds = vec![format!("{}:{INPUTS}:ro", inputs.path().display())];
+    if let Some(path) = &launcher {
+        binds.push(format!("{}:{}:ro", path.display(), pipes::LAUNCHER));
+    }
     if let Some(local) = &config.local_root {
         binds.push(format!("{}:{LOCAL}", local.display()));
     }
     let memory = config.memory.min(i64::MAX as u64) as i64;
     let body = ContainerCreateBody {
         image: Some(image.to_string()),
-        entrypoint: facts.entrypoint.clone(),
-        cmd: Some(args),
+        entrypoint,
+        cmd: Some(cmd),
         user,
-        attach_stdin: Some(write),
-        attach_stdout: Some(true),
+        attach_stdin: Some(attach_stdin),
+        attach_stdout: Some(launcher.is_none()),
         attach_stderr: Some(true),
-        open_stdin: Some(write),
-        stdin_once: Some(write),
+        open_stdin: Some(attach_stdin),
+        stdin_once: Some(attach_stdin),
         tty: Some(false),
         labels: Some(labels),
         host_config: Some(HostConfig {
@@ -127,11 +180,16 @@ pub async fn start(
         stderr,
         ..Default::default()
     };
-    let main = engine
-        .docker
-        .attach_container(&guard.id, Some(attach(write, true, false)))
-        .await
-        .map_err(|e| start_error(name, image, &e))?;
+    let main = match launcher {
+        Some(_) => None,
+        None => Some(
+            engine
+                .docker
+                .attach_container(&guard.id, Some(attach(write, true, false)))
+                .await
+                .map_err(|e| start_error(name, image, &e))?,
+        ),
+    };
     let errors = engine
         .docker
         .attach_container(&guard.id, Some(attach(false, false, true)))
@@ -149,10 +207,15 @@ pub async fn start(
         "docker",
         LogLevel::Debug,
         &format!(
-            "Started container {} ({image}) for {} on {}.",
+            "Started container {} ({image}) for {} on {}, its stdout through {}.",
             short(&guard.id),
             command.as_str(),
-            engine.host
+            engine.host,
+            if main.is_some() {
+                "the engine"
+            } else {
+                "a named pipe"
+            }
         ),
     );
 
@@ -163,9 +226,27 @@ pub async fn start(
         cx.log.clone(),
         tail.clone(),
     ));
+    let (stdout, stdin) = match (main, stdout_pipe) {
+        (Some(main), _) => (
+            Stdout::Stream(Box::new(AttachReader::new(main.output, Which::Stdout))),
+            write.then(|| Stdin::Stream(Box::new(main.input))),
+        ),
+        (None, Some(rx)) => {
+            let stdin = if write {
+                let ended = async {
+                    let _ = engine.docker.wait_container(&guard.id, None).next().await;
+                };
+                Some(pipes::open_stdin(&inputs.path().join(pipes::STDIN), name, ended).await?)
+            } else {
+                None
+            };
+            (pipes::stdout(rx), stdin)
+        }
+        (None, None) => unreachable!("one transport or the other"),
+    };
     Ok(Running {
-        stdout: Stdout::Stream(Box::new(AttachReader::new(main.output, Which::Stdout))),
-        stdin: write.then(|| Stdin::Stream(Box::new(main.input))),
+        stdout,
+        stdin,
         process: Box::new(ContainerProcess {
             name: name.to_string(),
             guard,
@@ -175,6 +256,44 @@ pub async fn start(
         }),
         stderr_tail: tail,
     })
+}
+
+/// The launcher to start the container with, when the pipes transport is
+/// used; `None` for the engine's attach connections.
+fn launcher(
+    engine: &Engine,
+    config: &DockerConfig,
+    dir: &Path,
+    name: &str,
+    cx: &RunContext,
+) -> Result<Option<PathBuf>, ConnectorError> {
+    let wanted = match config.transport {
+        Transport::Attach => false,
+        Transport::Pipes => true,
+        Transport::Auto => engine.shares_pipes && pipes::available(),
+    };
+    if !wanted {
+        return Ok(None);
+    }
+    match pipes::install(dir) {
+        Ok(path) => Ok(Some(path)),
+        Err(e) if config.transport == Transport::Auto => {
+            cx.log.log(
+                "docker",
+                LogLevel::Warn,
+                &format!(
+                    "Cannot install the launcher in {} ({e}); streaming through the engine instead.",
+                    dir.display()
+                ),
+            );
+            Ok(None)
+        }
+        Err(e) => Err(ConnectorError::Unavailable {
+            connector: name.to_string(),
+            message: format!("the pipes transport cannot be used: {e}"),
+            hint: "unset SLUICE_DOCKER_TRANSPORT, or set it to attach".into(),
+        }),
+    }
 }
 
 /// Makes the inputs readable by the user the container runs as, who has no

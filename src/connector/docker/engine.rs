@@ -26,6 +26,10 @@ pub struct Engine {
     pub host: String,
     /// Rootless Docker: root in a container is the user who runs the engine.
     pub rootless: bool,
+    /// The engine runs on this machine, on this kernel, for this
+    /// architecture: a named pipe in a directory it mounts is shared with
+    /// the containers (not so across a network or into Docker Desktop's VM).
+    pub shares_pipes: bool,
 }
 
 static ENGINE: tokio::sync::OnceCell<Engine> = tokio::sync::OnceCell::const_new();
@@ -88,20 +92,32 @@ async fn open(what: &str) -> Result<Engine, ConnectorError> {
                 .into(),
         )),
     };
-    // Knowing whether it is rootless only refines file ownership; an engine
-    // that will not say is treated as the usual rootful one.
-    let rootless = match docker.info().await {
-        Ok(info) => info
-            .security_options
-            .unwrap_or_default()
-            .iter()
-            .any(|o| o.contains("name=rootless")),
-        Err(_) => false,
+    // An engine that will not describe itself is taken as the usual
+    // rootful one, reached through the network.
+    let (rootless, shares_pipes) = match docker.info().await {
+        Ok(info) => {
+            let rootless = info
+                .security_options
+                .unwrap_or_default()
+                .iter()
+                .any(|o| o.contains("name=rootless"));
+            let same_arch = info.architecture.as_deref() == Some(std::env::consts::ARCH);
+            let desktop = info
+                .operating_system
+                .as_deref()
+                .is_some_and(|os| os.contains("Docker Desktop"));
+            (
+                rootless,
+                host.starts_with("unix://") && same_arch && !desktop,
+            )
+        }
+        Err(_) => (false, false),
     };
     Ok(Engine {
         docker,
         host,
         rootless,
+        shares_pipes,
     })
 }
 

@@ -21,6 +21,8 @@ pub struct ImageFacts {
     /// The entrypoint to set on containers: the words of the image's
     /// `AIRBYTE_ENTRYPOINT`, or `None` to keep the image's own.
     pub entrypoint: Option<Vec<String>>,
+    /// The image's own `ENTRYPOINT`.
+    pub image_entrypoint: Vec<String>,
     /// The user the image runs as, resolved to ids; `(0, 0)` for root.
     /// `None` when a named user could not be looked up.
     pub user: Option<(u32, u32)>,
@@ -228,6 +230,7 @@ async fn inspect(
         id: inspected.id.unwrap_or_default(),
         size: inspected.size.map(|s| s.max(0) as u64),
         entrypoint: airbyte_entrypoint,
+        image_entrypoint: own_entrypoint,
         user,
         user_name,
     })

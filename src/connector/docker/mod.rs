@@ -19,6 +19,7 @@ mod container;
 mod engine;
 mod image;
 pub mod owner;
+mod pipes;
 mod sweep;
 
 pub use engine::stop_all;
@@ -61,6 +62,37 @@ impl FromStr for PullPolicy {
     }
 }
 
+/// How a container's stdin and stdout reach sluice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// Named pipes when the engine shares this machine's kernel and files,
+    /// else the engine's attach connections.
+    #[default]
+    Auto,
+    /// Named pipes in the mounted input directory, connected by a small
+    /// launcher that becomes the connector: the kernel moves the data.
+    Pipes,
+    /// The engine's attach connections: works with any engine, at the
+    /// engine's speed.
+    Attach,
+}
+
+impl FromStr for Transport {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Transport::Auto),
+            "pipes" => Ok(Transport::Pipes),
+            "attach" => Ok(Transport::Attach),
+            other => Err(format!(
+                "`{other}` is not a transport; use auto, pipes or attach"
+            )),
+        }
+    }
+}
+
 /// How connector containers run; the same for every container of a command.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DockerConfig {
@@ -74,6 +106,7 @@ pub struct DockerConfig {
     /// A host directory mounted at /local, as Airbyte's platform does for
     /// destinations that write files.
     pub local_root: Option<PathBuf>,
+    pub transport: Transport,
 }
 
 pub const DEFAULT_MEMORY: u64 = 2 << 30;
@@ -87,6 +120,7 @@ impl Default for DockerConfig {
             cpus: DEFAULT_CPUS,
             network: None,
             local_root: None,
+            transport: Transport::Auto,
         }
     }
 }
@@ -135,6 +169,8 @@ pub struct DockerConnector {
     config: DockerConfig,
     /// Specs by image id: an image never changes, so neither does its spec.
     spec_cache: PathBuf,
+    /// Where the launcher is installed (see `launcher.rs`).
+    launcher_dir: PathBuf,
     facts: tokio::sync::OnceCell<ImageFacts>,
 }
 
@@ -145,6 +181,7 @@ impl DockerConnector {
             image,
             config: env.docker.clone(),
             spec_cache: env.install_dir.join("docker").join("specs"),
+            launcher_dir: env.install_dir.join("docker"),
             facts: tokio::sync::OnceCell::new(),
         }
     }
@@ -192,16 +229,15 @@ impl Connector for DockerConnector {
     async fn start(&self, inv: Invocation, cx: &RunContext) -> Result<Running, ConnectorError> {
         let engine = engine::connect(&self.name()).await?;
         let facts = self.facts(cx).await?;
-        container::start(
+        let spawn = container::Spawn {
             engine,
-            &self.image,
+            image: &self.image,
             facts,
-            &self.config,
-            &self.name(),
-            inv,
-            cx,
-        )
-        .await
+            config: &self.config,
+            name: &self.name(),
+            launcher_dir: &self.launcher_dir,
+        };
+        container::start(spawn, inv, cx).await
     }
 
     async fn spec(&self, cx: &RunContext) -> Result<ConnectorSpecification, ConnectorError> {

@@ -8,7 +8,8 @@
 //! - `checkpoint_every` (a STATE every N records of a stream, and one at its
 //!   end); incremental streams resume after the cursor in `--state`;
 //! - `crash_after` (exit 3 after N records), `delay_ms` (a pause after each
-//!   record), `hog_mb` (allocate and touch that much memory first);
+//!   record), `pause_after` and `pause_ms` (one long pause, silent, after N
+//!   records), `hog_mb` (allocate and touch that much memory first);
 //! - `check_fails` (check answers FAILED);
 //! - for `write`: `output_dir` (append each record's data to
 //!   `<dir>/<stream>.jsonl`, else only count), every STATE echoed back
@@ -90,6 +91,8 @@ fn spec() -> Value {
                 "checkpoint_every": {"type": "integer", "minimum": 0},
                 "crash_after": {"type": "integer", "minimum": 0},
                 "delay_ms": {"type": "integer", "minimum": 0},
+                "pause_after": {"type": "integer", "minimum": 0},
+                "pause_ms": {"type": "integer", "minimum": 0},
                 "hog_mb": {"type": "integer", "minimum": 0},
                 "check_fails": {"type": "boolean"},
                 "output_dir": {"type": "string"},
@@ -174,6 +177,8 @@ fn read(config: &Value, catalog: &Value, state: &Value) {
     let every = num(config, "checkpoint_every").unwrap_or(0);
     let crash_after = num(config, "crash_after");
     let delay = Duration::from_millis(num(config, "delay_ms").unwrap_or(0));
+    let pause_after = num(config, "pause_after");
+    let pause = Duration::from_millis(num(config, "pause_ms").unwrap_or(0));
     let pad = "x".repeat(num(config, "record_size").unwrap_or(0) as usize);
     let configured: Vec<(String, bool)> = match catalog["streams"].as_array() {
         Some(streams) => streams
@@ -214,6 +219,10 @@ fn read(config: &Value, catalog: &Value, state: &Value) {
             if !delay.is_zero() {
                 let _ = out.flush();
                 std::thread::sleep(delay);
+            }
+            if pause_after == Some(emitted) {
+                let _ = out.flush();
+                std::thread::sleep(pause);
             }
         }
         let _ = writeln!(out, "{}", state_line(&stream, count.max(from)));
