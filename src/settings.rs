@@ -169,6 +169,7 @@ mod tests {
         assert_eq!(s.python, "python3.11");
         let flags = Flags {
             data_dir: Some("/flag".into()),
+            ..Flags::default()
         };
         let s = Settings::resolve(&flags, lookup).unwrap();
         assert_eq!(s.data_dir, PathBuf::from("/flag"));

@@ -10,7 +10,7 @@ use crate::service::sync::{SyncOutcome, SyncRequest};
 use crate::service::{ConfigInput, Service, Ui};
 use crate::settings::Settings;
 use async_trait::async_trait;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 #[async_trait]
@@ -52,7 +52,7 @@ pub trait Api: Send + Sync {
         &self,
         reference: &str,
         config: &ConfigInput,
-        catalog: &PathBuf,
+        catalog: &Path,
         input: Box<dyn AsyncRead + Send + Unpin>,
         out: &mut (dyn AsyncWrite + Send + Unpin),
         ui: &Ui,
@@ -136,7 +136,7 @@ impl Api for Local {
         &self,
         reference: &str,
         config: &ConfigInput,
-        catalog: &PathBuf,
+        catalog: &Path,
         input: Box<dyn AsyncRead + Send + Unpin>,
         out: &mut (dyn AsyncWrite + Send + Unpin),
         ui: &Ui,

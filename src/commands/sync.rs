@@ -9,7 +9,7 @@ use crate::protocol::codec::DEFAULT_MAX_LINE_BYTES;
 use crate::protocol::{DestinationSyncMode, LogLevel, SyncMode};
 use crate::service::catalog::StreamSelection;
 use crate::service::sync::{SyncOutcome, SyncRequest};
-use crate::service::{ConfigInput, Ui};
+use crate::service::{ConfigInput, EchoFn, Ui};
 use crate::sync::{StreamProgress, SyncStatus};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
@@ -180,10 +180,7 @@ pub async fn run(ctx: &Ctx, args: SyncArgs) -> anyhow::Result<ExitClass> {
 }
 
 /// Connector logs shown live with -v (info and up) or -vv (everything).
-pub fn echo(
-    verbose: u8,
-    bars: Arc<SyncProgress>,
-) -> Option<Arc<dyn Fn(&str, LogLevel, &str) + Send + Sync>> {
+pub fn echo(verbose: u8, bars: Arc<SyncProgress>) -> Option<EchoFn> {
     if verbose == 0 {
         return None;
     }
@@ -246,11 +243,11 @@ fn render(ctx: &Ctx, o: &SyncOutcome) -> anyhow::Result<()> {
     }
     output::print_list(&r.streams, OutputFormat::Table)?;
     let took = output::duration_ms(r.duration_ms);
-    let rate = if r.duration_ms > 0 {
-        output::thousands(r.records * 1000 / r.duration_ms)
-    } else {
-        output::thousands(r.records)
-    };
+    let rate = output::thousands(
+        (r.records * 1000)
+            .checked_div(r.duration_ms)
+            .unwrap_or(r.records),
+    );
     match r.status {
         SyncStatus::Succeeded => {
             if !ctx.global.quiet {

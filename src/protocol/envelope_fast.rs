@@ -717,7 +717,7 @@ mod tests {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                *b = if x % 3 == 0 { b'a' } else { b'\\' };
+                *b = if x.is_multiple_of(3) { b'a' } else { b'\\' };
             }
             let want = escaped_slow(&bytes);
             let mut carry = 0;

@@ -15,7 +15,7 @@ use crate::protocol::{
 use crate::sync::log::AttemptLog;
 use anyhow::Context as _;
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
@@ -157,7 +157,7 @@ impl Service {
         &self,
         reference: &str,
         config: &ConfigInput,
-        catalog_file: &PathBuf,
+        catalog_file: &Path,
         mut input: Box<dyn AsyncRead + Send + Unpin>,
         out: &mut (dyn AsyncWrite + Send + Unpin),
         ui: &Ui,
@@ -341,7 +341,7 @@ fn docker_info(image: &str, facts: &ImageFacts) -> ConnectorInfo {
     }
 }
 
-fn read_configured(path: &PathBuf) -> Result<ConfiguredAirbyteCatalog, UserError> {
+fn read_configured(path: &Path) -> Result<ConfiguredAirbyteCatalog, UserError> {
     let bytes = std::fs::read(path)
         .map_err(|e| UserError::new(format!("cannot read the catalog {}: {e}", path.display())))?;
     serde_json::from_slice(&bytes).map_err(|e| {

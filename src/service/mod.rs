@@ -71,13 +71,16 @@ impl ConfigInput {
     }
 }
 
+/// Shows a log line live: origin, level, message.
+pub type EchoFn = Arc<dyn Fn(&str, crate::protocol::LogLevel, &str) + Send + Sync>;
+
 /// How the caller wants to hear about long work.
 #[derive(Clone)]
 pub struct Ui {
     pub observer: Arc<dyn SyncObserver>,
     pub progress: Arc<dyn InstallProgress>,
     /// Connector and engine log lines, shown live (verbose mode).
-    pub echo: Option<Arc<dyn Fn(&str, crate::protocol::LogLevel, &str) + Send + Sync>>,
+    pub echo: Option<EchoFn>,
     pub cancel: CancellationToken,
 }
 

@@ -829,6 +829,30 @@ fn no_engine_is_a_usage_error_that_says_what_to_do() {
         "{err}"
     );
     assert!(err.contains("\n\nhint: start Docker"), "{err}");
+    // Nothing else ran first: not even the other side's spec.
+    let source = s.script("source", "touch \"$(dirname \"$0\")/ran\"; exit 1");
+    let r = Run(s
+        .cmd()
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .args([
+            "sync",
+            "--source",
+            &source,
+            "--destination",
+            "docker:airbyte/destination-duckdb:0.4.0",
+        ])
+        .output()
+        .unwrap());
+    r.expect_code(2);
+    assert!(
+        r.stderr().contains("no Docker engine answers"),
+        "{}",
+        r.stderr()
+    );
+    assert!(
+        !s.path("ran").exists(),
+        "the source ran before the engine was checked"
+    );
     let r = Run(s
         .cmd()
         .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")

@@ -365,9 +365,9 @@ impl<'a> Generator<'a> {
     /// cost more than the rest of the record.
     fn refresh_clock(&mut self) {
         self.suffix.clear();
-        write!(
+        writeln!(
             self.suffix,
-            "}},\"emitted_at\":{}}}}}\n",
+            "}},\"emitted_at\":{}}}}}",
             crate::protocol::now_millis()
         )
         .expect("writing to a Vec");

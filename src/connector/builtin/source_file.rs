@@ -530,7 +530,7 @@ fn read_file(
     let mut n = 0u64;
     each_row(stream, &f.path, &mut |row| {
         n += 1;
-        if n % 4096 == 0 {
+        if n.is_multiple_of(4096) {
             out.check_cancel()?;
         }
         let mut changes = Vec::new();

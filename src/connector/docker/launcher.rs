@@ -26,7 +26,10 @@ fn main() {
             .write(write)
             .open(path)
             .unwrap_or_else(|e| {
-                eprintln!("sluice launcher: cannot open {}: {e}", path.to_string_lossy());
+                eprintln!(
+                    "sluice launcher: cannot open {}: {e}",
+                    path.to_string_lossy()
+                );
                 std::process::exit(125);
             })
     };
@@ -42,5 +45,9 @@ fn main() {
         "sluice launcher: cannot start {}: {error}",
         program.to_string_lossy()
     );
-    std::process::exit(if error.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 });
+    std::process::exit(if error.kind() == std::io::ErrorKind::NotFound {
+        127
+    } else {
+        126
+    });
 }

@@ -157,7 +157,7 @@ pub fn parse_memory(text: &str) -> Result<u64, String> {
 /// A CPU count: `0.5`, `2`.
 pub fn parse_cpus(text: &str) -> Result<f64, String> {
     match text.trim().parse::<f64>() {
-        Ok(n) if n.is_finite() && n >= 0.01 && n <= 1024.0 => Ok(n),
+        Ok(n) if (0.01..=1024.0).contains(&n) => Ok(n),
         _ => Err(format!("`{text}` is not a CPU count; write e.g. 0.5 or 2")),
     }
 }
