@@ -715,6 +715,55 @@ fn ctrl_c_stops_and_removes_the_containers() {
 }
 
 #[test]
+fn a_second_ctrl_c_stops_at_once_and_still_removes_the_containers() {
+    let Some(b) = built() else { return };
+    let s = Sandbox::new();
+    let state = s.path("state.json");
+    let img = b.docker("plain");
+    // The destination goes quiet after 100 records: the grace period the
+    // first Ctrl-C gives it would last.
+    let child = spawn_sync(
+        &s,
+        &img,
+        json!({"count": 100000, "checkpoint_every": 20, "delay_ms": 1}),
+        &img,
+        json!({"pause_after": 100, "pause_ms": 120000}),
+        &[
+            "--sync-mode",
+            "incremental",
+            "--state",
+            state.to_str().unwrap(),
+        ],
+    );
+    let pid = child.id();
+    wait_for("both containers", Duration::from_secs(60), || {
+        (containers_of(pid, &["label=sluice.command=read", "status=running"]).len()
+            + containers_of(pid, &["label=sluice.command=write", "status=running"]).len()
+            == 2)
+            .then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    for _ in 0..2 {
+        // SAFETY: signals the child this test started and has not reaped.
+        unsafe {
+            libc::kill(pid as i32, libc::SIGINT);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        containers_of(pid, &[]).is_empty(),
+        "every container is removed"
+    );
+}
+
+#[test]
 fn networks_are_joined_by_name() {
     let Some(b) = built() else { return };
     let s = Sandbox::new();
@@ -778,6 +827,22 @@ fn a_missing_image_is_refused_under_pull_never() {
         "{}",
         r.stderr()
     );
+    // Pulls go to the image's registry: here one on loopback that refuses.
+    let unreachable = "docker:127.0.0.1:9/sluice/nothing:1.0";
+    for args in [
+        vec!["connector", "pull", unreachable],
+        vec!["connector", "spec", unreachable, "--pull", "always"],
+        vec!["connector", "spec", unreachable],
+    ] {
+        let r = s.run(&args);
+        r.expect_code(1);
+        assert!(
+            r.stderr()
+                .contains("cannot pull the image 127.0.0.1:9/sluice/nothing:1.0: "),
+            "{}",
+            r.stderr()
+        );
+    }
     // Only images are pulled.
     let r = s.run(&["connector", "pull", "sample"]);
     r.expect_code(2);

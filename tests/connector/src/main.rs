@@ -13,7 +13,7 @@
 //! - `check_fails` (check answers FAILED);
 //! - for `write`: `output_dir` (append each record's data to
 //!   `<dir>/<stream>.jsonl`, else only count), every STATE echoed back
-//!   once what came before it is written.
+//!   once what came before it is written; `pause_after` and `pause_ms` too.
 //!
 //! It must never need anything but its own binary: no libc files, no shell.
 
@@ -243,6 +243,8 @@ fn write(config: &Value) {
     let mut out = std::io::stdout().lock();
     let mut line = Vec::with_capacity(BUF);
     let mut records = 0u64;
+    let pause_after = num(config, "pause_after");
+    let pause = Duration::from_millis(num(config, "pause_ms").unwrap_or(0));
     loop {
         line.clear();
         match input.read_until(b'\n', &mut line) {
@@ -252,6 +254,9 @@ fn write(config: &Value) {
                 eprintln!("test connector: reading stdin: {e}");
                 exit(4);
             }
+        }
+        if pause_after == Some(records) {
+            std::thread::sleep(pause);
         }
         // Records are the bulk: count them without parsing when only counting.
         if dir.is_none() && line.starts_with(b"{\"type\":\"RECORD\"") {
