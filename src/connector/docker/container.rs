@@ -69,6 +69,7 @@ pub async fn start(
         name,
         launcher_dir,
     } = spawn;
+    let began = std::time::Instant::now();
     let command = inv.command;
     let write = command == Command::Write;
     let (inputs, args) = write_inputs(&inv, name, Some(Path::new(INPUTS)))?;
@@ -167,6 +168,7 @@ pub async fn start(
         .create_container(Some(options), body)
         .await
         .map_err(|e| start_error(name, image, &e))?;
+    let create_ms = began.elapsed().as_millis();
     // From here on, every way out removes the container.
     let guard = Guard::new(engine, created.id);
     for warning in created.warnings {
@@ -207,10 +209,12 @@ pub async fn start(
         "docker",
         LogLevel::Debug,
         &format!(
-            "Started container {} ({image}) for {} on {}, its stdout through {}.",
+            "Started container {} ({image}) for {} on {} in {} ms ({create_ms} ms to create it), \
+             its stdout through {}.",
             short(&guard.id),
             command.as_str(),
             engine.host,
+            began.elapsed().as_millis(),
             if main.is_some() {
                 "the engine"
             } else {
