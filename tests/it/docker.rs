@@ -460,6 +460,31 @@ fn images_start_as_the_platform_starts_them() {
 }
 
 #[test]
+fn an_entrypoint_that_cannot_start_says_so_and_leaves_nothing() {
+    let Some(b) = built() else { return };
+    let s = Sandbox::new();
+    for transport in ["pipes", "attach"] {
+        let child = s
+            .cmd()
+            .env("SLUICE_DOCKER_TRANSPORT", transport)
+            .args(["connector", "check", &b.docker("broken"), "--config", "{}"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{transport}: {err}");
+        assert!(err.contains("/no/such/entrypoint"), "{transport}: {err}");
+        assert!(
+            containers_of(pid, &[]).is_empty(),
+            "{transport}: a container is left"
+        );
+    }
+}
+
+#[test]
 fn a_container_over_its_memory_limit_fails_the_sync_as_oom_killed() {
     let Some(b) = built() else { return };
     let s = Sandbox::new();

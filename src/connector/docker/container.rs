@@ -169,8 +169,20 @@ pub async fn start(
         .await
         .map_err(|e| start_error(name, image, &e))?;
     let create_ms = began.elapsed().as_millis();
-    // From here on, every way out removes the container.
-    let guard = Guard::new(engine, created.id);
+    // From here on, every way out removes the container: a failure to
+    // start it at once, before the error is returned.
+    let mut guard = Guard::new(engine, created.id);
+    macro_rules! or_remove {
+        ($result:expr) => {
+            match $result {
+                Ok(v) => v,
+                Err(e) => {
+                    let _ = guard.remove().await;
+                    return Err(e);
+                }
+            }
+        };
+    }
     for warning in created.warnings {
         cx.log.log("docker", LogLevel::Warn, &warning);
     }
@@ -184,27 +196,25 @@ pub async fn start(
     };
     let main = match launcher {
         Some(_) => None,
-        None => Some(
-            engine
-                .docker
-                .attach_container(&guard.id, Some(attach(write, true, false)))
-                .await
-                .map_err(|e| start_error(name, image, &e))?,
-        ),
+        None => Some(or_remove!(engine
+            .docker
+            .attach_container(&guard.id, Some(attach(write, true, false)))
+            .await
+            .map_err(|e| start_error(name, image, &e)))),
     };
-    let errors = engine
+    let errors = or_remove!(engine
         .docker
         .attach_container(&guard.id, Some(attach(false, false, true)))
         .await
-        .map_err(|e| start_error(name, image, &e))?;
-    engine
+        .map_err(|e| start_error(name, image, &e)));
+    or_remove!(engine
         .docker
         .start_container(
             &guard.id,
             None::<bollard::query_parameters::StartContainerOptions>,
         )
         .await
-        .map_err(|e| start_error(name, image, &e))?;
+        .map_err(|e| start_error(name, image, &e)));
     cx.log.log(
         "docker",
         LogLevel::Debug,
@@ -236,11 +246,21 @@ pub async fn start(
             write.then(|| Stdin::Stream(Box::new(main.input))),
         ),
         (None, Some(rx)) => {
+            // Whatever happens in the container, its stdout ends with it.
+            let docker = engine.docker.clone();
+            let (id, fifo) = (guard.id.clone(), inputs.path().join(pipes::STDOUT));
+            tokio::spawn(async move {
+                let _ = docker.wait_container(&id, None).next().await;
+                pipes::release(&fifo);
+            });
             let stdin = if write {
+                let id = guard.id.clone();
                 let ended = async {
-                    let _ = engine.docker.wait_container(&guard.id, None).next().await;
+                    let _ = engine.docker.wait_container(&id, None).next().await;
                 };
-                Some(pipes::open_stdin(&inputs.path().join(pipes::STDIN), name, ended).await?)
+                Some(or_remove!(
+                    pipes::open_stdin(&inputs.path().join(pipes::STDIN), name, ended).await
+                ))
             } else {
                 None
             };

@@ -108,6 +108,18 @@ pub async fn open_stdin(
     }
 }
 
+/// Ends the stdout pipe for a reader whose connector never opened it (the
+/// launcher failed, the container was killed first): a writer that comes
+/// and goes makes the pipe report its end. Harmless after a connector that
+/// did write: its data stays ahead of the end.
+pub fn release(path: &Path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path);
+}
+
 /// Our end of the stdout pipe as the engine reads it.
 pub fn stdout(rx: pipe::Receiver) -> Stdout {
     Stdout::Pipe(rx)
@@ -135,5 +147,43 @@ impl AsyncWrite for Closed {
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn a_reader_waits_for_its_writer_and_is_released_without_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out");
+        make_fifo(&path).unwrap();
+        // Opened before any writer: no end of stream yet.
+        let mut rx = open_stdout(&path).unwrap();
+        let mut buf = Vec::new();
+        let early =
+            tokio::time::timeout(Duration::from_millis(100), rx.read_to_end(&mut buf)).await;
+        assert!(early.is_err(), "a pipe nobody opened yet must not end");
+        // A writer that writes and goes: its data, then the end.
+        let mut tx = pipe::OpenOptions::new().open_sender(&path).unwrap();
+        tx.write_all(b"hello\n").await.unwrap();
+        drop(tx);
+        buf.clear();
+        rx.read_to_end(&mut buf).await.unwrap();
+        assert_eq!(buf, b"hello\n");
+
+        // A connector that never came: released, the reader ends.
+        let other = dir.path().join("other");
+        make_fifo(&other).unwrap();
+        let mut rx = open_stdout(&other).unwrap();
+        release(&other);
+        let mut buf = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), rx.read_to_end(&mut buf))
+            .await
+            .expect("released")
+            .unwrap();
+        assert!(buf.is_empty());
     }
 }
