@@ -25,14 +25,15 @@ ensure_docker() {
         echo "ensure_docker: DOCKER_HOST=$DOCKER_HOST does not answer" >&2
         return 1
     fi
-    if ! pgrep -x dockerd >/dev/null 2>&1; then
-        echo "ensure_docker: starting dockerd (log: ${DOCKERD_LOG:-/tmp/dockerd.log})" >&2
-        (setsid dockerd >"${DOCKERD_LOG:-/tmp/dockerd.log}" 2>&1 &)
-    fi
-    local waited=0
+    local log="${DOCKERD_LOG:-/tmp/dockerd.log}" waited=0
     until docker info >/dev/null 2>&1; do
+        # Started when none runs; one that is still stopping is waited out.
+        if ! pgrep -x dockerd >/dev/null 2>&1; then
+            echo "ensure_docker: starting dockerd (log: $log)" >&2
+            (setsid dockerd >>"$log" 2>&1 &)
+        fi
         if [ "$waited" -ge 60 ]; then
-            echo "ensure_docker: dockerd did not answer within 60 s; see ${DOCKERD_LOG:-/tmp/dockerd.log}" >&2
+            echo "ensure_docker: dockerd did not answer within 60 s; see $log" >&2
             return 1
         fi
         sleep 1
