@@ -47,7 +47,8 @@ pub async fn prepare(
                     return Err(ConnectorError::Unavailable {
                         connector: name.to_string(),
                         message: format!(
-                            "the image {image} is not on the Docker engine, and --pull never forbids pulling it"
+                            "the image {image} is not on the Docker engine, and the pull policy `never` \
+                             (--pull never, or SLUICE_DOCKER_PULL=never) forbids pulling it"
                         ),
                         hint: format!(
                             "pull it with `sluice connector pull {name}`, or let sluice pull it with --pull missing"

@@ -206,10 +206,6 @@ impl DockerConnector {
         let engine = engine::connect(&self.name()).await?;
         image::pull_now(engine, &self.image, &self.name(), cx).await
     }
-
-    pub fn image(&self) -> &str {
-        &self.image
-    }
 }
 
 #[async_trait]
