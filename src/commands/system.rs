@@ -39,7 +39,7 @@ pub async fn run(ctx: &Ctx, cmd: SystemCommand) -> anyhow::Result<ExitClass> {
             }
             if !ctx.global.quiet {
                 eprintln!(
-                    "Removed {} container(s); kept {} in use.",
+                    "Removed {} container(s); kept {}.",
                     report.removed.len(),
                     report.kept.len()
                 );
