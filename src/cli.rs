@@ -3,6 +3,8 @@
 //! its `run()` in `commands/`.
 
 use crate::commands;
+use crate::connector::docker::{self, PullPolicy};
+use crate::settings::DockerFlags;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
 
@@ -11,8 +13,9 @@ const ABOUT: &str = "Move data from sources to destinations over the Airbyte Pro
 const LONG_ABOUT: &str = "\
 Move data from sources to destinations over the Airbyte Protocol, as one binary.
 
-sluice runs Airbyte connectors (Python packages from PyPI, local programs) and its
-own native connectors. `sluice sync` runs one sync inline: nothing else to start.";
+sluice runs Airbyte connectors (Docker images, Python packages from PyPI, local
+programs) and its own native connectors. `sluice sync` runs one sync inline:
+nothing else to start.";
 
 const EXAMPLES: &str = "\
 Examples:
@@ -24,6 +27,10 @@ Examples:
   sluice sync --source python:airbyte-source-faker==7.2.1 --source-config faker.json \\
       --destination jsonl --destination-config '{\"path\": \"./out\"}' \\
       --sync-mode incremental --state state.json
+
+  # An Airbyte connector image, into a local directory
+  sluice sync --source docker:airbyte/source-faker:6.2.1 --source-config '{\"count\": 100}' \\
+      --destination jsonl --destination-config '{\"path\": \"./out\"}' --memory 1g
 
   # What a connector needs, and what it offers
   sluice connector spec python:airbyte-source-faker==7.2.1
@@ -72,15 +79,88 @@ pub enum OutputFormat {
     Json,
 }
 
+/// How Docker connectors run: on every command that runs connectors.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DockerArgs {
+    /// When to pull a Docker connector's image
+    /// [env: SLUICE_DOCKER_PULL] [default: missing].
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHEN",
+        help_heading = "Docker connectors"
+    )]
+    pub pull: Option<PullArg>,
+
+    /// The memory limit of each connector container, e.g. 512m or 2g
+    /// [env: SLUICE_DOCKER_MEMORY] [default: 2g].
+    #[arg(long, value_name = "SIZE", value_parser = docker::parse_memory, help_heading = "Docker connectors")]
+    pub memory: Option<u64>,
+
+    /// The CPUs each connector container may use, e.g. 0.5
+    /// [env: SLUICE_DOCKER_CPUS] [default: 2].
+    #[arg(long, value_name = "CPUS", value_parser = docker::parse_cpus, help_heading = "Docker connectors")]
+    pub cpus: Option<f64>,
+
+    /// The Docker network connector containers join, to reach a database
+    /// in another container [env: SLUICE_DOCKER_NETWORK] [default: bridge].
+    #[arg(long, value_name = "NAME", help_heading = "Docker connectors")]
+    pub network: Option<String>,
+
+    /// A host directory mounted at /local in connector containers, where
+    /// file destinations write [env: SLUICE_DOCKER_LOCAL_ROOT].
+    #[arg(long, value_name = "DIR", help_heading = "Docker connectors")]
+    pub local_root: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PullArg {
+    /// Before the first use in each run.
+    Always,
+    /// When the engine does not have the image.
+    Missing,
+    /// Never; a missing image is an error.
+    Never,
+}
+
+impl DockerArgs {
+    pub fn flags(&self) -> DockerFlags {
+        DockerFlags {
+            pull: self.pull.map(|p| match p {
+                PullArg::Always => PullPolicy::Always,
+                PullArg::Missing => PullPolicy::Missing,
+                PullArg::Never => PullPolicy::Never,
+            }),
+            memory: self.memory,
+            cpus: self.cpus,
+            network: self.network.clone(),
+            local_root: self.local_root.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Sync(commands::sync::SyncArgs),
     #[command(subcommand)]
     Connector(commands::connector::ConnectorCommand),
+    #[command(subcommand)]
+    System(commands::system::SystemCommand),
     Completions(commands::completions::CompletionsArgs),
     /// Writes completions/ and man/ from these definitions (for packagers).
     #[command(hide = true)]
     GenerateAssets(GenerateAssetsArgs),
+}
+
+impl Command {
+    /// What the command line says about Docker connectors.
+    pub fn docker_flags(&self) -> DockerFlags {
+        match self {
+            Command::Sync(a) => a.docker.flags(),
+            Command::Connector(c) => c.docker().map(DockerArgs::flags).unwrap_or_default(),
+            _ => DockerFlags::default(),
+        }
+    }
 }
 
 #[derive(Debug, Args)]

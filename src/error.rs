@@ -89,6 +89,7 @@ pub fn classify(err: &anyhow::Error) -> (ExitClass, Option<String>) {
             if c.is_config_error() {
                 class = ExitClass::Usage;
             }
+            hint = hint.or_else(|| c.hint().map(str::to_string));
         }
         if cause
             .downcast_ref::<crate::connector::config::ConfigError>()

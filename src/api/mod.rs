@@ -2,6 +2,7 @@
 //! through `service`; a later `Remote` will send them to a daemon. Commands
 //! are written against the trait, so they work both ways unchanged.
 
+use crate::connector::docker::SweepReport;
 use crate::connector::ExitStatus;
 use crate::protocol::{AirbyteCatalog, ConnectionStatus, ConnectorSpecification};
 use crate::service::connectors::ConnectorInfo;
@@ -59,7 +60,17 @@ pub trait Api: Send + Sync {
 
     async fn connector_install(&self, reference: &str, ui: &Ui) -> anyhow::Result<ConnectorInfo>;
 
+    /// Pulls a Docker connector's image.
+    async fn connector_pull(&self, reference: &str, ui: &Ui) -> anyhow::Result<ConnectorInfo>;
+
     async fn connector_list(&self) -> anyhow::Result<Vec<ConnectorInfo>>;
+
+    /// Removes connector containers that were left behind.
+    async fn system_sweep(&self) -> anyhow::Result<SweepReport>;
+
+    /// Stops, at once, the connectors this client started that would
+    /// outlive it; for a second Ctrl-C.
+    async fn stop_connectors(&self);
 }
 
 /// Operations run in this process.
@@ -139,7 +150,19 @@ impl Api for Local {
         self.service.connector_install(reference, ui).await
     }
 
+    async fn connector_pull(&self, reference: &str, ui: &Ui) -> anyhow::Result<ConnectorInfo> {
+        self.service.connector_pull(reference, ui).await
+    }
+
     async fn connector_list(&self) -> anyhow::Result<Vec<ConnectorInfo>> {
         Ok(self.service.connector_list())
+    }
+
+    async fn system_sweep(&self) -> anyhow::Result<SweepReport> {
+        self.service.system_sweep().await
+    }
+
+    async fn stop_connectors(&self) {
+        crate::connector::stop_all().await;
     }
 }

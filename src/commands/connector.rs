@@ -1,10 +1,10 @@
 //! `sluice connector ...`: run one protocol command of a connector, install
-//! connectors, list them.
+//! or pull connectors, list them.
 
 use super::output::{self, CliOutput};
 use super::progress::StepSpinner;
 use super::Ctx;
-use crate::cli::OutputFormat;
+use crate::cli::{DockerArgs, OutputFormat};
 use crate::error::ExitClass;
 use crate::protocol::{
     AirbyteCatalog, AirbyteStream, ConnectionStatusKind, ConnectorSpecification, Message,
@@ -17,7 +17,7 @@ use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// Run one protocol command of a connector, install connectors, list them.
+/// Run one protocol command of a connector, install or pull connectors, list them.
 #[derive(Debug, Subcommand)]
 pub enum ConnectorCommand {
     Spec(SpecArgs),
@@ -26,19 +26,40 @@ pub enum ConnectorCommand {
     Read(ReadArgs),
     Write(WriteArgs),
     Install(InstallArgs),
+    Pull(PullArgs),
     List(ListArgs),
 }
+
+impl ConnectorCommand {
+    /// The Docker flags of the commands that run connectors.
+    pub fn docker(&self) -> Option<&DockerArgs> {
+        match self {
+            ConnectorCommand::Spec(a) => Some(&a.docker),
+            ConnectorCommand::Check(a) | ConnectorCommand::Discover(a) => Some(&a.docker),
+            ConnectorCommand::Read(a) => Some(&a.docker),
+            ConnectorCommand::Write(a) => Some(&a.docker),
+            ConnectorCommand::Install(_)
+            | ConnectorCommand::Pull(_)
+            | ConnectorCommand::List(_) => None,
+        }
+    }
+}
+
+const REF_HELP: &str =
+    "The connector: a built-in name, python:PACKAGE==VERSION, docker:IMAGE:TAG or exec:PATH.";
 
 /// Show the config a connector takes (its spec).
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:
   sluice connector spec sample
-  sluice connector spec python:airbyte-source-faker==7.2.1 --output json")]
+  sluice connector spec python:airbyte-source-faker==7.2.1 --output json
+  sluice connector spec docker:airbyte/destination-duckdb:0.4.0")]
 pub struct SpecArgs {
-    /// The connector: a built-in name, python:PACKAGE==VERSION or exec:PATH.
-    #[arg(value_name = "REF")]
+    #[arg(value_name = "REF", help = REF_HELP)]
     pub connector: String,
+    #[command(flatten)]
+    pub docker: DockerArgs,
 }
 
 /// Check a config works (check) or list a source's streams (discover).
@@ -47,15 +68,17 @@ pub struct SpecArgs {
 Examples:
   sluice connector check jsonl --config '{\"path\": \"./out\"}'
   sluice connector discover python:airbyte-source-faker==7.2.1 --config '{\"count\": 10}'
+  sluice connector check docker:airbyte/source-postgres:3.6.28 --config pg.json --network dbnet
 
 `check` exits 1 when the connector reports FAILED.")]
 pub struct ConfigArgs {
-    /// The connector: a built-in name, python:PACKAGE==VERSION or exec:PATH.
-    #[arg(value_name = "REF")]
+    #[arg(value_name = "REF", help = REF_HELP)]
     pub connector: String,
     /// Its config: a JSON file, or JSON text starting with `{`.
     #[arg(long, value_name = "FILE|JSON")]
     pub config: Option<String>,
+    #[command(flatten)]
+    pub docker: DockerArgs,
 }
 
 /// Run a source's read and print its raw protocol messages.
@@ -66,7 +89,7 @@ Examples:
   sluice connector read python:airbyte-source-faker==7.2.1 --config faker.json \\
       --catalog catalog.json --state state.json | jq -c 'select(.type == \"STATE\")'")]
 pub struct ReadArgs {
-    #[arg(value_name = "REF")]
+    #[arg(value_name = "REF", help = REF_HELP)]
     pub connector: String,
     /// Its config: a JSON file, or JSON text starting with `{`.
     #[arg(long, value_name = "FILE|JSON")]
@@ -77,6 +100,8 @@ pub struct ReadArgs {
     /// A state file to resume from.
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
+    #[command(flatten)]
+    pub docker: DockerArgs,
 }
 
 /// Run a destination's write with protocol messages from stdin; print what
@@ -87,7 +112,7 @@ Example:
   sluice connector read sample --config '{\"count\": 3}' \\
     | sluice connector write jsonl --config '{\"path\": \"./out\"}' --catalog catalog.json")]
 pub struct WriteArgs {
-    #[arg(value_name = "REF")]
+    #[arg(value_name = "REF", help = REF_HELP)]
     pub connector: String,
     /// Its config: a JSON file, or JSON text starting with `{`.
     #[arg(long, value_name = "FILE|JSON")]
@@ -95,15 +120,31 @@ pub struct WriteArgs {
     /// The configured catalog the messages belong to.
     #[arg(long, value_name = "FILE")]
     pub catalog: PathBuf,
+    #[command(flatten)]
+    pub docker: DockerArgs,
 }
 
-/// Install a connector now (Python connectors are otherwise installed on first use).
+/// Install a connector now (Python connectors are otherwise installed on
+/// first use; Docker images are pulled unless the engine has them).
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:
   sluice connector install python:airbyte-source-faker==7.2.1
-  SLUICE_PYTHON=python3.11 sluice connector install python:airbyte-source-faker")]
+  SLUICE_PYTHON=python3.11 sluice connector install python:airbyte-source-faker
+  sluice connector install docker:airbyte/source-faker:6.2.1")]
 pub struct InstallArgs {
+    #[arg(value_name = "REF", help = REF_HELP)]
+    pub connector: String,
+}
+
+/// Pull a Docker connector's image now, even when the engine has it.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  sluice connector pull docker:airbyte/source-faker:6.2.1
+  DOCKER_HOST=tcp://build-box:2375 sluice connector pull docker:airbyte/destination-duckdb:0.4.0")]
+pub struct PullArgs {
+    /// The connector: docker:IMAGE:TAG.
     #[arg(value_name = "REF")]
     pub connector: String,
 }
@@ -123,7 +164,22 @@ pub async fn run(ctx: &Ctx, cmd: ConnectorCommand) -> anyhow::Result<ExitClass> 
         ),
         ..Ui::quiet()
     };
-    let result = dispatch(ctx, cmd, &ui, &spinner).await;
+    // `read` stops its connector itself on Ctrl-C; for the others, Ctrl-C
+    // removes what they started (containers do not die with sluice).
+    let stops_itself = matches!(cmd, ConnectorCommand::Read(_));
+    let work = dispatch(ctx, cmd, &ui, &spinner);
+    let result = if stops_itself {
+        work.await
+    } else {
+        tokio::select! {
+            r = work => r,
+            _ = tokio::signal::ctrl_c() => {
+                spinner.finish();
+                ctx.api.stop_connectors().await;
+                std::process::exit(130);
+            }
+        }
+    };
     spinner.finish();
     result
 }
@@ -229,6 +285,16 @@ async fn dispatch(
                         .map(|l| format!(" in {}", l.display()))
                         .unwrap_or_default()
                 );
+            }
+            Ok(ExitClass::Success)
+        }
+        ConnectorCommand::Pull(a) => {
+            let info = ctx.api.connector_pull(&a.connector, ui).await?;
+            spinner.finish();
+            if json {
+                output::print_json(&info)?;
+            } else if !ctx.global.quiet {
+                eprintln!("{} is ready ({}).", info.reference, info.description);
             }
             Ok(ExitClass::Success)
         }

@@ -8,6 +8,7 @@ pub mod connector;
 pub mod output;
 pub mod progress;
 pub mod sync;
+pub mod system;
 
 use crate::api::{Api, Local};
 use crate::cli::{Cli, Command, GlobalArgs};
@@ -39,6 +40,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitClass> {
     }
     let settings = Settings::from_env(&Flags {
         data_dir: global.data_dir.clone(),
+        docker: cli.command.docker_flags(),
     })?;
     let ctx = Ctx {
         api: Box::new(Local::new(settings)),
@@ -47,6 +49,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitClass> {
     match cli.command {
         Command::Sync(args) => sync::run(&ctx, args).await,
         Command::Connector(cmd) => connector::run(&ctx, cmd).await,
+        Command::System(cmd) => system::run(&ctx, cmd).await,
         Command::Completions(_) | Command::GenerateAssets(_) => unreachable!("handled above"),
     }
 }

@@ -137,12 +137,15 @@ impl StepSpinner {
 impl InstallProgress for StepSpinner {
     fn step(&self, message: &str) {
         if self.bar.is_hidden() {
-            // Without a terminal, say only the milestones, not pip's chatter.
+            // Without a terminal, say only the milestones, not pip's chatter
+            // or a pull's byte counts.
             if !self.quiet
                 && (message.starts_with("Installing ")
                     || message.starts_with("Installed ")
                     || message.starts_with("Creating ")
-                    || message.starts_with("Finding "))
+                    || message.starts_with("Finding ")
+                    || message.starts_with("Pulling ")
+                    || message.starts_with("Pulled "))
             {
                 eprintln!("{message}");
             }

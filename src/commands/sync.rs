@@ -3,14 +3,13 @@
 use super::output::{self, CliOutput};
 use super::progress::{self, StepSpinner, SyncProgress};
 use super::Ctx;
-use crate::cli::OutputFormat;
+use crate::cli::{DockerArgs, OutputFormat};
 use crate::error::{ExitClass, UserError};
 use crate::protocol::codec::DEFAULT_MAX_LINE_BYTES;
 use crate::protocol::{DestinationSyncMode, LogLevel, SyncMode};
 use crate::service::catalog::StreamSelection;
 use crate::service::sync::{SyncOutcome, SyncRequest};
-use crate::service::{ConfigInput, Ui};
-use crate::sync::log::SharedEcho;
+use crate::service::{ConfigInput, EchoFn, Ui};
 use crate::sync::{StreamProgress, SyncStatus};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
@@ -23,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 Connector references:
   sample, file, jsonl, csv, devnull     built-in connectors (also builtin:NAME)
   python:PACKAGE[==VERSION]             an Airbyte connector from PyPI, installed on first use
+  docker:IMAGE:TAG                      an Airbyte connector image, one container per command
   exec:/path/to/program                 a local program that speaks the Airbyte Protocol
 
 Examples:
@@ -32,6 +32,11 @@ Examples:
   sluice sync --source python:airbyte-source-faker==7.2.1 --source-config faker.json \\
       --destination csv --destination-config '{\"path\": \"./out\"}' \\
       --streams users,purchases --sync-mode incremental --state faker-state.json
+
+  sluice sync --source docker:airbyte/source-postgres:3.6.28 --source-config pg.json \\
+      --destination docker:airbyte/destination-local-json:0.2.11 \\
+      --destination-config '{\"destination_path\": \"/local/pg\"}' --local-root ./out \\
+      --network dbnet --memory 1g --cpus 1
 
   # In a script: JSON on stdout, exit status 0 (succeeded), 1 (failed), 2 (bad usage)
   sluice sync --source sample --destination devnull --output json | jq .records")]
@@ -89,6 +94,9 @@ pub struct SyncArgs {
     /// Write the sync's log here instead of the data directory.
     #[arg(long, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub docker: DockerArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -144,19 +152,23 @@ pub async fn run(ctx: &Ctx, args: SyncArgs) -> anyhow::Result<ExitClass> {
     let bars = Arc::new(SyncProgress::new(draw));
     let spinner = Arc::new(StepSpinner::new(ctx.global.quiet));
     let cancel = CancellationToken::new();
-    let signals = tokio::spawn(watch_signals(
-        cancel.clone(),
-        bars.clone(),
-        ctx.global.quiet,
-    ));
     let ui = Ui {
         observer: bars.clone(),
         progress: spinner.clone(),
         echo: echo(ctx.global.verbose, bars.clone()),
-        cancel,
+        cancel: cancel.clone(),
     };
-    let result = ctx.api.sync(req, ui).await;
-    signals.abort();
+    let result = tokio::select! {
+        r = ctx.api.sync(req, ui) => r,
+        _ = watch_signals(cancel, bars.clone(), ctx.global.quiet) => {
+            // Asked twice: stop at once. Processes die with sluice;
+            // containers do not, so they are removed first.
+            spinner.finish();
+            bars.finish();
+            ctx.api.stop_connectors().await;
+            std::process::exit(130);
+        }
+    };
     spinner.finish();
     bars.finish();
     let outcome = result?;
@@ -168,7 +180,7 @@ pub async fn run(ctx: &Ctx, args: SyncArgs) -> anyhow::Result<ExitClass> {
 }
 
 /// Connector logs shown live with -v (info and up) or -vv (everything).
-pub fn echo(verbose: u8, bars: Arc<SyncProgress>) -> Option<SharedEcho> {
+pub fn echo(verbose: u8, bars: Arc<SyncProgress>) -> Option<EchoFn> {
     if verbose == 0 {
         return None;
     }
@@ -186,14 +198,15 @@ pub fn echo(verbose: u8, bars: Arc<SyncProgress>) -> Option<SharedEcho> {
     ))
 }
 
-/// First Ctrl-C (or SIGTERM): stop gracefully. Second: stop at once.
+/// First Ctrl-C (or SIGTERM): stop gracefully. Second: returns, for the
+/// caller to stop at once. Never returns when signals cannot be watched.
 async fn watch_signals(cancel: CancellationToken, bars: Arc<SyncProgress>, quiet: bool) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
     ) else {
-        return;
+        return std::future::pending().await;
     };
     tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
     if !quiet {
@@ -201,8 +214,6 @@ async fn watch_signals(cancel: CancellationToken, bars: Arc<SyncProgress>, quiet
     }
     cancel.cancel();
     tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
-    // Connectors die with us (process groups with a parent-death signal).
-    std::process::exit(130);
 }
 
 impl CliOutput for StreamProgress {

@@ -11,6 +11,7 @@
 
 pub mod builtin;
 pub mod config;
+pub mod docker;
 pub mod process;
 pub mod python;
 mod reference;
@@ -383,6 +384,18 @@ pub enum ConnectorError {
         #[source]
         source: std::io::Error,
     },
+    /// The runtime itself failed (a container engine error).
+    #[error("{connector}: {message}")]
+    Runtime { connector: String, message: String },
+    /// What the runtime needs is not there (no container engine answers, an
+    /// image that may not be pulled); the user can fix it, and the hint
+    /// says how.
+    #[error("{message}")]
+    Unavailable {
+        connector: String,
+        message: String,
+        hint: String,
+    },
 }
 
 fn stderr_suffix(stderr: &str) -> String {
@@ -407,11 +420,22 @@ impl ConnectorError {
         matches!(
             self,
             ConnectorError::Unknown(_)
+                | ConnectorError::Unavailable { .. }
                 | ConnectorError::Reported {
                     failure_type: Some(FailureType::ConfigError),
                     ..
                 }
         )
+    }
+}
+
+impl ConnectorError {
+    /// What to do about it, when the error knows.
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            ConnectorError::Unavailable { hint, .. } => Some(hint),
+            _ => None,
+        }
     }
 }
 
@@ -422,6 +446,14 @@ pub struct ConnectorEnv {
     pub install_dir: PathBuf,
     /// The Python interpreter used to create virtualenvs.
     pub python: String,
+    /// How Docker connectors run.
+    pub docker: docker::DockerConfig,
+}
+
+/// Stops and removes, at once, whatever connectors this process started
+/// that would outlive it (containers; processes die with sluice).
+pub async fn stop_all() {
+    docker::stop_all().await;
 }
 
 /// A connector: one of the runtimes, behind one interface.
@@ -432,6 +464,12 @@ pub trait Connector: Send + Sync {
 
     /// Starts one protocol command.
     async fn start(&self, inv: Invocation, cx: &RunContext) -> Result<Running, ConnectorError>;
+
+    /// Checks what the runtime needs is there (a container engine), before
+    /// anything else runs; a no-op for most runtimes.
+    async fn preflight(&self) -> Result<(), ConnectorError> {
+        Ok(())
+    }
 
     /// Prepares the connector for use (installs it); a no-op for most runtimes.
     async fn prepare(&self, _cx: &RunContext) -> Result<(), ConnectorError> {
@@ -612,6 +650,11 @@ pub fn resolve(
             reference.clone(),
             package.clone(),
             version.clone(),
+            env,
+        )),
+        ConnectorRef::Docker { image } => Arc::new(docker::DockerConnector::new(
+            reference.clone(),
+            image.clone(),
             env,
         )),
     })

@@ -43,10 +43,13 @@ impl Connector for ExecConnector {
 }
 
 /// Writes the invocation's inputs to a private temporary directory and
-/// returns it with the protocol arguments that point at them.
+/// returns it with the protocol arguments that point at them: at their
+/// paths here, or under `visible_as` where the connector sees the directory
+/// elsewhere (mounted in a container).
 pub fn write_inputs(
     inv: &Invocation,
     connector: &str,
+    visible_as: Option<&Path>,
 ) -> Result<(tempfile::TempDir, Vec<String>), ConnectorError> {
     let io = |source| ConnectorError::Io {
         connector: connector.to_string(),
@@ -68,8 +71,12 @@ pub fn write_inputs(
             .open(&path)
             .map_err(io)?;
         f.write_all(&bytes).map_err(io)?;
+        let seen = match visible_as {
+            Some(dir) => dir.join(name),
+            None => path,
+        };
         args.push(flag.to_string());
-        args.push(path.to_string_lossy().into_owned());
+        args.push(seen.to_string_lossy().into_owned());
         Ok(())
     };
     const SERIALIZES: &str = "connector inputs serialize";
@@ -105,7 +112,7 @@ pub fn spawn(
     inv: Invocation,
     cx: &RunContext,
 ) -> Result<Running, ConnectorError> {
-    let (dir, args) = write_inputs(&inv, name)?;
+    let (dir, args) = write_inputs(&inv, name, None)?;
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(prefix_args)
         .args(&args)

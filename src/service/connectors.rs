@@ -5,6 +5,7 @@ use super::catalog::{self, Generation, StreamSelection};
 use super::{ConfigInput, Service, Ui};
 use crate::connector::builtin::{self, Kind};
 use crate::connector::config::Secrets;
+use crate::connector::docker::{DockerConnector, ImageFacts};
 use crate::connector::python::{self, PythonConnector};
 use crate::connector::{ConnectorError, ConnectorRef, ExitStatus, LogSink, Role};
 use crate::error::UserError;
@@ -14,7 +15,7 @@ use crate::protocol::{
 use crate::sync::log::AttemptLog;
 use anyhow::Context as _;
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
@@ -22,7 +23,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 #[derive(Debug, Clone, Serialize)]
 pub struct ConnectorInfo {
     pub reference: String,
-    /// `builtin` or `python`.
+    /// `builtin`, `python` or `docker`.
     pub runtime: &'static str,
     /// `source`, `destination`, or empty when unknown.
     pub kind: String,
@@ -156,7 +157,7 @@ impl Service {
         &self,
         reference: &str,
         config: &ConfigInput,
-        catalog_file: &std::path::Path,
+        catalog_file: &Path,
         mut input: Box<dyn AsyncRead + Send + Unpin>,
         out: &mut (dyn AsyncWrite + Send + Unpin),
         ui: &Ui,
@@ -223,7 +224,34 @@ impl Service {
                 path.display()
             ))
             .into()),
+            ConnectorRef::Docker { image } => {
+                // Installing an image is having it: pulled unless it is there.
+                let d = DockerConnector::new(parsed.clone(), image.clone(), &self.connector_env());
+                let log: Arc<dyn LogSink> = self.one_off_log(Secrets::default(), ui);
+                let cx = self.context(Role::Source, log, ui);
+                let facts = d.facts(&cx).await?;
+                Ok(docker_info(image, facts))
+            }
         }
+    }
+
+    /// Pulls a Docker connector's image now, whether the engine has it or not.
+    pub async fn connector_pull(&self, reference: &str, ui: &Ui) -> anyhow::Result<ConnectorInfo> {
+        let parsed: ConnectorRef = reference
+            .parse()
+            .map_err(|e: crate::connector::RefError| UserError::new(e.to_string()))?;
+        let ConnectorRef::Docker { image } = &parsed else {
+            return Err(UserError::new(format!(
+                "{parsed} is not a Docker image; only docker:IMAGE:TAG connectors are pulled"
+            ))
+            .hint("`sluice connector install` installs Python connectors")
+            .into());
+        };
+        let d = DockerConnector::new(parsed.clone(), image.clone(), &self.connector_env());
+        let log: Arc<dyn LogSink> = self.one_off_log(Secrets::default(), ui);
+        let cx = self.context(Role::Source, log, ui);
+        let facts = d.pull(&cx).await?;
+        Ok(docker_info(image, &facts))
     }
 
     /// Built-in connectors and installed ones.
@@ -274,7 +302,46 @@ fn python_info(dir: PathBuf, m: python::Manifest) -> ConnectorInfo {
     }
 }
 
-fn read_configured(path: &std::path::Path) -> Result<ConfiguredAirbyteCatalog, UserError> {
+fn docker_info(image: &str, facts: &ImageFacts) -> ConnectorInfo {
+    let repository = image.split(['@']).next().unwrap_or(image);
+    let last_slash = repository.rfind('/').map_or(0, |i| i + 1);
+    let (name, version) = match image.split_once('@') {
+        Some((_, digest)) => (repository, digest),
+        None => match repository[last_slash..].rfind(':') {
+            Some(i) => (
+                &repository[..last_slash + i],
+                &repository[last_slash + i + 1..],
+            ),
+            None => (repository, ""),
+        },
+    };
+    let base = &name[name.rfind('/').map_or(0, |i| i + 1)..];
+    let kind = if base.starts_with("source-") {
+        "source"
+    } else if base.starts_with("destination-") {
+        "destination"
+    } else {
+        ""
+    };
+    let id = facts.id.trim_start_matches("sha256:");
+    ConnectorInfo {
+        reference: format!("docker:{image}"),
+        runtime: "docker",
+        kind: kind.into(),
+        version: version.into(),
+        description: match facts.size {
+            Some(size) => format!(
+                "image {}, {}",
+                &id[..id.len().min(12)],
+                crate::connector::human_bytes(size)
+            ),
+            None => format!("image {}", &id[..id.len().min(12)]),
+        },
+        location: None,
+    }
+}
+
+fn read_configured(path: &Path) -> Result<ConfiguredAirbyteCatalog, UserError> {
     let bytes = std::fs::read(path)
         .map_err(|e| UserError::new(format!("cannot read the catalog {}: {e}", path.display())))?;
     serde_json::from_slice(&bytes).map_err(|e| {
@@ -289,7 +356,9 @@ fn redacted(e: ConnectorError, log: &AttemptLog) -> anyhow::Error {
     let config_error = e.is_config_error();
     let text = log.redact(&e.to_string());
     if config_error {
-        UserError::new(text).into()
+        let mut user = UserError::new(text);
+        user.hint = e.hint().map(str::to_string);
+        user.into()
     } else {
         anyhow::anyhow!(text)
     }

@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod connectors;
 pub mod sync;
+pub mod system;
 
 use crate::connector::config::{self, Secrets};
 use crate::connector::{
@@ -12,7 +13,7 @@ use crate::connector::{
 use crate::error::UserError;
 use crate::protocol::ConnectorSpecification;
 use crate::settings::Settings;
-use crate::sync::log::{Echo, SharedEcho};
+use crate::sync::log::Echo;
 use crate::sync::SyncObserver;
 use anyhow::Context as _;
 use serde_json::Value;
@@ -70,13 +71,16 @@ impl ConfigInput {
     }
 }
 
+/// Shows a log line live: origin, level, message.
+pub type EchoFn = Arc<dyn Fn(&str, crate::protocol::LogLevel, &str) + Send + Sync>;
+
 /// How the caller wants to hear about long work.
 #[derive(Clone)]
 pub struct Ui {
     pub observer: Arc<dyn SyncObserver>,
     pub progress: Arc<dyn InstallProgress>,
     /// Connector and engine log lines, shown live (verbose mode).
-    pub echo: Option<SharedEcho>,
+    pub echo: Option<EchoFn>,
     pub cancel: CancellationToken,
 }
 
@@ -119,6 +123,7 @@ impl Service {
         ConnectorEnv {
             install_dir: self.settings.connectors_dir.clone(),
             python: self.settings.python.clone(),
+            docker: self.settings.docker.clone(),
         }
     }
 

@@ -47,14 +47,20 @@ impl Service {
     pub async fn sync(&self, req: SyncRequest, ui: Ui) -> anyhow::Result<SyncOutcome> {
         let source = self.resolve(&req.source).context("the source")?;
         let destination = self.resolve(&req.destination).context("the destination")?;
+        // A missing container engine is said before anything is installed.
+        source.connector.preflight().await?;
+        destination.connector.preflight().await?;
         let source_config = req.source_config.load("source config")?;
         let destination_config = req.destination_config.load("destination config")?;
+        let labels = job_labels();
 
         // Until the configs are validated, logs go to memory: the log file
         // is named after them and must not see a secret unredacted.
         let early: Arc<dyn LogSink> = Arc::new(AttemptLog::memory(Secrets::default(), ui.echo()));
-        let scx = self.context(Role::Source, early.clone(), &ui);
-        let dcx = self.context(Role::Destination, early.clone(), &ui);
+        let mut scx = self.context(Role::Source, early.clone(), &ui);
+        let mut dcx = self.context(Role::Destination, early.clone(), &ui);
+        scx.labels = labels.clone();
+        dcx.labels = labels.clone();
         let (source_spec, destination_spec) = tokio::try_join!(
             self.spec_of(&source, &scx),
             self.spec_of(&destination, &dcx)
@@ -84,7 +90,8 @@ impl Service {
             AttemptLog::create(&log_path, secrets.clone(), ui.echo())
                 .with_context(|| format!("cannot create the log file {}", log_path.display()))?,
         );
-        let scx = self.context(Role::Source, log.clone(), &ui);
+        let mut scx = self.context(Role::Source, log.clone(), &ui);
+        scx.labels = labels.clone();
 
         let catalog = match &req.catalog_file {
             Some(path) => {
@@ -152,7 +159,7 @@ impl Service {
             mapping,
             state,
             max_line_bytes: req.max_line_bytes,
-            labels: Vec::new(),
+            labels,
         };
         let hooks = engine::SyncHooks {
             log: log.clone(),
@@ -172,6 +179,23 @@ impl Service {
             state_file: req.state_file.clone(),
         })
     }
+}
+
+/// Labels for what an inline sync starts. There is no job store yet, so
+/// the job is named after this process and the time; the sweeper tells
+/// whether it still runs from the owner labels the runtimes add.
+fn job_labels() -> Vec<(String, String)> {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default();
+    vec![
+        (
+            "sluice.job".into(),
+            format!("inline-{}-{millis}", std::process::id()),
+        ),
+        ("sluice.attempt".into(), "1".into()),
+    ]
 }
 
 /// Refuses a destination sync mode the destination says it does not support.

@@ -13,9 +13,6 @@ use std::sync::{Mutex, RwLock};
 /// Also shown live (on a terminal with `-v`); gets the redacted line.
 pub type Echo = Box<dyn Fn(&str, LogLevel, &str) + Send + Sync>;
 
-/// An [`Echo`] shared between the engine and the command showing it.
-pub type SharedEcho = std::sync::Arc<dyn Fn(&str, LogLevel, &str) + Send + Sync>;
-
 pub struct AttemptLog {
     path: Option<PathBuf>,
     file: Option<Mutex<std::io::LineWriter<std::fs::File>>>,

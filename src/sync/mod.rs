@@ -307,29 +307,30 @@ pub async fn run(plan: SyncPlan, hooks: SyncHooks) -> SyncReport {
             plan.destination.reference()
         ),
     );
-    let mut dest = match plan
-        .destination
-        .write(&plan.destination_config, &dest_catalog, &dcx)
-        .await
-    {
-        Ok(r) => r,
-        Err(e) => {
-            let f = start_failure(Role::Destination, e);
-            return finish(&shared, SyncStatus::Failed, Some(f));
-        }
-    };
+    // Both start at once: starting a container takes a while, and a source
+    // that writes before the destination is read from only waits.
     let state_arg = plan.state.as_ref().map(StateSnapshot::to_file_value);
-    let mut src = match plan
-        .source
-        .read(&plan.source_config, &plan.catalog, state_arg, &scx)
-        .await
-    {
-        Ok(r) => r,
-        Err(e) => {
-            dest.process.kill();
-            let _ = dest.process.wait().await;
-            let f = start_failure(Role::Source, e);
-            return finish(&shared, SyncStatus::Failed, Some(f));
+    let (dest, src) = tokio::join!(
+        plan.destination
+            .write(&plan.destination_config, &dest_catalog, &dcx),
+        plan.source
+            .read(&plan.source_config, &plan.catalog, state_arg, &scx)
+    );
+    let (mut dest, mut src) = match (dest, src) {
+        (Ok(d), Ok(s)) => (d, s),
+        (dest, src) => {
+            let failure = match (dest, src) {
+                (Err(e), other) => {
+                    stop(other).await;
+                    start_failure(Role::Destination, e)
+                }
+                (other, Err(e)) => {
+                    stop(other).await;
+                    start_failure(Role::Source, e)
+                }
+                (Ok(_), Ok(_)) => unreachable!("handled above"),
+            };
+            return finish(&shared, SyncStatus::Failed, Some(failure));
         }
     };
 
@@ -480,6 +481,14 @@ pub async fn run(plan: SyncPlan, hooks: SyncHooks) -> SyncReport {
         ),
     );
     report
+}
+
+/// Stops a connector that started when its peer did not.
+async fn stop(started: Result<Running, ConnectorError>) {
+    if let Ok(mut r) = started {
+        r.process.kill();
+        let _ = r.process.wait().await;
+    }
 }
 
 async fn wait(r: &mut Running) -> ExitStatus {

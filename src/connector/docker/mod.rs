@@ -1,0 +1,286 @@
+//! The Docker runtime: an Airbyte connector image
+//! (`docker:airbyte/source-faker:6.2.1`), one container per protocol
+//! command, through bollard against the engine `DOCKER_HOST` names (else
+//! the local socket).
+//!
+//! A container starts the way Airbyte's platform starts a connector: with
+//! the image's `AIRBYTE_ENTRYPOINT` when it sets one, else its entrypoint,
+//! followed by `read --config /sluice/config.json --catalog ...`; the
+//! inputs sit in a private temporary directory mounted read-only. It runs
+//! with memory and CPU limits, no capabilities and no new privileges, and
+//! carries labels naming its job, attempt, role and the sluice process that
+//! started it.
+//!
+//! A container must never outlive its command: it is removed when waited
+//! for or dropped, [`stop_all`] removes what is left when sluice must stop
+//! at once, and [`sweep`] removes what a killed sluice left behind.
+
+mod container;
+mod engine;
+mod image;
+pub mod owner;
+mod pipes;
+mod sweep;
+
+pub use engine::stop_all;
+pub use image::ImageFacts;
+pub use sweep::{sweep, SweepReport, SweptContainer};
+
+use super::{
+    Command, Connector, ConnectorEnv, ConnectorError, ConnectorRef, ConnectorSpecification,
+    Invocation, RunContext, Running,
+};
+use async_trait::async_trait;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// When to pull a connector's image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PullPolicy {
+    /// Before the first use in each sluice process.
+    Always,
+    /// When the engine does not have it.
+    #[default]
+    Missing,
+    /// Never: a missing image is an error.
+    Never,
+}
+
+impl FromStr for PullPolicy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "always" => Ok(PullPolicy::Always),
+            "missing" => Ok(PullPolicy::Missing),
+            "never" => Ok(PullPolicy::Never),
+            other => Err(format!(
+                "`{other}` is not a pull policy; use always, missing or never"
+            )),
+        }
+    }
+}
+
+/// How a container's stdin and stdout reach sluice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// Named pipes when the engine shares this machine's kernel and files,
+    /// else the engine's attach connections.
+    #[default]
+    Auto,
+    /// Named pipes in the mounted input directory, connected by a small
+    /// launcher that becomes the connector: the kernel moves the data.
+    Pipes,
+    /// The engine's attach connections: works with any engine, at the
+    /// engine's speed.
+    Attach,
+}
+
+impl FromStr for Transport {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Transport::Auto),
+            "pipes" => Ok(Transport::Pipes),
+            "attach" => Ok(Transport::Attach),
+            other => Err(format!(
+                "`{other}` is not a transport; use auto, pipes or attach"
+            )),
+        }
+    }
+}
+
+/// How connector containers run; the same for every container of a command.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DockerConfig {
+    pub pull: PullPolicy,
+    /// Memory limit of each container, in bytes.
+    pub memory: u64,
+    /// CPUs each container may use.
+    pub cpus: f64,
+    /// The network containers join; the engine's default bridge when unset.
+    pub network: Option<String>,
+    /// A host directory mounted at /local, as Airbyte's platform does for
+    /// destinations that write files.
+    pub local_root: Option<PathBuf>,
+    pub transport: Transport,
+}
+
+pub const DEFAULT_MEMORY: u64 = 2 << 30;
+pub const DEFAULT_CPUS: f64 = 2.0;
+
+impl Default for DockerConfig {
+    fn default() -> Self {
+        DockerConfig {
+            pull: PullPolicy::Missing,
+            memory: DEFAULT_MEMORY,
+            cpus: DEFAULT_CPUS,
+            network: None,
+            local_root: None,
+            transport: Transport::Auto,
+        }
+    }
+}
+
+/// A memory size as Docker writes them: `512m`, `2g`, `1.5GiB`, `1048576`.
+/// Units are binary (k = 1024), as in `docker run --memory`.
+pub fn parse_memory(text: &str) -> Result<u64, String> {
+    let t = text.trim().to_ascii_lowercase();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let scale: u64 = match unit.trim() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => return Err(format!("`{text}` is not a size; write e.g. 512m or 2g")),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size; write e.g. 512m or 2g"))?;
+    let bytes = (value * scale as f64) as u64;
+    // The engine refuses limits under 6 MiB.
+    if bytes < 6 << 20 {
+        return Err(format!(
+            "`{text}` is too little memory for a container; give at least 6m"
+        ));
+    }
+    Ok(bytes)
+}
+
+/// A CPU count: `0.5`, `2`.
+pub fn parse_cpus(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(n) if (0.01..=1024.0).contains(&n) => Ok(n),
+        _ => Err(format!("`{text}` is not a CPU count; write e.g. 0.5 or 2")),
+    }
+}
+
+/// `docker:IMAGE:TAG`.
+pub struct DockerConnector {
+    reference: ConnectorRef,
+    image: String,
+    config: DockerConfig,
+    /// Specs by image id: an image never changes, so neither does its spec.
+    spec_cache: PathBuf,
+    /// Where the launcher is installed (see `launcher.rs`).
+    launcher_dir: PathBuf,
+    facts: tokio::sync::OnceCell<ImageFacts>,
+}
+
+impl DockerConnector {
+    pub fn new(reference: ConnectorRef, image: String, env: &ConnectorEnv) -> Self {
+        DockerConnector {
+            reference,
+            image,
+            config: env.docker.clone(),
+            spec_cache: env.install_dir.join("docker").join("specs"),
+            launcher_dir: env.install_dir.join("docker"),
+            facts: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    fn name(&self) -> String {
+        self.reference.to_string()
+    }
+
+    /// The image, made available under the pull policy, and what it says
+    /// about itself.
+    pub async fn facts(&self, cx: &RunContext) -> Result<&ImageFacts, ConnectorError> {
+        self.facts
+            .get_or_try_init(|| async {
+                let engine = engine::connect(&self.name()).await?;
+                image::prepare(engine, &self.image, self.config.pull, &self.name(), cx).await
+            })
+            .await
+    }
+
+    /// Pulls the image now, whatever the policy (`sluice connector pull`).
+    pub async fn pull(&self, cx: &RunContext) -> Result<ImageFacts, ConnectorError> {
+        let engine = engine::connect(&self.name()).await?;
+        image::pull_now(engine, &self.image, &self.name(), cx).await
+    }
+}
+
+#[async_trait]
+impl Connector for DockerConnector {
+    fn reference(&self) -> &ConnectorRef {
+        &self.reference
+    }
+
+    async fn preflight(&self) -> Result<(), ConnectorError> {
+        engine::connect(&self.name()).await.map(|_| ())
+    }
+
+    async fn prepare(&self, cx: &RunContext) -> Result<(), ConnectorError> {
+        self.facts(cx).await.map(|_| ())
+    }
+
+    async fn start(&self, inv: Invocation, cx: &RunContext) -> Result<Running, ConnectorError> {
+        let engine = engine::connect(&self.name()).await?;
+        let facts = self.facts(cx).await?;
+        let spawn = container::Spawn {
+            engine,
+            image: &self.image,
+            facts,
+            config: &self.config,
+            name: &self.name(),
+            launcher_dir: &self.launcher_dir,
+        };
+        container::start(spawn, inv, cx).await
+    }
+
+    async fn spec(&self, cx: &RunContext) -> Result<ConnectorSpecification, ConnectorError> {
+        let facts = self.facts(cx).await?;
+        let cache = (!facts.id.is_empty()).then(|| {
+            self.spec_cache
+                .join(format!("{}.json", facts.id.replace(':', "-")))
+        });
+        if let Some(bytes) = cache.as_ref().and_then(|c| std::fs::read(c).ok()) {
+            if let Ok(spec) = serde_json::from_slice(&bytes) {
+                return Ok(spec);
+            }
+        }
+        let answer = super::run_to_end(self, Invocation::new(Command::Spec), cx, "SPEC").await?;
+        let crate::protocol::Message::Spec(spec) = answer else {
+            unreachable!("run_to_end returns the expected message")
+        };
+        if let Some(cache) = cache {
+            // A cache that cannot be written only costs the next call a container.
+            let _ = std::fs::create_dir_all(&self.spec_cache);
+            let _ = crate::fsutil::write_atomic(
+                &cache,
+                &serde_json::to_vec(&spec).expect("spec serializes"),
+                0o644,
+            );
+        }
+        Ok(spec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_like_docker() {
+        assert_eq!(parse_memory("512m"), Ok(512 << 20));
+        assert_eq!(parse_memory("2g"), Ok(2 << 30));
+        assert_eq!(parse_memory("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_memory("67108864"), Ok(64 << 20));
+        assert!(parse_memory("1k").is_err());
+        assert!(parse_memory("lots").is_err());
+        assert!(parse_memory("5x").is_err());
+        assert_eq!(parse_cpus("0.5"), Ok(0.5));
+        assert!(parse_cpus("0").is_err());
+        assert!(parse_cpus("NaN").is_err());
+        assert_eq!("Never".parse::<PullPolicy>(), Ok(PullPolicy::Never));
+        assert!("sometimes".parse::<PullPolicy>().is_err());
+    }
+}
