@@ -12,12 +12,29 @@ start_postgres() {
         log "starting PostgreSQL 15"
         pg_ctlcluster --skip-systemctl-redirect 15 main start
     fi
+    local ready=
     for _ in $(seq 1 30); do
-        pg_isready -q -h localhost -p 5432 && return 0
+        pg_isready -q -h localhost -p 5432 && ready=1 && break
         sleep 1
     done
-    log "PostgreSQL did not become ready"
-    return 1
+    if [ -z "$ready" ]; then
+        log "PostgreSQL did not become ready"
+        return 1
+    fi
+    # The role the tests connect as (SLUICE_TEST_DATABASE_URL's default):
+    # each test creates databases of its own, so it needs CREATEDB.
+    su postgres -c "psql -q -v ON_ERROR_STOP=1 -d postgres" <<'SQL'
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'sluice') THEN
+        CREATE ROLE sluice LOGIN PASSWORD 'sluice' CREATEDB;
+    ELSE
+        ALTER ROLE sluice LOGIN PASSWORD 'sluice' CREATEDB;
+    END IF;
+END
+$$;
+SQL
+    export SLUICE_TEST_DATABASE_URL=${SLUICE_TEST_DATABASE_URL:-postgres://sluice:sluice@localhost:5432/postgres}
 }
 
 # The Airbyte connectors from PyPI the tests run, installed once into a

@@ -190,3 +190,80 @@ pub fn shared_connectors_dir() -> Option<PathBuf> {
             .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("connectors")),
     )
 }
+
+/// The PostgreSQL server the tests use: `SLUICE_TEST_DATABASE_URL`, else the
+/// `sluice` role `scripts/test` creates.
+pub fn postgres_admin_url() -> String {
+    std::env::var("SLUICE_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://sluice:sluice@localhost:5432/postgres".into())
+}
+
+/// A database of this test's own on the test server, dropped at the end.
+pub struct PgDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl PgDatabase {
+    /// Creates a fresh database; `None` (the test skips) outside CI when the
+    /// server cannot be reached, a failure under CI.
+    pub fn create() -> Option<Self> {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let admin = postgres_admin_url();
+        let up = psql(&admin, "SELECT 1").is_ok();
+        if !require(up, &format!("PostgreSQL at {admin}")) {
+            return None;
+        }
+        let name = format!(
+            "sluice_test_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        psql(&admin, &format!("CREATE DATABASE {name}")).expect("create a test database");
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        Some(PgDatabase {
+            url: format!("{base}/{name}"),
+            name,
+        })
+    }
+
+    /// Runs SQL in this database with `psql`; its unaligned, tuples-only output.
+    #[track_caller]
+    pub fn sql(&self, sql: &str) -> String {
+        psql(&self.url, sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let _ = psql(
+            &postgres_admin_url(),
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+    }
+}
+
+/// `psql URL -c SQL` (unaligned, tuples only, stop on error): stdout, or
+/// stderr as the error.
+pub fn psql(url: &str, sql: &str) -> Result<String, String> {
+    let out = Command::new("psql")
+        .args([
+            url,
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ])
+        .output()
+        .map_err(|e| format!("psql: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}

@@ -8,3 +8,4 @@ mod docker;
 mod faker;
 mod guarantees;
 mod process;
+mod services;
