@@ -9,6 +9,8 @@ use std::process::Command;
 fn main() {
     const SOURCE: &str = "src/connector/docker/launcher.rs";
     println!("cargo:rerun-if-changed={SOURCE}");
+    // sqlx::migrate! embeds these.
+    println!("cargo:rerun-if-changed=migrations");
     println!("cargo::rustc-check-cfg=cfg(sluice_launcher)");
     let target = std::env::var("TARGET").unwrap_or_default();
     if !target.contains("-linux-") {

@@ -71,6 +71,11 @@ pub struct GlobalArgs {
     /// [env: SLUICE_DATA_DIR] [default: the XDG data dir, ~/.local/share/sluice].
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+
+    /// The job store: postgres://USER:PASSWORD@HOST/DB for PostgreSQL
+    /// [env: SLUICE_DATABASE_URL] [default: sluice.db, SQLite, in the data dir].
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

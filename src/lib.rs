@@ -1,6 +1,6 @@
 //! sluice: data sync (ELT) over the Airbyte Protocol, as one binary.
 //!
-//! Data flows one way: `commands` -> `api` -> `service` -> (`sync` -> `connector`).
+//! Data flows one way: `commands` -> `api` -> `service` -> (`store` | `sync` -> `connector`).
 //! Nothing below `commands` knows about clap, indicatif or comfy-table.
 
 pub mod api;
@@ -12,4 +12,5 @@ pub mod fsutil;
 pub mod protocol;
 pub mod service;
 pub mod settings;
+pub mod store;
 pub mod sync;

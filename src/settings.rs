@@ -5,6 +5,7 @@
 
 use crate::connector::docker::{self, DockerConfig, PullPolicy, Transport};
 use crate::error::UserError;
+use crate::store::Location;
 use std::path::PathBuf;
 
 /// The first value set, from the strongest source to the weakest.
@@ -16,6 +17,7 @@ pub fn pick<T>(flag: Option<T>, env: Option<T>, default: impl FnOnce() -> T) -> 
 #[derive(Debug, Clone, Default)]
 pub struct Flags {
     pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
     pub docker: DockerFlags,
 }
 
@@ -39,6 +41,8 @@ pub struct Settings {
     pub python: String,
     /// How Docker connectors run.
     pub docker: DockerConfig,
+    /// The job store: an SQLite file in the data dir, or PostgreSQL.
+    pub store: Location,
 }
 
 impl Settings {
@@ -65,11 +69,20 @@ impl Settings {
             "python3".to_string()
         });
         let docker = docker_config(&flags.docker, &env)?;
+        let url = pick(
+            flags.database_url.clone(),
+            env("SLUICE_DATABASE_URL").filter(|v| !v.trim().is_empty()),
+            String::new,
+        );
+        let store = Location::resolve(Some(&url), &data_dir).map_err(|e| {
+            UserError::new(e).hint("fix --database-url or SLUICE_DATABASE_URL, or unset them for the SQLite file in the data directory")
+        })?;
         Ok(Settings {
             data_dir,
             connectors_dir,
             python,
             docker,
+            store,
         })
     }
 
@@ -176,6 +189,16 @@ mod tests {
         let s = Settings::resolve(&Flags::default(), |_| None).unwrap();
         assert!(s.data_dir.ends_with("sluice"));
         assert_eq!(s.python, "python3");
+        assert_eq!(s.store, Location::Sqlite(s.data_dir.join("sluice.db")));
+        let pg = |k: &str| (k == "SLUICE_DATABASE_URL").then(|| "postgres://u:p@h/env".to_string());
+        let s = Settings::resolve(&Flags::default(), pg).unwrap();
+        assert_eq!(s.store, Location::Postgres("postgres://u:p@h/env".into()));
+        let flags = Flags {
+            database_url: Some("postgres://u:p@h/flag".into()),
+            ..Flags::default()
+        };
+        let s = Settings::resolve(&flags, pg).unwrap();
+        assert_eq!(s.store, Location::Postgres("postgres://u:p@h/flag".into()));
     }
 
     #[test]

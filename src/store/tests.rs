@@ -1,0 +1,482 @@
+//! One suite, run against both backends: `sqlite_NAME` on a file in a temp
+//! dir, `postgres_NAME` in a database of its own on the test server
+//! (`SLUICE_TEST_DATABASE_URL`; skipped when unreachable, failed under CI).
+
+use super::*;
+use serde_json::json;
+
+/// A store for one test, and what to clean up after it.
+struct TestStore {
+    store: Store,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<(String, String)>,
+}
+
+impl TestStore {
+    async fn sqlite() -> TestStore {
+        let dir = tempfile::tempdir().unwrap();
+        let location = Location::Sqlite(dir.path().join("data/sluice.db"));
+        TestStore {
+            store: Store::open(&location).await.unwrap(),
+            _dir: Some(dir),
+            pg: None,
+        }
+    }
+
+    async fn postgres() -> Option<TestStore> {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let admin = std::env::var("SLUICE_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://sluice:sluice@localhost:5432/postgres".into());
+        let conn = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(&admin)
+            .await;
+        let conn = match conn {
+            Ok(c) => c,
+            Err(e) => {
+                let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+                assert!(
+                    !ci,
+                    "PostgreSQL at {} is missing, and CI=true: {e}",
+                    mask_url(&admin)
+                );
+                eprintln!(
+                    "\n*** SKIPPED: PostgreSQL at {} is missing: {e} ***\n",
+                    mask_url(&admin)
+                );
+                return None;
+            }
+        };
+        let name = format!(
+            "sluice_unit_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&conn)
+            .await
+            .unwrap();
+        conn.close().await;
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        let url = format!("{base}/{name}");
+        Some(TestStore {
+            store: Store::open(&Location::Postgres(url)).await.unwrap(),
+            _dir: None,
+            pg: Some((admin, name)),
+        })
+    }
+
+    async fn second_handle(&self) -> Store {
+        Store::open(self.store.location()).await.unwrap()
+    }
+
+    async fn cleanup(self) {
+        self.store.close().await;
+        if let Some((admin, name)) = self.pg {
+            let conn = PgPoolOptions::new()
+                .max_connections(1)
+                .connect(&admin)
+                .await
+                .unwrap();
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&conn)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// `sqlite_NAME` and `postgres_NAME` running `NAME(store)`.
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let t = super::TestStore::sqlite().await;
+                    super::$name(&t).await;
+                    t.cleanup().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(t) = super::TestStore::postgres().await else { return };
+                    super::$name(&t).await;
+                    t.cleanup().await;
+                }
+            )*
+        }
+    };
+}
+
+both_backends!(
+    store_migrations_are_recorded,
+    store_sources_and_destinations,
+    store_connections_with_their_last_job,
+    store_jobs_and_attempts,
+    store_state_is_replaced_whole,
+    store_two_handles_write_at_once,
+);
+
+fn actor(name: &str, connector: &str) -> ActorFields {
+    ActorFields {
+        name: name.into(),
+        connector: connector.into(),
+        config: json!({"count": 10, "token": "t0p"}),
+        secret_paths: vec!["/token".into()],
+    }
+}
+
+fn connection(name: &str, source_id: i64, destination_id: i64) -> ConnectionFields {
+    ConnectionFields {
+        name: name.into(),
+        source_id,
+        destination_id,
+        streams: vec!["users".into()],
+        sync_mode: Some("incremental".into()),
+        destination_sync_mode: None,
+        catalog: json!({"streams": []}),
+        schedule: "manual".into(),
+        namespace: "source".into(),
+        prefix: "".into(),
+        status: "active".into(),
+        schema_change: "propagate_columns".into(),
+    }
+}
+
+async fn store_migrations_are_recorded(t: &TestStore) {
+    let s = &t.store;
+    let applied = s.applied_migrations().await.unwrap();
+    let known = s.known_migrations();
+    assert!(!known.is_empty());
+    assert_eq!(
+        applied
+            .iter()
+            .map(|m| (m.version, m.description.clone()))
+            .collect::<Vec<_>>(),
+        known
+    );
+    // Running them again is a no-op.
+    s.migrate().await.unwrap();
+    assert_eq!(s.applied_migrations().await.unwrap().len(), known.len());
+}
+
+async fn store_sources_and_destinations(t: &TestStore) {
+    let s = &t.store;
+    let a = s
+        .create_actor(ActorKind::Source, &actor("faker", "sample"))
+        .await
+        .unwrap();
+    assert_eq!(a.name, "faker");
+    assert_eq!(a.config, json!({"count": 10, "token": "t0p"}));
+    assert_eq!(a.secret_paths, vec!["/token".to_string()]);
+    let e = s
+        .create_actor(ActorKind::Source, &actor("faker", "sample"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, StoreError::Exists { kind: "source", .. }),
+        "{e}"
+    );
+    assert_eq!(e.to_string(), "source `faker` already exists");
+    // The same name is free among destinations.
+    let d = s
+        .create_actor(ActorKind::Destination, &actor("faker", "jsonl"))
+        .await
+        .unwrap();
+    assert_eq!(d.kind, ActorKind::Destination);
+
+    let mut changed = actor("faker", "sample");
+    changed.config = json!({"count": 20});
+    changed.secret_paths = vec![];
+    let u = s
+        .update_actor(ActorKind::Source, &changed)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(u.config, json!({"count": 20}));
+    assert!(u.updated_at >= a.updated_at);
+    assert!(s
+        .update_actor(ActorKind::Source, &actor("nope", "sample"))
+        .await
+        .unwrap()
+        .is_none());
+    let got = s
+        .get_actor(ActorKind::Source, "faker")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.config, json!({"count": 20}));
+
+    s.create_actor(ActorKind::Source, &actor("another", "sample"))
+        .await
+        .unwrap();
+    let names: Vec<String> = s
+        .list_actors(ActorKind::Source)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert_eq!(names, ["another", "faker"]);
+
+    // In use by a connection: refused, naming the connection.
+    s.create_connection(&connection("c1", got.id, d.id))
+        .await
+        .unwrap();
+    let e = s
+        .delete_actor(ActorKind::Source, "faker")
+        .await
+        .unwrap_err();
+    assert_eq!(e.to_string(), "source `faker` is used by connection(s): c1");
+    assert!(s.delete_connection("c1").await.unwrap());
+    assert!(s.delete_actor(ActorKind::Source, "faker").await.unwrap());
+    assert!(!s.delete_actor(ActorKind::Source, "faker").await.unwrap());
+    assert!(s
+        .get_actor(ActorKind::Source, "faker")
+        .await
+        .unwrap()
+        .is_none());
+}
+
+async fn store_connections_with_their_last_job(t: &TestStore) {
+    let s = &t.store;
+    let src = s
+        .create_actor(ActorKind::Source, &actor("src", "sample"))
+        .await
+        .unwrap();
+    let dst = s
+        .create_actor(ActorKind::Destination, &actor("dst", "jsonl"))
+        .await
+        .unwrap();
+    let c = s
+        .create_connection(&connection("c", src.id, dst.id))
+        .await
+        .unwrap();
+    assert_eq!((c.source.as_str(), c.destination.as_str()), ("src", "dst"));
+    assert_eq!(c.streams, vec!["users".to_string()]);
+    assert_eq!(c.sync_mode.as_deref(), Some("incremental"));
+    assert_eq!(c.destination_sync_mode, None);
+    let e = s
+        .create_connection(&connection("c", src.id, dst.id))
+        .await
+        .unwrap_err();
+    assert_eq!(e.to_string(), "connection `c` already exists");
+
+    let listed = s.list_connections().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].last_job.is_none());
+    let j1 = s.create_job(c.id, "sync").await.unwrap();
+    s.finish_job(j1.id, "failed").await.unwrap();
+    let j2 = s.create_job(c.id, "sync").await.unwrap();
+    s.finish_job(j2.id, "succeeded").await.unwrap();
+    let listed = s.list_connections().await.unwrap();
+    let last = listed[0].last_job.as_ref().unwrap();
+    assert_eq!((last.id, last.status.as_str()), (j2.id, "succeeded"));
+
+    let mut f = connection("c", src.id, dst.id);
+    f.schedule = "every:1h".into();
+    f.prefix = "raw_".into();
+    f.catalog = json!({"streams": [{"x": 1}]});
+    let u = s.update_connection(&f).await.unwrap().unwrap();
+    assert_eq!(
+        (u.schedule.as_str(), u.prefix.as_str()),
+        ("every:1h", "raw_")
+    );
+    assert_eq!(u.catalog, json!({"streams": [{"x": 1}]}));
+    s.set_connection_catalog(c.id, &json!({"streams": []}))
+        .await
+        .unwrap();
+    assert!(s.set_connection_status("c", "inactive").await.unwrap());
+    let got = s.get_connection("c").await.unwrap().unwrap();
+    assert_eq!(got.status, "inactive");
+    assert_eq!(got.catalog, json!({"streams": []}));
+    assert!(!s.set_connection_status("nope", "inactive").await.unwrap());
+
+    // Deleting a connection deletes its jobs and state.
+    s.put_state(c.id, "LEGACY", &json!({"a": 1})).await.unwrap();
+    assert!(s.delete_connection("c").await.unwrap());
+    assert!(s.get_job(j1.id).await.unwrap().is_none());
+    assert!(s.get_state(c.id).await.unwrap().is_none());
+}
+
+async fn store_jobs_and_attempts(t: &TestStore) {
+    let s = &t.store;
+    let src = s
+        .create_actor(ActorKind::Source, &actor("src", "sample"))
+        .await
+        .unwrap();
+    let dst = s
+        .create_actor(ActorKind::Destination, &actor("dst", "jsonl"))
+        .await
+        .unwrap();
+    let a = s
+        .create_connection(&connection("a", src.id, dst.id))
+        .await
+        .unwrap();
+    let b = s
+        .create_connection(&connection("b", src.id, dst.id))
+        .await
+        .unwrap();
+    let job = s.create_job(a.id, "sync").await.unwrap();
+    assert_eq!(
+        (job.status.as_str(), job.kind.as_str()),
+        ("running", "sync")
+    );
+    assert_eq!(job.connection, "a");
+    assert!(job.started_at.is_some() && job.ended_at.is_none());
+    s.set_job_changes(
+        job.id,
+        &json!([{"stream": "users", "change": "new column"}]),
+    )
+    .await
+    .unwrap();
+
+    s.start_attempt(job.id, 1, Path::new("/logs/attempt-1.log"))
+        .await
+        .unwrap();
+    s.finish_attempt(
+        job.id,
+        1,
+        &AttemptEnd {
+            status: "failed".into(),
+            stats: json!([{"name": "users", "records": 3}]),
+            records: 3,
+            bytes: 30,
+            records_committed: 2,
+            failure: Some(
+                json!({"origin": "source", "failure_type": "system_error", "message": "boom"}),
+            ),
+        },
+    )
+    .await
+    .unwrap();
+    s.start_attempt(job.id, 2, Path::new("/logs/attempt-2.log"))
+        .await
+        .unwrap();
+    let attempts = s.list_attempts(job.id).await.unwrap();
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(attempts[0].status, "failed");
+    assert_eq!(attempts[0].failure.as_ref().unwrap()["message"], "boom");
+    assert_eq!(
+        (
+            attempts[0].records,
+            attempts[0].bytes,
+            attempts[0].records_committed
+        ),
+        (3, 30, 2)
+    );
+    assert_eq!(attempts[1].status, "running");
+    assert_eq!(attempts[1].log_path.as_deref(), Some("/logs/attempt-2.log"));
+    s.finish_job(job.id, "succeeded").await.unwrap();
+    let got = s.get_job(job.id).await.unwrap().unwrap();
+    assert_eq!(got.status, "succeeded");
+    assert!(got.ended_at.is_some());
+    assert_eq!(got.changes[0]["change"], "new column");
+
+    let other = s.create_job(b.id, "reset").await.unwrap();
+    let all = s.list_jobs(&JobFilter::default()).await.unwrap();
+    assert_eq!(
+        all.iter().map(|j| j.id).collect::<Vec<_>>(),
+        [other.id, job.id]
+    );
+    let of_a = s
+        .list_jobs(&JobFilter {
+            connection_id: Some(a.id),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(of_a.iter().map(|j| j.id).collect::<Vec<_>>(), [job.id]);
+    let running = s
+        .list_jobs(&JobFilter {
+            status: Some("running".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(running.iter().map(|j| j.id).collect::<Vec<_>>(), [other.id]);
+    let one = s
+        .list_jobs(&JobFilter {
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(one.len(), 1);
+}
+
+async fn store_state_is_replaced_whole(t: &TestStore) {
+    let s = &t.store;
+    let src = s
+        .create_actor(ActorKind::Source, &actor("src", "sample"))
+        .await
+        .unwrap();
+    let dst = s
+        .create_actor(ActorKind::Destination, &actor("dst", "jsonl"))
+        .await
+        .unwrap();
+    let c = s
+        .create_connection(&connection("c", src.id, dst.id))
+        .await
+        .unwrap();
+    assert!(s.get_state(c.id).await.unwrap().is_none());
+    let first = json!([{"type": "STREAM", "stream": {"stream_descriptor": {"name": "users"}, "stream_state": {"c": 1}}}]);
+    s.put_state(c.id, "STREAM", &first).await.unwrap();
+    let second = json!({"type": "GLOBAL", "global": {"stream_states": []}});
+    s.put_state(c.id, "GLOBAL", &json!([second])).await.unwrap();
+    let got = s.get_state(c.id).await.unwrap().unwrap();
+    assert_eq!(got.state_type, "GLOBAL");
+    assert_eq!(got.state, json!([second]));
+    assert!(s.delete_state(c.id).await.unwrap());
+    assert!(!s.delete_state(c.id).await.unwrap());
+}
+
+/// Two handles on one store (as two processes would have) writing at the
+/// same time: every record of both is kept.
+async fn store_two_handles_write_at_once(t: &TestStore) {
+    let other = t.second_handle().await;
+    let write = |store: Store, prefix: &'static str| async move {
+        for i in 0..25 {
+            let a = store
+                .create_actor(
+                    ActorKind::Source,
+                    &actor(&format!("{prefix}-{i}"), "sample"),
+                )
+                .await
+                .unwrap();
+            let d = store
+                .create_actor(
+                    ActorKind::Destination,
+                    &actor(&format!("{prefix}-{i}"), "jsonl"),
+                )
+                .await
+                .unwrap();
+            let c = store
+                .create_connection(&connection(&format!("{prefix}-{i}"), a.id, d.id))
+                .await
+                .unwrap();
+            store
+                .put_state(c.id, "LEGACY", &json!({"i": i}))
+                .await
+                .unwrap();
+        }
+    };
+    let (x, y) = tokio::join!(
+        tokio::spawn(write(t.store.clone(), "x")),
+        tokio::spawn(write(other.clone(), "y"))
+    );
+    x.unwrap();
+    y.unwrap();
+    assert_eq!(
+        t.store.list_actors(ActorKind::Source).await.unwrap().len(),
+        50
+    );
+    assert_eq!(t.store.list_connections().await.unwrap().len(), 50);
+    other.close().await;
+}
