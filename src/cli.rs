@@ -150,6 +150,20 @@ pub enum Command {
     #[command(subcommand)]
     Connector(commands::connector::ConnectorCommand),
     #[command(subcommand)]
+    Source(commands::source::SourceCommand),
+    #[command(subcommand)]
+    Destination(commands::source::DestinationCommand),
+    #[command(subcommand)]
+    Connection(commands::connection::ConnectionCommand),
+    #[command(subcommand)]
+    Job(commands::job::JobCommand),
+    #[command(subcommand)]
+    State(commands::state::StateCommand),
+    #[command(subcommand)]
+    Db(commands::db::DbCommand),
+    Apply(commands::apply::ApplyArgs),
+    Export(commands::apply::ExportArgs),
+    #[command(subcommand)]
     System(commands::system::SystemCommand),
     Completions(commands::completions::CompletionsArgs),
     /// Writes completions/ and man/ from these definitions (for packagers).

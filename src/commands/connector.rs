@@ -317,7 +317,7 @@ fn cancel_on_ctrl_c() -> tokio_util::sync::CancellationToken {
     token
 }
 
-fn print_line(m: &Message) -> anyhow::Result<()> {
+pub(crate) fn print_line(m: &Message) -> anyhow::Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     out.write_all(&m.to_line())?;
@@ -455,6 +455,6 @@ impl CliOutput for AirbyteStream {
     }
 }
 
-fn print_catalog(catalog: &AirbyteCatalog) -> anyhow::Result<()> {
+pub(crate) fn print_catalog(catalog: &AirbyteCatalog) -> anyhow::Result<()> {
     output::print_list(&catalog.streams, OutputFormat::Table)
 }

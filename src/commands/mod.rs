@@ -3,10 +3,16 @@
 //! spawning happen here. Only this module knows clap, indicatif and
 //! comfy-table.
 
+pub mod apply;
 pub mod completions;
+pub mod connection;
 pub mod connector;
+pub mod db;
+pub mod job;
 pub mod output;
 pub mod progress;
+pub mod source;
+pub mod state;
 pub mod sync;
 pub mod system;
 
@@ -51,6 +57,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitClass> {
         Command::Sync(args) => sync::run(&ctx, args).await,
         Command::Connector(cmd) => connector::run(&ctx, cmd).await,
         Command::System(cmd) => system::run(&ctx, cmd).await,
+        Command::Source(cmd) => source::run_source(&ctx, cmd).await,
+        Command::Destination(cmd) => source::run_destination(&ctx, cmd).await,
+        Command::Connection(cmd) => connection::run(&ctx, cmd).await,
+        Command::Job(cmd) => job::run(&ctx, cmd).await,
+        Command::State(cmd) => state::run(&ctx, cmd).await,
+        Command::Db(cmd) => db::run(&ctx, cmd).await,
+        Command::Apply(args) => apply::apply(&ctx, args).await,
+        Command::Export(args) => apply::export(&ctx, args).await,
         Command::Completions(_) | Command::GenerateAssets(_) => unreachable!("handled above"),
     }
 }

@@ -81,6 +81,12 @@ pub fn duration_ms(ms: u64) -> String {
     }
 }
 
+/// A store timestamp (Unix milliseconds) as UTC, to the second.
+pub fn timestamp(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,5 +100,6 @@ mod tests {
         assert_eq!(duration_ms(850), "850 ms");
         assert_eq!(duration_ms(12_345), "12.3 s");
         assert_eq!(duration_ms(245_000), "4 min 05 s");
+        assert_eq!(timestamp(1_700_000_000_123), "2023-11-14T22:13:20Z");
     }
 }

@@ -200,7 +200,7 @@ pub fn echo(verbose: u8, bars: Arc<SyncProgress>) -> Option<EchoFn> {
 
 /// First Ctrl-C (or SIGTERM): stop gracefully. Second: returns, for the
 /// caller to stop at once. Never returns when signals cannot be watched.
-async fn watch_signals(cancel: CancellationToken, bars: Arc<SyncProgress>, quiet: bool) {
+pub(crate) async fn watch_signals(cancel: CancellationToken, bars: Arc<SyncProgress>, quiet: bool) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),

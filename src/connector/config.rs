@@ -79,7 +79,7 @@ pub fn validate(schema: &Value, config: &Value, what: &str) -> Result<(), Config
 
 /// The JSON Pointers of the secret values in `config`, following the
 /// schema through `properties`, `items` and `oneOf`/`anyOf`/`allOf`.
-fn secret_pointers(schema: &Value, config: &Value) -> Vec<String> {
+pub fn secret_pointers(schema: &Value, config: &Value) -> Vec<String> {
     let mut out = Vec::new();
     walk(schema, config, String::new(), &mut |path, _| out.push(path));
     out
@@ -130,6 +130,18 @@ pub fn mask(schema: &Value, config: &Value) -> Value {
     let mut masked = config.clone();
     for pointer in secret_pointers(schema, config) {
         if let Some(v) = masked.pointer_mut(&pointer) {
+            *v = Value::String(MASK.to_string());
+        }
+    }
+    masked
+}
+
+/// A config with the values at `pointers` (from [`secret_pointers`])
+/// replaced by [`MASK`]: masking without the spec at hand.
+pub fn mask_pointers(config: &Value, pointers: &[String]) -> Value {
+    let mut masked = config.clone();
+    for pointer in pointers {
+        if let Some(v) = masked.pointer_mut(pointer) {
             *v = Value::String(MASK.to_string());
         }
     }
@@ -277,6 +289,10 @@ mod tests {
         assert_eq!(
             s.redact(text),
             "connecting with ********** and **********, tokens **********,********** to h"
+        );
+        assert_eq!(
+            mask_pointers(&config, &secret_pointers(&schema(), &config)),
+            mask(&schema(), &config)
         );
         assert_eq!(
             mask(&schema(), &config),

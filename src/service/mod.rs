@@ -1,8 +1,11 @@
 //! The operations sluice offers, whoever asks: the in-process `Api` today,
 //! the daemon's HTTP handlers later. Nothing here prints or parses flags.
 
+pub mod apply;
 pub mod catalog;
 pub mod connectors;
+pub mod jobs;
+pub mod managed;
 pub mod sync;
 pub mod system;
 
@@ -106,6 +109,9 @@ impl Ui {
 #[derive(Clone)]
 pub struct Service {
     pub settings: Settings,
+    /// The job store, opened on first use: commands that need none never
+    /// touch it.
+    store: Arc<tokio::sync::OnceCell<crate::store::Store>>,
 }
 
 /// A resolved connector with its spec.
@@ -116,7 +122,10 @@ pub struct Resolved {
 
 impl Service {
     pub fn new(settings: Settings) -> Self {
-        Service { settings }
+        Service {
+            settings,
+            store: Arc::new(tokio::sync::OnceCell::new()),
+        }
     }
 
     pub fn connector_env(&self) -> ConnectorEnv {

@@ -143,6 +143,56 @@ pub fn connector(
     Ok(Arc::new(BuiltinConnector { reference, builtin }))
 }
 
+/// A source that sends nothing, for clearing a connection's data the Airbyte
+/// way: the destination overwrites the streams with no records. Not listed
+/// among the built-in connectors: users have no use for it.
+pub fn empty_source() -> Arc<dyn Connector> {
+    Arc::new(BuiltinConnector {
+        reference: ConnectorRef::Builtin("empty".into()),
+        builtin: Arc::new(Empty),
+    })
+}
+
+struct Empty;
+
+impl Builtin for Empty {
+    fn name(&self) -> &'static str {
+        "empty"
+    }
+    fn kind(&self) -> Kind {
+        Kind::Source
+    }
+    fn description(&self) -> &'static str {
+        "Sends no records (clears streams in a destination)."
+    }
+    fn spec(&self) -> ConnectorSpecification {
+        ConnectorSpecification {
+            documentation_url: None,
+            changelog_url: None,
+            connection_specification: serde_json::json!({"type": "object"}),
+            supports_incremental: None,
+            supported_destination_sync_modes: Vec::new(),
+            protocol_version: Some("0.5.2".into()),
+            extra: Extra::new(),
+        }
+    }
+    fn check(&self, _config: &Value) -> BuiltinResult<()> {
+        Ok(())
+    }
+    fn discover(&self, _config: &Value) -> BuiltinResult<AirbyteCatalog> {
+        Ok(AirbyteCatalog::default())
+    }
+    fn read(
+        &self,
+        _config: &Value,
+        _catalog: &ConfiguredAirbyteCatalog,
+        _state: Option<&Value>,
+        _out: &mut Output,
+    ) -> BuiltinResult<()> {
+        Ok(())
+    }
+}
+
 struct BuiltinConnector {
     reference: ConnectorRef,
     builtin: Arc<dyn Builtin>,

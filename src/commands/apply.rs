@@ -1,0 +1,141 @@
+//! `sluice apply` and `sluice export`: the whole setup as one YAML file.
+
+use super::output::{self, CliOutput};
+use super::Ctx;
+use crate::cli::OutputFormat;
+use crate::error::{ExitClass, UserError};
+use crate::service::apply::{ApplyOptions, PlannedChange, Setup};
+use clap::Args;
+use std::io::Write;
+use std::path::PathBuf;
+
+/// Create or update sources, destinations and connections from a YAML file.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+${VAR} in the file is read from the environment when it is applied; `$${VAR}`
+is a literal ${VAR}. Secrets left as ********** keep their stored value.
+
+Example sluice.yaml:
+  sources:
+    faker:
+      connector: python:airbyte-source-faker==7.2.1
+      config: {count: 1000}
+  destinations:
+    local:
+      connector: jsonl
+      config: {path: ./out}
+  connections:
+    faker-to-local:
+      source: faker
+      destination: local
+      streams: [users, purchases]
+      sync_mode: incremental
+      schedule: every:1h
+
+  sluice apply -f sluice.yaml --dry-run
+  sluice apply -f sluice.yaml --prune")]
+pub struct ApplyArgs {
+    /// The setup file (`-` for stdin).
+    #[arg(long, short = 'f', value_name = "FILE")]
+    pub file: PathBuf,
+    /// Print the plan; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also delete what the file no longer names.
+    #[arg(long)]
+    pub prune: bool,
+    /// Run connectors' checks on what is created or updated.
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// Write the current setup as YAML (secrets masked), in `apply`'s format.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Example:
+  sluice export > sluice.yaml")]
+pub struct ExportArgs {
+    /// Write here instead of stdout.
+    #[arg(long, short = 'f', value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}
+
+impl CliOutput for PlannedChange {
+    fn headers() -> Vec<&'static str> {
+        vec!["Action", "Kind", "Name"]
+    }
+
+    fn row(&self) -> Vec<String> {
+        vec![self.action.into(), self.kind.into(), self.name.clone()]
+    }
+}
+
+pub async fn apply(ctx: &Ctx, a: ApplyArgs) -> anyhow::Result<ExitClass> {
+    let name = a.file.display().to_string();
+    let text = if name == "-" {
+        std::io::read_to_string(std::io::stdin())
+            .map_err(|e| UserError::new(format!("cannot read the setup from stdin: {e}")))?
+    } else {
+        std::fs::read_to_string(&a.file)
+            .map_err(|e| UserError::new(format!("cannot read {name}: {e}")))?
+    };
+    let setup = Setup::parse(&text, &name, |k| std::env::var(k).ok())?;
+    let (spinner, ui) = super::source::spinner_ui(ctx);
+    let options = ApplyOptions {
+        prune: a.prune,
+        dry_run: true,
+        check: a.check,
+    };
+    // The plan first, then the changes.
+    let plan = ctx.api.apply(&setup, options, &ui).await?;
+    spinner.finish();
+    let json = ctx.global.output == OutputFormat::Json;
+    if !json {
+        output::print_list(&plan.changes, OutputFormat::Table)?;
+    }
+    if a.dry_run {
+        if json {
+            output::print_json(&plan)?;
+        }
+        return Ok(ExitClass::Success);
+    }
+    let applied = ctx
+        .api
+        .apply(
+            &setup,
+            ApplyOptions {
+                dry_run: false,
+                ..options
+            },
+            &ui,
+        )
+        .await;
+    spinner.finish();
+    let applied = applied?;
+    if json {
+        output::print_json(&applied)?;
+    } else if !ctx.global.quiet {
+        let changed = applied
+            .changes
+            .iter()
+            .filter(|c| c.action != "unchanged")
+            .count();
+        eprintln!("Applied {name}: {changed} change(s).");
+    }
+    Ok(ExitClass::Success)
+}
+
+pub async fn export(ctx: &Ctx, a: ExportArgs) -> anyhow::Result<ExitClass> {
+    let setup = ctx.api.export().await?;
+    let yaml = setup.to_yaml()?;
+    match &a.file {
+        Some(path) => crate::fsutil::write_atomic(path, yaml.as_bytes(), 0o600)
+            .map_err(|e| UserError::new(format!("cannot write {}: {e}", path.display())))?,
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(yaml.as_bytes())?;
+            out.flush()?;
+        }
+    }
+    Ok(ExitClass::Success)
+}

@@ -1,0 +1,501 @@
+//! `sluice connection ...`: connections between a stored source and a
+//! stored destination, and their jobs (sync, reset, refresh) run now.
+
+use super::output::{self, CliOutput};
+use super::progress::{self, StepSpinner, SyncProgress};
+use super::source::{done, show_one};
+use super::sync::{DestinationSyncModeArg, SyncModeArg};
+use super::Ctx;
+use crate::cli::OutputFormat;
+use crate::error::{ExitClass, UserError};
+use crate::protocol::{DestinationSyncMode, SyncMode};
+use crate::service::jobs::{JobKind, JobRequest, JobView, RetryPolicy};
+use crate::service::managed::{
+    ConnectionPatch, ConnectionSpec, ConnectionView, SchemaChangePolicy,
+};
+use crate::service::Ui;
+use crate::sync::mapping::NamespaceRule;
+use clap::{Args, Subcommand, ValueEnum};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Connect a stored source to a stored destination; run its jobs.
+#[derive(Debug, Subcommand)]
+#[command(after_help = "\
+Examples:
+  sluice connection create faker-to-local --source faker --destination local \\
+      --streams users,purchases --sync-mode incremental --schedule every:1h
+  sluice connection sync faker-to-local
+  sluice connection list
+  sluice connection reset faker-to-local --stream users")]
+pub enum ConnectionCommand {
+    Create(CreateArgs),
+    List(ListArgs),
+    Get(NameArgs),
+    Update(UpdateArgs),
+    Delete(NameArgs),
+    Enable(NameArgs),
+    Disable(NameArgs),
+    Sync(SyncArgs),
+    Reset(ResetArgs),
+    Refresh(SyncArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PolicyArg {
+    Ignore,
+    PropagateColumns,
+    PropagateFully,
+    Disable,
+}
+
+impl From<PolicyArg> for SchemaChangePolicy {
+    fn from(p: PolicyArg) -> Self {
+        match p {
+            PolicyArg::Ignore => SchemaChangePolicy::Ignore,
+            PolicyArg::PropagateColumns => SchemaChangePolicy::PropagateColumns,
+            PolicyArg::PropagateFully => SchemaChangePolicy::PropagateFully,
+            PolicyArg::Disable => SchemaChangePolicy::Disable,
+        }
+    }
+}
+
+fn sync_mode(m: SyncModeArg) -> SyncMode {
+    match m {
+        SyncModeArg::FullRefresh => SyncMode::FullRefresh,
+        SyncModeArg::Incremental => SyncMode::Incremental,
+    }
+}
+
+fn destination_mode(m: DestinationSyncModeArg) -> DestinationSyncMode {
+    match m {
+        DestinationSyncModeArg::Overwrite => DestinationSyncMode::Overwrite,
+        DestinationSyncModeArg::Append => DestinationSyncMode::Append,
+        DestinationSyncModeArg::AppendDedup => DestinationSyncMode::AppendDedup,
+    }
+}
+
+/// Create a connection: the source is discovered and its catalog configured.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    pub name: String,
+    /// The stored source.
+    #[arg(long, value_name = "SOURCE")]
+    pub source: String,
+    /// The stored destination.
+    #[arg(long, value_name = "DESTINATION")]
+    pub destination: String,
+    /// Only these streams (comma-separated names, or namespace.name).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "STREAMS",
+        conflicts_with = "all_streams"
+    )]
+    pub streams: Vec<String>,
+    /// Every stream the source has (the default).
+    #[arg(long)]
+    pub all_streams: bool,
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub sync_mode: Option<SyncModeArg>,
+    /// [default: overwrite for full_refresh, append for incremental]
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub destination_sync_mode: Option<DestinationSyncModeArg>,
+    /// manual, every:DURATION (every:1h) or cron:'0 */6 * * *'.
+    #[arg(long, default_value = "manual", value_name = "SCHEDULE")]
+    pub schedule: String,
+    /// Where streams land: source, destination or custom:NAME.
+    #[arg(long, default_value = "source", value_name = "RULE")]
+    pub namespace: String,
+    /// A prefix for every stream name in the destination.
+    #[arg(long, default_value = "", value_name = "PREFIX")]
+    pub prefix: String,
+    /// What to do when the source's schema changes.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "propagate-columns",
+        value_name = "POLICY"
+    )]
+    pub schema_change: PolicyArg,
+}
+
+/// List connections with their last job.
+#[derive(Debug, Args)]
+pub struct ListArgs {}
+
+#[derive(Debug, Args)]
+pub struct NameArgs {
+    pub name: String,
+}
+
+/// Change a connection; what is not given stays.
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    pub name: String,
+    #[arg(long, value_name = "SOURCE")]
+    pub source: Option<String>,
+    #[arg(long, value_name = "DESTINATION")]
+    pub destination: Option<String>,
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "STREAMS",
+        conflicts_with = "all_streams"
+    )]
+    pub streams: Option<Vec<String>>,
+    #[arg(long)]
+    pub all_streams: bool,
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub sync_mode: Option<SyncModeArg>,
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub destination_sync_mode: Option<DestinationSyncModeArg>,
+    #[arg(long, value_name = "SCHEDULE")]
+    pub schedule: Option<String>,
+    #[arg(long, value_name = "RULE")]
+    pub namespace: Option<String>,
+    #[arg(long, value_name = "PREFIX")]
+    pub prefix: Option<String>,
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub schema_change: Option<PolicyArg>,
+}
+
+/// Run a job now, inline, retrying failed attempts from the last committed state.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Exits 0 when the job succeeds, 1 when it fails; `sluice job get ID` shows its attempts.")]
+pub struct SyncArgs {
+    pub name: String,
+    #[command(flatten)]
+    pub retry: RetryArgs,
+}
+
+/// Clear a connection's state and its data in the destination (all streams,
+/// or those named); the next sync reads everything again.
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    pub name: String,
+    /// Only this stream (repeat for more).
+    #[arg(long = "stream", value_name = "STREAM")]
+    pub streams: Vec<String>,
+    #[command(flatten)]
+    pub retry: RetryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    /// Attempts in a row that commit nothing before the job fails.
+    #[arg(long, default_value_t = 5, value_name = "N", help_heading = "Retries")]
+    pub max_failed_attempts: u32,
+    /// Attempts in all before the job fails.
+    #[arg(long, default_value_t = 20, value_name = "N", help_heading = "Retries")]
+    pub max_attempts: u32,
+    /// The wait after the first attempt that commits nothing, tripled after
+    /// each further one (at most 30 min).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION", help_heading = "Retries")]
+    pub retry_backoff: Duration,
+}
+
+impl RetryArgs {
+    fn policy(&self) -> Result<RetryPolicy, UserError> {
+        if self.max_attempts == 0 || self.max_failed_attempts == 0 {
+            return Err(UserError::new(
+                "--max-attempts and --max-failed-attempts must be at least 1",
+            ));
+        }
+        Ok(RetryPolicy {
+            max_failed_in_a_row: self.max_failed_attempts,
+            max_attempts: self.max_attempts,
+            backoff: self.retry_backoff,
+            ..RetryPolicy::default()
+        })
+    }
+}
+
+impl CliOutput for ConnectionView {
+    fn headers() -> Vec<&'static str> {
+        vec![
+            "Name",
+            "Source",
+            "Destination",
+            "Streams",
+            "Schedule",
+            "Status",
+            "Last job",
+        ]
+    }
+
+    fn row(&self) -> Vec<String> {
+        vec![
+            self.name.clone(),
+            self.spec.source.clone(),
+            self.spec.destination.clone(),
+            self.catalog_streams
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            self.spec.schedule.clone(),
+            self.spec.status.clone(),
+            match &self.last_job {
+                Some(j) => format!("{} {} (job {})", j.status, output::timestamp(j.at), j.id),
+                None => "never run".into(),
+            },
+        ]
+    }
+}
+
+pub async fn run(ctx: &Ctx, cmd: ConnectionCommand) -> anyhow::Result<ExitClass> {
+    let (spinner, ui) = super::source::spinner_ui(ctx);
+    let result = dispatch(ctx, cmd, &ui, &spinner).await;
+    spinner.finish();
+    result
+}
+
+async fn dispatch(
+    ctx: &Ctx,
+    cmd: ConnectionCommand,
+    ui: &Ui,
+    spinner: &StepSpinner,
+) -> anyhow::Result<ExitClass> {
+    match cmd {
+        ConnectionCommand::Create(a) => {
+            let spec = ConnectionSpec {
+                source: a.source,
+                destination: a.destination,
+                streams: clean(a.streams),
+                sync_mode: a.sync_mode.map(sync_mode),
+                destination_sync_mode: a.destination_sync_mode.map(destination_mode),
+                schedule: a.schedule,
+                namespace: a
+                    .namespace
+                    .parse::<NamespaceRule>()
+                    .map_err(UserError::new)?,
+                prefix: a.prefix,
+                status: "active".into(),
+                schema_change: a.schema_change.into(),
+            };
+            let v = ctx.api.connection_create(&a.name, &spec, ui).await?;
+            spinner.finish();
+            show_one(
+                ctx,
+                &v,
+                &format!(
+                    "Created connection `{}` ({} streams).",
+                    v.name,
+                    v.catalog_streams.len()
+                ),
+            )?;
+        }
+        ConnectionCommand::Update(a) => {
+            let patch = ConnectionPatch {
+                source: a.source,
+                destination: a.destination,
+                streams: if a.all_streams {
+                    Some(Vec::new())
+                } else {
+                    a.streams.map(clean)
+                },
+                sync_mode: a.sync_mode.map(sync_mode),
+                destination_sync_mode: a.destination_sync_mode.map(destination_mode),
+                schedule: a.schedule,
+                namespace: a
+                    .namespace
+                    .map(|n| n.parse::<NamespaceRule>().map_err(UserError::new))
+                    .transpose()?,
+                prefix: a.prefix,
+                schema_change: a.schema_change.map(Into::into),
+            };
+            let v = ctx.api.connection_update(&a.name, &patch, ui).await?;
+            spinner.finish();
+            show_one(ctx, &v, &format!("Updated connection `{}`.", v.name))?;
+        }
+        ConnectionCommand::List(_) => {
+            let all = ctx.api.connection_list().await?;
+            output::print_list(&all, ctx.global.output)?;
+        }
+        ConnectionCommand::Get(a) => {
+            let v = ctx.api.connection_get(&a.name).await?;
+            if ctx.global.output == OutputFormat::Json {
+                output::print_json(&v)?;
+            } else {
+                print_connection(&v)?;
+            }
+        }
+        ConnectionCommand::Delete(a) => {
+            ctx.api.connection_delete(&a.name).await?;
+            done(
+                ctx,
+                &format!("Deleted connection `{}` with its jobs and state.", a.name),
+            )?;
+        }
+        ConnectionCommand::Enable(a) => {
+            ctx.api.connection_set_status(&a.name, true).await?;
+            done(ctx, &format!("Connection `{}` is active.", a.name))?;
+        }
+        ConnectionCommand::Disable(a) => {
+            ctx.api.connection_set_status(&a.name, false).await?;
+            done(ctx, &format!("Connection `{}` is inactive.", a.name))?;
+        }
+        ConnectionCommand::Sync(a) => {
+            return run_job(
+                ctx,
+                a.name,
+                JobKind::Sync,
+                Vec::new(),
+                a.retry.policy()?,
+                spinner,
+            )
+            .await
+        }
+        ConnectionCommand::Refresh(a) => {
+            return run_job(
+                ctx,
+                a.name,
+                JobKind::Refresh,
+                Vec::new(),
+                a.retry.policy()?,
+                spinner,
+            )
+            .await
+        }
+        ConnectionCommand::Reset(a) => {
+            return run_job(
+                ctx,
+                a.name,
+                JobKind::Reset,
+                clean(a.streams),
+                a.retry.policy()?,
+                spinner,
+            )
+            .await
+        }
+    }
+    Ok(ExitClass::Success)
+}
+
+fn clean(names: Vec<String>) -> Vec<String> {
+    names
+        .into_iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+fn print_connection(v: &ConnectionView) -> anyhow::Result<()> {
+    let mut t = output::table(vec!["Field", "Value"]);
+    let s = &v.spec;
+    for (k, val) in [
+        ("Name", v.name.clone()),
+        ("Source", s.source.clone()),
+        ("Destination", s.destination.clone()),
+        ("Schedule", s.schedule.clone()),
+        ("Namespace", s.namespace.to_string()),
+        ("Prefix", s.prefix.clone()),
+        ("Status", s.status.clone()),
+        ("Schema changes", s.schema_change.as_str().to_string()),
+        (
+            "Streams",
+            v.catalog_streams
+                .iter()
+                .map(|c| format!("{} ({} / {})", c.name, c.sync_mode, c.destination_sync_mode))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+        (
+            "Last job",
+            v.last_job
+                .as_ref()
+                .map(|j| format!("{} {} (job {})", j.status, output::timestamp(j.at), j.id))
+                .unwrap_or_else(|| "never run".into()),
+        ),
+    ] {
+        t.add_row(vec![k.to_string(), val]);
+    }
+    output::print_table(&t)
+}
+
+async fn run_job(
+    ctx: &Ctx,
+    connection: String,
+    kind: JobKind,
+    streams: Vec<String>,
+    retry: RetryPolicy,
+    spinner: &StepSpinner,
+) -> anyhow::Result<ExitClass> {
+    let draw = progress::enabled(ctx.global.quiet);
+    let bars = Arc::new(SyncProgress::new(draw));
+    let cancel = CancellationToken::new();
+    let ui = Ui {
+        observer: bars.clone(),
+        progress: Arc::new(StepSpinner::new(ctx.global.quiet)),
+        echo: super::sync::echo(ctx.global.verbose, bars.clone()),
+        cancel: cancel.clone(),
+    };
+    let req = JobRequest {
+        connection,
+        kind,
+        streams,
+        retry,
+    };
+    let result = tokio::select! {
+        r = ctx.api.connection_job(req, ui) => r,
+        _ = super::sync::watch_signals(cancel, bars.clone(), ctx.global.quiet) => {
+            spinner.finish();
+            bars.finish();
+            ctx.api.stop_connectors().await;
+            std::process::exit(130);
+        }
+    };
+    bars.finish();
+    let job = result?;
+    if ctx.global.output == OutputFormat::Json {
+        output::print_json(&job)?;
+    } else {
+        super::job::print_job(&job)?;
+        summary(ctx, &job);
+    }
+    Ok(if job.job.status == "succeeded" {
+        ExitClass::Success
+    } else {
+        ExitClass::Failed
+    })
+}
+
+fn summary(ctx: &Ctx, j: &JobView) {
+    let last = j.attempts.last();
+    if j.job.status == "succeeded" {
+        if !ctx.global.quiet {
+            eprintln!(
+                "Job {} ({}) succeeded after {} attempt(s): {} records.",
+                j.job.id,
+                j.job.kind,
+                j.attempts.len(),
+                output::thousands(last.map_or(0, |a| a.records.max(0) as u64))
+            );
+        }
+        return;
+    }
+    let why = last
+        .and_then(|a| a.failure.as_ref())
+        .map(|f| {
+            format!(
+                "{} error from the {}: {}",
+                f["failure_type"].as_str().unwrap_or("unknown"),
+                f["origin"].as_str().unwrap_or("platform"),
+                f["message"].as_str().unwrap_or("no reason was given")
+            )
+        })
+        .unwrap_or_else(|| "no reason was given".into());
+    eprintln!(
+        "error: job {} {} after {} attempt(s) ({why})",
+        j.job.id,
+        j.job.status,
+        j.attempts.len()
+    );
+    eprintln!(
+        "\nhint: `sluice job logs {}` shows the last attempt's log",
+        j.job.id
+    );
+}

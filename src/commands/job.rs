@@ -1,0 +1,205 @@
+//! `sluice job ...`: the jobs of managed connections, their attempts and logs.
+
+use super::output::{self, CliOutput};
+use super::Ctx;
+use crate::cli::OutputFormat;
+use crate::error::ExitClass;
+use crate::service::jobs::JobView;
+use crate::store::Job;
+use clap::{Args, Subcommand, ValueEnum};
+use std::io::Write;
+
+/// See the jobs of connections: their attempts, stats, failures and logs.
+#[derive(Debug, Subcommand)]
+#[command(after_help = "\
+Examples:
+  sluice job list --connection faker-to-local --limit 5
+  sluice job get 12
+  sluice job logs 12 --attempt 1")]
+pub enum JobCommand {
+    List(ListArgs),
+    Get(GetArgs),
+    Logs(LogsArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum StatusArg {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+/// List jobs, newest first.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only this connection's jobs.
+    #[arg(long, value_name = "CONNECTION")]
+    pub connection: Option<String>,
+    #[arg(long, value_enum, value_name = "STATUS")]
+    pub status: Option<StatusArg>,
+    /// At most this many (0: all).
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub limit: i64,
+}
+
+/// Show a job: its attempts, per-stream records and bytes, durations and
+/// failure reasons, and the schema changes found before it ran.
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    pub id: i64,
+}
+
+/// Print the log of a job's attempt (the last one by default).
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    pub id: i64,
+    #[arg(long, value_name = "N")]
+    pub attempt: Option<i64>,
+}
+
+fn duration(start: Option<i64>, end: Option<i64>) -> String {
+    match (start, end) {
+        (Some(s), Some(e)) => output::duration_ms((e - s).max(0) as u64),
+        (Some(_), None) => "running".into(),
+        _ => String::new(),
+    }
+}
+
+impl CliOutput for Job {
+    fn headers() -> Vec<&'static str> {
+        vec!["Job", "Connection", "Kind", "Status", "Started", "Duration"]
+    }
+
+    fn row(&self) -> Vec<String> {
+        vec![
+            self.id.to_string(),
+            self.connection.clone(),
+            self.kind.clone(),
+            self.status.clone(),
+            self.started_at.map(output::timestamp).unwrap_or_default(),
+            duration(self.started_at, self.ended_at),
+        ]
+    }
+}
+
+pub async fn run(ctx: &Ctx, cmd: JobCommand) -> anyhow::Result<ExitClass> {
+    let json = ctx.global.output == OutputFormat::Json;
+    match cmd {
+        JobCommand::List(a) => {
+            let status = a.status.map(|s| {
+                s.to_possible_value()
+                    .expect("not skipped")
+                    .get_name()
+                    .to_string()
+            });
+            let jobs = ctx
+                .api
+                .job_list(a.connection.as_deref(), status.as_deref(), a.limit)
+                .await?;
+            output::print_list(&jobs, ctx.global.output)?;
+        }
+        JobCommand::Get(a) => {
+            let job = ctx.api.job_get(a.id).await?;
+            if json {
+                output::print_json(&job)?;
+            } else {
+                print_job(&job)?;
+            }
+        }
+        JobCommand::Logs(a) => {
+            let text = ctx.api.job_logs(a.id, a.attempt).await?;
+            if json {
+                output::print_json(
+                    &serde_json::json!({"job": a.id, "attempt": a.attempt, "log": text}),
+                )?;
+            } else {
+                let mut out = std::io::stdout().lock();
+                out.write_all(text.as_bytes())?;
+                out.flush()?;
+            }
+        }
+    }
+    Ok(ExitClass::Success)
+}
+
+/// A job for people: a line about it, its attempts, each attempt's streams.
+pub fn print_job(j: &JobView) -> anyhow::Result<()> {
+    let job = &j.job;
+    let mut t = output::table(vec![
+        "Job",
+        "Connection",
+        "Kind",
+        "Status",
+        "Started",
+        "Duration",
+    ]);
+    t.add_row(job.row());
+    output::print_table(&t)?;
+    if let Some(changes) = job.changes.as_array().filter(|c| !c.is_empty()) {
+        let mut t = output::table(vec!["Stream", "Schema change", "Breaking"]);
+        for c in changes {
+            t.add_row(vec![
+                c["stream"].as_str().unwrap_or_default().to_string(),
+                c["change"].as_str().unwrap_or_default().to_string(),
+                if c["breaking"] == true { "yes" } else { "no" }.to_string(),
+            ]);
+        }
+        output::print_table(&t)?;
+    }
+    let mut t = output::table(vec![
+        "Attempt",
+        "Status",
+        "Records",
+        "Bytes",
+        "Committed",
+        "Duration",
+        "Failure",
+        "Log",
+    ]);
+    for a in &j.attempts {
+        let failure = a
+            .failure
+            .as_ref()
+            .map(|f| {
+                format!(
+                    "{} ({}): {}",
+                    f["failure_type"].as_str().unwrap_or("unknown"),
+                    f["origin"].as_str().unwrap_or("platform"),
+                    f["message"].as_str().unwrap_or_default()
+                )
+            })
+            .unwrap_or_default();
+        t.add_row(vec![
+            a.number.to_string(),
+            a.status.clone(),
+            output::thousands(a.records.max(0) as u64),
+            output::bytes(a.bytes.max(0) as u64),
+            output::thousands(a.records_committed.max(0) as u64),
+            duration(Some(a.started_at), a.ended_at),
+            failure,
+            a.log_path.clone().unwrap_or_default(),
+        ]);
+    }
+    output::print_table(&t)?;
+    if let Some(last) = j.attempts.last() {
+        if let Some(streams) = last.stats.as_array().filter(|s| !s.is_empty()) {
+            let mut t = output::table(vec!["Stream", "Records", "Bytes", "Committed"]);
+            for s in streams {
+                let name = match s["namespace"].as_str() {
+                    Some(ns) => format!("{ns}.{}", s["name"].as_str().unwrap_or_default()),
+                    None => s["name"].as_str().unwrap_or_default().to_string(),
+                };
+                t.add_row(vec![
+                    name,
+                    output::thousands(s["records"].as_u64().unwrap_or(0)),
+                    output::bytes(s["bytes"].as_u64().unwrap_or(0)),
+                    output::thousands(s["records_committed"].as_u64().unwrap_or(0)),
+                ]);
+            }
+            output::print_table(&t)?;
+        }
+    }
+    Ok(())
+}
