@@ -7,5 +7,6 @@ mod builtin;
 mod docker;
 mod faker;
 mod guarantees;
+mod managed;
 mod process;
 mod services;
