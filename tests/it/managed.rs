@@ -684,7 +684,7 @@ fn reset_clears_state_and_data(env: &Env) {
     );
     // The next sync reads everything again.
     env.ok(&["connection", "sync", "c"]);
-    assert_eq!(s.path("seen-state-1.json").exists(), true);
+    assert!(s.path("seen-state-1.json").exists());
     let seen: Value =
         serde_json::from_slice(&std::fs::read(s.path("seen-state-1.json")).unwrap()).unwrap();
     assert_eq!(seen, Value::Null, "no state after a reset");
