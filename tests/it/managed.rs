@@ -84,6 +84,8 @@ both_backends!(
     reset_clears_state_and_data,
     refresh_starts_a_new_generation,
     schema_changes_are_followed_or_fail_the_job,
+    schema_change_policies_propagate_fully_and_disable,
+    ctrl_c_cancels_the_job_and_keeps_the_committed_state,
     state_set_is_validated,
     apply_and_export_round_trip,
     two_processes_write_one_store_at_once,
@@ -721,6 +723,12 @@ fn refresh_starts_a_new_generation(env: &Env) {
     let seen: Value =
         serde_json::from_slice(&std::fs::read(s.path("seen-state-1.json")).unwrap()).unwrap();
     assert_eq!(seen, Value::Null, "a refresh reads from the start");
+    // The append stream's older generation was replaced, not appended to.
+    assert_eq!(read_jsonl(&s.path("out/s.jsonl")).len(), 1);
+    // A plain sync after it appends to the new generation.
+    env.ok(&["connection", "sync", "c"]);
+    assert_eq!(gen(env), (1, 0));
+    assert_eq!(read_jsonl(&s.path("out/s.jsonl")).len(), 2);
 }
 
 fn schema_changes_are_followed_or_fail_the_job(env: &Env) {
@@ -988,4 +996,132 @@ fn two_processes_write_one_store_at_once(env: &Env) {
     }
     let names = env.json(&["source", "list"]);
     assert_eq!(names.as_array().unwrap().len(), 12, "{names}");
+}
+
+const GROWN: &str = r#"{"type":"CATALOG","catalog":{"streams":[{"name":"s","json_schema":{"type":"object","properties":{"x":{"type":"integer"},"at":{"type":"integer"}}},"supported_sync_modes":["full_refresh","incremental"],"source_defined_cursor":true,"default_cursor_field":["at"]},{"name":"t","json_schema":{"type":"object"},"supported_sync_modes":["full_refresh","incremental"],"source_defined_cursor":true}]}}"#;
+
+fn schema_change_policies_propagate_fully_and_disable(env: &Env) {
+    let s = &env.sandbox;
+    let src = script_source(s, &echo_lines(&[record(1), state(1)]));
+    setup_connection(env, &src);
+    env.ok(&[
+        "connection",
+        "update",
+        "c",
+        "--streams",
+        "s",
+        "--schema-change",
+        "propagate-fully",
+    ]);
+    s.write("catalog.json", GROWN);
+    let job = env.json(&["connection", "sync", "c"]);
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(
+        job["changes"],
+        json!([{"stream": "t", "change": "new stream", "breaking": false}])
+    );
+    let c = env.json(&["connection", "get", "c"]);
+    let names: Vec<&str> = c["catalog_streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["s", "t"], "the new stream was added");
+    assert_eq!(c["streams"], json!(["s", "t"]));
+    assert_eq!(c["catalog_streams"][1]["sync_mode"], "incremental");
+
+    // `disable`: any change turns the connection off and fails the job.
+    env.ok(&["connection", "update", "c", "--schema-change", "disable"]);
+    s.write(
+        "catalog.json",
+        &GROWN.replace(
+            r#""at":{"type":"integer"}}"#,
+            r#""at":{"type":"integer"},"z":{}}"#,
+        ),
+    );
+    let run = env.run(&["-o", "json", "connection", "sync", "c"]);
+    run.expect_code(1);
+    let job = run.json();
+    let why = job["attempts"][0]["failure"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(why.contains("disables itself on changes"), "{why}");
+    assert_eq!(job["changes"][0]["change"], "column `z` added");
+    assert_eq!(env.json(&["connection", "get", "c"])["status"], "inactive");
+
+    // `ignore`: the catalog stays as it was.
+    env.ok(&["connection", "enable", "c"]);
+    env.ok(&["connection", "update", "c", "--schema-change", "ignore"]);
+    let job = env.json(&["connection", "sync", "c"]);
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let c = env.json(&["connection", "get", "c"]);
+    assert_eq!(
+        c["catalog"]["streams"][0]["stream"]["json_schema"]["properties"].get("z"),
+        None
+    );
+}
+
+fn ctrl_c_cancels_the_job_and_keeps_the_committed_state(env: &Env) {
+    let s = &env.sandbox;
+    let read = format!(
+        "{}
+    touch started
+    sleep 30",
+        echo_lines(&[record(1), state(1)])
+    );
+    let src = script_source(s, &read);
+    setup_connection(env, &src);
+    let child = env
+        .cmd()
+        .args(["-o", "json", "connection", "sync", "c"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !s.path("started").exists() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "the source never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Let the destination confirm the first state, then Ctrl-C.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let job: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(job["status"], "cancelled", "{job}");
+    assert_eq!(
+        job["attempts"].as_array().unwrap().len(),
+        1,
+        "a cancelled attempt is not retried"
+    );
+    assert_eq!(
+        job["attempts"][0]["failure"]["failure_type"],
+        "manual_cancellation"
+    );
+    assert_eq!(
+        env.json(&["state", "get", "c"])["state"][0]["stream"]["stream_state"],
+        json!({"c": 1})
+    );
+    assert_eq!(
+        env.json(&["job", "list", "--status", "cancelled"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }

@@ -326,7 +326,19 @@ impl StreamFiles {
                     final_path.display()
                 )));
             }
-            let mode = configured.destination_sync_mode;
+            // A stream whose older generations go once this one lands (a
+            // refresh: minimum_generation_id == generation_id) is written
+            // like an overwrite: to a partial file that replaces the old one
+            // at the end, whatever its sync mode.
+            let truncates = matches!(
+                (configured.generation_id, configured.minimum_generation_id),
+                (Some(g), Some(m)) if g > 0 && g == m
+            );
+            let mode = if truncates {
+                DestinationSyncMode::Overwrite
+            } else {
+                configured.destination_sync_mode
+            };
             let (columns, extra_column) = match format {
                 Format::Jsonl => (None, false),
                 Format::Csv => {
