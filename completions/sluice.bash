@@ -212,7 +212,7 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__apply)
-            opts="-f -o -q -v -h -V --file --dry-run --prune --check --output --quiet --verbose --data-dir --database-url --help --version"
+            opts="-f -o -q -v -h -V --file --dry-run --prune --check --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -223,6 +223,26 @@ _sluice() {
                     return 0
                     ;;
                 -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pull)
+                    COMPREPLY=($(compgen -W "always missing never" -- "${cur}"))
+                    return 0
+                    ;;
+                --memory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cpus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --network)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --local-root)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -310,7 +330,7 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__connection__subcmd__create)
-            opts="-o -q -v -h -V --source --destination --streams --all-streams --sync-mode --destination-sync-mode --schedule --namespace --prefix --schema-change --output --quiet --verbose --data-dir --database-url --help --version"
+            opts="-o -q -v -h -V --source --destination --streams --all-streams --sync-mode --destination-sync-mode --schedule --namespace --prefix --schema-change --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -350,6 +370,26 @@ _sluice() {
                     ;;
                 --schema-change)
                     COMPREPLY=($(compgen -W "ignore propagate-columns propagate-fully disable" -- "${cur}"))
+                    return 0
+                    ;;
+                --pull)
+                    COMPREPLY=($(compgen -W "always missing never" -- "${cur}"))
+                    return 0
+                    ;;
+                --memory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cpus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --network)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --local-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --output)
@@ -526,7 +566,7 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__connection__subcmd__refresh)
-            opts="-o -q -v -h -V --max-failed-attempts --max-attempts --retry-backoff --output --quiet --verbose --data-dir --database-url --help --version"
+            opts="-o -q -v -h -V --max-failed-attempts --max-attempts --retry-backoff --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -541,6 +581,26 @@ _sluice() {
                     return 0
                     ;;
                 --retry-backoff)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pull)
+                    COMPREPLY=($(compgen -W "always missing never" -- "${cur}"))
+                    return 0
+                    ;;
+                --memory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cpus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --network)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --local-root)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -568,7 +628,7 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__connection__subcmd__reset)
-            opts="-o -q -v -h -V --stream --max-failed-attempts --max-attempts --retry-backoff --output --quiet --verbose --data-dir --database-url --help --version"
+            opts="-o -q -v -h -V --stream --max-failed-attempts --max-attempts --retry-backoff --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -587,6 +647,26 @@ _sluice() {
                     return 0
                     ;;
                 --retry-backoff)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pull)
+                    COMPREPLY=($(compgen -W "always missing never" -- "${cur}"))
+                    return 0
+                    ;;
+                --memory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cpus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --network)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --local-root)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -614,7 +694,7 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__connection__subcmd__sync)
-            opts="-o -q -v -h -V --max-failed-attempts --max-attempts --retry-backoff --output --quiet --verbose --data-dir --database-url --help --version"
+            opts="-o -q -v -h -V --max-failed-attempts --max-attempts --retry-backoff --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -629,6 +709,26 @@ _sluice() {
                     return 0
                     ;;
                 --retry-backoff)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pull)
+                    COMPREPLY=($(compgen -W "always missing never" -- "${cur}"))
+                    return 0
+                    ;;
+                --memory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cpus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --network)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --local-root)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -656,7 +756,7 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__connection__subcmd__update)
-            opts="-o -q -v -h -V --source --destination --streams --all-streams --sync-mode --destination-sync-mode --schedule --namespace --prefix --schema-change --output --quiet --verbose --data-dir --database-url --help --version"
+            opts="-o -q -v -h -V --source --destination --streams --all-streams --sync-mode --destination-sync-mode --schedule --namespace --prefix --schema-change --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -696,6 +796,26 @@ _sluice() {
                     ;;
                 --schema-change)
                     COMPREPLY=($(compgen -W "ignore propagate-columns propagate-fully disable" -- "${cur}"))
+                    return 0
+                    ;;
+                --pull)
+                    COMPREPLY=($(compgen -W "always missing never" -- "${cur}"))
+                    return 0
+                    ;;
+                --memory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cpus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --network)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --local-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --output)
@@ -1240,12 +1360,32 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__destination__subcmd__check)
-            opts="-o -q -v -h -V --output --quiet --verbose --data-dir --database-url --help --version"
+            opts="-o -q -v -h -V --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --pull)
+                    COMPREPLY=($(compgen -W "always missing never" -- "${cur}"))
+                    return 0
+                    ;;
+                --memory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cpus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --network)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --local-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --output)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
@@ -1270,7 +1410,7 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__destination__subcmd__create)
-            opts="-o -q -v -h -V --connector --config --no-check --output --quiet --verbose --data-dir --database-url --help --version"
+            opts="-o -q -v -h -V --connector --config --no-check --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1281,6 +1421,26 @@ _sluice() {
                     return 0
                     ;;
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pull)
+                    COMPREPLY=($(compgen -W "always missing never" -- "${cur}"))
+                    return 0
+                    ;;
+                --memory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cpus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --network)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --local-root)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1398,7 +1558,7 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__destination__subcmd__update)
-            opts="-o -q -v -h -V --connector --config --no-check --output --quiet --verbose --data-dir --database-url --help --version"
+            opts="-o -q -v -h -V --connector --config --no-check --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1409,6 +1569,26 @@ _sluice() {
                     return 0
                     ;;
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pull)
+                    COMPREPLY=($(compgen -W "always missing never" -- "${cur}"))
+                    return 0
+                    ;;
+                --memory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cpus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --network)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --local-root)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1674,12 +1854,32 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__source__subcmd__check)
-            opts="-o -q -v -h -V --output --quiet --verbose --data-dir --database-url --help --version"
+            opts="-o -q -v -h -V --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --pull)
+                    COMPREPLY=($(compgen -W "always missing never" -- "${cur}"))
+                    return 0
+                    ;;
+                --memory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cpus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --network)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --local-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --output)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
@@ -1704,7 +1904,7 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__source__subcmd__create)
-            opts="-o -q -v -h -V --connector --config --no-check --output --quiet --verbose --data-dir --database-url --help --version"
+            opts="-o -q -v -h -V --connector --config --no-check --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1715,6 +1915,26 @@ _sluice() {
                     return 0
                     ;;
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pull)
+                    COMPREPLY=($(compgen -W "always missing never" -- "${cur}"))
+                    return 0
+                    ;;
+                --memory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cpus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --network)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --local-root)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1772,12 +1992,32 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__source__subcmd__discover)
-            opts="-o -q -v -h -V --output --quiet --verbose --data-dir --database-url --help --version"
+            opts="-o -q -v -h -V --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --pull)
+                    COMPREPLY=($(compgen -W "always missing never" -- "${cur}"))
+                    return 0
+                    ;;
+                --memory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cpus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --network)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --local-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --output)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
@@ -1862,7 +2102,7 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__source__subcmd__update)
-            opts="-o -q -v -h -V --connector --config --no-check --output --quiet --verbose --data-dir --database-url --help --version"
+            opts="-o -q -v -h -V --connector --config --no-check --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1873,6 +2113,26 @@ _sluice() {
                     return 0
                     ;;
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pull)
+                    COMPREPLY=($(compgen -W "always missing never" -- "${cur}"))
+                    return 0
+                    ;;
+                --memory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cpus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --network)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --local-root)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -211,10 +211,17 @@ complete -c sluice -n "__fish_sluice_using_subcommand source; and not __fish_see
 complete -c sluice -n "__fish_sluice_using_subcommand source; and not __fish_seen_subcommand_from create list get update delete check discover" -f -a "get" -d 'Show one (secrets masked)'
 complete -c sluice -n "__fish_sluice_using_subcommand source; and not __fish_seen_subcommand_from create list get update delete check discover" -f -a "update" -d 'Change the connector or the config; fields given as `**********` keep their stored secret'
 complete -c sluice -n "__fish_sluice_using_subcommand source; and not __fish_seen_subcommand_from create list get update delete check discover" -f -a "delete"
-complete -c sluice -n "__fish_sluice_using_subcommand source; and not __fish_seen_subcommand_from create list get update delete check discover" -f -a "check"
-complete -c sluice -n "__fish_sluice_using_subcommand source; and not __fish_seen_subcommand_from create list get update delete check discover" -f -a "discover"
+complete -c sluice -n "__fish_sluice_using_subcommand source; and not __fish_seen_subcommand_from create list get update delete check discover" -f -a "check" -d 'Run the connector: check its config works, or list a source\'s streams'
+complete -c sluice -n "__fish_sluice_using_subcommand source; and not __fish_seen_subcommand_from create list get update delete check discover" -f -a "discover" -d 'Run the connector: check its config works, or list a source\'s streams'
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from create" -l connector -d 'The connector: a built-in name, python:PACKAGE==VERSION, docker:IMAGE:TAG or exec:PATH' -r
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from create" -l config -d 'Its config: a JSON file, or JSON text starting with `{`' -r
+complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from create" -l pull -d 'When to pull a Docker connector\'s image [env: SLUICE_DOCKER_PULL] [default: missing]' -r -f -a "always\t'Before the first use in each run'
+missing\t'When the engine does not have the image'
+never\t'Never; a missing image is an error'"
+complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from create" -l memory -d 'The memory limit of each connector container, e.g. 512m or 2g [env: SLUICE_DOCKER_MEMORY] [default: 2g]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from create" -l cpus -d 'The CPUs each connector container may use, e.g. 0.5 [env: SLUICE_DOCKER_CPUS] [default: 2]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from create" -l network -d 'The Docker network connector containers join, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: bridge]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from create" -l local-root -d 'A host directory mounted at /local in connector containers, where file destinations write [env: SLUICE_DOCKER_LOCAL_ROOT]' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from create" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from create" -l data-dir -d 'Where sluice keeps logs and installed connectors [env: SLUICE_DATA_DIR] [default: the XDG data dir, ~/.local/share/sluice]' -r -F
@@ -222,7 +229,7 @@ complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_su
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from create" -l no-check -d 'Save it without running the connector\'s check'
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from create" -s q -l quiet -d 'Print no progress and no informational messages'
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from create" -s v -l verbose -d 'Show connector logs as they come (-vv for debug lines too)'
-complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help'
+complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from list" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"
@@ -244,6 +251,13 @@ complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_su
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from get" -s V -l version -d 'Print version'
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from update" -l connector -r
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from update" -l config -d 'The new config: a JSON file, or JSON text starting with `{`' -r
+complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from update" -l pull -d 'When to pull a Docker connector\'s image [env: SLUICE_DOCKER_PULL] [default: missing]' -r -f -a "always\t'Before the first use in each run'
+missing\t'When the engine does not have the image'
+never\t'Never; a missing image is an error'"
+complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from update" -l memory -d 'The memory limit of each connector container, e.g. 512m or 2g [env: SLUICE_DOCKER_MEMORY] [default: 2g]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from update" -l cpus -d 'The CPUs each connector container may use, e.g. 0.5 [env: SLUICE_DOCKER_CPUS] [default: 2]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from update" -l network -d 'The Docker network connector containers join, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: bridge]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from update" -l local-root -d 'A host directory mounted at /local in connector containers, where file destinations write [env: SLUICE_DOCKER_LOCAL_ROOT]' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from update" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from update" -l data-dir -d 'Where sluice keeps logs and installed connectors [env: SLUICE_DATA_DIR] [default: the XDG data dir, ~/.local/share/sluice]' -r -F
@@ -251,7 +265,7 @@ complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_su
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from update" -l no-check -d 'Save it without running the connector\'s check'
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from update" -s q -l quiet -d 'Print no progress and no informational messages'
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from update" -s v -l verbose -d 'Show connector logs as they come (-vv for debug lines too)'
-complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from update" -s h -l help -d 'Print help'
+complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from update" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from update" -s V -l version -d 'Print version'
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from delete" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"
@@ -261,21 +275,35 @@ complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_su
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from delete" -s v -l verbose -d 'Show connector logs as they come (-vv for debug lines too)'
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help'
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from delete" -s V -l version -d 'Print version'
+complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from check" -l pull -d 'When to pull a Docker connector\'s image [env: SLUICE_DOCKER_PULL] [default: missing]' -r -f -a "always\t'Before the first use in each run'
+missing\t'When the engine does not have the image'
+never\t'Never; a missing image is an error'"
+complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from check" -l memory -d 'The memory limit of each connector container, e.g. 512m or 2g [env: SLUICE_DOCKER_MEMORY] [default: 2g]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from check" -l cpus -d 'The CPUs each connector container may use, e.g. 0.5 [env: SLUICE_DOCKER_CPUS] [default: 2]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from check" -l network -d 'The Docker network connector containers join, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: bridge]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from check" -l local-root -d 'A host directory mounted at /local in connector containers, where file destinations write [env: SLUICE_DOCKER_LOCAL_ROOT]' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from check" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from check" -l data-dir -d 'Where sluice keeps logs and installed connectors [env: SLUICE_DATA_DIR] [default: the XDG data dir, ~/.local/share/sluice]' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from check" -l database-url -d 'The job store: postgres://USER:PASSWORD@HOST/DB for PostgreSQL [env: SLUICE_DATABASE_URL] [default: sluice.db, SQLite, in the data dir]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from check" -s q -l quiet -d 'Print no progress and no informational messages'
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from check" -s v -l verbose -d 'Show connector logs as they come (-vv for debug lines too)'
-complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help'
+complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from check" -s V -l version -d 'Print version'
+complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from discover" -l pull -d 'When to pull a Docker connector\'s image [env: SLUICE_DOCKER_PULL] [default: missing]' -r -f -a "always\t'Before the first use in each run'
+missing\t'When the engine does not have the image'
+never\t'Never; a missing image is an error'"
+complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from discover" -l memory -d 'The memory limit of each connector container, e.g. 512m or 2g [env: SLUICE_DOCKER_MEMORY] [default: 2g]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from discover" -l cpus -d 'The CPUs each connector container may use, e.g. 0.5 [env: SLUICE_DOCKER_CPUS] [default: 2]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from discover" -l network -d 'The Docker network connector containers join, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: bridge]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from discover" -l local-root -d 'A host directory mounted at /local in connector containers, where file destinations write [env: SLUICE_DOCKER_LOCAL_ROOT]' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from discover" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from discover" -l data-dir -d 'Where sluice keeps logs and installed connectors [env: SLUICE_DATA_DIR] [default: the XDG data dir, ~/.local/share/sluice]' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from discover" -l database-url -d 'The job store: postgres://USER:PASSWORD@HOST/DB for PostgreSQL [env: SLUICE_DATABASE_URL] [default: sluice.db, SQLite, in the data dir]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from discover" -s q -l quiet -d 'Print no progress and no informational messages'
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from discover" -s v -l verbose -d 'Show connector logs as they come (-vv for debug lines too)'
-complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from discover" -s h -l help -d 'Print help'
+complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from discover" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from discover" -s V -l version -d 'Print version'
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and not __fish_seen_subcommand_from create list get update delete check" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"
@@ -290,9 +318,16 @@ complete -c sluice -n "__fish_sluice_using_subcommand destination; and not __fis
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and not __fish_seen_subcommand_from create list get update delete check" -f -a "get" -d 'Show one (secrets masked)'
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and not __fish_seen_subcommand_from create list get update delete check" -f -a "update" -d 'Change the connector or the config; fields given as `**********` keep their stored secret'
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and not __fish_seen_subcommand_from create list get update delete check" -f -a "delete"
-complete -c sluice -n "__fish_sluice_using_subcommand destination; and not __fish_seen_subcommand_from create list get update delete check" -f -a "check"
+complete -c sluice -n "__fish_sluice_using_subcommand destination; and not __fish_seen_subcommand_from create list get update delete check" -f -a "check" -d 'Run the connector: check its config works, or list a source\'s streams'
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from create" -l connector -d 'The connector: a built-in name, python:PACKAGE==VERSION, docker:IMAGE:TAG or exec:PATH' -r
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from create" -l config -d 'Its config: a JSON file, or JSON text starting with `{`' -r
+complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from create" -l pull -d 'When to pull a Docker connector\'s image [env: SLUICE_DOCKER_PULL] [default: missing]' -r -f -a "always\t'Before the first use in each run'
+missing\t'When the engine does not have the image'
+never\t'Never; a missing image is an error'"
+complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from create" -l memory -d 'The memory limit of each connector container, e.g. 512m or 2g [env: SLUICE_DOCKER_MEMORY] [default: 2g]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from create" -l cpus -d 'The CPUs each connector container may use, e.g. 0.5 [env: SLUICE_DOCKER_CPUS] [default: 2]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from create" -l network -d 'The Docker network connector containers join, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: bridge]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from create" -l local-root -d 'A host directory mounted at /local in connector containers, where file destinations write [env: SLUICE_DOCKER_LOCAL_ROOT]' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from create" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from create" -l data-dir -d 'Where sluice keeps logs and installed connectors [env: SLUICE_DATA_DIR] [default: the XDG data dir, ~/.local/share/sluice]' -r -F
@@ -300,7 +335,7 @@ complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_se
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from create" -l no-check -d 'Save it without running the connector\'s check'
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from create" -s q -l quiet -d 'Print no progress and no informational messages'
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from create" -s v -l verbose -d 'Show connector logs as they come (-vv for debug lines too)'
-complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help'
+complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from list" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"
@@ -322,6 +357,13 @@ complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_se
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from get" -s V -l version -d 'Print version'
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from update" -l connector -r
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from update" -l config -d 'The new config: a JSON file, or JSON text starting with `{`' -r
+complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from update" -l pull -d 'When to pull a Docker connector\'s image [env: SLUICE_DOCKER_PULL] [default: missing]' -r -f -a "always\t'Before the first use in each run'
+missing\t'When the engine does not have the image'
+never\t'Never; a missing image is an error'"
+complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from update" -l memory -d 'The memory limit of each connector container, e.g. 512m or 2g [env: SLUICE_DOCKER_MEMORY] [default: 2g]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from update" -l cpus -d 'The CPUs each connector container may use, e.g. 0.5 [env: SLUICE_DOCKER_CPUS] [default: 2]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from update" -l network -d 'The Docker network connector containers join, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: bridge]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from update" -l local-root -d 'A host directory mounted at /local in connector containers, where file destinations write [env: SLUICE_DOCKER_LOCAL_ROOT]' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from update" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from update" -l data-dir -d 'Where sluice keeps logs and installed connectors [env: SLUICE_DATA_DIR] [default: the XDG data dir, ~/.local/share/sluice]' -r -F
@@ -329,7 +371,7 @@ complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_se
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from update" -l no-check -d 'Save it without running the connector\'s check'
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from update" -s q -l quiet -d 'Print no progress and no informational messages'
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from update" -s v -l verbose -d 'Show connector logs as they come (-vv for debug lines too)'
-complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from update" -s h -l help -d 'Print help'
+complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from update" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from update" -s V -l version -d 'Print version'
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from delete" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"
@@ -339,13 +381,20 @@ complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_se
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from delete" -s v -l verbose -d 'Show connector logs as they come (-vv for debug lines too)'
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help'
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from delete" -s V -l version -d 'Print version'
+complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from check" -l pull -d 'When to pull a Docker connector\'s image [env: SLUICE_DOCKER_PULL] [default: missing]' -r -f -a "always\t'Before the first use in each run'
+missing\t'When the engine does not have the image'
+never\t'Never; a missing image is an error'"
+complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from check" -l memory -d 'The memory limit of each connector container, e.g. 512m or 2g [env: SLUICE_DOCKER_MEMORY] [default: 2g]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from check" -l cpus -d 'The CPUs each connector container may use, e.g. 0.5 [env: SLUICE_DOCKER_CPUS] [default: 2]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from check" -l network -d 'The Docker network connector containers join, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: bridge]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from check" -l local-root -d 'A host directory mounted at /local in connector containers, where file destinations write [env: SLUICE_DOCKER_LOCAL_ROOT]' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from check" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from check" -l data-dir -d 'Where sluice keeps logs and installed connectors [env: SLUICE_DATA_DIR] [default: the XDG data dir, ~/.local/share/sluice]' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from check" -l database-url -d 'The job store: postgres://USER:PASSWORD@HOST/DB for PostgreSQL [env: SLUICE_DATABASE_URL] [default: sluice.db, SQLite, in the data dir]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from check" -s q -l quiet -d 'Print no progress and no informational messages'
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from check" -s v -l verbose -d 'Show connector logs as they come (-vv for debug lines too)'
-complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help'
+complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from check" -s V -l version -d 'Print version'
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and not __fish_seen_subcommand_from create list get update delete enable disable sync reset refresh" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"
@@ -380,6 +429,13 @@ complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_see
 propagate-columns\t''
 propagate-fully\t''
 disable\t''"
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from create" -l pull -d 'When to pull a Docker connector\'s image [env: SLUICE_DOCKER_PULL] [default: missing]' -r -f -a "always\t'Before the first use in each run'
+missing\t'When the engine does not have the image'
+never\t'Never; a missing image is an error'"
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from create" -l memory -d 'The memory limit of each connector container, e.g. 512m or 2g [env: SLUICE_DOCKER_MEMORY] [default: 2g]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from create" -l cpus -d 'The CPUs each connector container may use, e.g. 0.5 [env: SLUICE_DOCKER_CPUS] [default: 2]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from create" -l network -d 'The Docker network connector containers join, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: bridge]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from create" -l local-root -d 'A host directory mounted at /local in connector containers, where file destinations write [env: SLUICE_DOCKER_LOCAL_ROOT]' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from create" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from create" -l data-dir -d 'Where sluice keeps logs and installed connectors [env: SLUICE_DATA_DIR] [default: the XDG data dir, ~/.local/share/sluice]' -r -F
@@ -387,7 +443,7 @@ complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_see
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from create" -l all-streams -d 'Every stream the source has (the default)'
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from create" -s q -l quiet -d 'Print no progress and no informational messages'
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from create" -s v -l verbose -d 'Show connector logs as they come (-vv for debug lines too)'
-complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help'
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from list" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"
@@ -420,6 +476,13 @@ complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_see
 propagate-columns\t''
 propagate-fully\t''
 disable\t''"
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from update" -l pull -d 'When to pull a Docker connector\'s image [env: SLUICE_DOCKER_PULL] [default: missing]' -r -f -a "always\t'Before the first use in each run'
+missing\t'When the engine does not have the image'
+never\t'Never; a missing image is an error'"
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from update" -l memory -d 'The memory limit of each connector container, e.g. 512m or 2g [env: SLUICE_DOCKER_MEMORY] [default: 2g]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from update" -l cpus -d 'The CPUs each connector container may use, e.g. 0.5 [env: SLUICE_DOCKER_CPUS] [default: 2]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from update" -l network -d 'The Docker network connector containers join, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: bridge]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from update" -l local-root -d 'A host directory mounted at /local in connector containers, where file destinations write [env: SLUICE_DOCKER_LOCAL_ROOT]' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from update" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from update" -l data-dir -d 'Where sluice keeps logs and installed connectors [env: SLUICE_DATA_DIR] [default: the XDG data dir, ~/.local/share/sluice]' -r -F
@@ -427,7 +490,7 @@ complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_see
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from update" -l all-streams
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from update" -s q -l quiet -d 'Print no progress and no informational messages'
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from update" -s v -l verbose -d 'Show connector logs as they come (-vv for debug lines too)'
-complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from update" -s h -l help -d 'Print help'
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from update" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from update" -s V -l version -d 'Print version'
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from delete" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"
@@ -456,36 +519,57 @@ complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_see
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from sync" -l max-failed-attempts -d 'Attempts in a row that commit nothing before the job fails' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from sync" -l max-attempts -d 'Attempts in all before the job fails' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from sync" -l retry-backoff -d 'The wait after the first attempt that commits nothing, tripled after each further one (at most 30 min)' -r
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from sync" -l pull -d 'When to pull a Docker connector\'s image [env: SLUICE_DOCKER_PULL] [default: missing]' -r -f -a "always\t'Before the first use in each run'
+missing\t'When the engine does not have the image'
+never\t'Never; a missing image is an error'"
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from sync" -l memory -d 'The memory limit of each connector container, e.g. 512m or 2g [env: SLUICE_DOCKER_MEMORY] [default: 2g]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from sync" -l cpus -d 'The CPUs each connector container may use, e.g. 0.5 [env: SLUICE_DOCKER_CPUS] [default: 2]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from sync" -l network -d 'The Docker network connector containers join, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: bridge]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from sync" -l local-root -d 'A host directory mounted at /local in connector containers, where file destinations write [env: SLUICE_DOCKER_LOCAL_ROOT]' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from sync" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from sync" -l data-dir -d 'Where sluice keeps logs and installed connectors [env: SLUICE_DATA_DIR] [default: the XDG data dir, ~/.local/share/sluice]' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from sync" -l database-url -d 'The job store: postgres://USER:PASSWORD@HOST/DB for PostgreSQL [env: SLUICE_DATABASE_URL] [default: sluice.db, SQLite, in the data dir]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from sync" -s q -l quiet -d 'Print no progress and no informational messages'
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from sync" -s v -l verbose -d 'Show connector logs as they come (-vv for debug lines too)'
-complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from sync" -s h -l help -d 'Print help'
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from sync" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from sync" -s V -l version -d 'Print version'
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from reset" -l stream -d 'Only this stream (repeat for more)' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from reset" -l max-failed-attempts -d 'Attempts in a row that commit nothing before the job fails' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from reset" -l max-attempts -d 'Attempts in all before the job fails' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from reset" -l retry-backoff -d 'The wait after the first attempt that commits nothing, tripled after each further one (at most 30 min)' -r
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from reset" -l pull -d 'When to pull a Docker connector\'s image [env: SLUICE_DOCKER_PULL] [default: missing]' -r -f -a "always\t'Before the first use in each run'
+missing\t'When the engine does not have the image'
+never\t'Never; a missing image is an error'"
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from reset" -l memory -d 'The memory limit of each connector container, e.g. 512m or 2g [env: SLUICE_DOCKER_MEMORY] [default: 2g]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from reset" -l cpus -d 'The CPUs each connector container may use, e.g. 0.5 [env: SLUICE_DOCKER_CPUS] [default: 2]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from reset" -l network -d 'The Docker network connector containers join, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: bridge]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from reset" -l local-root -d 'A host directory mounted at /local in connector containers, where file destinations write [env: SLUICE_DOCKER_LOCAL_ROOT]' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from reset" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from reset" -l data-dir -d 'Where sluice keeps logs and installed connectors [env: SLUICE_DATA_DIR] [default: the XDG data dir, ~/.local/share/sluice]' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from reset" -l database-url -d 'The job store: postgres://USER:PASSWORD@HOST/DB for PostgreSQL [env: SLUICE_DATABASE_URL] [default: sluice.db, SQLite, in the data dir]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from reset" -s q -l quiet -d 'Print no progress and no informational messages'
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from reset" -s v -l verbose -d 'Show connector logs as they come (-vv for debug lines too)'
-complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from reset" -s h -l help -d 'Print help'
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from reset" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from reset" -s V -l version -d 'Print version'
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from refresh" -l max-failed-attempts -d 'Attempts in a row that commit nothing before the job fails' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from refresh" -l max-attempts -d 'Attempts in all before the job fails' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from refresh" -l retry-backoff -d 'The wait after the first attempt that commits nothing, tripled after each further one (at most 30 min)' -r
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from refresh" -l pull -d 'When to pull a Docker connector\'s image [env: SLUICE_DOCKER_PULL] [default: missing]' -r -f -a "always\t'Before the first use in each run'
+missing\t'When the engine does not have the image'
+never\t'Never; a missing image is an error'"
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from refresh" -l memory -d 'The memory limit of each connector container, e.g. 512m or 2g [env: SLUICE_DOCKER_MEMORY] [default: 2g]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from refresh" -l cpus -d 'The CPUs each connector container may use, e.g. 0.5 [env: SLUICE_DOCKER_CPUS] [default: 2]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from refresh" -l network -d 'The Docker network connector containers join, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: bridge]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from refresh" -l local-root -d 'A host directory mounted at /local in connector containers, where file destinations write [env: SLUICE_DOCKER_LOCAL_ROOT]' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from refresh" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from refresh" -l data-dir -d 'Where sluice keeps logs and installed connectors [env: SLUICE_DATA_DIR] [default: the XDG data dir, ~/.local/share/sluice]' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from refresh" -l database-url -d 'The job store: postgres://USER:PASSWORD@HOST/DB for PostgreSQL [env: SLUICE_DATABASE_URL] [default: sluice.db, SQLite, in the data dir]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from refresh" -s q -l quiet -d 'Print no progress and no informational messages'
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from refresh" -s v -l verbose -d 'Show connector logs as they come (-vv for debug lines too)'
-complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from refresh" -s h -l help -d 'Print help'
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from refresh" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from refresh" -s V -l version -d 'Print version'
 complete -c sluice -n "__fish_sluice_using_subcommand job; and not __fish_seen_subcommand_from list get logs" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"
@@ -594,6 +678,13 @@ complete -c sluice -n "__fish_sluice_using_subcommand db; and __fish_seen_subcom
 complete -c sluice -n "__fish_sluice_using_subcommand db; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help'
 complete -c sluice -n "__fish_sluice_using_subcommand db; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
 complete -c sluice -n "__fish_sluice_using_subcommand apply" -s f -l file -d 'The setup file (`-` for stdin)' -r -F
+complete -c sluice -n "__fish_sluice_using_subcommand apply" -l pull -d 'When to pull a Docker connector\'s image [env: SLUICE_DOCKER_PULL] [default: missing]' -r -f -a "always\t'Before the first use in each run'
+missing\t'When the engine does not have the image'
+never\t'Never; a missing image is an error'"
+complete -c sluice -n "__fish_sluice_using_subcommand apply" -l memory -d 'The memory limit of each connector container, e.g. 512m or 2g [env: SLUICE_DOCKER_MEMORY] [default: 2g]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand apply" -l cpus -d 'The CPUs each connector container may use, e.g. 0.5 [env: SLUICE_DOCKER_CPUS] [default: 2]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand apply" -l network -d 'The Docker network connector containers join, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: bridge]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand apply" -l local-root -d 'A host directory mounted at /local in connector containers, where file destinations write [env: SLUICE_DOCKER_LOCAL_ROOT]' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand apply" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"
 complete -c sluice -n "__fish_sluice_using_subcommand apply" -l data-dir -d 'Where sluice keeps logs and installed connectors [env: SLUICE_DATA_DIR] [default: the XDG data dir, ~/.local/share/sluice]' -r -F
@@ -603,7 +694,7 @@ complete -c sluice -n "__fish_sluice_using_subcommand apply" -l prune -d 'Also d
 complete -c sluice -n "__fish_sluice_using_subcommand apply" -l check -d 'Run connectors\' checks on what is created or updated'
 complete -c sluice -n "__fish_sluice_using_subcommand apply" -s q -l quiet -d 'Print no progress and no informational messages'
 complete -c sluice -n "__fish_sluice_using_subcommand apply" -s v -l verbose -d 'Show connector logs as they come (-vv for debug lines too)'
-complete -c sluice -n "__fish_sluice_using_subcommand apply" -s h -l help -d 'Print help'
+complete -c sluice -n "__fish_sluice_using_subcommand apply" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sluice -n "__fish_sluice_using_subcommand apply" -s V -l version -d 'Print version'
 complete -c sluice -n "__fish_sluice_using_subcommand export" -s f -l file -d 'Write here instead of stdout' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand export" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''

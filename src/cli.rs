@@ -177,6 +177,10 @@ impl Command {
         match self {
             Command::Sync(a) => a.docker.flags(),
             Command::Connector(c) => c.docker().map(DockerArgs::flags).unwrap_or_default(),
+            Command::Source(c) => c.docker().map(DockerArgs::flags).unwrap_or_default(),
+            Command::Destination(c) => c.docker().map(DockerArgs::flags).unwrap_or_default(),
+            Command::Connection(c) => c.docker().map(DockerArgs::flags).unwrap_or_default(),
+            Command::Apply(a) => a.docker.flags(),
             _ => DockerFlags::default(),
         }
     }

@@ -2,7 +2,7 @@
 
 use super::output::{self, CliOutput};
 use super::Ctx;
-use crate::cli::OutputFormat;
+use crate::cli::{DockerArgs, OutputFormat};
 use crate::error::{ExitClass, UserError};
 use crate::service::apply::{ApplyOptions, PlannedChange, Setup};
 use clap::Args;
@@ -47,6 +47,8 @@ pub struct ApplyArgs {
     /// Run connectors' checks on what is created or updated.
     #[arg(long)]
     pub check: bool,
+    #[command(flatten)]
+    pub docker: DockerArgs,
 }
 
 /// Write the current setup as YAML (secrets masked), in `apply`'s format.
@@ -92,6 +94,9 @@ pub async fn apply(ctx: &Ctx, a: ApplyArgs) -> anyhow::Result<ExitClass> {
     let json = ctx.global.output == OutputFormat::Json;
     if !json {
         output::print_list(&plan.changes, OutputFormat::Table)?;
+    }
+    for w in &plan.warnings {
+        eprintln!("warning: {w}");
     }
     if a.dry_run {
         if json {

@@ -6,7 +6,7 @@ use super::progress::{self, StepSpinner, SyncProgress};
 use super::source::{done, show_one};
 use super::sync::{DestinationSyncModeArg, SyncModeArg};
 use super::Ctx;
-use crate::cli::OutputFormat;
+use crate::cli::{DockerArgs, OutputFormat};
 use crate::error::{ExitClass, UserError};
 use crate::protocol::{DestinationSyncMode, SyncMode};
 use crate::service::jobs::{JobKind, JobRequest, JobView, RetryPolicy};
@@ -40,6 +40,19 @@ pub enum ConnectionCommand {
     Sync(SyncArgs),
     Reset(ResetArgs),
     Refresh(SyncArgs),
+}
+
+impl ConnectionCommand {
+    /// The Docker flags of the commands that run connectors.
+    pub fn docker(&self) -> Option<&DockerArgs> {
+        match self {
+            ConnectionCommand::Create(a) => Some(&a.docker),
+            ConnectionCommand::Update(a) => Some(&a.docker),
+            ConnectionCommand::Sync(a) | ConnectionCommand::Refresh(a) => Some(&a.docker),
+            ConnectionCommand::Reset(a) => Some(&a.docker),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -119,6 +132,8 @@ pub struct CreateArgs {
         value_name = "POLICY"
     )]
     pub schema_change: PolicyArg,
+    #[command(flatten)]
+    pub docker: DockerArgs,
 }
 
 /// List connections with their last job.
@@ -159,6 +174,8 @@ pub struct UpdateArgs {
     pub prefix: Option<String>,
     #[arg(long, value_enum, value_name = "POLICY")]
     pub schema_change: Option<PolicyArg>,
+    #[command(flatten)]
+    pub docker: DockerArgs,
 }
 
 /// Run a job now, inline, retrying failed attempts from the last committed state.
@@ -169,6 +186,8 @@ pub struct SyncArgs {
     pub name: String,
     #[command(flatten)]
     pub retry: RetryArgs,
+    #[command(flatten)]
+    pub docker: DockerArgs,
 }
 
 /// Clear a connection's state and its data in the destination (all streams,
@@ -181,6 +200,8 @@ pub struct ResetArgs {
     pub streams: Vec<String>,
     #[command(flatten)]
     pub retry: RetryArgs,
+    #[command(flatten)]
+    pub docker: DockerArgs,
 }
 
 #[derive(Debug, Args)]

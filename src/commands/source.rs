@@ -4,7 +4,7 @@
 use super::output::{self, CliOutput};
 use super::progress::StepSpinner;
 use super::Ctx;
-use crate::cli::OutputFormat;
+use crate::cli::{DockerArgs, OutputFormat};
 use crate::error::ExitClass;
 use crate::protocol::{ConnectionStatusKind, Message};
 use crate::service::managed::ActorView;
@@ -29,8 +29,8 @@ pub enum SourceCommand {
     Get(GetArgs),
     Update(UpdateArgs),
     Delete(NameArgs),
-    Check(NameArgs),
-    Discover(NameArgs),
+    Check(RunArgs),
+    Discover(RunArgs),
 }
 
 /// Define destinations once, by name, and use them in connections.
@@ -46,7 +46,7 @@ pub enum DestinationCommand {
     Get(GetArgs),
     Update(UpdateArgs),
     Delete(NameArgs),
-    Check(NameArgs),
+    Check(RunArgs),
 }
 
 /// Create one: its config is validated against the connector's spec and
@@ -63,6 +63,8 @@ pub struct CreateArgs {
     /// Save it without running the connector's check.
     #[arg(long)]
     pub no_check: bool,
+    #[command(flatten)]
+    pub docker: DockerArgs,
 }
 
 /// List them (secrets masked).
@@ -95,11 +97,47 @@ pub struct UpdateArgs {
     /// Save it without running the connector's check.
     #[arg(long)]
     pub no_check: bool,
+    #[command(flatten)]
+    pub docker: DockerArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct NameArgs {
     pub name: String,
+}
+
+/// Run the connector: check its config works, or list a source's streams.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    pub name: String,
+    #[command(flatten)]
+    pub docker: DockerArgs,
+}
+
+impl SourceCommand {
+    /// The Docker flags of the commands that run connectors.
+    pub fn docker(&self) -> Option<&DockerArgs> {
+        match self {
+            SourceCommand::Create(a) => Some(&a.docker),
+            SourceCommand::Update(a) => Some(&a.docker),
+            SourceCommand::Check(a) | SourceCommand::Discover(a) => Some(&a.docker),
+            SourceCommand::List(_) | SourceCommand::Get(_) | SourceCommand::Delete(_) => None,
+        }
+    }
+}
+
+impl DestinationCommand {
+    /// The Docker flags of the commands that run connectors.
+    pub fn docker(&self) -> Option<&DockerArgs> {
+        match self {
+            DestinationCommand::Create(a) => Some(&a.docker),
+            DestinationCommand::Update(a) => Some(&a.docker),
+            DestinationCommand::Check(a) => Some(&a.docker),
+            DestinationCommand::List(_)
+            | DestinationCommand::Get(_)
+            | DestinationCommand::Delete(_) => None,
+        }
+    }
 }
 
 impl CliOutput for ActorView {
@@ -148,8 +186,8 @@ enum Cmd {
     Get(GetArgs),
     Update(UpdateArgs),
     Delete(NameArgs),
-    Check(NameArgs),
-    Discover(NameArgs),
+    Check(RunArgs),
+    Discover(RunArgs),
 }
 
 /// A spinner for connector steps, and a Ui that reports to it.

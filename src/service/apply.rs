@@ -132,6 +132,26 @@ pub struct PlannedChange {
 pub struct ApplyPlan {
     pub changes: Vec<PlannedChange>,
     pub applied: bool,
+    /// Things the user should know: secrets saved as the mask itself.
+    pub warnings: Vec<String>,
+}
+
+/// The JSON Pointers of string values that are the mask itself.
+fn masked_fields(v: &Value, path: String, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) if s == config::MASK => out.push(path),
+        Value::Object(fields) => {
+            for (k, v) in fields {
+                masked_fields(v, format!("{path}/{k}"), out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                masked_fields(v, format!("{path}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// How to apply.
@@ -170,6 +190,7 @@ impl Service {
         }
         let store = self.store().await?;
         let mut plan = Vec::new();
+        let mut warnings = Vec::new();
         let mut actor_steps = Vec::new();
         for (kind, wanted) in [
             (ActorKind::Source, &setup.sources),
@@ -177,7 +198,22 @@ impl Service {
         ] {
             let current = store.list_actors(kind).await.map_err(store_error)?;
             for (name, def) in wanted {
-                let action = match current.iter().find(|a| &a.name == name) {
+                let stored = current.iter().find(|a| &a.name == name);
+                let mut masked = Vec::new();
+                let effective = match stored {
+                    Some(a) => config::unmask(&def.config, &a.config),
+                    None => def.config.clone(),
+                };
+                masked_fields(&effective, String::new(), &mut masked);
+                if !masked.is_empty() {
+                    warnings.push(format!(
+                        "{} `{name}` has no stored value for {}; it is saved as `{}` (put ${{VAR}} there to read it from the environment)",
+                        kind.as_str(),
+                        masked.join(", "),
+                        config::MASK
+                    ));
+                }
+                let action = match stored {
                     None => "create",
                     Some(a) => {
                         let merged = config::unmask(&def.config, &a.config);
@@ -234,6 +270,7 @@ impl Service {
             return Ok(ApplyPlan {
                 changes: plan,
                 applied: false,
+                warnings,
             });
         }
 
@@ -285,6 +322,7 @@ impl Service {
         Ok(ApplyPlan {
             changes: plan,
             applied: true,
+            warnings,
         })
     }
 

@@ -925,7 +925,14 @@ connections:
     ] {
         env.ok(&[kind, "delete", name]);
     }
-    env.ok(&["apply", "-f", exported.to_str().unwrap()]);
+    let reapplied = env.ok(&["apply", "-f", exported.to_str().unwrap()]);
+    assert!(
+        reapplied
+            .stderr()
+            .contains("warning: source `scripted` has no stored value for /token"),
+        "{}",
+        reapplied.stderr()
+    );
     let second = env.ok(&["export"]).stdout();
     assert_eq!(first, second);
 
