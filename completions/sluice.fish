@@ -210,9 +210,9 @@ complete -c sluice -n "__fish_sluice_using_subcommand source; and not __fish_see
 complete -c sluice -n "__fish_sluice_using_subcommand source; and not __fish_seen_subcommand_from create list get update delete check discover" -f -a "list" -d 'List them (secrets masked)'
 complete -c sluice -n "__fish_sluice_using_subcommand source; and not __fish_seen_subcommand_from create list get update delete check discover" -f -a "get" -d 'Show one (secrets masked)'
 complete -c sluice -n "__fish_sluice_using_subcommand source; and not __fish_seen_subcommand_from create list get update delete check discover" -f -a "update" -d 'Change the connector or the config; fields given as `**********` keep their stored secret'
-complete -c sluice -n "__fish_sluice_using_subcommand source; and not __fish_seen_subcommand_from create list get update delete check discover" -f -a "delete"
-complete -c sluice -n "__fish_sluice_using_subcommand source; and not __fish_seen_subcommand_from create list get update delete check discover" -f -a "check" -d 'Run the connector: check its config works, or list a source\'s streams'
-complete -c sluice -n "__fish_sluice_using_subcommand source; and not __fish_seen_subcommand_from create list get update delete check discover" -f -a "discover" -d 'Run the connector: check its config works, or list a source\'s streams'
+complete -c sluice -n "__fish_sluice_using_subcommand source; and not __fish_seen_subcommand_from create list get update delete check discover" -f -a "delete" -d 'Delete one (refused while a connection uses it)'
+complete -c sluice -n "__fish_sluice_using_subcommand source; and not __fish_seen_subcommand_from create list get update delete check discover" -f -a "check" -d 'Run the connector\'s check with the stored config'
+complete -c sluice -n "__fish_sluice_using_subcommand source; and not __fish_seen_subcommand_from create list get update delete check discover" -f -a "discover" -d 'List the source\'s streams (its catalog)'
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from create" -l connector -d 'The connector: a built-in name, python:PACKAGE==VERSION, docker:IMAGE:TAG or exec:PATH' -r
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from create" -l config -d 'Its config: a JSON file, or JSON text starting with `{`' -r
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from create" -l pull -d 'When to pull a Docker connector\'s image [env: SLUICE_DOCKER_PULL] [default: missing]' -r -f -a "always\t'Before the first use in each run'
@@ -317,8 +317,8 @@ complete -c sluice -n "__fish_sluice_using_subcommand destination; and not __fis
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and not __fish_seen_subcommand_from create list get update delete check" -f -a "list" -d 'List them (secrets masked)'
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and not __fish_seen_subcommand_from create list get update delete check" -f -a "get" -d 'Show one (secrets masked)'
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and not __fish_seen_subcommand_from create list get update delete check" -f -a "update" -d 'Change the connector or the config; fields given as `**********` keep their stored secret'
-complete -c sluice -n "__fish_sluice_using_subcommand destination; and not __fish_seen_subcommand_from create list get update delete check" -f -a "delete"
-complete -c sluice -n "__fish_sluice_using_subcommand destination; and not __fish_seen_subcommand_from create list get update delete check" -f -a "check" -d 'Run the connector: check its config works, or list a source\'s streams'
+complete -c sluice -n "__fish_sluice_using_subcommand destination; and not __fish_seen_subcommand_from create list get update delete check" -f -a "delete" -d 'Delete one (refused while a connection uses it)'
+complete -c sluice -n "__fish_sluice_using_subcommand destination; and not __fish_seen_subcommand_from create list get update delete check" -f -a "check" -d 'Run the connector\'s check with the stored config'
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from create" -l connector -d 'The connector: a built-in name, python:PACKAGE==VERSION, docker:IMAGE:TAG or exec:PATH' -r
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from create" -l config -d 'Its config: a JSON file, or JSON text starting with `{`' -r
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from create" -l pull -d 'When to pull a Docker connector\'s image [env: SLUICE_DOCKER_PULL] [default: missing]' -r -f -a "always\t'Before the first use in each run'
@@ -406,14 +406,14 @@ complete -c sluice -n "__fish_sluice_using_subcommand connection; and not __fish
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and not __fish_seen_subcommand_from create list get update delete enable disable sync reset refresh" -s V -l version -d 'Print version'
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and not __fish_seen_subcommand_from create list get update delete enable disable sync reset refresh" -f -a "create" -d 'Create a connection: the source is discovered and its catalog configured'
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and not __fish_seen_subcommand_from create list get update delete enable disable sync reset refresh" -f -a "list" -d 'List connections with their last job'
-complete -c sluice -n "__fish_sluice_using_subcommand connection; and not __fish_seen_subcommand_from create list get update delete enable disable sync reset refresh" -f -a "get"
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and not __fish_seen_subcommand_from create list get update delete enable disable sync reset refresh" -f -a "get" -d 'Show a connection: its settings, streams, catalog and last job'
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and not __fish_seen_subcommand_from create list get update delete enable disable sync reset refresh" -f -a "update" -d 'Change a connection; what is not given stays'
-complete -c sluice -n "__fish_sluice_using_subcommand connection; and not __fish_seen_subcommand_from create list get update delete enable disable sync reset refresh" -f -a "delete"
-complete -c sluice -n "__fish_sluice_using_subcommand connection; and not __fish_seen_subcommand_from create list get update delete enable disable sync reset refresh" -f -a "enable"
-complete -c sluice -n "__fish_sluice_using_subcommand connection; and not __fish_seen_subcommand_from create list get update delete enable disable sync reset refresh" -f -a "disable"
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and not __fish_seen_subcommand_from create list get update delete enable disable sync reset refresh" -f -a "delete" -d 'Delete a connection with its jobs and state (not the destination\'s data)'
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and not __fish_seen_subcommand_from create list get update delete enable disable sync reset refresh" -f -a "enable" -d 'Make a connection active: it can sync'
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and not __fish_seen_subcommand_from create list get update delete enable disable sync reset refresh" -f -a "disable" -d 'Make a connection inactive: it does not sync until enabled'
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and not __fish_seen_subcommand_from create list get update delete enable disable sync reset refresh" -f -a "sync" -d 'Run a job now, inline, retrying failed attempts from the last committed state'
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and not __fish_seen_subcommand_from create list get update delete enable disable sync reset refresh" -f -a "reset" -d 'Clear a connection\'s state and its data in the destination (all streams, or those named); the next sync reads everything again'
-complete -c sluice -n "__fish_sluice_using_subcommand connection; and not __fish_seen_subcommand_from create list get update delete enable disable sync reset refresh" -f -a "refresh" -d 'Run a job now, inline, retrying failed attempts from the last committed state'
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and not __fish_seen_subcommand_from create list get update delete enable disable sync reset refresh" -f -a "refresh" -d 'Re-sync everything from the start; the destination keeps the old data until the new generation lands'
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from create" -l source -d 'The stored source' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from create" -l destination -d 'The stored destination' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from create" -l streams -d 'Only these streams (comma-separated names, or namespace.name)' -r
@@ -605,7 +605,7 @@ complete -c sluice -n "__fish_sluice_using_subcommand job; and __fish_seen_subco
 complete -c sluice -n "__fish_sluice_using_subcommand job; and __fish_seen_subcommand_from get" -s v -l verbose -d 'Show connector logs as they come (-vv for debug lines too)'
 complete -c sluice -n "__fish_sluice_using_subcommand job; and __fish_seen_subcommand_from get" -s h -l help -d 'Print help'
 complete -c sluice -n "__fish_sluice_using_subcommand job; and __fish_seen_subcommand_from get" -s V -l version -d 'Print version'
-complete -c sluice -n "__fish_sluice_using_subcommand job; and __fish_seen_subcommand_from logs" -l attempt -r
+complete -c sluice -n "__fish_sluice_using_subcommand job; and __fish_seen_subcommand_from logs" -l attempt -d 'The attempt\'s number [default: the last]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand job; and __fish_seen_subcommand_from logs" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"
 complete -c sluice -n "__fish_sluice_using_subcommand job; and __fish_seen_subcommand_from logs" -l data-dir -d 'Where sluice keeps logs and installed connectors [env: SLUICE_DATA_DIR] [default: the XDG data dir, ~/.local/share/sluice]' -r -F
@@ -633,7 +633,7 @@ complete -c sluice -n "__fish_sluice_using_subcommand state; and __fish_seen_sub
 complete -c sluice -n "__fish_sluice_using_subcommand state; and __fish_seen_subcommand_from get" -s v -l verbose -d 'Show connector logs as they come (-vv for debug lines too)'
 complete -c sluice -n "__fish_sluice_using_subcommand state; and __fish_seen_subcommand_from get" -s h -l help -d 'Print help'
 complete -c sluice -n "__fish_sluice_using_subcommand state; and __fish_seen_subcommand_from get" -s V -l version -d 'Print version'
-complete -c sluice -n "__fish_sluice_using_subcommand state; and __fish_seen_subcommand_from set" -s f -l file -r -F
+complete -c sluice -n "__fish_sluice_using_subcommand state; and __fish_seen_subcommand_from set" -s f -l file -d 'A state file in Airbyte\'s --state format' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand state; and __fish_seen_subcommand_from set" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"
 complete -c sluice -n "__fish_sluice_using_subcommand state; and __fish_seen_subcommand_from set" -l data-dir -d 'Where sluice keeps logs and installed connectors [env: SLUICE_DATA_DIR] [default: the XDG data dir, ~/.local/share/sluice]' -r -F
@@ -660,7 +660,7 @@ complete -c sluice -n "__fish_sluice_using_subcommand db; and not __fish_seen_su
 complete -c sluice -n "__fish_sluice_using_subcommand db; and not __fish_seen_subcommand_from migrate status" -s h -l help -d 'Print help'
 complete -c sluice -n "__fish_sluice_using_subcommand db; and not __fish_seen_subcommand_from migrate status" -s V -l version -d 'Print version'
 complete -c sluice -n "__fish_sluice_using_subcommand db; and not __fish_seen_subcommand_from migrate status" -f -a "migrate" -d 'Apply the migrations this binary has and the store lacks (done on first use too)'
-complete -c sluice -n "__fish_sluice_using_subcommand db; and not __fish_seen_subcommand_from migrate status" -f -a "status" -d 'Apply the migrations this binary has and the store lacks (done on first use too)'
+complete -c sluice -n "__fish_sluice_using_subcommand db; and not __fish_seen_subcommand_from migrate status" -f -a "status" -d 'Show the backend, its URL (password masked) and the applied migrations'
 complete -c sluice -n "__fish_sluice_using_subcommand db; and __fish_seen_subcommand_from migrate" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"
 complete -c sluice -n "__fish_sluice_using_subcommand db; and __fish_seen_subcommand_from migrate" -l data-dir -d 'Where sluice keeps logs and installed connectors [env: SLUICE_DATA_DIR] [default: the XDG data dir, ~/.local/share/sluice]' -r -F

@@ -32,13 +32,19 @@ Examples:
 pub enum ConnectionCommand {
     Create(CreateArgs),
     List(ListArgs),
+    /// Show a connection: its settings, streams, catalog and last job.
     Get(NameArgs),
     Update(UpdateArgs),
+    /// Delete a connection with its jobs and state (not the destination's data).
     Delete(NameArgs),
+    /// Make a connection active: it can sync.
     Enable(NameArgs),
+    /// Make a connection inactive: it does not sync until enabled.
     Disable(NameArgs),
     Sync(SyncArgs),
     Reset(ResetArgs),
+    /// Re-sync everything from the start; the destination keeps the old
+    /// data until the new generation lands.
     Refresh(SyncArgs),
 }
 
@@ -92,6 +98,7 @@ fn destination_mode(m: DestinationSyncModeArg) -> DestinationSyncMode {
 /// Create a connection: the source is discovered and its catalog configured.
 #[derive(Debug, Args)]
 pub struct CreateArgs {
+    /// A name for the connection (letters, digits, `-`, `_`, `.`).
     pub name: String,
     /// The stored source.
     #[arg(long, value_name = "SOURCE")]
@@ -142,12 +149,14 @@ pub struct ListArgs {}
 
 #[derive(Debug, Args)]
 pub struct NameArgs {
+    /// The connection's name.
     pub name: String,
 }
 
 /// Change a connection; what is not given stays.
 #[derive(Debug, Args)]
 pub struct UpdateArgs {
+    /// The connection's name.
     pub name: String,
     #[arg(long, value_name = "SOURCE")]
     pub source: Option<String>,
@@ -183,6 +192,7 @@ pub struct UpdateArgs {
 #[command(after_help = "\
 Exits 0 when the job succeeds, 1 when it fails; `sluice job get ID` shows its attempts.")]
 pub struct SyncArgs {
+    /// The connection's name.
     pub name: String,
     #[command(flatten)]
     pub retry: RetryArgs,
@@ -194,6 +204,7 @@ pub struct SyncArgs {
 /// or those named); the next sync reads everything again.
 #[derive(Debug, Args)]
 pub struct ResetArgs {
+    /// The connection's name.
     pub name: String,
     /// Only this stream (repeat for more).
     #[arg(long = "stream", value_name = "STREAM")]

@@ -14,11 +14,13 @@ Examples:
   sluice db status
   SLUICE_DATABASE_URL=postgres://sluice:PASSWORD@db/sluice sluice db migrate")]
 pub enum DbCommand {
+    /// Apply the migrations this binary has and the store lacks (done on
+    /// first use too).
     Migrate(NoArgs),
+    /// Show the backend, its URL (password masked) and the applied migrations.
     Status(NoArgs),
 }
 
-/// Apply the migrations this binary has and the store lacks (done on first use too).
 #[derive(Debug, Args)]
 pub struct NoArgs {}
 

@@ -48,13 +48,16 @@ pub struct ListArgs {
 /// failure reasons, and the schema changes found before it ran.
 #[derive(Debug, Args)]
 pub struct GetArgs {
+    /// The job's id (`sluice job list` shows them).
     pub id: i64,
 }
 
 /// Print the log of a job's attempt (the last one by default).
 #[derive(Debug, Args)]
 pub struct LogsArgs {
+    /// The job's id.
     pub id: i64,
+    /// The attempt's number [default: the last].
     #[arg(long, value_name = "N")]
     pub attempt: Option<i64>,
 }

@@ -28,8 +28,11 @@ pub enum SourceCommand {
     List(ListArgs),
     Get(GetArgs),
     Update(UpdateArgs),
+    /// Delete one (refused while a connection uses it).
     Delete(NameArgs),
+    /// Run the connector's check with the stored config.
     Check(RunArgs),
+    /// List the source's streams (its catalog).
     Discover(RunArgs),
 }
 
@@ -45,7 +48,9 @@ pub enum DestinationCommand {
     List(ListArgs),
     Get(GetArgs),
     Update(UpdateArgs),
+    /// Delete one (refused while a connection uses it).
     Delete(NameArgs),
+    /// Run the connector's check with the stored config.
     Check(RunArgs),
 }
 
@@ -53,6 +58,7 @@ pub enum DestinationCommand {
 /// checked by the connector.
 #[derive(Debug, Args)]
 pub struct CreateArgs {
+    /// A name for it (letters, digits, `-`, `_`, `.`).
     pub name: String,
     /// The connector: a built-in name, python:PACKAGE==VERSION, docker:IMAGE:TAG or exec:PATH.
     #[arg(long, value_name = "REF")]
@@ -78,6 +84,7 @@ pub struct ListArgs {
 /// Show one (secrets masked).
 #[derive(Debug, Args)]
 pub struct GetArgs {
+    /// Its name.
     pub name: String,
     /// Show secret fields (airbyte_secret) instead of masking them.
     #[arg(long)]
@@ -88,6 +95,7 @@ pub struct GetArgs {
 /// their stored secret.
 #[derive(Debug, Args)]
 pub struct UpdateArgs {
+    /// Its name.
     pub name: String,
     #[arg(long, value_name = "REF")]
     pub connector: Option<String>,
@@ -103,12 +111,14 @@ pub struct UpdateArgs {
 
 #[derive(Debug, Args)]
 pub struct NameArgs {
+    /// Its name.
     pub name: String,
 }
 
 /// Run the connector: check its config works, or list a source's streams.
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    /// Its name.
     pub name: String,
     #[command(flatten)]
     pub docker: DockerArgs,

@@ -24,13 +24,16 @@ pub enum StateCommand {
 /// Print the state: a JSON array of state messages, or a legacy object.
 #[derive(Debug, Args)]
 pub struct GetArgs {
+    /// The connection's name.
     pub connection: String,
 }
 
 /// Replace the state with a file's (checked first).
 #[derive(Debug, Args)]
 pub struct SetArgs {
+    /// The connection's name.
     pub connection: String,
+    /// A state file in Airbyte's --state format.
     #[arg(long, short = 'f', value_name = "FILE")]
     pub file: PathBuf,
 }
@@ -38,6 +41,7 @@ pub struct SetArgs {
 /// Clear the state of some streams, or all of it (the data stays).
 #[derive(Debug, Args)]
 pub struct ResetArgs {
+    /// The connection's name.
     pub connection: String,
     /// Only this stream (repeat for more).
     #[arg(long = "stream", value_name = "STREAM")]
