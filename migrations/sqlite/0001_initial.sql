@@ -52,12 +52,16 @@ CREATE TABLE jobs (
         CHECK (status IN ('pending', 'running', 'succeeded', 'failed', 'cancelled')),
     -- The schema changes found before the job ran (JSON array).
     changes TEXT NOT NULL DEFAULT '[]',
+    -- Who runs it: HOST:PID, to tell a running job from an orphaned one.
+    owner TEXT,
     created_at BIGINT NOT NULL,
     started_at BIGINT,
     ended_at BIGINT
 );
 CREATE INDEX jobs_by_connection ON jobs (connection_id, id);
 CREATE INDEX jobs_by_status ON jobs (status, id);
+-- One running job per connection, whoever starts it.
+CREATE UNIQUE INDEX one_running_job ON jobs (connection_id) WHERE status = 'running';
 
 CREATE TABLE attempts (
     job_id BIGINT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,

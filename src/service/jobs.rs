@@ -337,10 +337,16 @@ impl Service {
         let reset_streams = selected(&catalog, &req.streams)?;
         let prepared = self.prepare(&c, &ui).await?;
         let store = self.store().await?.clone();
-        let job = store
-            .create_job(c.id, req.kind.as_str())
-            .await
-            .map_err(store_error)?;
+        let owner = this_owner();
+        let job = match store.create_job(c.id, req.kind.as_str(), &owner).await {
+            Err(store::StoreError::JobRunning { .. }) => {
+                // Its process may be gone (killed, or the machine restarted).
+                self.end_orphans(&store, &c).await?;
+                store.create_job(c.id, req.kind.as_str(), &owner).await
+            }
+            other => other,
+        }
+        .map_err(store_error)?;
         let jobs_dir = self.settings.data_dir.join("jobs");
         crate::fsutil::ensure_private_dir(&self.settings.data_dir)
             .and_then(|()| crate::fsutil::ensure_private_dir(&jobs_dir))
@@ -398,6 +404,47 @@ impl Service {
             .await
             .map_err(store_error)?;
         self.job_get(job.id).await
+    }
+
+    /// Ends the connection's running jobs whose process on this machine is
+    /// gone; refuses while one still runs (here, or on another machine).
+    async fn end_orphans(&self, store: &Store, c: &store::Connection) -> anyhow::Result<()> {
+        let running = store
+            .list_jobs(&JobFilter {
+                connection_id: Some(c.id),
+                status: Some("running".into()),
+                limit: 0,
+            })
+            .await
+            .map_err(store_error)?;
+        for job in running {
+            let owner = job.owner.clone().unwrap_or_default();
+            match owner_is_alive(&owner) {
+                Some(false) => {
+                    let why = format!("the sluice process that ran this job ({owner}) is gone");
+                    store.abandon_job(job.id, &why).await.map_err(store_error)?;
+                }
+                alive => {
+                    let hint = match alive {
+                        Some(_) => format!(
+                            "wait for it to end (`sluice job get {}`), or stop that process",
+                            job.id
+                        ),
+                        None => format!(
+                            "it runs on another machine ({owner}); wait for it to end (`sluice job get {}`)",
+                            job.id
+                        ),
+                    };
+                    return Err(UserError::new(format!(
+                        "connection `{}` already has a running job ({}, job {})",
+                        c.name, job.kind, job.id
+                    ))
+                    .hint(hint)
+                    .into());
+                }
+            }
+        }
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -875,6 +922,35 @@ impl Service {
     }
 }
 
+/// This process, as a job's owner: HOST:PID.
+fn this_owner() -> String {
+    format!("{}:{}", hostname(), std::process::id())
+}
+
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "localhost".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// Whether the process an owner names still runs: `None` when it is on
+/// another machine (or the owner cannot be read), so nobody can tell.
+fn owner_is_alive(owner: &str) -> Option<bool> {
+    let (host, pid) = owner.rsplit_once(':')?;
+    let pid: i32 = pid.parse().ok()?;
+    if host != hostname() || pid <= 0 {
+        return None;
+    }
+    // SAFETY: signal 0 only checks that the process exists.
+    let rc = unsafe { libc::kill(pid, 0) };
+    Some(rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
+}
+
 /// The stored fields of a connection, unchanged.
 fn store_fields(c: &store::Connection) -> store::ConnectionFields {
     store::ConnectionFields {
@@ -966,6 +1042,20 @@ async fn clear_state(
 mod tests {
     use super::*;
     use crate::protocol::{AirbyteStream, ConfiguredAirbyteStream, Extra};
+
+    #[test]
+    fn owners_are_alive_only_here_and_while_they_run() {
+        assert_eq!(owner_is_alive(&this_owner()), Some(true));
+        let mut dead = std::process::Command::new("true").spawn().unwrap();
+        let pid = dead.id();
+        dead.wait().unwrap();
+        assert_eq!(
+            owner_is_alive(&format!("{}:{pid}", hostname())),
+            Some(false)
+        );
+        assert_eq!(owner_is_alive("some-other-host:1"), None);
+        assert_eq!(owner_is_alive("garbage"), None);
+    }
 
     #[test]
     fn backoff_triples_up_to_the_cap() {

@@ -300,6 +300,11 @@ pub(crate) fn store_error(e: StoreError) -> anyhow::Error {
             let hint = format!("choose another name, or change it with `sluice {kind} update`");
             UserError::new(e.to_string()).hint(hint).into()
         }
+        StoreError::JobRunning { connection } => UserError::new(e.to_string())
+            .hint(format!(
+                "`sluice job list --connection {connection} --status running` shows it"
+            ))
+            .into(),
         StoreError::InUse { .. } => UserError::new(e.to_string())
             .hint("delete those connections first (`sluice connection delete NAME`)")
             .into(),

@@ -47,6 +47,8 @@ pub enum StoreError {
         #[source]
         source: sqlx::migrate::MigrateError,
     },
+    #[error("connection `{connection}` already has a running job")]
+    JobRunning { connection: String },
     #[error("{kind} `{name}` already exists")]
     Exists { kind: &'static str, name: String },
     #[error("{kind} `{name}` is used by connection(s): {users}")]
@@ -742,6 +744,8 @@ pub struct Job {
     pub connection: String,
     pub kind: String,
     pub status: String,
+    /// HOST:PID of the process running it.
+    pub owner: Option<String>,
     pub changes: Value,
     pub created_at: i64,
     pub started_at: Option<i64>,
@@ -790,6 +794,7 @@ where
     for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
     for<'a> Option<i64>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
     for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
 {
     let get = |e: sqlx::Error| StoreError::Query {
         action: "read a job",
@@ -802,6 +807,7 @@ where
         connection: r.try_get("connection_name").map_err(get)?,
         kind: r.try_get("kind").map_err(get)?,
         status: r.try_get("status").map_err(get)?,
+        owner: r.try_get("owner").map_err(get)?,
         changes: parse_json("list of schema changes", &changes)?,
         created_at: r.try_get("created_at").map_err(get)?,
         started_at: r.try_get("started_at").map_err(get)?,
@@ -841,23 +847,64 @@ where
 }
 
 impl Store {
-    /// Records a job that starts now.
-    pub async fn create_job(&self, connection_id: i64, kind: &str) -> Result<Job> {
+    /// Records a job that starts now, run by `owner` (HOST:PID); refused
+    /// while the connection has a running job.
+    pub async fn create_job(&self, connection_id: i64, kind: &str, owner: &str) -> Result<Job> {
         let now = now_ms();
-        let id: i64 = on_pool!(self, pool => {
-            sqlx::query_scalar("INSERT INTO jobs (connection_id, kind, status, created_at, started_at) \
-                                VALUES ($1, $2, 'running', $3, $3) RETURNING id")
+        let id: std::result::Result<i64, sqlx::Error> = on_pool!(self, pool => {
+            sqlx::query_scalar("INSERT INTO jobs (connection_id, kind, status, owner, created_at, started_at) \
+                                VALUES ($1, $2, 'running', $3, $4, $4) RETURNING id")
                 .bind(connection_id)
                 .bind(kind)
+                .bind(owner)
                 .bind(now)
                 .fetch_one(pool)
                 .await
-                .map_err(query_err("create a job"))?
         });
+        let id = match id {
+            Ok(id) => id,
+            Err(e) if is_unique_violation(&e) => {
+                let connection: Option<String> = on_pool!(self, pool => {
+                    sqlx::query_scalar("SELECT name FROM connections WHERE id = $1")
+                        .bind(connection_id)
+                        .fetch_optional(pool)
+                        .await
+                        .map_err(query_err("read a connection"))?
+                });
+                return Err(StoreError::JobRunning {
+                    connection: connection.unwrap_or_else(|| connection_id.to_string()),
+                });
+            }
+            Err(source) => {
+                return Err(StoreError::Query {
+                    action: "create a job",
+                    source,
+                })
+            }
+        };
         self.get_job(id).await?.ok_or_else(|| StoreError::Corrupt {
             what: "job",
             message: format!("job {id} vanished right after it was created"),
         })
+    }
+
+    /// Ends a job whose process is gone, with its running attempts, giving
+    /// `message` as the reason.
+    pub async fn abandon_job(&self, id: i64, message: &str) -> Result<()> {
+        let failure = json_text(&serde_json::json!({
+            "origin": "platform", "failure_type": "system_error", "message": message
+        }));
+        on_pool!(self, pool => {
+            sqlx::query("UPDATE attempts SET status = 'failed', failure = $1, ended_at = $2 \
+                         WHERE job_id = $3 AND status = 'running'")
+                .bind(&failure)
+                .bind(now_ms())
+                .bind(id)
+                .execute(pool)
+                .await
+                .map_err(query_err("end an abandoned job's attempts"))?;
+        });
+        self.finish_job(id, "failed").await
     }
 
     pub async fn get_job(&self, id: i64) -> Result<Option<Job>> {

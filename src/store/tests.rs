@@ -271,9 +271,9 @@ async fn store_connections_with_their_last_job(t: &TestStore) {
     let listed = s.list_connections().await.unwrap();
     assert_eq!(listed.len(), 1);
     assert!(listed[0].last_job.is_none());
-    let j1 = s.create_job(c.id, "sync").await.unwrap();
+    let j1 = s.create_job(c.id, "sync", "h:1").await.unwrap();
     s.finish_job(j1.id, "failed").await.unwrap();
-    let j2 = s.create_job(c.id, "sync").await.unwrap();
+    let j2 = s.create_job(c.id, "sync", "h:1").await.unwrap();
     s.finish_job(j2.id, "succeeded").await.unwrap();
     let listed = s.list_connections().await.unwrap();
     let last = listed[0].last_job.as_ref().unwrap();
@@ -323,7 +323,7 @@ async fn store_jobs_and_attempts(t: &TestStore) {
         .create_connection(&connection("b", src.id, dst.id))
         .await
         .unwrap();
-    let job = s.create_job(a.id, "sync").await.unwrap();
+    let job = s.create_job(a.id, "sync", "h:1").await.unwrap();
     assert_eq!(
         (job.status.as_str(), job.kind.as_str()),
         ("running", "sync")
@@ -379,11 +379,29 @@ async fn store_jobs_and_attempts(t: &TestStore) {
     assert!(got.ended_at.is_some());
     assert_eq!(got.changes[0]["change"], "new column");
 
-    let other = s.create_job(b.id, "reset").await.unwrap();
+    let abandoned = s.create_job(b.id, "reset", "h:2").await.unwrap();
+    // A job whose process is gone is ended with its attempts.
+    s.start_attempt(abandoned.id, 1, Path::new("/l"))
+        .await
+        .unwrap();
+    s.abandon_job(abandoned.id, "gone").await.unwrap();
+    let a1 = &s.list_attempts(abandoned.id).await.unwrap()[0];
+    assert_eq!(
+        (
+            a1.status.as_str(),
+            a1.failure.as_ref().unwrap()["message"].as_str()
+        ),
+        ("failed", Some("gone"))
+    );
+    assert_eq!(
+        s.get_job(abandoned.id).await.unwrap().unwrap().status,
+        "failed"
+    );
+    let other = s.create_job(b.id, "reset", "h:2").await.unwrap();
     let all = s.list_jobs(&JobFilter::default()).await.unwrap();
     assert_eq!(
         all.iter().map(|j| j.id).collect::<Vec<_>>(),
-        [other.id, job.id]
+        [other.id, abandoned.id, job.id]
     );
     let of_a = s
         .list_jobs(&JobFilter {

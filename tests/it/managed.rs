@@ -86,6 +86,7 @@ both_backends!(
     schema_changes_are_followed_or_fail_the_job,
     schema_change_policies_propagate_fully_and_disable,
     ctrl_c_cancels_the_job_and_keeps_the_committed_state,
+    one_job_at_a_time_and_orphans_are_ended,
     state_set_is_validated,
     apply_and_export_round_trip,
     two_processes_write_one_store_at_once,
@@ -1131,6 +1132,55 @@ fn ctrl_c_cancels_the_job_and_keeps_the_committed_state(env: &Env) {
             .len(),
         1
     );
+}
+
+fn one_job_at_a_time_and_orphans_are_ended(env: &Env) {
+    let s = &env.sandbox;
+    let read = format!(
+        "{}\n    if [ ! -f started ]; then echo $$ > source.pid; touch started; exec sleep 30; fi",
+        echo_lines(&[record(1), state(1)])
+    );
+    let src = script_source(s, &read);
+    setup_connection(env, &src);
+    let mut first = env
+        .cmd()
+        .args(["connection", "sync", "c"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !s.path("started").exists() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "the source never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let second = env.run(&["connection", "sync", "c"]);
+    second.expect_code(2);
+    assert!(
+        second
+            .stderr()
+            .contains("connection `c` already has a running job (sync, job 1)"),
+        "{}",
+        second.stderr()
+    );
+    // Killed hard: the job row stays `running` until the next job finds
+    // its process gone.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let pid = std::fs::read_to_string(s.path("source.pid")).unwrap();
+    let _ = Command::new("kill").args(["-9", pid.trim()]).status();
+    assert_eq!(env.json(&["job", "get", "1"])["status"], "running");
+    let third = env.json(&["connection", "sync", "c"]);
+    assert_eq!(third["status"], "succeeded", "{third}");
+    let orphan = env.json(&["job", "get", "1"]);
+    assert_eq!(orphan["status"], "failed");
+    let why = orphan["attempts"][0]["failure"]["message"]
+        .as_str()
+        .unwrap();
+    assert!(why.contains("is gone"), "{why}");
 }
 
 /// The tables people read (SQLite only: the store does not change them).
