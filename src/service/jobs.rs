@@ -754,11 +754,15 @@ impl Service {
                 .filter(|ch| ch.change == "new stream")
                 .map(|ch| ch.stream.clone())
                 .collect();
-            if !new.is_empty() {
-                let added = super::catalog::configure(
+            let mut added_names = Vec::new();
+            let mut notes = changes.clone();
+            for name in new {
+                // Each new stream on its own: one that cannot be synced the
+                // connection's way is left out, not the whole job failed.
+                let one = super::catalog::configure(
                     &discovered,
                     &super::catalog::StreamSelection {
-                        streams: new,
+                        streams: vec![name.clone()],
                         sync_mode: spec.sync_mode,
                         destination_sync_mode: spec.destination_sync_mode,
                     },
@@ -766,23 +770,35 @@ impl Service {
                         sync_id: job.id,
                         generation_id: 0,
                     },
-                )?;
-                next.streams.extend(added.streams);
-                if !spec.streams.is_empty() {
-                    let mut names = spec.streams.clone();
-                    names.extend(
-                        changes
-                            .iter()
-                            .filter(|ch| ch.change == "new stream")
-                            .map(|ch| ch.stream.clone()),
-                    );
-                    let mut fields = store_fields(c);
-                    fields.streams = names;
-                    store
-                        .update_connection(&fields)
-                        .await
-                        .map_err(store_error)?;
+                );
+                match one {
+                    Ok(added) => {
+                        next.streams.extend(added.streams);
+                        added_names.push(name);
+                    }
+                    Err(e) => {
+                        for n in notes
+                            .iter_mut()
+                            .filter(|n| n.stream == name && n.change == "new stream")
+                        {
+                            n.change = format!("new stream, not added: {}", e.message);
+                        }
+                    }
                 }
+            }
+            if notes != changes {
+                store
+                    .set_job_changes(job.id, &serde_json::to_value(&notes)?)
+                    .await
+                    .map_err(store_error)?;
+            }
+            if !spec.streams.is_empty() && !added_names.is_empty() {
+                let mut fields = store_fields(c);
+                fields.streams.extend(added_names);
+                store
+                    .update_connection(&fields)
+                    .await
+                    .map_err(store_error)?;
             }
         }
         Ok(next)

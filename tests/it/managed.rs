@@ -275,6 +275,9 @@ fn sources_destinations_and_connections_round_trip(env: &Env) {
     ]);
     let out = format!(r#"{{"path": "{}"}}"#, s.path("out").display());
     env.ok(&["destination", "update", "d", "--config", &out]);
+    let listed = env.json(&["destination", "list"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed[0]["connector"], "jsonl");
     assert_eq!(
         env.json(&["destination", "get", "d"])["config"]["path"],
         s.path("out").display().to_string()
@@ -1038,6 +1041,29 @@ fn schema_change_policies_propagate_fully_and_disable(env: &Env) {
     assert_eq!(names, ["s", "t"], "the new stream was added");
     assert_eq!(c["streams"], json!(["s", "t"]));
     assert_eq!(c["catalog_streams"][1]["sync_mode"], "incremental");
+
+    // A new stream that cannot be synced incrementally is left out, said so.
+    s.write(
+        "catalog.json",
+        &GROWN.replace(
+            r#"]}}"#,
+            r#",{"name":"u","json_schema":{"type":"object"},"supported_sync_modes":["full_refresh"]}]}}"#,
+        ),
+    );
+    let job = env.json(&["connection", "sync", "c"]);
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let note = job["changes"][0]["change"].as_str().unwrap();
+    assert!(
+        note.starts_with("new stream, not added: stream `u` does not support incremental"),
+        "{note}"
+    );
+    assert_eq!(
+        env.json(&["connection", "get", "c"])["catalog_streams"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 
     // `disable`: any change turns the connection off and fails the job.
     env.ok(&["connection", "update", "c", "--schema-change", "disable"]);
