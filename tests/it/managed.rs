@@ -203,6 +203,27 @@ fn db_status_names_the_backend(env: &Env) {
             assert!(!url.contains(":sluice@"), "the password is masked: {url}");
         }
     }
+    // --database-url wins over SLUICE_DATABASE_URL.
+    let other = env.sandbox.path("other.db");
+    let url = format!("sqlite://{}", other.display());
+    let status = env.json(&["--database-url", &url, "db", "status"]);
+    assert_eq!(status["url"], url);
+    assert!(other.exists());
+    // An unreachable server: said with the password masked, and what to do.
+    let down = env.run(&[
+        "--database-url",
+        "postgres://u:pw-XYZ@127.0.0.1:1/x",
+        "db",
+        "status",
+    ]);
+    down.expect_code(1);
+    let err = down.stderr();
+    assert!(
+        err.contains("cannot open the job store at postgres://u:****@127.0.0.1:1/x"),
+        "{err}"
+    );
+    assert!(err.contains("hint: check the database is running"), "{err}");
+    assert!(!err.contains("pw-XYZ"), "{err}");
     let migrated = env.run(&["db", "migrate"]);
     migrated.expect_code(0);
     assert!(migrated.stderr().contains("The job store is up to date."));
