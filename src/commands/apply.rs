@@ -89,7 +89,8 @@ pub async fn apply(ctx: &Ctx, a: ApplyArgs) -> anyhow::Result<ExitClass> {
         check: a.check,
     };
     // The plan first, then the changes.
-    let plan = ctx.api.apply(&setup, options, &ui).await?;
+    let plan =
+        super::source::stop_on_ctrl_c(ctx, &spinner, ctx.api.apply(&setup, options, &ui)).await?;
     spinner.finish();
     let json = ctx.global.output == OutputFormat::Json;
     if !json {
@@ -104,17 +105,19 @@ pub async fn apply(ctx: &Ctx, a: ApplyArgs) -> anyhow::Result<ExitClass> {
         }
         return Ok(ExitClass::Success);
     }
-    let applied = ctx
-        .api
-        .apply(
+    let applied = super::source::stop_on_ctrl_c(
+        ctx,
+        &spinner,
+        ctx.api.apply(
             &setup,
             ApplyOptions {
                 dry_run: false,
                 ..options
             },
             &ui,
-        )
-        .await;
+        ),
+    )
+    .await;
     spinner.finish();
     let applied = applied?;
     if json {

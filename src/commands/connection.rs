@@ -280,7 +280,17 @@ impl CliOutput for ConnectionView {
 
 pub async fn run(ctx: &Ctx, cmd: ConnectionCommand) -> anyhow::Result<ExitClass> {
     let (spinner, ui) = super::source::spinner_ui(ctx);
-    let result = dispatch(ctx, cmd, &ui, &spinner).await;
+    // A job handles Ctrl-C itself: the first one stops it gracefully.
+    let is_job = matches!(
+        cmd,
+        ConnectionCommand::Sync(_) | ConnectionCommand::Reset(_) | ConnectionCommand::Refresh(_)
+    );
+    let work = dispatch(ctx, cmd, &ui, &spinner);
+    let result = if is_job {
+        work.await
+    } else {
+        super::source::stop_on_ctrl_c(ctx, &spinner, work).await
+    };
     spinner.finish();
     result
 }
@@ -459,9 +469,10 @@ async fn run_job(
     let draw = progress::enabled(ctx.global.quiet);
     let bars = Arc::new(SyncProgress::new(draw));
     let cancel = CancellationToken::new();
+    let steps = Arc::new(StepSpinner::new(ctx.global.quiet));
     let ui = Ui {
         observer: bars.clone(),
-        progress: Arc::new(StepSpinner::new(ctx.global.quiet)),
+        progress: steps.clone(),
         echo: super::sync::echo(ctx.global.verbose, bars.clone()),
         cancel: cancel.clone(),
     };
@@ -475,11 +486,13 @@ async fn run_job(
         r = ctx.api.connection_job(req, ui) => r,
         _ = super::sync::watch_signals(cancel, bars.clone(), ctx.global.quiet) => {
             spinner.finish();
+            steps.finish();
             bars.finish();
             ctx.api.stop_connectors().await;
             std::process::exit(130);
         }
     };
+    steps.finish();
     bars.finish();
     let job = result?;
     if ctx.global.output == OutputFormat::Json {

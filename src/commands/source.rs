@@ -218,7 +218,7 @@ async fn run(ctx: &Ctx, kind: ActorKind, cmd: Cmd) -> anyhow::Result<ExitClass> 
     let (spinner, ui) = spinner_ui(ctx);
     let json = ctx.global.output == OutputFormat::Json;
     let what = kind.as_str();
-    let result = async {
+    let work = async {
         match cmd {
             Cmd::Create(a) => {
                 let config = ConfigInput::parse(a.config.as_deref())?;
@@ -303,10 +303,27 @@ async fn run(ctx: &Ctx, kind: ActorKind, cmd: Cmd) -> anyhow::Result<ExitClass> 
             }
         }
         Ok(ExitClass::Success)
-    }
-    .await;
+    };
+    let result = stop_on_ctrl_c(ctx, &spinner, work).await;
     spinner.finish();
     result
+}
+
+/// Runs `work`; on Ctrl-C, removes the connectors it started (containers
+/// do not die with sluice) and exits 130.
+pub(crate) async fn stop_on_ctrl_c<T>(
+    ctx: &Ctx,
+    spinner: &StepSpinner,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    tokio::select! {
+        r = work => r,
+        _ = tokio::signal::ctrl_c() => {
+            spinner.finish();
+            ctx.api.stop_connectors().await;
+            std::process::exit(130);
+        }
+    }
 }
 
 /// One record: JSON on stdout, or a line on stderr for people.
