@@ -322,7 +322,8 @@ impl Service {
     /// Runs a job of a connection now, to its end.
     pub async fn connection_job(&self, req: JobRequest, ui: Ui) -> anyhow::Result<JobView> {
         let c = self.connection(&req.connection).await?;
-        if req.kind == JobKind::Sync && c.status != "active" {
+        // Clearing data is allowed on an inactive connection; reading is not.
+        if req.kind != JobKind::Reset && c.status != "active" {
             return Err(
                 UserError::new(format!("connection `{}` is inactive", c.name))
                     .hint(format!(

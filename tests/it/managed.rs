@@ -371,6 +371,7 @@ fn sources_destinations_and_connections_round_trip(env: &Env) {
     env.ok(&["connection", "disable", "c"]);
     let inactive = env.run(&["connection", "sync", "c"]);
     inactive.expect_code(2);
+    env.run(&["connection", "refresh", "c"]).expect_code(2);
     assert!(
         inactive.stderr().contains("connection `c` is inactive"),
         "{}",
