@@ -1,0 +1,510 @@
+//! The source side: discover tables and views, read them with COPY.
+//!
+//! PostgreSQL builds each record's JSON itself (`row_to_json`), and COPY
+//! sends it in CSV whose quote and delimiter are control bytes JSON text
+//! never holds, so each line of the COPY output is one JSON object, wrapped
+//! into a RECORD by byte concatenation: no row is parsed or buffered here.
+//! Incremental reads add the cursor's text (hex-encoded, so it cannot break
+//! a line) after the JSON, for the state.
+
+use super::types::PgColumn;
+use super::{ident, literal, Config, Conn};
+use crate::connector::builtin::{BuiltinError, BuiltinResult, Output};
+use crate::protocol::{
+    now_millis, AirbyteCatalog, AirbyteStream, ConfiguredAirbyteCatalog, Extra, StateMessage,
+    StateSnapshot, StreamDescriptor, StreamStatus, SyncMode,
+};
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use sqlx::Row;
+use std::collections::BTreeMap;
+
+/// A table or view and its columns, as the catalog describes it.
+struct Table {
+    schema: String,
+    name: String,
+    columns: Vec<PgColumn>,
+    primary_key: Vec<String>,
+}
+
+impl Table {
+    fn qualified(&self) -> String {
+        format!("{}.{}", ident(&self.schema), ident(&self.name))
+    }
+
+    fn column(&self, name: &str) -> Option<&PgColumn> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+}
+
+const TABLES_SQL: &str = r#"
+SELECT n.nspname::text, c.relname::text, a.attname::text,
+       format_type(a.atttypid, a.atttypmod),
+       bt.typname::text, bt.typtype::text,
+       coalesce(et.typname::text, ''), coalesce(et.typtype::text, ''),
+       coalesce((SELECT k.n FROM pg_index i, unnest(i.indkey) WITH ORDINALITY k(att, n)
+                 WHERE i.indrelid = c.oid AND i.indisprimary AND k.att = a.attnum), 0)::int8
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+JOIN pg_type t ON t.oid = a.atttypid
+JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+LEFT JOIN pg_type et ON et.oid = bt.typelem AND bt.typcategory = 'A'
+WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'v', 'm', 'p', 'f')
+  AND NOT c.relispartition AND has_table_privilege(c.oid, 'SELECT')
+ORDER BY n.nspname, c.relname, a.attnum
+"#;
+
+async fn tables(conn: &mut Conn, schemas: &[String]) -> BuiltinResult<Vec<Table>> {
+    let rows = sqlx::query(TABLES_SQL)
+        .bind(schemas)
+        .fetch_all(&mut conn.conn)
+        .await
+        .map_err(|e| conn.err("cannot list the tables", e))?;
+    let mut tables: Vec<Table> = Vec::new();
+    let mut keys: BTreeMap<(String, String), Vec<(i64, String)>> = BTreeMap::new();
+    for row in rows {
+        let schema: String = row.get(0);
+        let name: String = row.get(1);
+        let column = PgColumn {
+            name: row.get(2),
+            sql_type: row.get(3),
+            typname: row.get(4),
+            typtype: row.get(5),
+            elem: row.get(6),
+            elem_typtype: row.get(7),
+        };
+        let key_pos: i64 = row.get(8);
+        if key_pos > 0 {
+            keys.entry((schema.clone(), name.clone()))
+                .or_default()
+                .push((key_pos, column.name.clone()));
+        }
+        match tables.last_mut() {
+            Some(t) if t.schema == schema && t.name == name => t.columns.push(column),
+            _ => tables.push(Table {
+                schema,
+                name,
+                columns: vec![column],
+                primary_key: Vec::new(),
+            }),
+        }
+    }
+    for t in &mut tables {
+        if let Some(mut k) = keys.remove(&(t.schema.clone(), t.name.clone())) {
+            k.sort();
+            t.primary_key = k.into_iter().map(|(_, c)| c).collect();
+        }
+    }
+    Ok(tables)
+}
+
+/// Names that usually mark the column a row's last change is kept in.
+const CURSOR_NAMES: &[&str] = &[
+    "updated_at",
+    "updatedat",
+    "modified_at",
+    "last_modified",
+    "last_updated",
+    "updated",
+    "modified",
+];
+
+fn stream_of(t: &Table) -> AirbyteStream {
+    let properties: serde_json::Map<String, Value> = t
+        .columns
+        .iter()
+        .map(|c| (c.name.clone(), c.schema()))
+        .collect();
+    let mut s = AirbyteStream::new(&t.name, json!({"type": "object", "properties": properties}));
+    s.namespace = Some(t.schema.clone());
+    s.supported_sync_modes = vec![SyncMode::FullRefresh, SyncMode::Incremental];
+    s.source_defined_cursor = Some(false);
+    let candidates: Vec<&PgColumn> = t.columns.iter().filter(|c| c.cursor_candidate()).collect();
+    // The default cursor: a column named like a last-change time, else none
+    // (a configured catalog then names one).
+    if let Some(c) = candidates
+        .iter()
+        .find(|c| CURSOR_NAMES.contains(&c.name.to_ascii_lowercase().as_str()))
+    {
+        s.default_cursor_field = vec![c.name.clone()];
+    }
+    if !t.primary_key.is_empty() {
+        s.source_defined_primary_key = t.primary_key.iter().map(|k| vec![k.clone()]).collect();
+    }
+    s.is_resumable = Some(false);
+    s.extra.insert(
+        "x-cursor-candidates".into(),
+        json!(candidates.iter().map(|c| &c.name).collect::<Vec<_>>()),
+    );
+    s
+}
+
+pub(super) async fn discover(config: &Config) -> BuiltinResult<AirbyteCatalog> {
+    let mut conn = Conn::open(config).await?;
+    let tables = tables(&mut conn, &config.schemas()).await?;
+    conn.close().await;
+    Ok(AirbyteCatalog {
+        streams: tables.iter().map(stream_of).collect(),
+        extra: Extra::new(),
+    })
+}
+
+/// The COPY options that make each output line one JSON object (then, for
+/// incremental reads, `\x02` and the cursor's text in hex).
+const COPY_FORMAT: &str = r"(FORMAT csv, QUOTE e'\x01', DELIMITER e'\x02')";
+
+pub(super) async fn read(
+    config: &Config,
+    catalog: &ConfiguredAirbyteCatalog,
+    state: Option<&Value>,
+    out: &mut Output,
+) -> BuiltinResult<()> {
+    let state = match state {
+        Some(v) => StateSnapshot::from_file_value(v.clone())
+            .map_err(|e| BuiltinError::config(format!("invalid state: {e}")))?,
+        None => None,
+    };
+    let mut conn = Conn::open(config).await?;
+    let mut schemas: Vec<String> = catalog
+        .streams
+        .iter()
+        .filter_map(|s| s.stream.namespace.clone())
+        .collect();
+    schemas.sort();
+    schemas.dedup();
+    if schemas.is_empty() {
+        schemas = config.schemas();
+    }
+    let all = tables(&mut conn, &schemas).await?;
+    for configured in &catalog.streams {
+        let stream = &configured.stream;
+        let descriptor = stream.descriptor();
+        let table = all
+            .iter()
+            .find(|t| {
+                t.name == stream.name
+                    && stream.namespace.as_deref().is_none_or(|ns| ns == t.schema)
+            })
+            .ok_or_else(|| {
+                BuiltinError::config(format!(
+                    "stream `{descriptor}`: there is no such table or view (or no SELECT right on it); \
+                     run discover again"
+                ))
+            })?;
+        // The fields the catalog selects, in the table's order.
+        let selected: Option<Vec<&str>> = stream
+            .json_schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .map(|p| p.keys().map(String::as_str).collect());
+        let columns: Vec<&PgColumn> = table
+            .columns
+            .iter()
+            .filter(|c| {
+                selected
+                    .as_ref()
+                    .is_none_or(|s| s.contains(&c.name.as_str()))
+            })
+            .collect();
+        if columns.is_empty() {
+            return Err(BuiltinError::config(format!(
+                "stream `{descriptor}` selects none of the columns of {}",
+                table.qualified()
+            )));
+        }
+        let select: Vec<String> = columns
+            .iter()
+            .map(|c| format!("{} AS {}", c.select(), ident(&c.name)))
+            .collect();
+        let row = format!(
+            "SELECT row_to_json(t) FROM {} s, LATERAL (SELECT {}) t",
+            table.qualified(),
+            select.join(", ")
+        );
+        out.stream_status(&descriptor, StreamStatus::Started)?;
+        out.stream_status(&descriptor, StreamStatus::Running)?;
+        let mut w = RecordWriter::new(&descriptor);
+        if configured.sync_mode == SyncMode::Incremental {
+            let cursor_name = configured.cursor_field.first().ok_or_else(|| {
+                BuiltinError::config(format!(
+                    "stream `{descriptor}` is incremental but names no cursor_field"
+                ))
+            })?;
+            let cursor = table.column(cursor_name).ok_or_else(|| {
+                BuiltinError::config(format!(
+                    "stream `{descriptor}`: the cursor `{cursor_name}` is not a column of {}",
+                    table.qualified()
+                ))
+            })?;
+            if !cursor.cursor_candidate() {
+                return Err(BuiltinError::config(format!(
+                    "stream `{descriptor}`: the column `{cursor_name}` ({}) cannot be a cursor; \
+                     choose a number, text, date or timestamp column",
+                    cursor.sql_type
+                )));
+            }
+            let saved = saved_cursor(state.as_ref(), &descriptor)?;
+            let col = format!("s.{}", ident(&cursor.name));
+            let filter = match &saved {
+                Some(v) => format!(" WHERE {col} > {}::{}", literal(v), cursor.sql_type),
+                None => String::new(),
+            };
+            let sql = format!(
+                "COPY (SELECT t.j, encode(convert_to({col}::text, 'UTF8'), 'hex') FROM {} s, \
+                 LATERAL (SELECT row_to_json(r) AS j FROM (SELECT {}) r) t{filter} \
+                 ORDER BY {col} NULLS FIRST) TO STDOUT {COPY_FORMAT}",
+                table.qualified(),
+                select.join(", "),
+            );
+            let every = config.checkpoint_every();
+            let mut last: Option<Vec<u8>> = None;
+            let mut since = 0u64;
+            let mut tracker = |line: &[u8], w: &mut RecordWriter, out: &mut Output| {
+                let (data, hex) = match memchr::memchr(0x02, line) {
+                    Some(i) => (&line[..i], &line[i + 1..]),
+                    None => (line, &b""[..]),
+                };
+                // A state only where the cursor changes, so that `>` on
+                // resume skips no row sharing the saved value.
+                if since >= every && !hex.is_empty() && last.as_deref() != Some(hex) {
+                    if let Some(prev) = &last {
+                        out.state(cursor_state(&descriptor, cursor_name, prev)?)?;
+                    }
+                    since = 0;
+                }
+                w.record(data, out)?;
+                since += 1;
+                if !hex.is_empty() {
+                    match &mut last {
+                        Some(l) => {
+                            l.clear();
+                            l.extend_from_slice(hex);
+                        }
+                        None => last = Some(hex.to_vec()),
+                    }
+                }
+                Ok(())
+            };
+            copy_out(&mut conn, &sql, &mut w, out, &mut tracker).await?;
+            // The final state, also when nothing was new.
+            let final_state = match &last {
+                Some(hex) => cursor_state(&descriptor, cursor_name, hex)?,
+                None => StateMessage::stream(
+                    descriptor.clone(),
+                    state_value(&descriptor, cursor_name, saved.as_deref()),
+                ),
+            };
+            out.state(final_state)?;
+        } else {
+            let sql = format!("COPY ({row}) TO STDOUT {COPY_FORMAT}");
+            let mut plain =
+                |line: &[u8], w: &mut RecordWriter, out: &mut Output| w.record(line, out);
+            copy_out(&mut conn, &sql, &mut w, out, &mut plain).await?;
+        }
+        out.stream_status(&descriptor, StreamStatus::Complete)?;
+    }
+    conn.close().await;
+    out.flush()
+}
+
+/// Runs a `COPY ... TO STDOUT` and hands each line to `each`.
+async fn copy_out(
+    conn: &mut Conn,
+    sql: &str,
+    w: &mut RecordWriter,
+    out: &mut Output,
+    each: &mut dyn FnMut(&[u8], &mut RecordWriter, &mut Output) -> BuiltinResult<()>,
+) -> BuiltinResult<()> {
+    let masker = conn.config.clone();
+    let mut stream = conn.conn.copy_out_raw(sql).await.map_err(|e| {
+        BuiltinError::system(format!(
+            "{}: {}",
+            super::first_line(sql),
+            masker.mask(&e.to_string())
+        ))
+    })?;
+    // PostgreSQL sends a row per message, but nothing here relies on it.
+    let mut carry: Vec<u8> = Vec::new();
+    let mut n = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            BuiltinError::system(format!(
+                "reading the COPY failed: {}",
+                masker.mask(&e.to_string())
+            ))
+        })?;
+        let mut rest: &[u8] = &chunk;
+        if !carry.is_empty() {
+            match memchr::memchr(b'\n', rest) {
+                Some(i) => {
+                    carry.extend_from_slice(&rest[..i]);
+                    rest = &rest[i + 1..];
+                    let line = std::mem::take(&mut carry);
+                    row(&line, w, out, each)?;
+                }
+                None => {
+                    carry.extend_from_slice(rest);
+                    continue;
+                }
+            }
+        }
+        while let Some(i) = memchr::memchr(b'\n', rest) {
+            row(&rest[..i], w, out, each)?;
+            rest = &rest[i + 1..];
+            n += 1;
+            if n % 1024 == 0 {
+                out.check_cancel()?;
+                w.refresh_clock();
+            }
+        }
+        carry.extend_from_slice(rest);
+    }
+    if !carry.is_empty() {
+        row(&carry, w, out, each)?;
+    }
+    Ok(())
+}
+
+fn row(
+    line: &[u8],
+    w: &mut RecordWriter,
+    out: &mut Output,
+    each: &mut dyn FnMut(&[u8], &mut RecordWriter, &mut Output) -> BuiltinResult<()>,
+) -> BuiltinResult<()> {
+    if line.first() == Some(&0x01) {
+        // Quoted by CSV: the JSON held a byte it never should.
+        return Err(BuiltinError::system(
+            "PostgreSQL rendered a row with control characters outside JSON strings",
+        ));
+    }
+    each(line, w, out)
+}
+
+/// Wraps JSON objects into RECORD lines.
+struct RecordWriter {
+    prefix: Vec<u8>,
+    line: Vec<u8>,
+    stream: Option<StreamDescriptor>,
+}
+
+impl RecordWriter {
+    fn new(stream: &StreamDescriptor) -> Self {
+        let mut w = RecordWriter {
+            prefix: Vec::new(),
+            line: Vec::with_capacity(4096),
+            stream: None,
+        };
+        w.set_prefix(stream);
+        w
+    }
+
+    fn set_prefix(&mut self, stream: &StreamDescriptor) {
+        let mut p = b"{\"type\":\"RECORD\",\"record\":{".to_vec();
+        if let Some(ns) = &stream.namespace {
+            p.extend_from_slice(b"\"namespace\":");
+            p.extend_from_slice(json!(ns).to_string().as_bytes());
+            p.push(b',');
+        }
+        p.extend_from_slice(b"\"stream\":");
+        p.extend_from_slice(json!(stream.name).to_string().as_bytes());
+        p.extend_from_slice(format!(",\"emitted_at\":{},\"data\":", now_millis()).as_bytes());
+        self.prefix = p;
+        self.stream = Some(stream.clone());
+    }
+
+    /// `emitted_at` is read once per batch of rows, not per row.
+    fn refresh_clock(&mut self) {
+        if let Some(s) = self.stream.take() {
+            self.set_prefix(&s);
+        }
+    }
+
+    fn record(&mut self, data: &[u8], out: &mut Output) -> BuiltinResult<()> {
+        self.line.clear();
+        self.line.extend_from_slice(&self.prefix);
+        self.line.extend_from_slice(data);
+        self.line.extend_from_slice(b"}}\n");
+        out.raw(&self.line)
+    }
+}
+
+fn saved_cursor(
+    state: Option<&StateSnapshot>,
+    stream: &StreamDescriptor,
+) -> BuiltinResult<Option<String>> {
+    let Some(s) = state.and_then(|s| s.stream_state(stream)) else {
+        return Ok(None);
+    };
+    match s.get("cursor") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(c)) => Ok(Some(c.clone())),
+        Some(other) => Ok(Some(other.to_string())),
+    }
+}
+
+/// Airbyte source-postgres's cursor state, so a state moves between the two.
+fn state_value(stream: &StreamDescriptor, cursor_field: &str, cursor: Option<&str>) -> Value {
+    json!({
+        "state_type": "cursor_based",
+        "version": 2,
+        "stream_name": stream.name,
+        "stream_namespace": stream.namespace,
+        "cursor_field": [cursor_field],
+        "cursor": cursor,
+    })
+}
+
+fn cursor_state(
+    stream: &StreamDescriptor,
+    cursor_field: &str,
+    hex: &[u8],
+) -> BuiltinResult<StateMessage> {
+    let text = unhex(hex).ok_or_else(|| {
+        BuiltinError::system(format!(
+            "stream `{stream}`: a cursor value came back garbled"
+        ))
+    })?;
+    Ok(StateMessage::stream(
+        stream.clone(),
+        state_value(stream, cursor_field, Some(&text)),
+    ))
+}
+
+fn unhex(hex: &[u8]) -> Option<String> {
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    let digit = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let bytes: Option<Vec<u8>> = hex
+        .chunks(2)
+        .map(|p| Some(digit(p[0])? << 4 | digit(p[1])?))
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_text_comes_back_from_hex() {
+        assert_eq!(unhex(b"6162e282ac").as_deref(), Some("ab€"));
+        assert_eq!(unhex(b"6"), None);
+        assert_eq!(unhex(b"zz"), None);
+    }
+
+    #[test]
+    fn records_wrap_the_json_verbatim() {
+        let (mut out, buf) = Output::capture();
+        let mut w = RecordWriter::new(&StreamDescriptor::new(Some("pub\"lic"), "t"));
+        w.record(br#"{"a":1,"b":"x\ny"}"#, &mut out).unwrap();
+        out.flush().unwrap();
+        let line = buf.lock().unwrap().clone();
+        let m: Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(m["record"]["namespace"], "pub\"lic");
+        assert_eq!(m["record"]["data"], json!({"a": 1, "b": "x\ny"}));
+        let e = crate::protocol::envelope::scan(line.trim_ascii_end()).unwrap();
+        assert_eq!(e.record.unwrap().data, br#"{"a":1,"b":"x\ny"}"#);
+    }
+}
