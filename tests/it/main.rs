@@ -7,5 +7,6 @@ mod builtin;
 mod docker;
 mod faker;
 mod guarantees;
+mod postgres;
 mod process;
 mod services;
