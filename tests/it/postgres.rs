@@ -599,3 +599,33 @@ fn postgres_wrong_password_is_a_clear_error_without_the_password() {
         assert!(!all.contains(secret), "{all}");
     }
 }
+
+#[test]
+fn postgres_large_tables_are_read_in_parallel_key_ranges() {
+    let (Some(src), Some(dst)) = (PgDatabase::create(), PgDatabase::create()) else {
+        return;
+    };
+    src.sql(
+        "CREATE TABLE big (id bigint PRIMARY KEY, v text);
+         INSERT INTO big SELECT i * 3 - 1000, md5(i::text) FROM generate_series(1, 5000) i;
+         ANALYZE big;",
+    );
+    let sandbox = Sandbox::new();
+    let config =
+        serde_json::json!({"url": src.url, "max_parallel": 3, "chunk_rows": 1000}).to_string();
+    let summary = sandbox.sync(("postgres", &config), ("postgres", &url_config(&dst)), &[]);
+    assert_eq!(summary["records"], 5000, "{summary}");
+    let q = "SELECT count(*), count(DISTINCT id), sum(id), min(id), max(id), md5(string_agg(v, ',' ORDER BY id)) FROM big";
+    assert_eq!(dst.sql(q), src.sql(q));
+    let log = std::fs::read_to_string(summary["log_file"].as_str().expect("log_file")).unwrap();
+    assert!(
+        log.contains("Reading public.big in 3 key ranges at once."),
+        "{log}"
+    );
+    // A small table is read in one piece.
+    let small = serde_json::json!({"url": src.url, "max_parallel": 3}).to_string();
+    let summary = sandbox.sync(("postgres", &small), ("postgres", &url_config(&dst)), &[]);
+    assert_eq!(dst.sql(q), src.sql(q));
+    let log = std::fs::read_to_string(summary["log_file"].as_str().expect("log_file")).unwrap();
+    assert!(!log.contains("key ranges"), "{log}");
+}

@@ -49,6 +49,12 @@ struct Config {
     schema: Option<String>,
     #[serde(default)]
     checkpoint_every: Option<u64>,
+    /// Source: connections that read chunks of one large table at once.
+    #[serde(default)]
+    max_parallel: Option<usize>,
+    /// Source: tables with fewer rows (estimated) are read in one piece.
+    #[serde(default)]
+    chunk_rows: Option<u64>,
 }
 
 impl std::fmt::Debug for Config {
@@ -163,6 +169,14 @@ impl Config {
     /// The schema a destination writes streams without a namespace to.
     fn default_schema(&self) -> &str {
         self.schema.as_deref().unwrap_or("public")
+    }
+
+    fn max_parallel(&self) -> usize {
+        self.max_parallel.unwrap_or(2).max(1)
+    }
+
+    fn chunk_rows(&self) -> u64 {
+        self.chunk_rows.unwrap_or(250_000)
     }
 
     fn checkpoint_every(&self) -> u64 {
@@ -393,7 +407,13 @@ fn spec() -> Value {
                 "type": ["string", "object"]},
             "checkpoint_every": {"type": "integer", "order": 9, "minimum": 1, "default": 10000,
                 "title": "Checkpoint Every",
-                "description": "Source: records between state messages."}
+                "description": "Source: records between state messages."},
+            "max_parallel": {"type": "integer", "order": 10, "minimum": 1, "default": 2,
+                "title": "Parallel Reads",
+                "description": "Source: connections that read key ranges of one large table at once (full refresh, single integer primary key)."},
+            "chunk_rows": {"type": "integer", "order": 11, "minimum": 1, "default": 250000,
+                "title": "Chunking Threshold",
+                "description": "Source: tables with fewer rows (as PostgreSQL estimates them) are read on one connection."}
         }
     })
 }

@@ -297,10 +297,12 @@ pub(super) async fn read(
             };
             out.state(final_state)?;
         } else {
-            let sql = format!("COPY ({row}) TO STDOUT {COPY_FORMAT}");
-            let mut plain =
-                |line: &[u8], w: &mut RecordWriter, out: &mut Output| w.record(line, out);
-            copy_out(&mut conn, &sql, &mut w, out, &mut plain).await?;
+            if !read_chunked(config, &mut conn, table, &row, &mut w, out).await? {
+                let sql = format!("COPY ({row}) TO STDOUT {COPY_FORMAT}");
+                let mut plain =
+                    |line: &[u8], w: &mut RecordWriter, out: &mut Output| w.record(line, out);
+                copy_out(&mut conn, &sql, &mut w, out, &mut plain).await?;
+            }
         }
         out.stream_status(&descriptor, StreamStatus::Complete)?;
     }
@@ -316,31 +318,49 @@ async fn copy_out(
     out: &mut Output,
     each: &mut dyn FnMut(&[u8], &mut RecordWriter, &mut Output) -> BuiltinResult<()>,
 ) -> BuiltinResult<()> {
-    let masker = conn.config.clone();
-    let mut stream = conn.conn.copy_out_raw(sql).await.map_err(|e| {
-        BuiltinError::system(format!(
-            "{}: {}",
-            super::first_line(sql),
-            masker.mask(&e.to_string())
-        ))
-    })?;
+    copy_out_all(std::slice::from_mut(conn), &[sql.to_string()], w, out, each).await
+}
+
+/// Runs one `COPY ... TO STDOUT` per connection at once and hands each
+/// line to `each` as it comes, from whichever connection sent it.
+async fn copy_out_all(
+    conns: &mut [Conn],
+    sqls: &[String],
+    w: &mut RecordWriter,
+    out: &mut Output,
+    each: &mut dyn FnMut(&[u8], &mut RecordWriter, &mut Output) -> BuiltinResult<()>,
+) -> BuiltinResult<()> {
+    let masker = conns[0].config.clone();
+    let mut streams = Vec::new();
+    for (i, (conn, sql)) in conns.iter_mut().zip(sqls).enumerate() {
+        let stream = conn.conn.copy_out_raw(sql).await.map_err(|e| {
+            BuiltinError::system(format!(
+                "{}: {}",
+                super::first_line(sql),
+                masker.mask(&e.to_string())
+            ))
+        })?;
+        streams.push(stream.map(move |chunk| (i, chunk)));
+    }
+    let mut all = futures_util::stream::select_all(streams);
     // PostgreSQL sends a row per message, but nothing here relies on it.
-    let mut carry: Vec<u8> = Vec::new();
+    let mut carries: Vec<Vec<u8>> = vec![Vec::new(); sqls.len()];
     let mut n = 0u64;
-    while let Some(chunk) = stream.next().await {
+    while let Some((from, chunk)) = all.next().await {
         let chunk = chunk.map_err(|e| {
             BuiltinError::system(format!(
                 "reading the COPY failed: {}",
                 masker.mask(&e.to_string())
             ))
         })?;
+        let carry = &mut carries[from];
         let mut rest: &[u8] = &chunk;
         if !carry.is_empty() {
             match memchr::memchr(b'\n', rest) {
                 Some(i) => {
                     carry.extend_from_slice(&rest[..i]);
                     rest = &rest[i + 1..];
-                    let line = std::mem::take(&mut carry);
+                    let line = std::mem::take(carry);
                     row(&line, w, out, each)?;
                 }
                 None => {
@@ -360,10 +380,102 @@ async fn copy_out(
         }
         carry.extend_from_slice(rest);
     }
-    if !carry.is_empty() {
-        row(&carry, w, out, each)?;
+    for carry in carries {
+        if !carry.is_empty() {
+            row(&carry, w, out, each)?;
+        }
     }
     Ok(())
+}
+
+/// Splits a full refresh of a large table with a single integer key into
+/// key ranges read on `parallel` connections at once, all in one snapshot
+/// (exported by the first, imported by the others), so the chunks together
+/// are exactly the table at one moment. Returns false (nothing read) when
+/// the table is too small or has no such key.
+async fn read_chunked(
+    config: &Config,
+    conn: &mut Conn,
+    table: &Table,
+    row_sql: &str,
+    w: &mut RecordWriter,
+    out: &mut Output,
+) -> BuiltinResult<bool> {
+    let parallel = config.max_parallel();
+    let [key] = table.primary_key.as_slice() else {
+        return Ok(false);
+    };
+    let Some(key_col) = table.column(key) else {
+        return Ok(false);
+    };
+    if parallel < 2 || !matches!(key_col.typname.as_str(), "int2" | "int4" | "int8") {
+        return Ok(false);
+    }
+    let estimate: f64 =
+        sqlx::query_scalar("SELECT reltuples::float8 FROM pg_class WHERE oid = to_regclass($1)")
+            .bind(table.qualified())
+            .fetch_optional(&mut conn.conn)
+            .await
+            .map_err(|e| conn.err("cannot read the table's size", e))?
+            .unwrap_or(0.0);
+    if estimate < config.chunk_rows() as f64 {
+        return Ok(false);
+    }
+    let mut conns = vec![Conn::open(config).await?];
+    conns[0]
+        .execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .await?;
+    let snapshot: String = sqlx::query_scalar("SELECT pg_export_snapshot()")
+        .fetch_one(&mut conns[0].conn)
+        .await
+        .map_err(|e| conns[0].err("cannot export a snapshot", e))?;
+    let k = format!("s.{}", ident(key));
+    let (lo, hi): (Option<i64>, Option<i64>) = sqlx::query_as(&format!(
+        "SELECT min({k})::int8, max({k})::int8 FROM {} s",
+        table.qualified()
+    ))
+    .fetch_one(&mut conns[0].conn)
+    .await
+    .map_err(|e| conns[0].err("cannot read the key range", e))?;
+    let (Some(lo), Some(hi)) = (lo, hi) else {
+        conns.pop().expect("one connection").close().await;
+        return Ok(false);
+    };
+    for _ in 1..parallel {
+        let mut c = Conn::open(config).await?;
+        c.execute(&format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT {}",
+            literal(&snapshot)
+        ))
+        .await?;
+        conns.push(c);
+    }
+    out.log(
+        crate::protocol::LogLevel::Info,
+        format!(
+            "Reading {}.{} in {parallel} key ranges at once.",
+            table.schema, table.name
+        ),
+    )?;
+    let span = (hi as i128 - lo as i128 + 1) as f64 / parallel as f64;
+    let sqls: Vec<String> = (0..parallel)
+        .map(|i| {
+            let from = lo as i128 + (span * i as f64) as i128;
+            let until = lo as i128 + (span * (i + 1) as f64) as i128;
+            let filter = if i + 1 == parallel {
+                format!("{k} >= {from}")
+            } else {
+                format!("{k} >= {from} AND {k} < {until}")
+            };
+            format!("COPY ({row_sql} WHERE {filter}) TO STDOUT {COPY_FORMAT}")
+        })
+        .collect();
+    let mut plain = |line: &[u8], w: &mut RecordWriter, out: &mut Output| w.record(line, out);
+    copy_out_all(&mut conns, &sqls, w, out, &mut plain).await?;
+    for c in conns {
+        c.close().await;
+    }
+    Ok(true)
 }
 
 fn row(
