@@ -42,6 +42,8 @@ const BATCH_BYTES: usize = 1 << 20;
 
 /// What a stream is written to, as both threads need it.
 struct Plan {
+    /// The stream as records name it.
+    stream: crate::protocol::StreamDescriptor,
     name: String,
     schema: String,
     table: String,
@@ -125,6 +127,7 @@ fn plans(config: &Config, catalog: &ConfiguredAirbyteCatalog) -> BuiltinResult<V
             )));
         }
         let plan = Plan {
+            stream: s.descriptor(),
             name,
             schema,
             table,
@@ -233,7 +236,7 @@ fn read_input(
                         ))
                     })?;
                 n += 1;
-                if n % 1024 == 0 {
+                if n.is_multiple_of(1024) {
                     for e in &mut encoders {
                         e.refresh_clock();
                     }
@@ -293,16 +296,7 @@ impl Plan {
     /// Whether a record's stream is this plan's. Streams are few: a linear
     /// scan beats building a key per record.
     fn table_stream_matches(&self, namespace: Option<&str>, stream: &str) -> bool {
-        // `name` is `namespace.stream` or `stream`.
-        match namespace {
-            Some(ns) => {
-                self.name.len() == ns.len() + 1 + stream.len()
-                    && self.name.starts_with(ns)
-                    && self.name.as_bytes()[ns.len()] == b'.'
-                    && self.name.ends_with(stream)
-            }
-            None => self.name == stream,
-        }
+        self.stream.name == stream && self.stream.namespace.as_deref() == namespace
     }
 }
 
@@ -861,8 +855,8 @@ fn encode(t: ColType, raw: &str, out: &mut Vec<u8>) -> bool {
             let s = &raw[1..raw.len() - 1];
             let ok = match t {
                 ColType::Date => valid_date(s),
-                ColType::Time => valid_time(s, false),
-                ColType::TimeTz => valid_time(s, true),
+                ColType::Time => valid_time(s),
+                ColType::TimeTz => valid_time(s),
                 _ => valid_timestamp(s),
             };
             if !ok {
@@ -946,22 +940,14 @@ fn valid_date(s: &str) -> bool {
     (1..=294_275).contains(&y) && (1..=days).contains(&d)
 }
 
-/// `HH:MM[:SS[.ffffff]]`, then for `timetz` an offset `Z`, `+HH`, `+HH:MM`.
-fn valid_time(s: &str, tz: bool) -> bool {
+/// `HH:MM[:SS[.ffffff]]`, then maybe an offset `Z`, `+HH`, `+HHMM`, `+HH:MM`.
+fn valid_time(s: &str) -> bool {
     let (clock, offset) = match s.find(['+', '-', 'Z']) {
         Some(i) => (&s[..i], Some(&s[i..])),
         None => (s, None),
     };
-    match offset {
-        Some(o) if tz || o == "Z" || o.starts_with(['+', '-']) => {
-            if !valid_offset(o) {
-                return false;
-            }
-        }
-        Some(_) => return false,
-        None => {}
-    }
-    valid_clock(clock)
+    // A time without a zone ignores an offset, as PostgreSQL does.
+    offset.is_none_or(valid_offset) && valid_clock(clock)
 }
 
 fn valid_clock(s: &str) -> bool {
@@ -1027,7 +1013,7 @@ fn valid_timestamp(s: &str) -> bool {
     } else {
         valid_date(date)
     };
-    date_ok && valid_time(time, true)
+    date_ok && valid_time(time)
 }
 
 /// Milliseconds since the epoch as `YYYY-MM-DD HH:MM:SS.mmm+00`.

@@ -310,13 +310,16 @@ pub(super) async fn read(
     out.flush()
 }
 
+/// What is done with each line of a COPY's output.
+type EachLine<'a> = dyn FnMut(&[u8], &mut RecordWriter, &mut Output) -> BuiltinResult<()> + 'a;
+
 /// Runs a `COPY ... TO STDOUT` and hands each line to `each`.
 async fn copy_out(
     conn: &mut Conn,
     sql: &str,
     w: &mut RecordWriter,
     out: &mut Output,
-    each: &mut dyn FnMut(&[u8], &mut RecordWriter, &mut Output) -> BuiltinResult<()>,
+    each: &mut EachLine<'_>,
 ) -> BuiltinResult<()> {
     copy_out_all(std::slice::from_mut(conn), &[sql.to_string()], w, out, each).await
 }
@@ -328,7 +331,7 @@ async fn copy_out_all(
     sqls: &[String],
     w: &mut RecordWriter,
     out: &mut Output,
-    each: &mut dyn FnMut(&[u8], &mut RecordWriter, &mut Output) -> BuiltinResult<()>,
+    each: &mut EachLine<'_>,
 ) -> BuiltinResult<()> {
     let masker = conns[0].config.clone();
     let mut streams = Vec::new();
@@ -373,7 +376,7 @@ async fn copy_out_all(
             row(&rest[..i], w, out, each)?;
             rest = &rest[i + 1..];
             n += 1;
-            if n % 1024 == 0 {
+            if n.is_multiple_of(1024) {
                 out.check_cancel()?;
                 w.refresh_clock();
             }
@@ -482,7 +485,7 @@ fn row(
     line: &[u8],
     w: &mut RecordWriter,
     out: &mut Output,
-    each: &mut dyn FnMut(&[u8], &mut RecordWriter, &mut Output) -> BuiltinResult<()>,
+    each: &mut EachLine<'_>,
 ) -> BuiltinResult<()> {
     if line.first() == Some(&0x01) {
         // Quoted by CSV: the JSON held a byte it never should.
@@ -584,7 +587,7 @@ fn cursor_state(
 }
 
 fn unhex(hex: &[u8]) -> Option<String> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
     let digit = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
