@@ -137,6 +137,17 @@ fn postgres_every_type_round_trips_and_discover_types_it() {
         serde_json::json!(["null", "string"])
     );
 
+    let list = sandbox.run(&["-o", "json", "connector", "list"]);
+    list.expect_code(0);
+    let listed = list.json();
+    let pg = listed
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|c| c["reference"] == "postgres")
+        .expect("postgres is listed");
+    assert_eq!(pg["kind"], "source, destination");
+
     let summary = sandbox.sync(
         ("postgres", &url_config(&src)),
         ("builtin:postgres", &url_config(&dst)),

@@ -433,6 +433,25 @@ mod tests {
     }
 
     #[test]
+    fn sslmode_needing_tls_is_refused_with_what_to_do() {
+        for mode in [json!("require"), json!({"mode": "verify-full"})] {
+            let c = Config::parse(&json!({"host": "h", "sslmode": mode})).unwrap();
+            let e = c.options().unwrap_err();
+            assert!(e.message.contains("needs TLS"), "{}", e.message);
+        }
+        for mode in ["disable", "allow", "prefer"] {
+            let c = Config::parse(&json!({"host": "h", "sslmode": mode})).unwrap();
+            assert!(c.options().is_ok(), "{mode}");
+        }
+        let c = Config::parse(&json!({"host": "h", "sslmode": "sometimes"})).unwrap();
+        assert!(c
+            .options()
+            .unwrap_err()
+            .message
+            .contains("unknown `sslmode`"));
+    }
+
+    #[test]
     fn identifiers_and_literals_are_quoted() {
         assert_eq!(ident("a \"b\""), "\"a \"\"b\"\"\"");
         assert_eq!(literal("it's"), "'it''s'");
