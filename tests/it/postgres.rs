@@ -640,3 +640,23 @@ fn postgres_large_tables_are_read_in_parallel_key_ranges() {
     let log = std::fs::read_to_string(summary["log_file"].as_str().expect("log_file")).unwrap();
     assert!(!log.contains("key ranges"), "{log}");
 }
+
+#[test]
+fn postgres_a_stream_without_fields_keeps_each_record_whole() {
+    let Some(dst) = PgDatabase::create() else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let catalog = r#"{"type":"CATALOG","catalog":{"streams":[{"name":"free","json_schema":{"type":"object"},"supported_sync_modes":["full_refresh"]}]}}"#;
+    let source = sandbox.script(
+        "source",
+        &format!(
+            "case \"$1\" in\n  spec) echo '{{\"type\":\"SPEC\",\"spec\":{{\"connectionSpecification\":{{\"type\":\"object\"}}}}}}' ;;\n  discover) echo '{catalog}' ;;\n  read) echo '{{\"type\":\"RECORD\",\"record\":{{\"stream\":\"free\",\"data\":{{\"a\":1,\"b\":[\"x\"]}},\"emitted_at\":1}}}}' ;;\nesac"
+        ),
+    );
+    sandbox.sync((&source, "{}"), ("postgres", &url_config(&dst)), &[]);
+    assert_eq!(
+        dst.sql("SELECT _airbyte_data::text FROM free"),
+        r#"{"a": 1, "b": ["x"]}"#
+    );
+}

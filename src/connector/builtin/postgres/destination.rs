@@ -37,6 +37,8 @@ use std::sync::mpsc::{Receiver, SyncSender};
 
 /// The column Airbyte's CDC sources mark deleted rows with.
 const CDC_DELETED: &str = "_ab_cdc_deleted_at";
+/// The column a record goes to whole when its stream's schema names no field.
+const WHOLE_RECORD: &str = "_airbyte_data";
 /// Rows of COPY text sent to the writer at a time.
 const BATCH_BYTES: usize = 1 << 20;
 
@@ -56,6 +58,8 @@ struct Plan {
     cursor: Option<String>,
     generation_id: i64,
     sync_id: Option<i64>,
+    /// The schema names no field: the record goes whole into one column.
+    whole: bool,
 }
 
 impl Plan {
@@ -97,6 +101,13 @@ fn plans(config: &Config, catalog: &ConfiguredAirbyteCatalog) -> BuiltinResult<V
                     .unzip()
             })
             .unwrap_or_default();
+        // A stream whose schema names no field keeps each record whole.
+        let whole = fields.is_empty();
+        let (fields, schema_types) = if whole {
+            (vec![WHOLE_RECORD.to_string()], vec![ColType::Jsonb])
+        } else {
+            (fields, schema_types)
+        };
         if c.destination_sync_mode == DestinationSyncMode::AppendDedup && c.primary_key.is_empty() {
             return Err(BuiltinError::config(format!(
                 "stream `{name}` has no primary key, which append_dedup needs"
@@ -138,6 +149,7 @@ fn plans(config: &Config, catalog: &ConfiguredAirbyteCatalog) -> BuiltinResult<V
             cursor,
             generation_id: c.generation_id.unwrap_or(0),
             sync_id: c.sync_id,
+            whole,
         };
         if let Some(other) = out
             .iter()
@@ -644,6 +656,7 @@ struct Encoder {
     /// `_airbyte_meta` for a row without changes, COPY-escaped.
     clean_meta: Vec<u8>,
     uuids: Uuids,
+    whole: bool,
 }
 
 impl Encoder {
@@ -662,6 +675,7 @@ impl Encoder {
             sync_id: p.sync_id,
             clean_meta: Vec::new(),
             uuids: Uuids::new(),
+            whole: p.whole,
         };
         e.clean_meta = copy_escaped(meta(&[], e.sync_id).as_bytes());
         e.refresh_clock();
@@ -679,7 +693,9 @@ impl Encoder {
     fn row(&mut self, data: &[u8], out: &mut Vec<u8>) -> BuiltinResult<()> {
         let text = std::str::from_utf8(data)
             .map_err(|_| BuiltinError::system("a record's data is not UTF-8"))?;
-        let raw: Vec<Option<&RawValue>> = {
+        let raw: Vec<Option<&RawValue>> = if self.whole {
+            vec![serde_json::from_str::<&RawValue>(text).ok()]
+        } else {
             let mut slots: Vec<Option<&RawValue>> = vec![None; self.types.len()];
             let mut de = serde_json::Deserializer::from_str(text);
             let seed = Fields {
@@ -806,8 +822,11 @@ fn encode(t: ColType, raw: &str, out: &mut Vec<u8>) -> bool {
             }
         }
         ColType::Jsonb => {
-            // jsonb refuses the NUL character, escaped or not.
-            if raw.contains("\\u0000") {
+            // jsonb refuses the NUL character and lone surrogates; serde
+            // refuses the latter too.
+            if raw.contains("\\u")
+                && (raw.contains("\\u0000") || serde_json::from_str::<Value>(raw).is_err())
+            {
                 return false;
             }
             copy_escape(b, out);
@@ -837,7 +856,7 @@ fn encode(t: ColType, raw: &str, out: &mut Vec<u8>) -> bool {
                     }
                     _ => return false,
                 }
-            } else if matches!(b.first(), Some(b'-' | b'0'..=b'9')) {
+            } else if matches!(b.first(), Some(b'-' | b'0'..=b'9')) && numeric_fits(raw) {
                 out.extend_from_slice(b);
             } else {
                 return false;
@@ -866,6 +885,17 @@ fn encode(t: ColType, raw: &str, out: &mut Vec<u8>) -> bool {
         }
     }
     true
+}
+
+/// Whether a JSON number's exponent is within what `numeric` holds.
+fn numeric_fits(raw: &str) -> bool {
+    match raw.find(['e', 'E']) {
+        None => true,
+        Some(i) => raw[i + 1..]
+            .trim_start_matches('+')
+            .parse::<i64>()
+            .is_ok_and(|e| e.abs() <= 100_000),
+    }
 }
 
 /// A JSON string's text, unescaped.
@@ -1108,6 +1138,10 @@ mod tests {
         assert_eq!(enc(ColType::Numeric, "\"NaN\"").as_deref(), Some("NaN"));
         assert_eq!(enc(ColType::Bool, "true").as_deref(), Some("t"));
         assert_eq!(
+            enc(ColType::Jsonb, "\"\\u00e9\"").as_deref(),
+            Some("\"\\\\u00e9\"")
+        );
+        assert_eq!(
             enc(ColType::Date, "\"2024-02-29\"").as_deref(),
             Some("2024-02-29")
         );
@@ -1152,6 +1186,8 @@ mod tests {
             (ColType::TimeTz, "\"10:00:00+16:00\""),
             (ColType::Text, "\"a\\u0000b\""),
             (ColType::Jsonb, "\"a\\u0000b\""),
+            (ColType::Jsonb, "[\"\\ud800\"]"),
+            (ColType::Numeric, "1e1000000"),
         ] {
             assert_eq!(enc(t, raw), None, "{t:?} {raw}");
         }
