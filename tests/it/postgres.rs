@@ -660,3 +660,83 @@ fn postgres_a_stream_without_fields_keeps_each_record_whole() {
         r#"{"a": 1, "b": ["x"]}"#
     );
 }
+
+#[test]
+fn postgres_incremental_checkpoints_between_cursor_values_and_resumes_mid_table() {
+    let Some(src) = PgDatabase::create() else {
+        return;
+    };
+    // Three runs of rows sharing a cursor value: 7, 7 and 6 rows.
+    src.sql(
+        "CREATE TABLE ev (id int PRIMARY KEY, grp timestamptz NOT NULL);
+         INSERT INTO ev SELECT i, '2024-01-01'::timestamptz + ((i - 1) / 7) * interval '1 minute'
+         FROM generate_series(1, 20) i;",
+    );
+    let sandbox = Sandbox::new();
+    let config = serde_json::json!({"url": src.url, "checkpoint_every": 3}).to_string();
+    let discover = sandbox.run(&[
+        "-o",
+        "json",
+        "connector",
+        "discover",
+        "postgres",
+        "--config",
+        &config,
+    ]);
+    discover.expect_code(0);
+    let stream = discover.catalog()["streams"][0].clone();
+    let catalog = serde_json::json!({"streams": [{
+        "stream": stream, "sync_mode": "incremental", "cursor_field": ["grp"],
+        "destination_sync_mode": "append", "primary_key": [["id"]]
+    }]});
+    let catalog_path = sandbox.write("catalog.json", &catalog.to_string());
+    let read = |state: Option<&std::path::Path>| {
+        let mut args = vec![
+            "-o",
+            "json",
+            "connector",
+            "read",
+            "postgres",
+            "--config",
+            &config,
+            "--catalog",
+            catalog_path.to_str().unwrap(),
+        ];
+        if let Some(s) = state {
+            args.extend(["--state", s.to_str().unwrap()]);
+        }
+        let run = sandbox.run(&args);
+        run.expect_code(0);
+        run.messages()
+    };
+    let messages = read(None);
+    let mut records = 0;
+    let mut states = Vec::new();
+    for m in &messages {
+        match m["type"].as_str() {
+            Some("RECORD") => records += 1,
+            Some("STATE") => states.push((records, m["state"].clone())),
+            _ => {}
+        }
+    }
+    let at: Vec<(u32, &str)> = states
+        .iter()
+        .map(|(n, s)| (*n, s["stream"]["stream_state"]["cursor"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        at,
+        [
+            (7, "2024-01-01 00:00:00+00"),
+            (14, "2024-01-01 00:01:00+00"),
+            (20, "2024-01-01 00:02:00+00")
+        ]
+    );
+    // A retry from the first checkpoint reads the rest of the table.
+    let state = sandbox.write("state.json", &serde_json::json!([states[0].1]).to_string());
+    let ids: Vec<i64> = read(Some(&state))
+        .iter()
+        .filter(|m| m["type"] == "RECORD")
+        .map(|m| m["record"]["data"]["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, (8..=20).collect::<Vec<_>>());
+}
