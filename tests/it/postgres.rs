@@ -226,6 +226,11 @@ fn postgres_values_that_do_not_fit_are_nulled_and_recorded() {
          2|-|-|-|{\"nested\":[1]}|b:NULLED:DESTINATION_TYPECAST_ERROR,d:NULLED:DESTINATION_TYPECAST_ERROR,n:NULLED:DESTINATION_TYPECAST_ERROR\n\
          3|-|-|-|-|n:NULLED:DESTINATION_TYPECAST_ERROR"
     );
+    // _airbyte_extracted_at is the record's emitted_at (1 ms after the epoch).
+    assert_eq!(
+        dst.sql("SELECT DISTINCT _airbyte_extracted_at AT TIME ZONE 'UTC' FROM odd"),
+        "1970-01-01 00:00:00.001"
+    );
 }
 
 const ITEMS: &str = "CREATE TABLE items (id int PRIMARY KEY, name text, updated_at timestamptz NOT NULL);

@@ -222,7 +222,6 @@ fn read_input(
         .collect();
     let mut bufs: Vec<Vec<u8>> = plans.iter().map(|_| Vec::new()).collect();
     let mut line = Vec::with_capacity(64 * 1024);
-    let mut n = 0u64;
     loop {
         line.clear();
         if input.read_until(b'\n', &mut line)? == 0 {
@@ -247,12 +246,7 @@ fn read_input(
                             )
                         ))
                     })?;
-                n += 1;
-                if n.is_multiple_of(1024) {
-                    for e in &mut encoders {
-                        e.refresh_clock();
-                    }
-                }
+                encoders[i].set_extracted_at(emitted_at(text, r.data));
                 encoders[i].row(r.data, &mut bufs[i])?;
                 if bufs[i].len() >= BATCH_BYTES {
                     let full =
@@ -648,8 +642,9 @@ struct Encoder {
     index: HashMap<String, usize>,
     types: Vec<ColType>,
     fields: Vec<String>,
-    /// `\t<extracted_at>\t`, refreshed per batch.
+    /// `\t<extracted_at>\t`, and the milliseconds it was written for.
     extracted_at: Vec<u8>,
+    extracted_ms: Option<i64>,
     /// `\t<generation_id>`
     generation: Vec<u8>,
     sync_id: Option<i64>,
@@ -671,6 +666,7 @@ impl Encoder {
             types,
             fields: p.fields.clone(),
             extracted_at: Vec::new(),
+            extracted_ms: None,
             generation: format!("\t{}", p.generation_id).into_bytes(),
             sync_id: p.sync_id,
             clean_meta: Vec::new(),
@@ -678,14 +674,21 @@ impl Encoder {
             whole: p.whole,
         };
         e.clean_meta = copy_escaped(meta(&[], e.sync_id).as_bytes());
-        e.refresh_clock();
         e
     }
 
-    fn refresh_clock(&mut self) {
+    /// `_airbyte_extracted_at` for the next rows: the record's
+    /// `emitted_at`, else now. Sources stamp records in batches, so the
+    /// text is rewritten only when the time changes.
+    fn set_extracted_at(&mut self, emitted_at: Option<i64>) {
+        let ms = emitted_at.unwrap_or_else(crate::protocol::now_millis);
+        if self.extracted_ms == Some(ms) {
+            return;
+        }
+        self.extracted_ms = Some(ms);
         self.extracted_at.clear();
         self.extracted_at.push(b'\t');
-        write_millis(&mut self.extracted_at, crate::protocol::now_millis());
+        write_millis(&mut self.extracted_at, ms);
         self.extracted_at.push(b'\t');
     }
 
@@ -734,6 +737,37 @@ impl Encoder {
         }
         Ok(())
     }
+}
+
+/// A RECORD line's `emitted_at` (whole milliseconds), found around its
+/// `data` without parsing the line again. Absent, or not a plausible time
+/// (before 1970, after 9999), is None.
+fn emitted_at(line: &[u8], data: &[u8]) -> Option<i64> {
+    let start = (data.as_ptr() as usize).checked_sub(line.as_ptr() as usize)?;
+    let before = line.get(..start)?;
+    let after = line.get(start + data.len()..)?;
+    const KEY: &[u8] = b"\"emitted_at\"";
+    for part in [after, before] {
+        let mut from = 0;
+        while let Some(i) = memchr::memmem::find(&part[from..], KEY) {
+            let at = from + i;
+            from = at + KEY.len();
+            // A key, not the end of some string value.
+            let prev = part[..at].iter().rev().find(|b| !b.is_ascii_whitespace());
+            if !matches!(prev, Some(b',' | b'{')) {
+                continue;
+            }
+            let rest = part[from..].trim_ascii_start().strip_prefix(b":")?;
+            let rest = rest.trim_ascii_start();
+            let end = rest
+                .iter()
+                .position(|b| !b.is_ascii_digit())
+                .unwrap_or(rest.len());
+            let ms: i64 = std::str::from_utf8(&rest[..end]).ok()?.parse().ok()?;
+            return (ms < 253_402_300_800_000).then_some(ms);
+        }
+    }
+    None
 }
 
 /// `_airbyte_meta`: the fields nulled because they did not fit, and the sync.
@@ -1203,6 +1237,30 @@ mod tests {
         assert_eq!(a.len(), 36);
         assert_eq!(&a[14..15], "4");
         assert_ne!(a.as_bytes(), &b[..]);
+    }
+
+    #[test]
+    fn emitted_at_is_found_around_the_data() {
+        let find = |line: &str| {
+            let e = crate::protocol::envelope::scan(line.as_bytes()).unwrap();
+            emitted_at(line.as_bytes(), e.record.unwrap().data)
+        };
+        assert_eq!(
+            find(
+                r#"{"type":"RECORD","record":{"stream":"s","data":{"emitted_at":5},"emitted_at":1700000000123}}"#
+            ),
+            Some(1_700_000_000_123)
+        );
+        assert_eq!(
+            find(
+                r#"{"type":"RECORD","record":{"emitted_at" : 42 ,"stream":"\"emitted_at\":7","data":{}}}"#
+            ),
+            Some(42)
+        );
+        assert_eq!(
+            find(r#"{"type":"RECORD","record":{"stream":"s","data":{"emitted_at":5}}}"#),
+            None
+        );
     }
 
     #[test]
