@@ -19,6 +19,24 @@ pub struct PgColumn {
     pub elem_typtype: String,
 }
 
+/// How a column's COPY text becomes JSON on the Rust side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonKind {
+    /// An integer or `numeric` without NaN: the text is the number.
+    Number,
+    /// `float` or `numeric`: a number, or a string for NaN and infinities.
+    Float,
+    Bool,
+    /// A JSON string of the text.
+    String,
+    /// A JSON string, the text's space between date and time made a `T`.
+    Timestamp,
+    /// As `Timestamp`, and a zone of hours only (`+00`) given its minutes.
+    TimestampTz,
+    /// Already JSON (json, jsonb, arrays through `to_json`).
+    Json,
+}
+
 /// How a column is rendered in the JSON of a row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Render {
@@ -96,6 +114,37 @@ impl PgColumn {
             v["type"] = json!(["null", t]);
         }
         v
+    }
+
+    /// How [`select`](Self::select)'s text output becomes JSON.
+    pub fn json_kind(&self) -> JsonKind {
+        if !self.elem.is_empty() {
+            return JsonKind::Json;
+        }
+        if self.typtype == "e" {
+            return JsonKind::String;
+        }
+        match self.typname.as_str() {
+            "int2" | "int4" | "int8" | "oid" | "money" => JsonKind::Number,
+            "float4" | "float8" | "numeric" => JsonKind::Float,
+            "bool" => JsonKind::Bool,
+            "timestamp" => JsonKind::Timestamp,
+            "timestamptz" => JsonKind::TimestampTz,
+            "json" | "jsonb" => JsonKind::Json,
+            _ => JsonKind::String,
+        }
+    }
+
+    /// The SQL expression, over the row alias `s`, whose text output
+    /// [`json_kind`](Self::json_kind) turns into the JSON Airbyte's
+    /// source-postgres gives.
+    pub fn select_text(&self) -> String {
+        let e = self.select();
+        if self.elem.is_empty() {
+            e
+        } else {
+            format!("to_json({e})")
+        }
     }
 
     /// The SQL expression, over the row alias `s`, that gives the value
