@@ -40,7 +40,7 @@ pub enum JsonKind {
 /// How a column is rendered in the JSON of a row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Render {
-    /// `row_to_json` renders it as Airbyte does.
+    /// The column as it is.
     AsIs,
     /// As a JSON string of its text form.
     Text,
@@ -70,7 +70,7 @@ fn scalar(typname: &str, typtype: &str) -> (Value, Render) {
             json!({"type": "integer", "airbyte_type": "integer"}),
             Render::AsIs,
         ),
-        // row_to_json quotes these; as bigint they are numbers.
+        // As bigint, an oid's text is a number.
         "oid" => (
             json!({"type": "integer", "airbyte_type": "integer"}),
             Render::Int8,
@@ -147,8 +147,9 @@ impl PgColumn {
         }
     }
 
-    /// The SQL expression, over the row alias `s`, that gives the value
-    /// `row_to_json` renders as Airbyte's source-postgres would.
+    /// The SQL expression, over the row alias `s`, that gives the value in
+    /// the form Airbyte's source-postgres gives it (bytea as base64, json
+    /// as jsonb, enums and odd types as text).
     pub fn select(&self) -> String {
         let col = format!("s.{}", super::ident(&self.name));
         if !self.elem.is_empty() {
