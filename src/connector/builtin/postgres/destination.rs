@@ -639,7 +639,7 @@ fn merge_sql(p: &Plan, final_table: &str, stage: &str) -> String {
 
 /// Turns records into rows of COPY text for one stream.
 struct Encoder {
-    index: HashMap<String, usize>,
+    index: FieldIndex,
     types: Vec<ColType>,
     fields: Vec<String>,
     /// `\t<extracted_at>\t`, and the milliseconds it was written for.
@@ -657,12 +657,7 @@ struct Encoder {
 impl Encoder {
     fn new(p: &Plan, types: Vec<ColType>) -> Self {
         let mut e = Encoder {
-            index: p
-                .fields
-                .iter()
-                .enumerate()
-                .map(|(i, f)| (f.clone(), i))
-                .collect(),
+            index: FieldIndex::new(&p.fields),
             types,
             fields: p.fields.clone(),
             extracted_at: Vec::new(),
@@ -747,9 +742,12 @@ fn emitted_at(line: &[u8], data: &[u8]) -> Option<i64> {
     let before = line.get(..start)?;
     let after = line.get(start + data.len()..)?;
     const KEY: &[u8] = b"\"emitted_at\"";
+    static FINDER: std::sync::OnceLock<memchr::memmem::Finder<'static>> =
+        std::sync::OnceLock::new();
+    let finder = FINDER.get_or_init(|| memchr::memmem::Finder::new(KEY));
     for part in [after, before] {
         let mut from = 0;
-        while let Some(i) = memchr::memmem::find(&part[from..], KEY) {
+        while let Some(i) = finder.find(&part[from..]) {
             let at = from + i;
             from = at + KEY.len();
             // A key, not the end of some string value.
@@ -787,7 +785,7 @@ fn meta(nulled: &[&str], sync_id: Option<i64>) -> String {
 
 /// Finds the raw JSON of each column's field in a record's data.
 struct Fields<'i, 'a> {
-    index: &'i HashMap<String, usize>,
+    index: &'i FieldIndex,
     slots: &'i mut Vec<Option<&'a RawValue>>,
 }
 
@@ -819,8 +817,38 @@ impl<'de, 'i> Visitor<'de> for Fields<'i, 'de> {
     }
 }
 
+/// Where each field name's column is: a scan of the names beats hashing
+/// for the usual handful of columns; wide tables get a hash map.
+enum FieldIndex {
+    Few(Vec<String>),
+    Many(HashMap<String, usize>),
+}
+
+impl FieldIndex {
+    fn new(fields: &[String]) -> Self {
+        if fields.len() <= 24 {
+            FieldIndex::Few(fields.to_vec())
+        } else {
+            FieldIndex::Many(
+                fields
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| (f.clone(), i))
+                    .collect(),
+            )
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<usize> {
+        match self {
+            FieldIndex::Few(names) => names.iter().position(|n| n == name),
+            FieldIndex::Many(map) => map.get(name).copied(),
+        }
+    }
+}
+
 /// A field name, looked up without allocating it.
-struct Key<'i>(&'i HashMap<String, usize>);
+struct Key<'i>(&'i FieldIndex);
 
 impl<'de> DeserializeSeed<'de> for Key<'_> {
     type Value = Option<usize>;
@@ -835,7 +863,7 @@ impl<'de> Visitor<'de> for Key<'_> {
         f.write_str("a field name")
     }
     fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Option<usize>, E> {
-        Ok(self.0.get(v).copied())
+        Ok(self.0.get(v))
     }
 }
 
@@ -1006,7 +1034,7 @@ fn valid_date(s: &str) -> bool {
 
 /// `HH:MM[:SS[.ffffff]]`, then maybe an offset `Z`, `+HH`, `+HHMM`, `+HH:MM`.
 fn valid_time(s: &str) -> bool {
-    let (clock, offset) = match s.find(['+', '-', 'Z']) {
+    let (clock, offset) = match s.bytes().position(|b| matches!(b, b'+' | b'-' | b'Z')) {
         Some(i) => (&s[..i], Some(&s[i..])),
         None => (s, None),
     };
