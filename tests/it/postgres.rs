@@ -745,3 +745,35 @@ fn postgres_incremental_checkpoints_between_cursor_values_and_resumes_mid_table(
         .collect();
     assert_eq!(ids, (8..=20).collect::<Vec<_>>());
 }
+
+#[test]
+fn postgres_names_longer_than_postgres_keeps_still_append() {
+    let Some(dst) = PgDatabase::create() else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let long = "a_column_name_that_is_much_longer_than_the_sixty_three_bytes_postgres_keeps";
+    let catalog = format!(
+        r#"{{"type":"CATALOG","catalog":{{"streams":[{{"name":"wide","json_schema":{{"type":"object","properties":{{"{long}":{{"type":"integer"}}}}}},"supported_sync_modes":["full_refresh"]}}]}}}}"#
+    );
+    let source = sandbox.script(
+        "source",
+        &format!(
+            "case \"$1\" in\n  spec) echo '{{\"type\":\"SPEC\",\"spec\":{{\"connectionSpecification\":{{\"type\":\"object\"}}}}}}' ;;\n  discover) echo '{catalog}' ;;\n  read) echo '{{\"type\":\"RECORD\",\"record\":{{\"stream\":\"wide\",\"data\":{{\"{long}\":7}},\"emitted_at\":1}}}}' ;;\nesac"
+        ),
+    );
+    for _ in 0..2 {
+        sandbox.sync(
+            (&source, "{}"),
+            ("postgres", &url_config(&dst)),
+            &["--destination-sync-mode", "append"],
+        );
+    }
+    assert_eq!(
+        dst.sql(&format!(
+            "SELECT string_agg(\"{}\"::text, ',') FROM wide",
+            &long[..63]
+        )),
+        "7,7"
+    );
+}

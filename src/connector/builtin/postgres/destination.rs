@@ -537,7 +537,7 @@ async fn setup(conn: &mut Conn, p: &Plan) -> BuiltinResult<(Target, Vec<ColType>
                     // column already there keeps its type.
                     let mut types = Vec::new();
                     for (f, t) in p.fields.iter().zip(&p.schema_types) {
-                        match existing.iter().find(|(name, _)| name == f) {
+                        match existing.iter().find(|(name, _)| name == stored_name(f)) {
                             Some((_, sql_type)) => types.push(ColType::from_sql(sql_type)),
                             None => {
                                 conn.execute(&format!(
@@ -590,6 +590,20 @@ async fn setup(conn: &mut Conn, p: &Plan) -> BuiltinResult<(Target, Vec<ColType>
             ))
         }
     }
+}
+
+/// A name as PostgreSQL stores it: cut to 63 bytes on a character
+/// boundary, as it does (with a notice) for longer identifiers.
+fn stored_name(name: &str) -> &str {
+    const MAX: usize = 63;
+    if name.len() <= MAX {
+        return name;
+    }
+    let mut end = MAX;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
 }
 
 /// The statements that merge a staging table into the final one: per
@@ -1253,6 +1267,14 @@ mod tests {
         ] {
             assert_eq!(enc(t, raw), None, "{t:?} {raw}");
         }
+    }
+
+    #[test]
+    fn long_names_are_cut_as_postgres_cuts_them() {
+        assert_eq!(stored_name("short"), "short");
+        let long = "é".repeat(40);
+        assert_eq!(stored_name(&long), "é".repeat(31));
+        assert_eq!(stored_name(&"a".repeat(70)).len(), 63);
     }
 
     #[test]
