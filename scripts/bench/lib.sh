@@ -9,7 +9,7 @@ if [ ! -x /usr/bin/time ]; then
     apt-get update -qq && apt-get install -y -qq time >/dev/null
 fi
 cargo build --release --quiet
-SLUICE=$ROOT/target/release/sluice
+SLUICE=${CARGO_TARGET_DIR:-$ROOT/target}/release/sluice
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 export SLUICE_DATA_DIR=$WORK/data

@@ -20,7 +20,8 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Connector references:
-  sample, file, jsonl, csv, devnull     built-in connectors (also builtin:NAME)
+  sample, file, jsonl, csv, devnull,    built-in connectors (also builtin:NAME)
+  postgres
   python:PACKAGE[==VERSION]             an Airbyte connector from PyPI, installed on first use
   docker:IMAGE:TAG                      an Airbyte connector image, one container per command
   exec:/path/to/program                 a local program that speaks the Airbyte Protocol

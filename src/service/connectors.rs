@@ -275,6 +275,7 @@ fn builtin_infos() -> Vec<ConnectorInfo> {
             kind: match b.kind() {
                 Kind::Source => "source",
                 Kind::Destination => "destination",
+                Kind::Both => "source, destination",
             }
             .into(),
             version: env!("CARGO_PKG_VERSION").into(),

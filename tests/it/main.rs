@@ -8,5 +8,6 @@ mod docker;
 mod faker;
 mod guarantees;
 mod managed;
+mod postgres;
 mod process;
 mod services;

@@ -10,6 +10,7 @@
 
 mod devnull;
 mod files;
+mod postgres;
 mod sample;
 mod source_file;
 
@@ -34,6 +35,8 @@ use std::sync::Arc;
 pub enum Kind {
     Source,
     Destination,
+    /// One name that serves as a source and as a destination (`postgres`).
+    Both,
 }
 
 /// An error a built-in connector reports, as an Airbyte connector would.
@@ -121,6 +124,7 @@ pub fn all() -> Vec<Arc<dyn Builtin>> {
         Arc::new(files::FileDestination::jsonl()),
         Arc::new(files::FileDestination::csv()),
         Arc::new(devnull::DevNull),
+        Arc::new(postgres::Postgres),
     ]
 }
 

@@ -1,0 +1,1322 @@
+//! The destination side: Airbyte's Destinations V2 final tables, loaded
+//! with COPY.
+//!
+//! Two threads share the work. This one reads the protocol lines and turns
+//! each record into a row of COPY text, typed by the column it lands in (a
+//! value that does not fit becomes NULL and a change in `_airbyte_meta`);
+//! the writer thread streams those rows into PostgreSQL and owns the
+//! transactions, so parsing and loading overlap.
+//!
+//! Guarantees:
+//! - A state is emitted back only after the transaction holding every
+//!   record before it has committed.
+//! - `overwrite` loads a new table and swaps it in (drop and rename in one
+//!   transaction) when the stream completes; until then the old table is
+//!   untouched and the states are held. A leftover new table of a killed
+//!   run is dropped by the next one.
+//! - `append` copies into the final table inside the checkpoint's
+//!   transaction; `append_dedup` copies into a temporary staging table and
+//!   merges it by primary key in that same transaction (newest cursor wins,
+//!   `_ab_cdc_deleted_at` deletes), so a rerun of records already committed
+//!   leaves no duplicate.
+
+use super::types::ColType;
+use super::{ident, Config, Conn};
+use crate::connector::builtin::{BuiltinError, BuiltinResult, Output};
+use crate::protocol::envelope::{self, MessageKind};
+use crate::protocol::{
+    ConfiguredAirbyteCatalog, DestinationSyncMode, LogLevel, Message, StreamStatus, TraceKind,
+};
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use serde_json::Value;
+use sqlx::Row;
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::sync::mpsc::{Receiver, SyncSender};
+
+/// The column Airbyte's CDC sources mark deleted rows with.
+const CDC_DELETED: &str = "_ab_cdc_deleted_at";
+/// The column a record goes to whole when its stream's schema names no field.
+const WHOLE_RECORD: &str = "_airbyte_data";
+/// Rows of COPY text sent to the writer at a time.
+const BATCH_BYTES: usize = 1 << 20;
+
+/// What a stream is written to, as both threads need it.
+struct Plan {
+    /// The stream as records name it.
+    stream: crate::protocol::StreamDescriptor,
+    name: String,
+    schema: String,
+    table: String,
+    mode: DestinationSyncMode,
+    /// The stream's fields: column names, in the schema's order.
+    fields: Vec<String>,
+    /// The type of each field from the stream's JSON schema.
+    schema_types: Vec<ColType>,
+    primary_key: Vec<String>,
+    cursor: Option<String>,
+    generation_id: i64,
+    sync_id: Option<i64>,
+    /// The schema names no field: the record goes whole into one column.
+    whole: bool,
+}
+
+impl Plan {
+    fn final_table(&self) -> String {
+        format!("{}.{}", ident(&self.schema), ident(&self.table))
+    }
+
+    /// A short name derived from the table's, for the tables and indexes
+    /// sluice keeps beside it: stable, so a rerun finds a killed run's.
+    fn side_name(&self, what: &str) -> String {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in self.schema.bytes().chain([0]).chain(self.table.bytes()) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        format!("_sluice_{what}_{h:016x}")
+    }
+}
+
+fn plans(config: &Config, catalog: &ConfiguredAirbyteCatalog) -> BuiltinResult<Vec<Plan>> {
+    let mut out: Vec<Plan> = Vec::new();
+    for c in &catalog.streams {
+        let s = &c.stream;
+        let name = s.descriptor().to_string();
+        let schema = s
+            .namespace
+            .clone()
+            .unwrap_or_else(|| config.default_schema().to_string());
+        let table = c
+            .destination_object_name
+            .clone()
+            .unwrap_or_else(|| s.name.clone());
+        let props = s.json_schema.get("properties").and_then(Value::as_object);
+        let (fields, schema_types): (Vec<String>, Vec<ColType>) = props
+            .map(|p| {
+                p.iter()
+                    .filter(|(k, _)| !k.starts_with("_airbyte_"))
+                    .map(|(k, v)| (k.clone(), ColType::from_schema(v)))
+                    .unzip()
+            })
+            .unwrap_or_default();
+        // A stream whose schema names no field keeps each record whole.
+        let whole = fields.is_empty();
+        let (fields, schema_types) = if whole {
+            (vec![WHOLE_RECORD.to_string()], vec![ColType::Jsonb])
+        } else {
+            (fields, schema_types)
+        };
+        if c.destination_sync_mode == DestinationSyncMode::AppendDedup && c.primary_key.is_empty() {
+            return Err(BuiltinError::config(format!(
+                "stream `{name}` has no primary key, which append_dedup needs"
+            )));
+        }
+        let primary_key: Vec<String> = c.primary_key.iter().map(|path| path.join(".")).collect();
+        for k in &primary_key {
+            if !fields.contains(k) {
+                return Err(BuiltinError::config(format!(
+                    "stream `{name}`: the primary key `{k}` is not a field of its schema"
+                )));
+            }
+        }
+        let cursor = c
+            .cursor_field
+            .first()
+            .filter(|f| fields.contains(f))
+            .cloned();
+        if !matches!(
+            c.destination_sync_mode,
+            DestinationSyncMode::Overwrite
+                | DestinationSyncMode::Append
+                | DestinationSyncMode::AppendDedup
+        ) {
+            return Err(BuiltinError::config(format!(
+                "stream `{name}`: postgres writes overwrite, append and append_dedup, not {}",
+                c.destination_sync_mode.as_str()
+            )));
+        }
+        let plan = Plan {
+            stream: s.descriptor(),
+            name,
+            schema,
+            table,
+            mode: c.destination_sync_mode,
+            fields,
+            schema_types,
+            primary_key,
+            cursor,
+            generation_id: c.generation_id.unwrap_or(0),
+            sync_id: c.sync_id,
+            whole,
+        };
+        if let Some(other) = out
+            .iter()
+            .find(|p| p.schema == plan.schema && p.table == plan.table)
+        {
+            return Err(BuiltinError::config(format!(
+                "streams `{}` and `{}` would both be written to {}",
+                other.name,
+                plan.name,
+                plan.final_table()
+            )));
+        }
+        out.push(plan);
+    }
+    Ok(out)
+}
+
+/// What the reading thread asks of the writer, in stream order.
+enum Op {
+    Rows(usize, Vec<u8>),
+    /// A STATE line to emit back once what came before it is committed.
+    State(Vec<u8>),
+    Complete(usize),
+}
+
+pub(super) fn write(
+    config: &Config,
+    catalog: &ConfiguredAirbyteCatalog,
+    input: &mut dyn BufRead,
+    out: &mut Output,
+) -> BuiltinResult<()> {
+    let plans = plans(config, catalog)?;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Op>(4);
+    let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<Vec<Vec<ColType>>>(1);
+    std::thread::scope(|scope| {
+        let plans = &plans;
+        let writer = std::thread::Builder::new()
+            .name("sluice-postgres-writer".into())
+            .spawn_scoped(scope, move || {
+                super::block_on(writer(config, plans, rx, ready_tx, out))?
+            })
+            .map_err(|e| BuiltinError::system(format!("cannot start a thread: {e}")))?;
+        let read = match ready_rx.recv() {
+            Ok(types) => read_input(input, plans, &types, &tx),
+            // The writer failed to set up; its error says why.
+            Err(_) => Ok(()),
+        };
+        drop(tx);
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err(BuiltinError::system("the postgres writer crashed")));
+        // A failed writer closes the channel under the reader: its error
+        // is the cause.
+        written.and(read)
+    })
+}
+
+/// Reads the protocol lines; sends rows, states and completions in order.
+fn read_input(
+    input: &mut dyn BufRead,
+    plans: &[Plan],
+    types: &[Vec<ColType>],
+    tx: &SyncSender<Op>,
+) -> BuiltinResult<()> {
+    let closed = || BuiltinError::system("the postgres writer stopped");
+    let mut encoders: Vec<Encoder> = plans
+        .iter()
+        .zip(types)
+        .map(|(p, t)| Encoder::new(p, t.clone()))
+        .collect();
+    let mut bufs: Vec<Vec<u8>> = plans.iter().map(|_| Vec::new()).collect();
+    let mut line = Vec::with_capacity(64 * 1024);
+    loop {
+        line.clear();
+        if input.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        let text = line.trim_ascii_end();
+        let Ok(env) = envelope::scan(text) else {
+            continue;
+        };
+        match env.kind {
+            MessageKind::Record => {
+                let r = env.record.expect("a RECORD has its fields");
+                let i = plans
+                    .iter()
+                    .position(|p| p.table_stream_matches(r.namespace.as_deref(), &r.stream))
+                    .ok_or_else(|| {
+                        BuiltinError::system(format!(
+                            "a record for stream `{}` which is not in the catalog",
+                            crate::protocol::StreamDescriptor::new(
+                                r.namespace.as_deref(),
+                                &r.stream
+                            )
+                        ))
+                    })?;
+                encoders[i].set_extracted_at(emitted_at(text, r.data));
+                encoders[i].row(r.data, &mut bufs[i])?;
+                if bufs[i].len() >= BATCH_BYTES {
+                    let full =
+                        std::mem::replace(&mut bufs[i], Vec::with_capacity(BATCH_BYTES + 4096));
+                    tx.send(Op::Rows(i, full)).map_err(|_| closed())?;
+                }
+            }
+            MessageKind::State => {
+                for (i, b) in bufs.iter_mut().enumerate() {
+                    if !b.is_empty() {
+                        tx.send(Op::Rows(i, std::mem::take(b)))
+                            .map_err(|_| closed())?;
+                    }
+                }
+                let mut echo = text.to_vec();
+                echo.push(b'\n');
+                tx.send(Op::State(echo)).map_err(|_| closed())?;
+            }
+            MessageKind::Trace => {
+                let Ok(Message::Trace(t)) = Message::parse(text) else {
+                    continue;
+                };
+                let (TraceKind::StreamStatus, Some(s)) = (t.kind, t.stream_status) else {
+                    continue;
+                };
+                if s.status != StreamStatus::Complete {
+                    continue;
+                }
+                let d = &s.stream_descriptor;
+                if let Some(i) = plans
+                    .iter()
+                    .position(|p| p.table_stream_matches(d.namespace.as_deref(), &d.name))
+                {
+                    if !bufs[i].is_empty() {
+                        tx.send(Op::Rows(i, std::mem::take(&mut bufs[i])))
+                            .map_err(|_| closed())?;
+                    }
+                    tx.send(Op::Complete(i)).map_err(|_| closed())?;
+                }
+            }
+            _ => {}
+        }
+    }
+    for (i, b) in bufs.into_iter().enumerate() {
+        if !b.is_empty() {
+            tx.send(Op::Rows(i, b)).map_err(|_| closed())?;
+        }
+    }
+    Ok(())
+}
+
+impl Plan {
+    /// Whether a record's stream is this plan's. Streams are few: a linear
+    /// scan beats building a key per record.
+    fn table_stream_matches(&self, namespace: Option<&str>, stream: &str) -> bool {
+        self.stream.name == stream && self.stream.namespace.as_deref() == namespace
+    }
+}
+
+/// One stream's tables as the writer knows them.
+struct Target {
+    /// `COPY <load table> (<columns>) FROM STDIN`.
+    copy_sql: String,
+    /// Where rows are loaded: the final table (append), a new table
+    /// (overwrite) or a staging table (append_dedup).
+    load: String,
+    /// Overwrite: rows were loaded and the new table is not swapped in yet.
+    pending: bool,
+    complete: bool,
+    /// append_dedup: the staging table holds rows to merge.
+    staged: bool,
+    /// append_dedup: the merge statements.
+    merge_sql: Option<String>,
+    swap_sql: Option<String>,
+}
+
+/// Sets the tables up, tells the reader the column types, then loads
+/// what it sends.
+async fn writer(
+    config: &Config,
+    plans: &[Plan],
+    rx: Receiver<Op>,
+    ready: SyncSender<Vec<Vec<ColType>>>,
+    out: &mut Output,
+) -> BuiltinResult<()> {
+    let mut conn = Conn::open(config).await?;
+    let mut targets = Vec::new();
+    let mut types = Vec::new();
+    for p in plans {
+        let (t, ty) = setup(&mut conn, p).await?;
+        targets.push(t);
+        types.push(ty);
+    }
+    if ready.send(types).is_err() {
+        return Ok(());
+    }
+    let mut in_tx = false;
+    let mut held: Vec<Vec<u8>> = Vec::new();
+    let mut next: Option<Op> = None;
+    loop {
+        let op = match next.take() {
+            Some(op) => op,
+            None => match rx.recv() {
+                Ok(op) => op,
+                Err(_) => break,
+            },
+        };
+        match op {
+            Op::Rows(i, rows) => {
+                if !in_tx {
+                    conn.execute("BEGIN").await?;
+                    in_tx = true;
+                }
+                let t = &mut targets[i];
+                let masker = conn.config.clone();
+                let fail = |e: sqlx::Error| {
+                    BuiltinError::system(format!(
+                        "loading stream `{}` into {} failed: {}",
+                        plans[i].name,
+                        t.load,
+                        masker.mask(&e.to_string())
+                    ))
+                };
+                let mut copy = conn.conn.copy_in_raw(&t.copy_sql).await.map_err(fail)?;
+                copy.send(rows).await.map_err(fail)?;
+                // Keep the COPY open while the same stream's rows follow.
+                loop {
+                    match rx.recv() {
+                        Ok(Op::Rows(j, more)) if j == i => {
+                            copy.send(more).await.map_err(fail)?;
+                        }
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                copy.finish().await.map_err(fail)?;
+                match plans[i].mode {
+                    DestinationSyncMode::Overwrite => t.pending = !t.complete,
+                    DestinationSyncMode::AppendDedup => t.staged = true,
+                    _ => {}
+                }
+            }
+            Op::State(line) => {
+                commit(&mut conn, &mut targets, &mut in_tx).await?;
+                if targets.iter().any(|t| t.pending) {
+                    held.push(line);
+                } else {
+                    out.raw(&line)?;
+                    out.flush()?;
+                }
+            }
+            Op::Complete(i) => {
+                commit(&mut conn, &mut targets, &mut in_tx).await?;
+                let t = &mut targets[i];
+                if let Some(swap) = &t.swap_sql {
+                    if !t.complete {
+                        conn.execute(swap).await?;
+                    }
+                }
+                t.complete = true;
+                t.pending = false;
+                if !targets.iter().any(|t| t.pending) {
+                    for line in held.drain(..) {
+                        out.raw(&line)?;
+                    }
+                    out.flush()?;
+                }
+            }
+        }
+    }
+    commit(&mut conn, &mut targets, &mut in_tx).await?;
+    for (p, t) in plans.iter().zip(&targets) {
+        if p.mode == DestinationSyncMode::Overwrite && !t.complete {
+            conn.execute(&format!("DROP TABLE IF EXISTS {}", t.load))
+                .await?;
+            out.log(
+                LogLevel::Warn,
+                format!(
+                    "Stream {} did not complete; {} is left as it was.",
+                    p.name,
+                    p.final_table()
+                ),
+            )?;
+        }
+    }
+    conn.close().await;
+    out.flush()
+}
+
+/// Merges what append_dedup staged, then commits.
+async fn commit(conn: &mut Conn, targets: &mut [Target], in_tx: &mut bool) -> BuiltinResult<()> {
+    if !*in_tx {
+        return Ok(());
+    }
+    for t in targets.iter_mut() {
+        if t.staged {
+            if let Some(merge) = &t.merge_sql {
+                conn.execute(merge).await?;
+            }
+            t.staged = false;
+        }
+    }
+    conn.execute("COMMIT").await?;
+    *in_tx = false;
+    Ok(())
+}
+
+/// The columns a table has: name -> `format_type()`.
+async fn existing_columns(
+    conn: &mut Conn,
+    table: &str,
+) -> BuiltinResult<Option<Vec<(String, String)>>> {
+    let rows = sqlx::query(
+        "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
+         WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped \
+         ORDER BY a.attnum",
+    )
+    .bind(table)
+    .fetch_all(&mut conn.conn)
+    .await
+    .map_err(|e| conn.err(&format!("cannot read the columns of {table}"), e))?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(rows.iter().map(|r| (r.get(0), r.get(1))).collect()))
+}
+
+const META_COLUMNS: &str = "\"_airbyte_raw_id\" uuid NOT NULL, \
+    \"_airbyte_extracted_at\" timestamp with time zone NOT NULL, \
+    \"_airbyte_meta\" jsonb NOT NULL, \"_airbyte_generation_id\" bigint";
+const META_NAMES: &str =
+    "\"_airbyte_raw_id\", \"_airbyte_extracted_at\", \"_airbyte_meta\", \"_airbyte_generation_id\"";
+
+fn create_sql(table: &str, plan: &Plan, types: &[ColType]) -> String {
+    let mut cols = META_COLUMNS.to_string();
+    for (f, t) in plan.fields.iter().zip(types) {
+        cols.push_str(&format!(", {} {}", ident(f), t.sql()));
+    }
+    format!("CREATE TABLE {table} ({cols})")
+}
+
+/// Creates or evolves a stream's tables; returns its target and the type
+/// of each field's column.
+async fn setup(conn: &mut Conn, p: &Plan) -> BuiltinResult<(Target, Vec<ColType>)> {
+    let final_table = p.final_table();
+    conn.execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", ident(&p.schema)))
+        .await?;
+    let field_list: String = p.fields.iter().map(|f| format!(", {}", ident(f))).collect();
+    let columns = format!("{META_NAMES}{field_list}");
+    match p.mode {
+        DestinationSyncMode::Overwrite => {
+            let new = format!("{}.{}", ident(&p.schema), ident(&p.side_name("new")));
+            // A killed run's new table is not worth keeping: start over.
+            conn.execute(&format!(
+                "DROP TABLE IF EXISTS {new}; {}",
+                create_sql(&new, p, &p.schema_types)
+            ))
+            .await?;
+            let swap = format!(
+                "BEGIN; DROP TABLE IF EXISTS {final_table}; ALTER TABLE {new} RENAME TO {}; COMMIT",
+                ident(&p.table)
+            );
+            Ok((
+                Target {
+                    copy_sql: format!("COPY {new} ({columns}) FROM STDIN"),
+                    load: new,
+                    pending: false,
+                    complete: false,
+                    staged: false,
+                    merge_sql: None,
+                    swap_sql: Some(swap),
+                },
+                p.schema_types.clone(),
+            ))
+        }
+        _ => {
+            let types = match existing_columns(conn, &final_table).await? {
+                None => {
+                    conn.execute(&create_sql(&final_table, p, &p.schema_types))
+                        .await?;
+                    p.schema_types.clone()
+                }
+                Some(existing) => {
+                    // Schema evolution: new fields become new columns; a
+                    // column already there keeps its type.
+                    let mut types = Vec::new();
+                    for (f, t) in p.fields.iter().zip(&p.schema_types) {
+                        match existing.iter().find(|(name, _)| name == stored_name(f)) {
+                            Some((_, sql_type)) => types.push(ColType::from_sql(sql_type)),
+                            None => {
+                                conn.execute(&format!(
+                                    "ALTER TABLE {final_table} ADD COLUMN {} {}",
+                                    ident(f),
+                                    t.sql()
+                                ))
+                                .await?;
+                                types.push(*t);
+                            }
+                        }
+                    }
+                    types
+                }
+            };
+            if p.mode == DestinationSyncMode::Append {
+                return Ok((
+                    Target {
+                        copy_sql: format!("COPY {final_table} ({columns}) FROM STDIN"),
+                        load: final_table,
+                        pending: false,
+                        complete: false,
+                        staged: false,
+                        merge_sql: None,
+                        swap_sql: None,
+                    },
+                    types,
+                ));
+            }
+            let stage = ident(&p.side_name("stage"));
+            let pk: Vec<String> = p.primary_key.iter().map(|k| ident(k)).collect();
+            conn.execute(&format!(
+                "CREATE INDEX IF NOT EXISTS {} ON {final_table} ({}); \
+                 CREATE TEMP TABLE {stage} (LIKE {final_table})",
+                ident(&p.side_name("pk")),
+                pk.join(", ")
+            ))
+            .await?;
+            Ok((
+                Target {
+                    copy_sql: format!("COPY {stage} ({columns}) FROM STDIN"),
+                    load: stage.clone(),
+                    pending: false,
+                    complete: false,
+                    staged: false,
+                    merge_sql: Some(merge_sql(p, &final_table, &stage)),
+                    swap_sql: None,
+                },
+                types,
+            ))
+        }
+    }
+}
+
+/// A name as PostgreSQL stores it: cut to 63 bytes on a character
+/// boundary, as it does (with a notice) for longer identifiers.
+fn stored_name(name: &str) -> &str {
+    const MAX: usize = 63;
+    if name.len() <= MAX {
+        return name;
+    }
+    let mut end = MAX;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
+}
+
+/// The statements that merge a staging table into the final one: per
+/// key, the staged row with the newest cursor (the later one on a tie)
+/// replaces the final row unless that has a newer cursor; deleted rows
+/// are removed.
+fn merge_sql(p: &Plan, final_table: &str, stage: &str) -> String {
+    let pk: Vec<String> = p.primary_key.iter().map(|k| ident(k)).collect();
+    let on = |a: &str, b: &str| -> String {
+        pk.iter()
+            .map(|k| format!("{a}.{k} = {b}.{k}"))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    };
+    let newest = "_sluice_newest";
+    let mut order = pk.join(", ");
+    if let Some(c) = &p.cursor {
+        order.push_str(&format!(", {} DESC NULLS LAST", ident(c)));
+    }
+    order.push_str(", ctid DESC");
+    let mut sql = format!(
+        "CREATE TEMP TABLE {newest} ON COMMIT DROP AS \
+         SELECT DISTINCT ON ({}) * FROM {stage} ORDER BY {order};",
+        pk.join(", ")
+    );
+    if let Some(c) = &p.cursor {
+        sql.push_str(&format!(
+            " DELETE FROM {newest} n USING {final_table} f WHERE {} AND f.{c} > n.{c};",
+            on("n", "f"),
+            c = ident(c)
+        ));
+    }
+    sql.push_str(&format!(
+        " DELETE FROM {final_table} f USING {newest} n WHERE {};",
+        on("f", "n")
+    ));
+    let deleted = if p.fields.iter().any(|f| f == CDC_DELETED) {
+        format!(" WHERE {} IS NULL", ident(CDC_DELETED))
+    } else {
+        String::new()
+    };
+    sql.push_str(&format!(
+        " INSERT INTO {final_table} SELECT * FROM {newest}{deleted}; TRUNCATE {stage}; DROP TABLE {newest};"
+    ));
+    sql
+}
+
+/// Turns records into rows of COPY text for one stream.
+struct Encoder {
+    index: FieldIndex,
+    types: Vec<ColType>,
+    fields: Vec<String>,
+    /// `\t<extracted_at>\t`, and the milliseconds it was written for.
+    extracted_at: Vec<u8>,
+    extracted_ms: Option<i64>,
+    /// `\t<generation_id>`
+    generation: Vec<u8>,
+    sync_id: Option<i64>,
+    /// `_airbyte_meta` for a row without changes, COPY-escaped.
+    clean_meta: Vec<u8>,
+    uuids: Uuids,
+    whole: bool,
+}
+
+impl Encoder {
+    fn new(p: &Plan, types: Vec<ColType>) -> Self {
+        let mut e = Encoder {
+            index: FieldIndex::new(&p.fields),
+            types,
+            fields: p.fields.clone(),
+            extracted_at: Vec::new(),
+            extracted_ms: None,
+            generation: format!("\t{}", p.generation_id).into_bytes(),
+            sync_id: p.sync_id,
+            clean_meta: Vec::new(),
+            uuids: Uuids::new(),
+            whole: p.whole,
+        };
+        e.clean_meta = copy_escaped(meta(&[], e.sync_id).as_bytes());
+        e
+    }
+
+    /// `_airbyte_extracted_at` for the next rows: the record's
+    /// `emitted_at`, else now. Sources stamp records in batches, so the
+    /// text is rewritten only when the time changes.
+    fn set_extracted_at(&mut self, emitted_at: Option<i64>) {
+        let ms = emitted_at.unwrap_or_else(crate::protocol::now_millis);
+        if self.extracted_ms == Some(ms) {
+            return;
+        }
+        self.extracted_ms = Some(ms);
+        self.extracted_at.clear();
+        self.extracted_at.push(b'\t');
+        write_millis(&mut self.extracted_at, ms);
+        self.extracted_at.push(b'\t');
+    }
+
+    /// Appends one row for the record `data` to `out`.
+    fn row(&mut self, data: &[u8], out: &mut Vec<u8>) -> BuiltinResult<()> {
+        let text = std::str::from_utf8(data)
+            .map_err(|_| BuiltinError::system("a record's data is not UTF-8"))?;
+        let raw: Vec<Option<&RawValue>> = if self.whole {
+            vec![serde_json::from_str::<&RawValue>(text).ok()]
+        } else {
+            let mut slots: Vec<Option<&RawValue>> = vec![None; self.types.len()];
+            let mut de = serde_json::Deserializer::from_str(text);
+            let seed = Fields {
+                index: &self.index,
+                slots: &mut slots,
+            };
+            if seed.deserialize(&mut de).is_err() {
+                // Not an object: every column is NULL, as Airbyte does.
+                slots.iter_mut().for_each(|s| *s = None);
+            }
+            slots
+        };
+        self.uuids.next(out);
+        out.extend_from_slice(&self.extracted_at);
+        let meta_at = out.len();
+        out.extend_from_slice(&self.clean_meta);
+        out.extend_from_slice(&self.generation);
+        let mut changes: Vec<usize> = Vec::new();
+        for (i, (t, v)) in self.types.iter().zip(&raw).enumerate() {
+            out.push(b'\t');
+            match v {
+                None => out.extend_from_slice(b"\\N"),
+                Some(v) => {
+                    if !encode(*t, v.get(), out) {
+                        out.extend_from_slice(b"\\N");
+                        changes.push(i);
+                    }
+                }
+            }
+        }
+        out.push(b'\n');
+        if !changes.is_empty() {
+            let names: Vec<&str> = changes.iter().map(|&i| self.fields[i].as_str()).collect();
+            let m = copy_escaped(meta(&names, self.sync_id).as_bytes());
+            out.splice(meta_at..meta_at + self.clean_meta.len(), m);
+        }
+        Ok(())
+    }
+}
+
+/// A RECORD line's `emitted_at` (whole milliseconds), found around its
+/// `data` without parsing the line again. Absent, or not a plausible time
+/// (before 1970, after 9999), is None.
+fn emitted_at(line: &[u8], data: &[u8]) -> Option<i64> {
+    let start = (data.as_ptr() as usize).checked_sub(line.as_ptr() as usize)?;
+    let before = line.get(..start)?;
+    let after = line.get(start + data.len()..)?;
+    const KEY: &[u8] = b"\"emitted_at\"";
+    static FINDER: std::sync::OnceLock<memchr::memmem::Finder<'static>> =
+        std::sync::OnceLock::new();
+    let finder = FINDER.get_or_init(|| memchr::memmem::Finder::new(KEY));
+    for part in [after, before] {
+        let mut from = 0;
+        while let Some(i) = finder.find(&part[from..]) {
+            let at = from + i;
+            from = at + KEY.len();
+            // A key, not the end of some string value.
+            let prev = part[..at].iter().rev().find(|b| !b.is_ascii_whitespace());
+            if !matches!(prev, Some(b',' | b'{')) {
+                continue;
+            }
+            let rest = part[from..].trim_ascii_start().strip_prefix(b":")?;
+            let rest = rest.trim_ascii_start();
+            let end = rest
+                .iter()
+                .position(|b| !b.is_ascii_digit())
+                .unwrap_or(rest.len());
+            let ms: i64 = std::str::from_utf8(&rest[..end]).ok()?.parse().ok()?;
+            return (ms < 253_402_300_800_000).then_some(ms);
+        }
+    }
+    None
+}
+
+/// `_airbyte_meta`: the fields nulled because they did not fit, and the sync.
+fn meta(nulled: &[&str], sync_id: Option<i64>) -> String {
+    let changes: Vec<Value> = nulled
+        .iter()
+        .map(|f| {
+            serde_json::json!({
+                "field": f,
+                "change": "NULLED",
+                "reason": "DESTINATION_TYPECAST_ERROR"
+            })
+        })
+        .collect();
+    serde_json::json!({"changes": changes, "sync_id": sync_id}).to_string()
+}
+
+/// Finds the raw JSON of each column's field in a record's data.
+struct Fields<'i, 'a> {
+    index: &'i FieldIndex,
+    slots: &'i mut Vec<Option<&'a RawValue>>,
+}
+
+impl<'de, 'i> DeserializeSeed<'de> for Fields<'i, 'de> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, 'i> Visitor<'de> for Fields<'i, 'de> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key_seed(Key(self.index))? {
+            match key {
+                Some(i) => {
+                    let v: &'de RawValue = map.next_value()?;
+                    self.slots[i] = if v.get() == "null" { None } else { Some(v) };
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where each field name's column is: a scan of the names beats hashing
+/// for the usual handful of columns; wide tables get a hash map.
+enum FieldIndex {
+    Few(Vec<String>),
+    Many(HashMap<String, usize>),
+}
+
+impl FieldIndex {
+    fn new(fields: &[String]) -> Self {
+        if fields.len() <= 24 {
+            FieldIndex::Few(fields.to_vec())
+        } else {
+            FieldIndex::Many(
+                fields
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| (f.clone(), i))
+                    .collect(),
+            )
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<usize> {
+        match self {
+            FieldIndex::Few(names) => names.iter().position(|n| n == name),
+            FieldIndex::Many(map) => map.get(name).copied(),
+        }
+    }
+}
+
+/// A field name, looked up without allocating it.
+struct Key<'i>(&'i FieldIndex);
+
+impl<'de> DeserializeSeed<'de> for Key<'_> {
+    type Value = Option<usize>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key<'_> {
+    type Value = Option<usize>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a field name")
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Option<usize>, E> {
+        Ok(self.0.get(v))
+    }
+}
+
+/// Writes `raw` (a JSON value's text) as COPY text for a column of type
+/// `t`; false when it does not fit (nothing is written then).
+fn encode(t: ColType, raw: &str, out: &mut Vec<u8>) -> bool {
+    let b = raw.as_bytes();
+    let string = b.first() == Some(&b'"');
+    match t {
+        ColType::Text => {
+            if string {
+                match unquote(raw) {
+                    Some(s) if !s.contains('\0') => copy_escape(s.as_bytes(), out),
+                    _ => return false,
+                }
+            } else {
+                copy_escape(b, out);
+            }
+        }
+        ColType::Jsonb => {
+            // jsonb refuses the NUL character and lone surrogates; serde
+            // refuses the latter too.
+            if raw.contains("\\u")
+                && (raw.contains("\\u0000") || serde_json::from_str::<Value>(raw).is_err())
+            {
+                return false;
+            }
+            copy_escape(b, out);
+        }
+        ColType::Bool => match raw {
+            "true" => out.push(b't'),
+            "false" => out.push(b'f'),
+            _ => return false,
+        },
+        ColType::BigInt => {
+            if let Ok(v) = raw.parse::<i64>() {
+                out.extend_from_slice(v.to_string().as_bytes());
+            } else {
+                match raw.parse::<f64>() {
+                    Ok(f) if !string && f.fract() == 0.0 && f.abs() < 9.2e18 => {
+                        out.extend_from_slice((f as i64).to_string().as_bytes())
+                    }
+                    _ => return false,
+                }
+            }
+        }
+        ColType::Numeric => {
+            if string {
+                match raw {
+                    "\"NaN\"" | "\"Infinity\"" | "\"-Infinity\"" => {
+                        out.extend_from_slice(&b[1..b.len() - 1])
+                    }
+                    _ => return false,
+                }
+            } else if matches!(b.first(), Some(b'-' | b'0'..=b'9')) && numeric_fits(raw) {
+                out.extend_from_slice(b);
+            } else {
+                return false;
+            }
+        }
+        ColType::Date
+        | ColType::Time
+        | ColType::TimeTz
+        | ColType::Timestamp
+        | ColType::TimestampTz => {
+            // Valid values are plain ASCII, never escaped.
+            if !string || b.len() < 2 || raw[1..raw.len() - 1].contains('\\') {
+                return false;
+            }
+            let s = &raw[1..raw.len() - 1];
+            let ok = match t {
+                ColType::Date => valid_date(s),
+                ColType::Time => valid_time(s),
+                ColType::TimeTz => valid_time(s),
+                _ => valid_timestamp(s),
+            };
+            if !ok {
+                return false;
+            }
+            out.extend_from_slice(s.as_bytes());
+        }
+    }
+    true
+}
+
+/// Whether a JSON number's exponent is within what `numeric` holds.
+fn numeric_fits(raw: &str) -> bool {
+    match raw.find(['e', 'E']) {
+        None => true,
+        Some(i) => raw[i + 1..]
+            .trim_start_matches('+')
+            .parse::<i64>()
+            .is_ok_and(|e| e.abs() <= 100_000),
+    }
+}
+
+/// A JSON string's text, unescaped.
+fn unquote(raw: &str) -> Option<std::borrow::Cow<'_, str>> {
+    let inner = raw.get(1..raw.len().checked_sub(1)?)?;
+    if !inner.contains('\\') {
+        return Some(std::borrow::Cow::Borrowed(inner));
+    }
+    serde_json::from_str::<String>(raw)
+        .ok()
+        .map(std::borrow::Cow::Owned)
+}
+
+/// COPY text escaping: backslash, newline, carriage return and tab.
+fn copy_escape(b: &[u8], out: &mut Vec<u8>) {
+    let mut start = 0;
+    for (i, &c) in b.iter().enumerate() {
+        let esc: &[u8] = match c {
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            _ => continue,
+        };
+        out.extend_from_slice(&b[start..i]);
+        out.extend_from_slice(esc);
+        start = i + 1;
+    }
+    out.extend_from_slice(&b[start..]);
+}
+
+fn copy_escaped(b: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(b.len());
+    copy_escape(b, &mut v);
+    v
+}
+
+fn digits(s: &str, n: usize) -> Option<u32> {
+    if s.len() == n && s.bytes().all(|b| b.is_ascii_digit()) {
+        s.parse().ok()
+    } else {
+        None
+    }
+}
+
+/// `YYYY-MM-DD` (more year digits allowed, ` BC` too), a real calendar day
+/// in PostgreSQL's range; or `infinity`.
+fn valid_date(s: &str) -> bool {
+    if s == "infinity" || s == "-infinity" {
+        return true;
+    }
+    let s = s.strip_suffix(" BC").unwrap_or(s);
+    let mut parts = s.splitn(3, '-');
+    let (Some(y), Some(m), Some(d)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    if y.len() < 4 || y.len() > 6 || !y.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    let (Ok(y), Some(m), Some(d)) = (y.parse::<u32>(), digits(m, 2), digits(d, 2)) else {
+        return false;
+    };
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    // Timestamps end in 294276 AD, dates later; the stricter bound is safe.
+    (1..=294_275).contains(&y) && (1..=days).contains(&d)
+}
+
+/// `HH:MM[:SS[.ffffff]]`, then maybe an offset `Z`, `+HH`, `+HHMM`, `+HH:MM`.
+fn valid_time(s: &str) -> bool {
+    let (clock, offset) = match s.bytes().position(|b| matches!(b, b'+' | b'-' | b'Z')) {
+        Some(i) => (&s[..i], Some(&s[i..])),
+        None => (s, None),
+    };
+    // A time without a zone ignores an offset, as PostgreSQL does.
+    offset.is_none_or(valid_offset) && valid_clock(clock)
+}
+
+fn valid_clock(s: &str) -> bool {
+    let (hms, frac) = match s.split_once('.') {
+        Some((a, f)) => (a, Some(f)),
+        None => (s, None),
+    };
+    if let Some(f) = frac {
+        if f.is_empty() || !f.bytes().all(|b| b.is_ascii_digit()) {
+            return false;
+        }
+    }
+    let mut parts = hms.split(':');
+    let (Some(h), Some(m)) = (
+        parts.next().and_then(|h| digits(h, 2)),
+        parts.next().and_then(|m| digits(m, 2)),
+    ) else {
+        return false;
+    };
+    let sec = match parts.next() {
+        Some(x) => match digits(x, 2) {
+            Some(v) => v,
+            None => return false,
+        },
+        None => 0,
+    };
+    if parts.next().is_some() {
+        return false;
+    }
+    (h < 24 && m < 60 && sec < 60)
+        || (h == 24 && m == 0 && sec == 0 && frac.is_none_or(|f| f.bytes().all(|b| b == b'0')))
+}
+
+fn valid_offset(o: &str) -> bool {
+    if o == "Z" {
+        return true;
+    }
+    let rest = &o[1..];
+    let (h, m) = match rest.len() {
+        2 => (digits(rest, 2), Some(0)),
+        4 => (digits(&rest[..2], 2), digits(&rest[2..], 2)),
+        5 if rest.as_bytes()[2] == b':' => (digits(&rest[..2], 2), digits(&rest[3..], 2)),
+        _ => return false,
+    };
+    matches!((h, m), (Some(h), Some(m)) if h <= 15 && m < 60)
+}
+
+/// A date, `T` or a space, a time, an optional offset; or `infinity`.
+fn valid_timestamp(s: &str) -> bool {
+    if s == "infinity" || s == "-infinity" {
+        return true;
+    }
+    let (s, bc) = match s.strip_suffix(" BC") {
+        Some(x) => (x, true),
+        None => (s, false),
+    };
+    let Some(i) = s.find(['T', ' ']) else {
+        return false;
+    };
+    let (date, time) = (&s[..i], &s[i + 1..]);
+    let date_ok = if bc {
+        valid_date(&format!("{date} BC"))
+    } else {
+        valid_date(date)
+    };
+    date_ok && valid_time(time)
+}
+
+/// Milliseconds since the epoch as `YYYY-MM-DD HH:MM:SS.mmm+00`.
+fn write_millis(out: &mut Vec<u8>, ms: i64) {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    out.extend_from_slice(
+        format!(
+            "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:03}+00",
+            rem / 3600,
+            rem / 60 % 60,
+            rem % 60,
+            ms.rem_euclid(1000)
+        )
+        .as_bytes(),
+    );
+}
+
+/// Random (version 4) UUIDs for `_airbyte_raw_id`, from a generator seeded
+/// by the OS: a UUID per row must not cost a system call.
+struct Uuids {
+    state: u64,
+}
+
+impl Uuids {
+    fn new() -> Self {
+        let mut seed = [0u8; 8];
+        let from_os = std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut seed))
+            .is_ok();
+        let mut state = u64::from_le_bytes(seed);
+        if !from_os {
+            state ^= crate::protocol::now_millis() as u64 ^ (u64::from(std::process::id()) << 32);
+        }
+        Uuids { state }
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn next(&mut self, out: &mut Vec<u8>) {
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&self.next_u64().to_le_bytes());
+        b[8..].copy_from_slice(&self.next_u64().to_le_bytes());
+        b[6] = (b[6] & 0x0f) | 0x40;
+        b[8] = (b[8] & 0x3f) | 0x80;
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        for (i, byte) in b.iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                out.push(b'-');
+            }
+            out.push(HEX[(byte >> 4) as usize]);
+            out.push(HEX[(byte & 15) as usize]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enc(t: ColType, raw: &str) -> Option<String> {
+        let mut out = Vec::new();
+        encode(t, raw, &mut out).then(|| String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn values_that_fit_are_written_as_copy_text() {
+        assert_eq!(
+            enc(ColType::Text, r#""a\tb\\c\n""#).as_deref(),
+            Some("a\\tb\\\\c\\n")
+        );
+        assert_eq!(enc(ColType::Text, "12").as_deref(), Some("12"));
+        assert_eq!(enc(ColType::BigInt, "-42").as_deref(), Some("-42"));
+        assert_eq!(enc(ColType::BigInt, "3.0").as_deref(), Some("3"));
+        assert_eq!(enc(ColType::Numeric, "1.50e3").as_deref(), Some("1.50e3"));
+        assert_eq!(enc(ColType::Numeric, "\"NaN\"").as_deref(), Some("NaN"));
+        assert_eq!(enc(ColType::Bool, "true").as_deref(), Some("t"));
+        assert_eq!(
+            enc(ColType::Jsonb, "\"\\u00e9\"").as_deref(),
+            Some("\"\\\\u00e9\"")
+        );
+        assert_eq!(
+            enc(ColType::Date, "\"2024-02-29\"").as_deref(),
+            Some("2024-02-29")
+        );
+        assert_eq!(
+            enc(ColType::TimestampTz, "\"2024-01-01T10:00:00.123456+02:00\"").as_deref(),
+            Some("2024-01-01T10:00:00.123456+02:00")
+        );
+        assert_eq!(
+            enc(ColType::Timestamp, "\"2024-01-01 10:00:00\"").as_deref(),
+            Some("2024-01-01 10:00:00")
+        );
+        assert_eq!(
+            enc(ColType::TimeTz, "\"10:00:00+05:30\"").as_deref(),
+            Some("10:00:00+05:30")
+        );
+        assert_eq!(
+            enc(ColType::Time, "\"24:00:00\"").as_deref(),
+            Some("24:00:00")
+        );
+        assert_eq!(
+            enc(ColType::Jsonb, "{\"a\": [1, \"x\\ny\"]}").as_deref(),
+            Some("{\"a\": [1, \"x\\\\ny\"]}")
+        );
+    }
+
+    #[test]
+    fn values_that_do_not_fit_are_refused() {
+        for (t, raw) in [
+            (ColType::BigInt, "\"12\""),
+            (ColType::BigInt, "1.5"),
+            (ColType::BigInt, "99999999999999999999"),
+            (ColType::Numeric, "\"abc\""),
+            (ColType::Numeric, "true"),
+            (ColType::Bool, "1"),
+            (ColType::Date, "\"2023-02-29\""),
+            (ColType::Date, "\"0000-01-01\""),
+            (ColType::Date, "\"yesterday\""),
+            (ColType::Timestamp, "\"2024-01-01T25:00:00\""),
+            (ColType::TimestampTz, "\"2024-13-01T00:00:00Z\""),
+            (ColType::Time, "\"10:00\"x"),
+            (ColType::Time, "\"10:60:00\""),
+            (ColType::TimeTz, "\"10:00:00+16:00\""),
+            (ColType::Text, "\"a\\u0000b\""),
+            (ColType::Jsonb, "\"a\\u0000b\""),
+            (ColType::Jsonb, "[\"\\ud800\"]"),
+            (ColType::Numeric, "1e1000000"),
+        ] {
+            assert_eq!(enc(t, raw), None, "{t:?} {raw}");
+        }
+    }
+
+    #[test]
+    fn long_names_are_cut_as_postgres_cuts_them() {
+        assert_eq!(stored_name("short"), "short");
+        let long = "é".repeat(40);
+        assert_eq!(stored_name(&long), "é".repeat(31));
+        assert_eq!(stored_name(&"a".repeat(70)).len(), 63);
+    }
+
+    #[test]
+    fn uuids_are_version_4_and_differ() {
+        let mut g = Uuids::new();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        g.next(&mut a);
+        g.next(&mut b);
+        let a = String::from_utf8(a).unwrap();
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "4");
+        assert_ne!(a.as_bytes(), &b[..]);
+    }
+
+    #[test]
+    fn emitted_at_is_found_around_the_data() {
+        let find = |line: &str| {
+            let e = crate::protocol::envelope::scan(line.as_bytes()).unwrap();
+            emitted_at(line.as_bytes(), e.record.unwrap().data)
+        };
+        assert_eq!(
+            find(
+                r#"{"type":"RECORD","record":{"stream":"s","data":{"emitted_at":5},"emitted_at":1700000000123}}"#
+            ),
+            Some(1_700_000_000_123)
+        );
+        assert_eq!(
+            find(
+                r#"{"type":"RECORD","record":{"emitted_at" : 42 ,"stream":"\"emitted_at\":7","data":{}}}"#
+            ),
+            Some(42)
+        );
+        assert_eq!(
+            find(r#"{"type":"RECORD","record":{"stream":"s","data":{"emitted_at":5}}}"#),
+            None
+        );
+    }
+
+    #[test]
+    fn extracted_at_is_a_timestamp() {
+        let mut v = Vec::new();
+        write_millis(&mut v, 951_782_400_123);
+        assert_eq!(String::from_utf8(v).unwrap(), "2000-02-29 00:00:00.123+00");
+    }
+}

@@ -1,0 +1,459 @@
+//! `postgres`: a native PostgreSQL source and destination, one connector.
+//!
+//! As a source it discovers the tables and views of the chosen schemas and
+//! reads them with `COPY ... TO STDOUT`, PostgreSQL itself turning each row
+//! into JSON (`source.rs`). As a destination it writes Airbyte's
+//! Destinations V2 final tables with `COPY ... FROM STDIN` (`destination.rs`).
+//! The password never reaches a message: every error text from the server
+//! or the driver passes through [`Conn::mask`].
+
+mod destination;
+mod source;
+mod types;
+
+use super::{parse_config, Builtin, BuiltinError, BuiltinResult, Kind, Output};
+use crate::connector::config::MASK;
+use crate::protocol::{
+    AirbyteCatalog, ConfiguredAirbyteCatalog, ConnectorSpecification, DestinationSyncMode, Extra,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
+use sqlx::{ConnectOptions, Connection};
+use std::io::BufRead;
+use std::str::FromStr;
+
+pub struct Postgres;
+
+#[derive(Deserialize)]
+struct Config {
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    host: Option<String>,
+    #[serde(default)]
+    port: Option<u16>,
+    #[serde(default)]
+    database: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    sslmode: Option<Value>,
+    /// Source: the schemas whose tables and views are streams.
+    #[serde(default)]
+    schemas: Option<Vec<String>>,
+    /// Destination: where streams without a namespace go.
+    #[serde(default)]
+    schema: Option<String>,
+    #[serde(default)]
+    checkpoint_every: Option<u64>,
+    /// Source: connections that read chunks of one large table at once.
+    #[serde(default)]
+    max_parallel: Option<usize>,
+    /// Source: tables with fewer rows (estimated) are read in one piece.
+    #[serde(default)]
+    chunk_rows: Option<u64>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("host", &self.host)
+            .field("database", &self.database)
+            .field("password", &self.password.as_ref().map(|_| MASK))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    fn parse(config: &Value) -> BuiltinResult<Config> {
+        let c: Config = parse_config("postgres", config)?;
+        if c.url.is_none() && c.host.is_none() {
+            return Err(BuiltinError::config(
+                "postgres needs `host` (with `database`, `username`, `password`) or a `url`",
+            ));
+        }
+        if c.checkpoint_every == Some(0) {
+            return Err(BuiltinError::config(
+                "`checkpoint_every` must be at least 1",
+            ));
+        }
+        Ok(c)
+    }
+
+    fn options(&self) -> BuiltinResult<PgConnectOptions> {
+        let mut o = match &self.url {
+            Some(url) => PgConnectOptions::from_str(url).map_err(|e| {
+                BuiltinError::config(format!(
+                    "invalid postgres `url`: {}",
+                    self.mask(&e.to_string())
+                ))
+            })?,
+            None => PgConnectOptions::new_without_pgpass(),
+        };
+        if let Some(h) = &self.host {
+            o = o.host(h);
+        }
+        if let Some(p) = self.port {
+            o = o.port(p);
+        }
+        if let Some(d) = &self.database {
+            o = o.database(d);
+        }
+        if let Some(u) = &self.username {
+            o = o.username(u);
+        }
+        if let Some(p) = &self.password {
+            o = o.password(p);
+        }
+        let mode = match &self.sslmode {
+            None => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            // Airbyte's form: {"mode": "require", ...}.
+            Some(Value::Object(m)) => m.get("mode").and_then(Value::as_str).map(str::to_string),
+            Some(_) => return Err(BuiltinError::config("`sslmode` must be a string")),
+        };
+        if let Some(mode) = mode {
+            let parsed = PgSslMode::from_str(&mode).map_err(|_| {
+                BuiltinError::config(format!(
+                    "unknown `sslmode` `{mode}` (use disable, allow or prefer)"
+                ))
+            })?;
+            if matches!(
+                parsed,
+                PgSslMode::Require | PgSslMode::VerifyCa | PgSslMode::VerifyFull
+            ) {
+                // sluice is built without a TLS library for now; prefer
+                // connects in plain text when TLS is not possible.
+                return Err(BuiltinError::config(format!(
+                    "`sslmode` `{mode}` needs TLS, which this build of sluice does not have; \
+                     use disable or prefer, or reach the server through a TLS tunnel"
+                )));
+            }
+            o = o.ssl_mode(parsed);
+        }
+        Ok(o.application_name("sluice")
+            .options([
+                ("TimeZone", "UTC"),
+                ("DateStyle", "ISO"),
+                ("IntervalStyle", "postgres"),
+                ("extra_float_digits", "1"),
+            ])
+            .disable_statement_logging())
+    }
+
+    /// The password in `text`, replaced.
+    fn mask(&self, text: &str) -> String {
+        let mut text = text.to_string();
+        let from_url = self
+            .url
+            .as_deref()
+            .and_then(|u| url_password(u).map(str::to_string));
+        for secret in self.password.iter().chain(from_url.iter()) {
+            if !secret.is_empty() {
+                text = text.replace(secret.as_str(), MASK);
+            }
+        }
+        text
+    }
+
+    /// The schemas a source reads.
+    fn schemas(&self) -> Vec<String> {
+        self.schemas
+            .clone()
+            .unwrap_or_else(|| vec!["public".into()])
+    }
+
+    /// The schema a destination writes streams without a namespace to.
+    fn default_schema(&self) -> &str {
+        self.schema.as_deref().unwrap_or("public")
+    }
+
+    fn max_parallel(&self) -> usize {
+        self.max_parallel.unwrap_or(2).max(1)
+    }
+
+    fn chunk_rows(&self) -> u64 {
+        self.chunk_rows.unwrap_or(250_000)
+    }
+
+    fn checkpoint_every(&self) -> u64 {
+        self.checkpoint_every.unwrap_or(10_000)
+    }
+}
+
+/// The password of a `postgres://user:password@host/db` URL.
+fn url_password(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let userinfo = rest.split('/').next()?.rsplit_once('@')?.0;
+    Some(userinfo.split_once(':')?.1)
+}
+
+/// One connection, with the config it came from for masking errors.
+struct Conn {
+    conn: PgConnection,
+    config: std::sync::Arc<ConfigRef>,
+}
+
+/// What errors need from the config, shared by every connection.
+struct ConfigRef {
+    secrets: Vec<String>,
+    target: String,
+}
+
+impl ConfigRef {
+    fn mask(&self, text: &str) -> String {
+        let mut text = text.to_string();
+        for s in &self.secrets {
+            if !s.is_empty() {
+                text = text.replace(s.as_str(), MASK);
+            }
+        }
+        text
+    }
+}
+
+impl Conn {
+    async fn open(config: &Config) -> BuiltinResult<Conn> {
+        let options = config.options()?;
+        let target = format!(
+            "{}@{}:{}/{}",
+            options.get_username(),
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or(options.get_username())
+        );
+        let r = ConfigRef {
+            secrets: config
+                .password
+                .iter()
+                .cloned()
+                .chain(
+                    config
+                        .url
+                        .as_deref()
+                        .and_then(url_password)
+                        .map(str::to_string),
+                )
+                .collect(),
+            target,
+        };
+        let conn = options.connect().await.map_err(|e| {
+            let text = r.mask(&e.to_string());
+            let failure = match &e {
+                sqlx::Error::Database(_) | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+                    BuiltinError::config
+                }
+                _ => BuiltinError::system,
+            };
+            failure(format!(
+                "cannot connect to PostgreSQL as {}: {text}; check host, port, username and password",
+                r.target
+            ))
+        })?;
+        Ok(Conn {
+            conn,
+            config: std::sync::Arc::new(r),
+        })
+    }
+
+    fn err(&self, what: &str, e: impl std::fmt::Display) -> BuiltinError {
+        BuiltinError::system(format!("{what}: {}", self.config.mask(&e.to_string())))
+    }
+
+    async fn execute(&mut self, sql: &str) -> BuiltinResult<()> {
+        sqlx::raw_sql(sql)
+            .execute(&mut self.conn)
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                BuiltinError::system(format!(
+                    "{}: {}",
+                    first_line(sql),
+                    self.config.mask(&e.to_string())
+                ))
+            })
+    }
+
+    async fn close(self) {
+        let _ = self.conn.close().await;
+    }
+}
+
+fn first_line(sql: &str) -> String {
+    let line = sql.trim().lines().next().unwrap_or("");
+    let mut s: String = line.chars().take(120).collect();
+    if s.len() < line.len() {
+        s.push_str("...");
+    }
+    format!("PostgreSQL failed on `{s}`")
+}
+
+/// A quoted identifier: `"a ""b"""`.
+pub(crate) fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A quoted string literal.
+pub(crate) fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// Runs `f` to its end on a runtime of this thread.
+fn block_on<F: std::future::Future>(f: F) -> BuiltinResult<F::Output> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| BuiltinError::system(format!("cannot start a runtime: {e}")))?;
+    Ok(rt.block_on(f))
+}
+
+impl Builtin for Postgres {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn kind(&self) -> Kind {
+        Kind::Both
+    }
+
+    fn description(&self) -> &'static str {
+        "PostgreSQL tables, read and written with COPY"
+    }
+
+    fn spec(&self) -> ConnectorSpecification {
+        ConnectorSpecification {
+            documentation_url: None,
+            changelog_url: None,
+            connection_specification: spec(),
+            supports_incremental: Some(true),
+            supported_destination_sync_modes: vec![
+                DestinationSyncMode::Overwrite,
+                DestinationSyncMode::Append,
+                DestinationSyncMode::AppendDedup,
+            ],
+            protocol_version: Some("0.5.2".into()),
+            extra: Extra::new(),
+        }
+    }
+
+    fn check(&self, config: &Value) -> BuiltinResult<()> {
+        let config = Config::parse(config)?;
+        block_on(async {
+            let mut c = Conn::open(&config).await?;
+            c.execute("SELECT 1").await?;
+            c.close().await;
+            Ok(())
+        })?
+    }
+
+    fn discover(&self, config: &Value) -> BuiltinResult<AirbyteCatalog> {
+        let config = Config::parse(config)?;
+        block_on(source::discover(&config))?
+    }
+
+    fn read(
+        &self,
+        config: &Value,
+        catalog: &ConfiguredAirbyteCatalog,
+        state: Option<&Value>,
+        out: &mut Output,
+    ) -> BuiltinResult<()> {
+        let config = Config::parse(config)?;
+        block_on(source::read(&config, catalog, state, out))?
+    }
+
+    fn write(
+        &self,
+        config: &Value,
+        catalog: &ConfiguredAirbyteCatalog,
+        input: &mut dyn BufRead,
+        out: &mut Output,
+    ) -> BuiltinResult<()> {
+        let config = Config::parse(config)?;
+        destination::write(&config, catalog, input, out)
+    }
+}
+
+fn spec() -> Value {
+    json!({
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "title": "Postgres Spec",
+        "type": "object",
+        "properties": {
+            "url": {"type": "string", "order": 0, "airbyte_secret": true,
+                "title": "URL",
+                "description": "postgres://user:password@host:port/database; instead of the fields below.",
+                "examples": ["postgres://sluice:secret@localhost:5432/app"]},
+            "host": {"type": "string", "order": 1, "title": "Host",
+                "description": "Hostname of the database."},
+            "port": {"type": "integer", "order": 2, "title": "Port", "minimum": 0,
+                "maximum": 65535, "default": 5432, "examples": ["5432"]},
+            "database": {"type": "string", "order": 3, "title": "Database Name"},
+            "username": {"type": "string", "order": 4, "title": "Username"},
+            "password": {"type": "string", "order": 5, "title": "Password",
+                "airbyte_secret": true},
+            "schemas": {"type": "array", "order": 6, "title": "Schemas",
+                "items": {"type": "string"}, "minItems": 1, "uniqueItems": true,
+                "default": ["public"],
+                "description": "Source: the schemas whose tables and views are streams."},
+            "schema": {"type": "string", "order": 7, "title": "Default Schema",
+                "default": "public",
+                "description": "Destination: the schema of streams that have no namespace; created if missing."},
+            "sslmode": {"order": 8, "title": "SSL Mode",
+                "description": "disable, allow or prefer (or Airbyte's {\"mode\": ...}); this build has no TLS, so prefer connects in plain text.",
+                "type": ["string", "object"]},
+            "checkpoint_every": {"type": "integer", "order": 9, "minimum": 1, "default": 10000,
+                "title": "Checkpoint Every",
+                "description": "Source: records between state messages."},
+            "max_parallel": {"type": "integer", "order": 10, "minimum": 1, "default": 2,
+                "title": "Parallel Reads",
+                "description": "Source: connections that read key ranges of one large table at once (full refresh, single integer primary key)."},
+            "chunk_rows": {"type": "integer", "order": 11, "minimum": 1, "default": 250000,
+                "title": "Chunking Threshold",
+                "description": "Source: tables with fewer rows (as PostgreSQL estimates them) are read on one connection."}
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_masked_in_errors() {
+        let c = Config::parse(&json!({"url": "postgres://u:s3cret@h/db"})).unwrap();
+        assert_eq!(c.mask("bad s3cret"), format!("bad {MASK}"));
+        assert_eq!(url_password("postgres://u:p@ss@h:1/db"), Some("p@ss"));
+        assert_eq!(url_password("postgres://h/db"), None);
+        let c = Config::parse(&json!({"host": "h", "password": "pw"})).unwrap();
+        assert!(!format!("{c:?}").contains("pw"));
+    }
+
+    #[test]
+    fn sslmode_needing_tls_is_refused_with_what_to_do() {
+        for mode in [json!("require"), json!({"mode": "verify-full"})] {
+            let c = Config::parse(&json!({"host": "h", "sslmode": mode})).unwrap();
+            let e = c.options().unwrap_err();
+            assert!(e.message.contains("needs TLS"), "{}", e.message);
+        }
+        for mode in ["disable", "allow", "prefer"] {
+            let c = Config::parse(&json!({"host": "h", "sslmode": mode})).unwrap();
+            assert!(c.options().is_ok(), "{mode}");
+        }
+        let c = Config::parse(&json!({"host": "h", "sslmode": "sometimes"})).unwrap();
+        assert!(c
+            .options()
+            .unwrap_err()
+            .message
+            .contains("unknown `sslmode`"));
+    }
+
+    #[test]
+    fn identifiers_and_literals_are_quoted() {
+        assert_eq!(ident("a \"b\""), "\"a \"\"b\"\"\"");
+        assert_eq!(literal("it's"), "'it''s'");
+    }
+}

@@ -1,0 +1,806 @@
+//! The source side: discover tables and views, read them with COPY.
+//!
+//! Rows come in COPY's text format, the cheapest PostgreSQL can produce,
+//! and each becomes a RECORD line by a single pass over its bytes: the
+//! fields are typed by their columns (numbers and booleans as they are,
+//! text JSON-escaped, timestamps in ISO 8601, json and arrays as JSON that
+//! PostgreSQL rendered), so nothing is parsed into values and no more than
+//! a row is held. (Letting PostgreSQL build the JSON with `row_to_json`
+//! doubled the server's work for the same bytes.) Incremental reads add
+//! the cursor's text as a last field, for the state.
+
+use super::types::{JsonKind, PgColumn};
+use super::{ident, literal, Config, Conn};
+use crate::connector::builtin::{BuiltinError, BuiltinResult, Output};
+use crate::protocol::{
+    now_millis, AirbyteCatalog, AirbyteStream, ConfiguredAirbyteCatalog, Extra, StateMessage,
+    StateSnapshot, StreamDescriptor, StreamStatus, SyncMode,
+};
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use sqlx::Row;
+use std::collections::BTreeMap;
+
+/// A table or view and its columns, as the catalog describes it.
+struct Table {
+    schema: String,
+    name: String,
+    columns: Vec<PgColumn>,
+    primary_key: Vec<String>,
+}
+
+impl Table {
+    fn qualified(&self) -> String {
+        format!("{}.{}", ident(&self.schema), ident(&self.name))
+    }
+
+    fn column(&self, name: &str) -> Option<&PgColumn> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+}
+
+const TABLES_SQL: &str = r#"
+SELECT n.nspname::text, c.relname::text, a.attname::text,
+       format_type(a.atttypid, a.atttypmod),
+       bt.typname::text, bt.typtype::text,
+       coalesce(et.typname::text, ''), coalesce(et.typtype::text, ''),
+       coalesce((SELECT k.n FROM pg_index i, unnest(i.indkey) WITH ORDINALITY k(att, n)
+                 WHERE i.indrelid = c.oid AND i.indisprimary AND k.att = a.attnum), 0)::int8
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+JOIN pg_type t ON t.oid = a.atttypid
+JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+LEFT JOIN pg_type et ON et.oid = bt.typelem AND bt.typcategory = 'A'
+WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'v', 'm', 'p', 'f')
+  AND NOT c.relispartition AND has_table_privilege(c.oid, 'SELECT')
+ORDER BY n.nspname, c.relname, a.attnum
+"#;
+
+async fn tables(conn: &mut Conn, schemas: &[String]) -> BuiltinResult<Vec<Table>> {
+    let rows = sqlx::query(TABLES_SQL)
+        .bind(schemas)
+        .fetch_all(&mut conn.conn)
+        .await
+        .map_err(|e| conn.err("cannot list the tables", e))?;
+    let mut tables: Vec<Table> = Vec::new();
+    let mut keys: BTreeMap<(String, String), Vec<(i64, String)>> = BTreeMap::new();
+    for row in rows {
+        let schema: String = row.get(0);
+        let name: String = row.get(1);
+        let column = PgColumn {
+            name: row.get(2),
+            sql_type: row.get(3),
+            typname: row.get(4),
+            typtype: row.get(5),
+            elem: row.get(6),
+            elem_typtype: row.get(7),
+        };
+        let key_pos: i64 = row.get(8);
+        if key_pos > 0 {
+            keys.entry((schema.clone(), name.clone()))
+                .or_default()
+                .push((key_pos, column.name.clone()));
+        }
+        match tables.last_mut() {
+            Some(t) if t.schema == schema && t.name == name => t.columns.push(column),
+            _ => tables.push(Table {
+                schema,
+                name,
+                columns: vec![column],
+                primary_key: Vec::new(),
+            }),
+        }
+    }
+    for t in &mut tables {
+        if let Some(mut k) = keys.remove(&(t.schema.clone(), t.name.clone())) {
+            k.sort();
+            t.primary_key = k.into_iter().map(|(_, c)| c).collect();
+        }
+    }
+    Ok(tables)
+}
+
+/// Names that usually mark the column a row's last change is kept in.
+const CURSOR_NAMES: &[&str] = &[
+    "updated_at",
+    "updatedat",
+    "modified_at",
+    "last_modified",
+    "last_updated",
+    "updated",
+    "modified",
+];
+
+fn stream_of(t: &Table) -> AirbyteStream {
+    let properties: serde_json::Map<String, Value> = t
+        .columns
+        .iter()
+        .map(|c| (c.name.clone(), c.schema()))
+        .collect();
+    let mut s = AirbyteStream::new(&t.name, json!({"type": "object", "properties": properties}));
+    s.namespace = Some(t.schema.clone());
+    s.supported_sync_modes = vec![SyncMode::FullRefresh, SyncMode::Incremental];
+    s.source_defined_cursor = Some(false);
+    let candidates: Vec<&PgColumn> = t.columns.iter().filter(|c| c.cursor_candidate()).collect();
+    // The default cursor: a column named like a last-change time, else none
+    // (a configured catalog then names one).
+    if let Some(c) = candidates
+        .iter()
+        .find(|c| CURSOR_NAMES.contains(&c.name.to_ascii_lowercase().as_str()))
+    {
+        s.default_cursor_field = vec![c.name.clone()];
+    }
+    if !t.primary_key.is_empty() {
+        s.source_defined_primary_key = t.primary_key.iter().map(|k| vec![k.clone()]).collect();
+    }
+    s.is_resumable = Some(false);
+    s.extra.insert(
+        "x-cursor-candidates".into(),
+        json!(candidates.iter().map(|c| &c.name).collect::<Vec<_>>()),
+    );
+    s
+}
+
+pub(super) async fn discover(config: &Config) -> BuiltinResult<AirbyteCatalog> {
+    let mut conn = Conn::open(config).await?;
+    let tables = tables(&mut conn, &config.schemas()).await?;
+    conn.close().await;
+    Ok(AirbyteCatalog {
+        streams: tables.iter().map(stream_of).collect(),
+        extra: Extra::new(),
+    })
+}
+
+pub(super) async fn read(
+    config: &Config,
+    catalog: &ConfiguredAirbyteCatalog,
+    state: Option<&Value>,
+    out: &mut Output,
+) -> BuiltinResult<()> {
+    let state = match state {
+        Some(v) => StateSnapshot::from_file_value(v.clone())
+            .map_err(|e| BuiltinError::config(format!("invalid state: {e}")))?,
+        None => None,
+    };
+    let mut conn = Conn::open(config).await?;
+    let mut schemas: Vec<String> = catalog
+        .streams
+        .iter()
+        .filter_map(|s| s.stream.namespace.clone())
+        .collect();
+    schemas.sort();
+    schemas.dedup();
+    if schemas.is_empty() {
+        schemas = config.schemas();
+    }
+    let all = tables(&mut conn, &schemas).await?;
+    for configured in &catalog.streams {
+        let stream = &configured.stream;
+        let descriptor = stream.descriptor();
+        let table = all
+            .iter()
+            .find(|t| {
+                t.name == stream.name
+                    && stream.namespace.as_deref().is_none_or(|ns| ns == t.schema)
+            })
+            .ok_or_else(|| {
+                BuiltinError::config(format!(
+                    "stream `{descriptor}`: there is no such table or view (or no SELECT right on it); \
+                     run discover again"
+                ))
+            })?;
+        // The fields the catalog selects, in the table's order.
+        let selected: Option<Vec<&str>> = stream
+            .json_schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .map(|p| p.keys().map(String::as_str).collect());
+        let columns: Vec<&PgColumn> = table
+            .columns
+            .iter()
+            .filter(|c| {
+                selected
+                    .as_ref()
+                    .is_none_or(|s| s.contains(&c.name.as_str()))
+            })
+            .collect();
+        if columns.is_empty() {
+            return Err(BuiltinError::config(format!(
+                "stream `{descriptor}` selects none of the columns of {}",
+                table.qualified()
+            )));
+        }
+        let select: Vec<String> = columns.iter().map(|c| c.select_text()).collect();
+        let row = format!("SELECT {} FROM {} s", select.join(", "), table.qualified());
+        let json = RowJson::new(&columns);
+        let mut scratch: Vec<u8> = Vec::with_capacity(4096);
+        out.stream_status(&descriptor, StreamStatus::Started)?;
+        out.stream_status(&descriptor, StreamStatus::Running)?;
+        let mut w = RecordWriter::new(&descriptor);
+        if configured.sync_mode == SyncMode::Incremental {
+            let cursor_name = configured.cursor_field.first().ok_or_else(|| {
+                BuiltinError::config(format!(
+                    "stream `{descriptor}` is incremental but names no cursor_field"
+                ))
+            })?;
+            let cursor = table.column(cursor_name).ok_or_else(|| {
+                BuiltinError::config(format!(
+                    "stream `{descriptor}`: the cursor `{cursor_name}` is not a column of {}",
+                    table.qualified()
+                ))
+            })?;
+            if !cursor.cursor_candidate() {
+                return Err(BuiltinError::config(format!(
+                    "stream `{descriptor}`: the column `{cursor_name}` ({}) cannot be a cursor; \
+                     choose a number, text, date or timestamp column",
+                    cursor.sql_type
+                )));
+            }
+            let saved = saved_cursor(state.as_ref(), &descriptor)?;
+            let col = format!("s.{}", ident(&cursor.name));
+            let filter = match &saved {
+                Some(v) => format!(" WHERE {col} > {}::{}", literal(v), cursor.sql_type),
+                None => String::new(),
+            };
+            let sql = format!(
+                "COPY (SELECT {}, {col}::text FROM {} s{filter} ORDER BY {col} NULLS FIRST) TO STDOUT",
+                select.join(", "),
+                table.qualified(),
+            );
+            let every = config.checkpoint_every();
+            let mut last: Option<Vec<u8>> = None;
+            let mut since = 0u64;
+            let mut cursor: Vec<u8> = Vec::new();
+            let mut tracker = |line: &[u8], w: &mut RecordWriter, out: &mut Output| {
+                scratch.clear();
+                let has_cursor = json.render(line, &mut scratch, Some(&mut cursor))?;
+                // A state only where the cursor changes, so that `>` on
+                // resume skips no row sharing the saved value.
+                if since >= every && has_cursor && last.as_deref() != Some(&cursor[..]) {
+                    if let Some(prev) = &last {
+                        out.state(cursor_state(&descriptor, cursor_name, prev)?)?;
+                    }
+                    since = 0;
+                }
+                w.record(&scratch, out)?;
+                since += 1;
+                if has_cursor {
+                    match &mut last {
+                        Some(l) => {
+                            l.clear();
+                            l.extend_from_slice(&cursor);
+                        }
+                        None => last = Some(cursor.clone()),
+                    }
+                }
+                Ok(())
+            };
+            copy_out(&mut conn, &sql, &mut w, out, &mut tracker).await?;
+            // The final state, also when nothing was new.
+            let final_state = match &last {
+                Some(text) => cursor_state(&descriptor, cursor_name, text)?,
+                None => StateMessage::stream(
+                    descriptor.clone(),
+                    state_value(&descriptor, cursor_name, saved.as_deref()),
+                ),
+            };
+            out.state(final_state)?;
+        } else {
+            let mut plain = |line: &[u8], w: &mut RecordWriter, out: &mut Output| {
+                scratch.clear();
+                json.render(line, &mut scratch, None)?;
+                w.record(&scratch, out)
+            };
+            if !read_chunked(config, &mut conn, table, &row, &mut w, out, &mut plain).await? {
+                let sql = format!("COPY ({row}) TO STDOUT");
+                copy_out(&mut conn, &sql, &mut w, out, &mut plain).await?;
+            }
+        }
+        out.stream_status(&descriptor, StreamStatus::Complete)?;
+    }
+    conn.close().await;
+    out.flush()
+}
+
+/// What is done with each line of a COPY's output.
+type EachLine<'a> = dyn FnMut(&[u8], &mut RecordWriter, &mut Output) -> BuiltinResult<()> + 'a;
+
+/// Runs a `COPY ... TO STDOUT` and hands each line to `each`.
+async fn copy_out(
+    conn: &mut Conn,
+    sql: &str,
+    w: &mut RecordWriter,
+    out: &mut Output,
+    each: &mut EachLine<'_>,
+) -> BuiltinResult<()> {
+    copy_out_all(std::slice::from_mut(conn), &[sql.to_string()], w, out, each).await
+}
+
+/// Runs one `COPY ... TO STDOUT` per connection at once and hands each
+/// line to `each` as it comes, from whichever connection sent it.
+async fn copy_out_all(
+    conns: &mut [Conn],
+    sqls: &[String],
+    w: &mut RecordWriter,
+    out: &mut Output,
+    each: &mut EachLine<'_>,
+) -> BuiltinResult<()> {
+    let masker = conns[0].config.clone();
+    let mut streams = Vec::new();
+    for (i, (conn, sql)) in conns.iter_mut().zip(sqls).enumerate() {
+        let stream = conn.conn.copy_out_raw(sql).await.map_err(|e| {
+            BuiltinError::system(format!(
+                "{}: {}",
+                super::first_line(sql),
+                masker.mask(&e.to_string())
+            ))
+        })?;
+        streams.push(stream.map(move |chunk| (i, chunk)));
+    }
+    let mut all = futures_util::stream::select_all(streams);
+    // PostgreSQL sends a row per message, but nothing here relies on it.
+    let mut carries: Vec<Vec<u8>> = vec![Vec::new(); sqls.len()];
+    let mut n = 0u64;
+    while let Some((from, chunk)) = all.next().await {
+        let chunk = chunk.map_err(|e| {
+            BuiltinError::system(format!(
+                "reading the COPY failed: {}",
+                masker.mask(&e.to_string())
+            ))
+        })?;
+        let carry = &mut carries[from];
+        let mut rest: &[u8] = &chunk;
+        if !carry.is_empty() {
+            match memchr::memchr(b'\n', rest) {
+                Some(i) => {
+                    carry.extend_from_slice(&rest[..i]);
+                    rest = &rest[i + 1..];
+                    let line = std::mem::take(carry);
+                    row(&line, w, out, each)?;
+                }
+                None => {
+                    carry.extend_from_slice(rest);
+                    continue;
+                }
+            }
+        }
+        while let Some(i) = memchr::memchr(b'\n', rest) {
+            row(&rest[..i], w, out, each)?;
+            rest = &rest[i + 1..];
+            n += 1;
+            if n.is_multiple_of(1024) {
+                out.check_cancel()?;
+                w.refresh_clock();
+            }
+        }
+        carry.extend_from_slice(rest);
+    }
+    for carry in carries {
+        if !carry.is_empty() {
+            row(&carry, w, out, each)?;
+        }
+    }
+    Ok(())
+}
+
+/// Splits a full refresh of a large table with a single integer key into
+/// key ranges read on `parallel` connections at once, all in one snapshot
+/// (exported by the first, imported by the others), so the chunks together
+/// are exactly the table at one moment. Returns false (nothing read) when
+/// the table is too small or has no such key.
+async fn read_chunked(
+    config: &Config,
+    conn: &mut Conn,
+    table: &Table,
+    row_sql: &str,
+    w: &mut RecordWriter,
+    out: &mut Output,
+    each: &mut EachLine<'_>,
+) -> BuiltinResult<bool> {
+    let parallel = config.max_parallel();
+    let [key] = table.primary_key.as_slice() else {
+        return Ok(false);
+    };
+    let Some(key_col) = table.column(key) else {
+        return Ok(false);
+    };
+    if parallel < 2 || !matches!(key_col.typname.as_str(), "int2" | "int4" | "int8") {
+        return Ok(false);
+    }
+    let estimate: f64 =
+        sqlx::query_scalar("SELECT reltuples::float8 FROM pg_class WHERE oid = to_regclass($1)")
+            .bind(table.qualified())
+            .fetch_optional(&mut conn.conn)
+            .await
+            .map_err(|e| conn.err("cannot read the table's size", e))?
+            .unwrap_or(0.0);
+    if estimate < config.chunk_rows() as f64 {
+        return Ok(false);
+    }
+    let mut conns = vec![Conn::open(config).await?];
+    conns[0]
+        .execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .await?;
+    let snapshot: String = sqlx::query_scalar("SELECT pg_export_snapshot()")
+        .fetch_one(&mut conns[0].conn)
+        .await
+        .map_err(|e| conns[0].err("cannot export a snapshot", e))?;
+    let k = format!("s.{}", ident(key));
+    let (lo, hi): (Option<i64>, Option<i64>) = sqlx::query_as(&format!(
+        "SELECT min({k})::int8, max({k})::int8 FROM {} s",
+        table.qualified()
+    ))
+    .fetch_one(&mut conns[0].conn)
+    .await
+    .map_err(|e| conns[0].err("cannot read the key range", e))?;
+    let (Some(lo), Some(hi)) = (lo, hi) else {
+        conns.pop().expect("one connection").close().await;
+        return Ok(false);
+    };
+    for _ in 1..parallel {
+        let mut c = Conn::open(config).await?;
+        c.execute(&format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT {}",
+            literal(&snapshot)
+        ))
+        .await?;
+        conns.push(c);
+    }
+    out.log(
+        crate::protocol::LogLevel::Info,
+        format!(
+            "Reading {}.{} in {parallel} key ranges at once.",
+            table.schema, table.name
+        ),
+    )?;
+    let span = (hi as i128 - lo as i128 + 1) as f64 / parallel as f64;
+    let sqls: Vec<String> = (0..parallel)
+        .map(|i| {
+            let from = lo as i128 + (span * i as f64) as i128;
+            let until = lo as i128 + (span * (i + 1) as f64) as i128;
+            let filter = if i + 1 == parallel {
+                format!("{k} >= {from}")
+            } else {
+                format!("{k} >= {from} AND {k} < {until}")
+            };
+            format!("COPY ({row_sql} WHERE {filter}) TO STDOUT")
+        })
+        .collect();
+    copy_out_all(&mut conns, &sqls, w, out, each).await?;
+    for c in conns {
+        c.close().await;
+    }
+    Ok(true)
+}
+
+fn row(
+    line: &[u8],
+    w: &mut RecordWriter,
+    out: &mut Output,
+    each: &mut EachLine<'_>,
+) -> BuiltinResult<()> {
+    each(line, w, out)
+}
+
+/// Turns a row of COPY text into a JSON object, field by field.
+struct RowJson {
+    /// `{"name":` for the first column, `,"name":` for the others.
+    keys: Vec<Vec<u8>>,
+    kinds: Vec<JsonKind>,
+}
+
+impl RowJson {
+    fn new(columns: &[&PgColumn]) -> Self {
+        let keys = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let mut k = if i == 0 { b"{".to_vec() } else { b",".to_vec() };
+                k.extend_from_slice(json!(c.name).to_string().as_bytes());
+                k.push(b':');
+                k
+            })
+            .collect();
+        RowJson {
+            keys,
+            kinds: columns.iter().map(|c| c.json_kind()).collect(),
+        }
+    }
+
+    /// Writes the row's JSON object to `out`. With `cursor`, the row has one
+    /// more field, the cursor's text, unescaped into it; returns whether it
+    /// is not NULL.
+    fn render(
+        &self,
+        line: &[u8],
+        out: &mut Vec<u8>,
+        cursor: Option<&mut Vec<u8>>,
+    ) -> BuiltinResult<bool> {
+        let mut fields = line.split(|&b| b == b'\t');
+        let short = || BuiltinError::system("PostgreSQL sent a row with fewer fields than columns");
+        for (key, kind) in self.keys.iter().zip(&self.kinds) {
+            let f = fields.next().ok_or_else(short)?;
+            out.extend_from_slice(key);
+            if f == b"\\N" {
+                out.extend_from_slice(b"null");
+                continue;
+            }
+            match kind {
+                JsonKind::Number => out.extend_from_slice(f),
+                JsonKind::Float => match f {
+                    b"NaN" | b"Infinity" | b"-Infinity" => {
+                        out.push(b'"');
+                        out.extend_from_slice(f);
+                        out.push(b'"');
+                    }
+                    _ => out.extend_from_slice(f),
+                },
+                JsonKind::Bool => out.extend_from_slice(if f == b"t" { b"true" } else { b"false" }),
+                JsonKind::String => json_string(f, out),
+                JsonKind::Timestamp | JsonKind::TimestampTz => {
+                    out.push(b'"');
+                    let start = out.len();
+                    out.extend_from_slice(f);
+                    if f.len() > 10 && f[10] == b' ' {
+                        out[start + 10] = b'T';
+                    }
+                    if *kind == JsonKind::TimestampTz && f.len() > 19 && !f.ends_with(b" BC") {
+                        // `+00` -> `+00:00`, as ISO 8601 writes a zone.
+                        let tail = &f[19..];
+                        if let Some(z) = tail.iter().rposition(|&b| b == b'+' || b == b'-') {
+                            if tail.len() - z == 3 {
+                                out.extend_from_slice(b":00");
+                            }
+                        }
+                    }
+                    out.push(b'"');
+                }
+                JsonKind::Json => copy_unescape(f, out),
+            }
+        }
+        if self.keys.is_empty() {
+            out.push(b'{');
+        }
+        out.push(b'}');
+        match cursor {
+            None => Ok(true),
+            Some(c) => {
+                c.clear();
+                let f = fields.next().ok_or_else(short)?;
+                if f == b"\\N" {
+                    return Ok(false);
+                }
+                copy_unescape(f, c);
+                Ok(true)
+            }
+        }
+    }
+}
+
+/// COPY text's escapes undone.
+fn copy_unescape(f: &[u8], out: &mut Vec<u8>) {
+    let mut i = 0;
+    while i < f.len() {
+        let b = f[i];
+        if b == b'\\' && i + 1 < f.len() {
+            i += 1;
+            out.push(match f[i] {
+                b'n' => b'\n',
+                b'r' => b'\r',
+                b't' => b'\t',
+                b'b' => 8,
+                b'f' => 12,
+                b'v' => 11,
+                other => other,
+            });
+        } else {
+            out.push(b);
+        }
+        i += 1;
+    }
+}
+
+/// A COPY text field as a JSON string: COPY's escapes become JSON's.
+fn json_string(f: &[u8], out: &mut Vec<u8>) {
+    out.push(b'"');
+    let mut i = 0;
+    let mut start = 0;
+    while i < f.len() {
+        let b = f[i];
+        let esc: &[u8] = match b {
+            b'\\' if i + 1 < f.len() => {
+                out.extend_from_slice(&f[start..i]);
+                i += 1;
+                let e: &[u8] = match f[i] {
+                    b'n' => b"\\n",
+                    b'r' => b"\\r",
+                    b't' => b"\\t",
+                    b'b' => b"\\b",
+                    b'f' => b"\\f",
+                    b'v' => b"\\u000b",
+                    b'\\' => b"\\\\",
+                    b'"' => b"\\\"",
+                    _ => &f[i..i + 1],
+                };
+                out.extend_from_slice(e);
+                i += 1;
+                start = i;
+                continue;
+            }
+            b'"' => b"\\\"",
+            0..=0x1f => {
+                out.extend_from_slice(&f[start..i]);
+                out.extend_from_slice(format!("\\u{b:04x}").as_bytes());
+                i += 1;
+                start = i;
+                continue;
+            }
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        out.extend_from_slice(&f[start..i]);
+        out.extend_from_slice(esc);
+        i += 1;
+        start = i;
+    }
+    out.extend_from_slice(&f[start..]);
+    out.push(b'"');
+}
+
+/// Wraps JSON objects into RECORD lines.
+struct RecordWriter {
+    prefix: Vec<u8>,
+    line: Vec<u8>,
+    stream: Option<StreamDescriptor>,
+}
+
+impl RecordWriter {
+    fn new(stream: &StreamDescriptor) -> Self {
+        let mut w = RecordWriter {
+            prefix: Vec::new(),
+            line: Vec::with_capacity(4096),
+            stream: None,
+        };
+        w.set_prefix(stream);
+        w
+    }
+
+    fn set_prefix(&mut self, stream: &StreamDescriptor) {
+        let mut p = b"{\"type\":\"RECORD\",\"record\":{".to_vec();
+        if let Some(ns) = &stream.namespace {
+            p.extend_from_slice(b"\"namespace\":");
+            p.extend_from_slice(json!(ns).to_string().as_bytes());
+            p.push(b',');
+        }
+        p.extend_from_slice(b"\"stream\":");
+        p.extend_from_slice(json!(stream.name).to_string().as_bytes());
+        p.extend_from_slice(format!(",\"emitted_at\":{},\"data\":", now_millis()).as_bytes());
+        self.prefix = p;
+        self.stream = Some(stream.clone());
+    }
+
+    /// `emitted_at` is read once per batch of rows, not per row.
+    fn refresh_clock(&mut self) {
+        if let Some(s) = self.stream.take() {
+            self.set_prefix(&s);
+        }
+    }
+
+    fn record(&mut self, data: &[u8], out: &mut Output) -> BuiltinResult<()> {
+        self.line.clear();
+        self.line.extend_from_slice(&self.prefix);
+        self.line.extend_from_slice(data);
+        self.line.extend_from_slice(b"}}\n");
+        out.raw(&self.line)
+    }
+}
+
+fn saved_cursor(
+    state: Option<&StateSnapshot>,
+    stream: &StreamDescriptor,
+) -> BuiltinResult<Option<String>> {
+    let Some(s) = state.and_then(|s| s.stream_state(stream)) else {
+        return Ok(None);
+    };
+    match s.get("cursor") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(c)) => Ok(Some(c.clone())),
+        Some(other) => Ok(Some(other.to_string())),
+    }
+}
+
+/// Airbyte source-postgres's cursor state, so a state moves between the two.
+fn state_value(stream: &StreamDescriptor, cursor_field: &str, cursor: Option<&str>) -> Value {
+    json!({
+        "state_type": "cursor_based",
+        "version": 2,
+        "stream_name": stream.name,
+        "stream_namespace": stream.namespace,
+        "cursor_field": [cursor_field],
+        "cursor": cursor,
+    })
+}
+
+fn cursor_state(
+    stream: &StreamDescriptor,
+    cursor_field: &str,
+    text: &[u8],
+) -> BuiltinResult<StateMessage> {
+    let text = std::str::from_utf8(text).map_err(|_| {
+        BuiltinError::system(format!("stream `{stream}`: a cursor value is not UTF-8"))
+    })?;
+    Ok(StateMessage::stream(
+        stream.clone(),
+        state_value(stream, cursor_field, Some(text)),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(name: &str, typname: &str, elem: &str) -> PgColumn {
+        PgColumn {
+            name: name.into(),
+            sql_type: typname.into(),
+            typname: typname.into(),
+            typtype: "b".into(),
+            elem: elem.into(),
+            elem_typtype: "b".into(),
+        }
+    }
+
+    #[test]
+    fn copy_text_rows_become_json_objects() {
+        let cols = [
+            col("i", "int4", ""),
+            col("f", "float8", ""),
+            col("b", "bool", ""),
+            col("t", "text", ""),
+            col("ts", "timestamp", ""),
+            col("tz", "timestamptz", ""),
+            col("tz2", "timestamptz", ""),
+            col("j", "jsonb", ""),
+            col("a", "_text", "text"),
+            col("n", "numeric", ""),
+        ];
+        let refs: Vec<&PgColumn> = cols.iter().collect();
+        let r = RowJson::new(&refs);
+        let line =
+            b"-5\tNaN\tt\ta\\tb\\\\c\\n\"q\"\x01\t2024-01-02 03:04:05.5\t2024-01-02 03:04:05+00\t\
+2024-01-02 03:04:05+05:30\t{\"k\": \"x\\\\ny\"}\t[\"a\",null]\t\\N\t2024-05-06 00:00:00+00";
+        let mut out = Vec::new();
+        let mut cursor = Vec::new();
+        assert!(r.render(line, &mut out, Some(&mut cursor)).unwrap());
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            v,
+            json!({"i": -5, "f": "NaN", "b": true, "t": "a\tb\\c\n\"q\"\u{1}",
+                "ts": "2024-01-02T03:04:05.5", "tz": "2024-01-02T03:04:05+00:00",
+                "tz2": "2024-01-02T03:04:05+05:30", "j": {"k": "x\ny"},
+                "a": ["a", null], "n": null})
+        );
+        assert_eq!(cursor, b"2024-05-06 00:00:00+00");
+        assert!(
+            r.render(b"1", &mut Vec::new(), None).is_err(),
+            "too few fields"
+        );
+    }
+
+    #[test]
+    fn records_wrap_the_json_verbatim() {
+        let (mut out, buf) = Output::capture();
+        let mut w = RecordWriter::new(&StreamDescriptor::new(Some("pub\"lic"), "t"));
+        w.record(br#"{"a":1,"b":"x\ny"}"#, &mut out).unwrap();
+        out.flush().unwrap();
+        let line = buf.lock().unwrap().clone();
+        let m: Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(m["record"]["namespace"], "pub\"lic");
+        assert_eq!(m["record"]["data"], json!({"a": 1, "b": "x\ny"}));
+        let e = crate::protocol::envelope::scan(line.trim_ascii_end()).unwrap();
+        assert_eq!(e.record.unwrap().data, br#"{"a":1,"b":"x\ny"}"#);
+    }
+}

@@ -1,0 +1,325 @@
+//! PostgreSQL types and JSON Schema, both ways: what a column of a type
+//! becomes in a stream (schema and the SQL that renders it as JSON), and what
+//! column a stream's field becomes in a table.
+
+use serde_json::{json, Value};
+
+/// A column as the catalog describes it.
+#[derive(Debug, Clone)]
+pub struct PgColumn {
+    pub name: String,
+    /// `format_type()`: what a literal is cast to (`timestamp with time zone`).
+    pub sql_type: String,
+    /// `pg_type.typname` of the base type (domains resolved).
+    pub typname: String,
+    /// `pg_type.typtype`: b base, e enum, c composite, r range, ...
+    pub typtype: String,
+    /// The element's typname for an array, else empty.
+    pub elem: String,
+    pub elem_typtype: String,
+}
+
+/// How a column's COPY text becomes JSON on the Rust side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonKind {
+    /// An integer or `numeric` without NaN: the text is the number.
+    Number,
+    /// `float` or `numeric`: a number, or a string for NaN and infinities.
+    Float,
+    Bool,
+    /// A JSON string of the text.
+    String,
+    /// A JSON string, the text's space between date and time made a `T`.
+    Timestamp,
+    /// As `Timestamp`, and a zone of hours only (`+00`) given its minutes.
+    TimestampTz,
+    /// Already JSON (json, jsonb, arrays through `to_json`).
+    Json,
+}
+
+/// How a column is rendered in the JSON of a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Render {
+    /// The column as it is.
+    AsIs,
+    /// As a JSON string of its text form.
+    Text,
+    Base64,
+    Numeric,
+    /// `json` as `jsonb`: its text may hold raw newlines, `jsonb`'s never does.
+    Jsonb,
+    Int8,
+}
+
+fn scalar(typname: &str, typtype: &str) -> (Value, Render) {
+    let s = |airbyte: Option<&str>, format: Option<&str>| {
+        let mut v = json!({"type": "string"});
+        if let Some(f) = format {
+            v["format"] = json!(f);
+        }
+        if let Some(a) = airbyte {
+            v["airbyte_type"] = json!(a);
+        }
+        v
+    };
+    if typtype == "e" {
+        return (s(None, None), Render::Text);
+    }
+    match typname {
+        "int2" | "int4" | "int8" => (
+            json!({"type": "integer", "airbyte_type": "integer"}),
+            Render::AsIs,
+        ),
+        // As bigint, an oid's text is a number.
+        "oid" => (
+            json!({"type": "integer", "airbyte_type": "integer"}),
+            Render::Int8,
+        ),
+        "float4" | "float8" | "numeric" => (json!({"type": "number"}), Render::AsIs),
+        "money" => (json!({"type": "number"}), Render::Numeric),
+        "bool" => (json!({"type": "boolean"}), Render::AsIs),
+        "date" => (s(Some("date"), Some("date")), Render::AsIs),
+        "time" => (s(Some("time_without_timezone"), Some("time")), Render::AsIs),
+        "timetz" => (s(Some("time_with_timezone"), Some("time")), Render::AsIs),
+        "timestamp" => (
+            s(Some("timestamp_without_timezone"), Some("date-time")),
+            Render::AsIs,
+        ),
+        "timestamptz" => (
+            s(Some("timestamp_with_timezone"), Some("date-time")),
+            Render::AsIs,
+        ),
+        // Any JSON value: Airbyte's "unknown" type, kept as JSON.
+        "jsonb" => (json!({}), Render::AsIs),
+        "json" => (json!({}), Render::Jsonb),
+        "bytea" => (
+            json!({"type": "string", "contentEncoding": "base64", "airbyte_type": "binary_data"}),
+            Render::Base64,
+        ),
+        "text" | "varchar" | "bpchar" | "char" | "name" | "citext" => (s(None, None), Render::AsIs),
+        _ => (s(None, None), Render::Text),
+    }
+}
+
+impl PgColumn {
+    /// The field's JSON Schema, nullable as every column may be.
+    pub fn schema(&self) -> Value {
+        let mut v = if !self.elem.is_empty() {
+            let (items, _) = scalar(&self.elem, &self.elem_typtype);
+            json!({"type": "array", "items": items})
+        } else {
+            scalar(&self.typname, &self.typtype).0
+        };
+        if let Some(t) = v.get("type").and_then(Value::as_str).map(str::to_string) {
+            v["type"] = json!(["null", t]);
+        }
+        v
+    }
+
+    /// How [`select`](Self::select)'s text output becomes JSON.
+    pub fn json_kind(&self) -> JsonKind {
+        if !self.elem.is_empty() {
+            return JsonKind::Json;
+        }
+        if self.typtype == "e" {
+            return JsonKind::String;
+        }
+        match self.typname.as_str() {
+            "int2" | "int4" | "int8" | "oid" | "money" => JsonKind::Number,
+            "float4" | "float8" | "numeric" => JsonKind::Float,
+            "bool" => JsonKind::Bool,
+            "timestamp" => JsonKind::Timestamp,
+            "timestamptz" => JsonKind::TimestampTz,
+            "json" | "jsonb" => JsonKind::Json,
+            _ => JsonKind::String,
+        }
+    }
+
+    /// The SQL expression, over the row alias `s`, whose text output
+    /// [`json_kind`](Self::json_kind) turns into the JSON Airbyte's
+    /// source-postgres gives.
+    pub fn select_text(&self) -> String {
+        let e = self.select();
+        if self.elem.is_empty() {
+            e
+        } else {
+            format!("to_json({e})")
+        }
+    }
+
+    /// The SQL expression, over the row alias `s`, that gives the value in
+    /// the form Airbyte's source-postgres gives it (bytea as base64, json
+    /// as jsonb, enums and odd types as text).
+    pub fn select(&self) -> String {
+        let col = format!("s.{}", super::ident(&self.name));
+        if !self.elem.is_empty() {
+            return match scalar(&self.elem, &self.elem_typtype).1 {
+                Render::AsIs => col,
+                Render::Numeric => format!("{col}::numeric[]"),
+                Render::Base64 => format!(
+                    "(SELECT array_agg(translate(encode(x, 'base64'), E'\\n', '')) FROM unnest({col}) x)"
+                ),
+                Render::Text => format!("{col}::text[]"),
+                Render::Jsonb => format!("{col}::jsonb[]"),
+                Render::Int8 => format!("{col}::int8[]"),
+            };
+        }
+        match scalar(&self.typname, &self.typtype).1 {
+            Render::AsIs => col,
+            Render::Text => format!("{col}::text"),
+            Render::Numeric => format!("{col}::numeric"),
+            Render::Base64 => format!("translate(encode({col}, 'base64'), E'\\n', '')"),
+            Render::Jsonb => format!("{col}::jsonb"),
+            Render::Int8 => format!("{col}::int8"),
+        }
+    }
+
+    /// Whether the type orders values so that a cursor over it works.
+    pub fn cursor_candidate(&self) -> bool {
+        self.elem.is_empty()
+            && matches!(
+                self.typname.as_str(),
+                "int2"
+                    | "int4"
+                    | "int8"
+                    | "numeric"
+                    | "float4"
+                    | "float8"
+                    | "date"
+                    | "timestamp"
+                    | "timestamptz"
+                    | "time"
+                    | "text"
+                    | "varchar"
+                    | "bpchar"
+            )
+    }
+}
+
+/// The column type a destination table gives a field, Destinations V2 style.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColType {
+    Text,
+    BigInt,
+    Numeric,
+    Bool,
+    Date,
+    Time,
+    TimeTz,
+    Timestamp,
+    TimestampTz,
+    Jsonb,
+}
+
+impl ColType {
+    pub fn sql(self) -> &'static str {
+        match self {
+            ColType::Text => "varchar",
+            ColType::BigInt => "bigint",
+            ColType::Numeric => "numeric",
+            ColType::Bool => "boolean",
+            ColType::Date => "date",
+            ColType::Time => "time",
+            ColType::TimeTz => "time with time zone",
+            ColType::Timestamp => "timestamp",
+            ColType::TimestampTz => "timestamp with time zone",
+            ColType::Jsonb => "jsonb",
+        }
+    }
+
+    /// The type of a field of this JSON Schema.
+    pub fn from_schema(schema: &Value) -> ColType {
+        let types: Vec<&str> = match schema.get("type") {
+            Some(Value::String(t)) => vec![t.as_str()],
+            Some(Value::Array(ts)) => ts
+                .iter()
+                .filter_map(Value::as_str)
+                .filter(|t| *t != "null")
+                .collect(),
+            _ => Vec::new(),
+        };
+        let [t] = types.as_slice() else {
+            return ColType::Jsonb;
+        };
+        let airbyte = schema.get("airbyte_type").and_then(Value::as_str);
+        let format = schema.get("format").and_then(Value::as_str);
+        match *t {
+            "integer" => ColType::BigInt,
+            "number" if airbyte == Some("integer") => ColType::BigInt,
+            "number" => ColType::Numeric,
+            "boolean" => ColType::Bool,
+            "string" => match (format, airbyte) {
+                (_, Some("timestamp_without_timezone")) => ColType::Timestamp,
+                (_, Some("timestamp_with_timezone")) | (Some("date-time"), _) => {
+                    ColType::TimestampTz
+                }
+                (_, Some("date")) | (Some("date"), _) => ColType::Date,
+                (_, Some("time_with_timezone")) => ColType::TimeTz,
+                (_, Some("time_without_timezone")) | (Some("time"), _) => ColType::Time,
+                _ => ColType::Text,
+            },
+            _ => ColType::Jsonb,
+        }
+    }
+
+    /// The type of an existing column, by `format_type()`.
+    pub fn from_sql(sql_type: &str) -> ColType {
+        let t = sql_type.split('(').next().unwrap_or("").trim();
+        match t {
+            "bigint" | "integer" | "smallint" => ColType::BigInt,
+            "numeric" | "double precision" | "real" => ColType::Numeric,
+            "boolean" => ColType::Bool,
+            "date" => ColType::Date,
+            "time without time zone" => ColType::Time,
+            "time with time zone" => ColType::TimeTz,
+            "timestamp without time zone" => ColType::Timestamp,
+            "timestamp with time zone" => ColType::TimestampTz,
+            "jsonb" | "json" => ColType::Jsonb,
+            _ => ColType::Text,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(typname: &str, elem: &str) -> PgColumn {
+        PgColumn {
+            name: "c".into(),
+            sql_type: typname.into(),
+            typname: typname.into(),
+            typtype: "b".into(),
+            elem: elem.into(),
+            elem_typtype: "b".into(),
+        }
+    }
+
+    #[test]
+    fn types_map_to_airbyte_schemas_and_back() {
+        for (t, ct) in [
+            ("int4", ColType::BigInt),
+            ("numeric", ColType::Numeric),
+            ("timestamptz", ColType::TimestampTz),
+            ("timestamp", ColType::Timestamp),
+            ("timetz", ColType::TimeTz),
+            ("time", ColType::Time),
+            ("date", ColType::Date),
+            ("jsonb", ColType::Jsonb),
+            ("uuid", ColType::Text),
+            ("bool", ColType::Bool),
+        ] {
+            assert_eq!(ColType::from_schema(&col(t, "").schema()), ct, "{t}");
+        }
+        assert_eq!(
+            ColType::from_schema(&col("_int4", "int4").schema()),
+            ColType::Jsonb
+        );
+        assert_eq!(
+            col("bytea", "").select(),
+            "translate(encode(s.\"c\", 'base64'), E'\\n', '')"
+        );
+        assert_eq!(col("uuid", "").select(), "s.\"c\"::text");
+        assert_eq!(col("json", "").select(), "s.\"c\"::jsonb");
+    }
+}
