@@ -2,6 +2,9 @@
 
 log() { printf '==> %s\n' "$*" >&2; }
 
+# Where cargo builds, as cargo itself decides.
+TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
+
 # PostgreSQL 15 from Debian's packages, started if it is not running.
 start_postgres() {
     if ! command -v pg_ctlcluster >/dev/null 2>&1; then
@@ -41,8 +44,8 @@ SQL
 # directory kept across runs.
 install_python_connectors() {
     local sluice=$1
-    export SLUICE_TEST_CONNECTORS_DIR=${SLUICE_TEST_CONNECTORS_DIR:-$PWD/target/test-connectors}
+    export SLUICE_TEST_CONNECTORS_DIR=${SLUICE_TEST_CONNECTORS_DIR:-$TARGET_DIR/test-connectors}
     log "Python connectors in $SLUICE_TEST_CONNECTORS_DIR"
-    SLUICE_CONNECTORS_DIR=$SLUICE_TEST_CONNECTORS_DIR SLUICE_DATA_DIR=$PWD/target/test-data \
+    SLUICE_CONNECTORS_DIR=$SLUICE_TEST_CONNECTORS_DIR SLUICE_DATA_DIR=$TARGET_DIR/test-data \
         "$sluice" connector install python:airbyte-source-faker==7.2.1
 }
