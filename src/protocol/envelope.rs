@@ -769,6 +769,63 @@ mod tests {
         }
     }
 
+    /// The containers inside a record's data, which the fast path checks
+    /// without looking for envelope fields, held to the same grammar.
+    #[test]
+    fn data_containers_agree_with_serde_json() {
+        let datas: &[&str] = &[
+            "{}",
+            "[]",
+            "{\"a\":[]}",
+            "{\"a\":{}}",
+            "[[],{},[{}]]",
+            "{\"a\":[1,{\"b\":[true,null]}],\"c\":\"d\"}",
+            "{\"a\":[1,]}",
+            "{\"a\":[,1]}",
+            "{\"a\":1,}",
+            "{,\"a\":1}",
+            "{\"a\"}",
+            "{\"a\":}",
+            "{\"a\" 1}",
+            "{\"a\":1 \"b\":2}",
+            "{1:2}",
+            "{\"a\":1]",
+            "[1}",
+            "[\"a\":1]",
+            "[1 2]",
+            "[{]}",
+            "{\"a\":[tru]}",
+            "{\"a\":[01]}",
+            "{\"a\":{\"b\":}}",
+            "{\"a\":\"x\"\"y\"}",
+            "{\"a\":{}{}}",
+            "[[[[[[[[[[]]]]]]]]]]",
+            "[[[[[[[[[[]]]]]]]]]",
+        ];
+        for data in datas {
+            let line = format!(
+                "{{\"type\":\"RECORD\",\"record\":{{\"stream\":\"s\",\"data\":{data},\"emitted_at\":1}}}}"
+            );
+            agrees_with_serde(line.as_bytes());
+            fast_agrees_with_scalar(line.as_bytes());
+            // The fast path itself answers for every valid one.
+            #[cfg(target_arch = "x86_64")]
+            assert_eq!(
+                super::super::envelope_fast::scan_in(line.as_bytes(), 0, line.len()).is_some(),
+                serde_json::from_str::<serde::de::IgnoredAny>(&line).is_ok(),
+                "{line}"
+            );
+        }
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        for n in [62, 63, 64, 65, 66, 200] {
+            let line = format!(
+                "{{\"type\":\"RECORD\",\"record\":{{\"stream\":\"s\",\"data\":{}}}}}",
+                deep(n)
+            );
+            fast_agrees_with_scalar(line.as_bytes());
+        }
+    }
+
     /// Scanning the lines of a chunk gives, line by line, what the scalar
     /// scanner gives.
     fn chunk_agrees_with_lines(chunk: &[u8]) {
