@@ -38,6 +38,36 @@ END
 $$;
 SQL
     export SLUICE_TEST_DATABASE_URL=${SLUICE_TEST_DATABASE_URL:-postgres://sluice:sluice@localhost:5432/postgres}
+    enable_postgres_tls
+}
+
+# TLS on the test server with a certificate for `localhost` signed by a CA
+# of the tests' own (made once, kept in the cluster's data directory), so
+# the sslmode tests can verify it; the CA goes to SLUICE_TEST_PG_CA.
+enable_postgres_tls() {
+    local dir=/var/lib/postgresql/15/main/sluice-test-tls
+    if [ ! -s "$dir/server.crt" ]; then
+        log "making a test CA and a TLS certificate for PostgreSQL"
+        mkdir -p "$dir"
+        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=sluice test CA" \
+            -keyout "$dir/ca.key" -out "$dir/ca.crt" 2>/dev/null
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+            -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null
+        printf 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n' >"$dir/ext"
+        openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
+            -CAcreateserial -days 3650 -extfile "$dir/ext" -out "$dir/server.crt" 2>/dev/null
+        chown -R postgres:postgres "$dir"
+        chmod 600 "$dir/server.key" "$dir/ca.key"
+    fi
+    su postgres -c "psql -q -v ON_ERROR_STOP=1 -d postgres" >/dev/null <<SQL
+ALTER SYSTEM SET ssl_cert_file = '$dir/server.crt';
+ALTER SYSTEM SET ssl_key_file = '$dir/server.key';
+ALTER SYSTEM SET ssl = on;
+SELECT pg_reload_conf();
+SQL
+    mkdir -p "$TARGET_DIR/test-data"
+    cp "$dir/ca.crt" "$TARGET_DIR/test-data/pg-ca.crt"
+    export SLUICE_TEST_PG_CA=$TARGET_DIR/test-data/pg-ca.crt
 }
 
 # The Airbyte connectors from PyPI the tests run, installed once into a

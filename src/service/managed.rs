@@ -309,7 +309,12 @@ pub(crate) fn store_error(e: StoreError) -> anyhow::Error {
             .hint("delete those connections first (`sluice connection delete NAME`)")
             .into(),
         StoreError::Open { .. } => {
-            let hint = "check the database is running and --database-url / SLUICE_DATABASE_URL";
+            let hint = if e.to_string().contains("certificate") {
+                "check the URL's sslmode and sslrootcert (the CA that signed the server's \
+                 certificate); verify-full needs the host the certificate was issued for"
+            } else {
+                "check the database is running and --database-url / SLUICE_DATABASE_URL"
+            };
             anyhow::Error::new(crate::error::Trouble::new(e.to_string(), hint))
         }
         _ => e.into(),

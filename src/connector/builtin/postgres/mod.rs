@@ -39,8 +39,9 @@ struct Config {
     username: Option<String>,
     #[serde(default)]
     password: Option<String>,
-    #[serde(default)]
-    sslmode: Option<Value>,
+    /// `sslmode` as libpq spells it, or `ssl_mode` as Airbyte's connectors do.
+    #[serde(default, alias = "ssl_mode")]
+    sslmode: Option<Ssl>,
     /// Source: the schemas whose tables and views are streams.
     #[serde(default)]
     schemas: Option<Vec<String>>,
@@ -64,6 +65,78 @@ impl std::fmt::Debug for Config {
             .field("database", &self.database)
             .field("password", &self.password.as_ref().map(|_| MASK))
             .finish_non_exhaustive()
+    }
+}
+
+/// `sslmode`: a libpq mode name, or Airbyte's object form, which also
+/// carries the certificates (PEM text) for `verify-ca` and `verify-full`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Ssl {
+    Mode(String),
+    Object(SslObject),
+}
+
+#[derive(Deserialize)]
+struct SslObject {
+    mode: String,
+    #[serde(default)]
+    ca_certificate: Option<String>,
+    #[serde(default)]
+    client_certificate: Option<String>,
+    #[serde(default)]
+    client_key: Option<String>,
+    #[serde(default)]
+    client_key_password: Option<String>,
+}
+
+impl Ssl {
+    fn apply(&self, o: PgConnectOptions) -> BuiltinResult<PgConnectOptions> {
+        let mode = match self {
+            Ssl::Mode(m) => m,
+            Ssl::Object(s) => &s.mode,
+        };
+        let parsed = PgSslMode::from_str(mode).map_err(|_| {
+            BuiltinError::config(format!(
+                "unknown `sslmode` `{mode}` (use disable, allow, prefer, require, \
+                 verify-ca or verify-full)"
+            ))
+        })?;
+        let mut o = o.ssl_mode(parsed);
+        let Ssl::Object(s) = self else {
+            return Ok(o);
+        };
+        if s.client_key_password
+            .as_deref()
+            .is_some_and(|p| !p.is_empty())
+        {
+            return Err(BuiltinError::config(
+                "`client_key_password`: encrypted client keys are not supported; \
+                 give the key decrypted (`openssl pkey -in key.pem -out plain.pem`)",
+            ));
+        }
+        if let Some(ca) = s.ca_certificate.as_deref().filter(|c| !c.trim().is_empty()) {
+            o = o.ssl_root_cert_from_pem(ca.as_bytes().to_vec());
+        }
+        let cert = s
+            .client_certificate
+            .as_deref()
+            .filter(|c| !c.trim().is_empty());
+        let key = s.client_key.as_deref().filter(|k| !k.trim().is_empty());
+        match (cert, key) {
+            (Some(cert), Some(key)) => {
+                o = o
+                    .ssl_client_cert_from_pem(cert.as_bytes())
+                    .ssl_client_key_from_pem(key.as_bytes());
+            }
+            (None, None) => {}
+            _ => {
+                return Err(BuiltinError::config(
+                    "`client_certificate` and `client_key` go together: give both or neither",
+                ))
+            }
+        }
+        Ok(o)
     }
 }
 
@@ -108,31 +181,8 @@ impl Config {
         if let Some(p) = &self.password {
             o = o.password(p);
         }
-        let mode = match &self.sslmode {
-            None => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            // Airbyte's form: {"mode": "require", ...}.
-            Some(Value::Object(m)) => m.get("mode").and_then(Value::as_str).map(str::to_string),
-            Some(_) => return Err(BuiltinError::config("`sslmode` must be a string")),
-        };
-        if let Some(mode) = mode {
-            let parsed = PgSslMode::from_str(&mode).map_err(|_| {
-                BuiltinError::config(format!(
-                    "unknown `sslmode` `{mode}` (use disable, allow or prefer)"
-                ))
-            })?;
-            if matches!(
-                parsed,
-                PgSslMode::Require | PgSslMode::VerifyCa | PgSslMode::VerifyFull
-            ) {
-                // sluice is built without a TLS library for now; prefer
-                // connects in plain text when TLS is not possible.
-                return Err(BuiltinError::config(format!(
-                    "`sslmode` `{mode}` needs TLS, which this build of sluice does not have; \
-                     use disable or prefer, or reach the server through a TLS tunnel"
-                )));
-            }
-            o = o.ssl_mode(parsed);
+        if let Some(ssl) = &self.sslmode {
+            o = ssl.apply(o)?;
         }
         Ok(o.application_name("sluice")
             .options([
@@ -248,8 +298,15 @@ impl Conn {
                 }
                 _ => BuiltinError::system,
             };
+            let hint = if matches!(e, sqlx::Error::Tls(_)) || text.contains("certificate") {
+                "check `sslmode` and its certificates: a server whose CA is not in the \
+                 system's store needs it as `ca_certificate` (sslmode's object form), and \
+                 verify-full needs the host the certificate was issued for"
+            } else {
+                "check host, port, username and password"
+            };
             failure(format!(
-                "cannot connect to PostgreSQL as {}: {text}; check host, port, username and password",
+                "cannot connect to PostgreSQL as {}: {text}; {hint}",
                 r.target
             ))
         })?;
@@ -403,8 +460,29 @@ fn spec() -> Value {
                 "default": "public",
                 "description": "Destination: the schema of streams that have no namespace; created if missing."},
             "sslmode": {"order": 8, "title": "SSL Mode",
-                "description": "disable, allow or prefer (or Airbyte's {\"mode\": ...}); this build has no TLS, so prefer connects in plain text.",
-                "type": ["string", "object"]},
+                "description": "As libpq's sslmode: disable, allow, prefer (the default: TLS when the server offers it), require (TLS, certificate not checked), verify-ca (certificate signed by a trusted CA) or verify-full (and issued for the host). Or Airbyte's object form, which also takes the CA and client certificates as PEM text; `ssl_mode` is read too. Without `ca_certificate`, the system's CA store is trusted.",
+                "default": "prefer",
+                "oneOf": [
+                    {"title": "Mode", "type": "string",
+                        "enum": ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]},
+                    {"title": "Mode and certificates", "type": "object", "required": ["mode"],
+                        "properties": {
+                            "mode": {"type": "string", "order": 0,
+                                "enum": ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]},
+                            "ca_certificate": {"type": "string", "order": 1, "multiline": true,
+                                "title": "CA Certificate",
+                                "description": "PEM of the CA (or CAs) that signed the server's certificate."},
+                            "client_certificate": {"type": "string", "order": 2, "multiline": true,
+                                "title": "Client Certificate",
+                                "description": "PEM of a certificate to log in with, with `client_key`."},
+                            "client_key": {"type": "string", "order": 3, "multiline": true,
+                                "airbyte_secret": true, "title": "Client Key",
+                                "description": "PEM of the client certificate's key, not encrypted."},
+                            "client_key_password": {"type": "string", "order": 4,
+                                "airbyte_secret": true, "title": "Client Key Password",
+                                "description": "Not supported: give `client_key` decrypted."}
+                        }}
+                ]},
             "checkpoint_every": {"type": "integer", "order": 9, "minimum": 1, "default": 10000,
                 "title": "Checkpoint Every",
                 "description": "Source: records between state messages."},
@@ -433,22 +511,35 @@ mod tests {
     }
 
     #[test]
-    fn sslmode_needing_tls_is_refused_with_what_to_do() {
-        for mode in [json!("require"), json!({"mode": "verify-full"})] {
+    fn sslmode_takes_libpq_names_and_airbyte_objects() {
+        let modes = [
+            (json!("disable"), PgSslMode::Disable),
+            (json!("verify-full"), PgSslMode::VerifyFull),
+            (json!({"mode": "require"}), PgSslMode::Require),
+        ];
+        for (mode, want) in modes {
+            let c = Config::parse(&json!({"host": "h", "ssl_mode": mode})).unwrap();
+            assert_eq!(
+                format!("{:?}", c.options().unwrap().get_ssl_mode()),
+                format!("{want:?}")
+            );
+        }
+        let bad = [
+            (json!("sometimes"), "unknown `sslmode`"),
+            (
+                json!({"mode": "verify-ca", "client_key": "k"}),
+                "go together",
+            ),
+            (
+                json!({"mode": "verify-ca", "client_key_password": "x"}),
+                "not supported",
+            ),
+        ];
+        for (mode, want) in bad {
             let c = Config::parse(&json!({"host": "h", "sslmode": mode})).unwrap();
             let e = c.options().unwrap_err();
-            assert!(e.message.contains("needs TLS"), "{}", e.message);
+            assert!(e.message.contains(want), "{}", e.message);
         }
-        for mode in ["disable", "allow", "prefer"] {
-            let c = Config::parse(&json!({"host": "h", "sslmode": mode})).unwrap();
-            assert!(c.options().is_ok(), "{mode}");
-        }
-        let c = Config::parse(&json!({"host": "h", "sslmode": "sometimes"})).unwrap();
-        assert!(c
-            .options()
-            .unwrap_err()
-            .message
-            .contains("unknown `sslmode`"));
     }
 
     #[test]
