@@ -573,6 +573,22 @@ fn postgres_new_columns_are_added_to_the_table() {
     );
 }
 
+/// A sync from postgres with `config` to devnull, which must fail: what it
+/// printed.
+fn failed_sync(sandbox: &Sandbox, config: &str) -> String {
+    let run = sandbox.run(&[
+        "sync",
+        "--source",
+        "postgres",
+        "--source-config",
+        config,
+        "--destination",
+        "devnull",
+    ]);
+    assert_ne!(run.code(), 0);
+    format!("{}{}", run.stdout(), run.stderr())
+}
+
 #[test]
 fn postgres_wrong_password_is_a_clear_error_without_the_password() {
     let Some(db) = PgDatabase::create() else {
@@ -588,17 +604,7 @@ fn postgres_wrong_password_is_a_clear_error_without_the_password() {
     })
     .to_string();
     for config in [serde_json::json!({ "url": url }).to_string(), fields] {
-        let run = sandbox.run(&[
-            "sync",
-            "--source",
-            "postgres",
-            "--source-config",
-            &config,
-            "--destination",
-            "devnull",
-        ]);
-        assert_ne!(run.code(), 0);
-        let all = format!("{}{}", run.stdout(), run.stderr());
+        let all = failed_sync(&sandbox, &config);
         assert!(all.contains("password authentication failed"), "{all}");
         assert!(!all.contains(secret), "{all}");
         let check = sandbox.run(&[
@@ -824,17 +830,7 @@ fn postgres_sslmode_encrypts_and_verifies_the_server_certificate() {
         config("localhost", serde_json::json!({"mode": "verify-ca"})),
     ];
     for config in refused {
-        let run = sandbox.run(&[
-            "sync",
-            "--source",
-            "postgres",
-            "--source-config",
-            &config,
-            "--destination",
-            "devnull",
-        ]);
-        assert_ne!(run.code(), 0);
-        let all = run.stderr();
+        let all = failed_sync(&sandbox, &config);
         assert!(all.contains("certificate"), "{all}");
         assert!(all.contains("ca_certificate"), "says what to do: {all}");
     }
