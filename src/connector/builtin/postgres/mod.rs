@@ -460,7 +460,7 @@ fn spec() -> Value {
                 "default": "public",
                 "description": "Destination: the schema of streams that have no namespace; created if missing."},
             "sslmode": {"order": 8, "title": "SSL Mode",
-                "description": "As libpq's sslmode: disable, allow, prefer (the default: TLS when the server offers it), require (TLS, certificate not checked), verify-ca (certificate signed by a trusted CA) or verify-full (and issued for the host). Or Airbyte's object form, which also takes the CA and client certificates as PEM text; `ssl_mode` is read too. Without `ca_certificate`, the system's CA store is trusted.",
+                "description": "As in libpq: disable, allow, prefer, require, verify-ca or verify-full; or Airbyte's object form (also read as `ssl_mode`) with the certificates as PEM. Trusts the system's CAs unless `ca_certificate` is given.",
                 "default": "prefer",
                 "oneOf": [
                     {"title": "Mode", "type": "string",
