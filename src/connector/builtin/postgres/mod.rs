@@ -115,15 +115,14 @@ impl Ssl {
                  give the key decrypted (`openssl pkey -in key.pem -out plain.pem`)",
             ));
         }
-        if let Some(ca) = s.ca_certificate.as_deref().filter(|c| !c.trim().is_empty()) {
+        // A PEM field left blank (as forms leave them) is not given.
+        fn pem(f: &Option<String>) -> Option<&str> {
+            f.as_deref().filter(|t| !t.trim().is_empty())
+        }
+        if let Some(ca) = pem(&s.ca_certificate) {
             o = o.ssl_root_cert_from_pem(ca.as_bytes().to_vec());
         }
-        let cert = s
-            .client_certificate
-            .as_deref()
-            .filter(|c| !c.trim().is_empty());
-        let key = s.client_key.as_deref().filter(|k| !k.trim().is_empty());
-        match (cert, key) {
+        match (pem(&s.client_certificate), pem(&s.client_key)) {
             (Some(cert), Some(key)) => {
                 o = o
                     .ssl_client_cert_from_pem(cert.as_bytes())
@@ -435,6 +434,14 @@ impl Builtin for Postgres {
 }
 
 fn spec() -> Value {
+    let modes = json!([
+        "disable",
+        "allow",
+        "prefer",
+        "require",
+        "verify-ca",
+        "verify-full"
+    ]);
     json!({
         "$schema": "http://json-schema.org/draft-07/schema#",
         "title": "Postgres Spec",
@@ -463,12 +470,10 @@ fn spec() -> Value {
                 "description": "As in libpq: disable, allow, prefer, require, verify-ca or verify-full; or Airbyte's object form (also read as `ssl_mode`) with the certificates as PEM. Trusts the system's CAs unless `ca_certificate` is given.",
                 "default": "prefer",
                 "oneOf": [
-                    {"title": "Mode", "type": "string",
-                        "enum": ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]},
+                    {"title": "Mode", "type": "string", "enum": modes},
                     {"title": "Mode and certificates", "type": "object", "required": ["mode"],
                         "properties": {
-                            "mode": {"type": "string", "order": 0,
-                                "enum": ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]},
+                            "mode": {"type": "string", "order": 0, "enum": modes},
                             "ca_certificate": {"type": "string", "order": 1, "multiline": true,
                                 "title": "CA Certificate",
                                 "description": "PEM of the CA (or CAs) that signed the server's certificate."},
