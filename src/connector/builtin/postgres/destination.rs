@@ -228,6 +228,18 @@ fn read_input(
             break;
         }
         let text = line.trim_ascii_end();
+        if let Some(r) = std::str::from_utf8(text)
+            .ok()
+            .and_then(|t| one_pass(t, plans, &encoders))
+        {
+            let i = r.plan;
+            encoders[i].set_extracted_at(r.emitted_at);
+            encoders[i].encode_row(&r.slots, &mut bufs[i]);
+            send_full(&mut bufs, i, tx)?;
+            continue;
+        }
+        // Anything else (states, traces, odd or broken lines) the slower
+        // way, which also words the errors.
         let Ok(env) = envelope::scan(text) else {
             continue;
         };
@@ -248,11 +260,7 @@ fn read_input(
                     })?;
                 encoders[i].set_extracted_at(emitted_at(text, r.data));
                 encoders[i].row(r.data, &mut bufs[i])?;
-                if bufs[i].len() >= BATCH_BYTES {
-                    let full =
-                        std::mem::replace(&mut bufs[i], Vec::with_capacity(BATCH_BYTES + 4096));
-                    tx.send(Op::Rows(i, full)).map_err(|_| closed())?;
-                }
+                send_full(&mut bufs, i, tx)?;
             }
             MessageKind::State => {
                 for (i, b) in bufs.iter_mut().enumerate() {
@@ -296,6 +304,177 @@ fn read_input(
         }
     }
     Ok(())
+}
+
+/// Sends stream `i`'s rows to the writer once they fill a batch.
+fn send_full(bufs: &mut [Vec<u8>], i: usize, tx: &SyncSender<Op>) -> BuiltinResult<()> {
+    if bufs[i].len() >= BATCH_BYTES {
+        let full = std::mem::replace(&mut bufs[i], Vec::with_capacity(BATCH_BYTES + 4096));
+        tx.send(Op::Rows(i, full))
+            .map_err(|_| BuiltinError::system("the postgres writer stopped"))?;
+    }
+    Ok(())
+}
+
+/// A RECORD line read in one pass: the plan of the stream it names, its
+/// `emitted_at`, and its data split into that stream's columns.
+struct OnePass<'a> {
+    plan: usize,
+    emitted_at: Option<i64>,
+    slots: Vec<Option<&'a RawValue>>,
+}
+
+/// Reads a RECORD line whose envelope serde can borrow (no escaped key or
+/// name) in one pass, its data straight into the columns when the stream's
+/// name comes before the data, as every connector writes it. `None` for
+/// anything else (other messages, broken lines, a stream not in the
+/// catalog), which the caller then reads the careful way.
+fn one_pass<'a>(line: &'a str, plans: &[Plan], encoders: &[Encoder]) -> Option<OnePass<'a>> {
+    let mut de = serde_json::Deserializer::from_str(line);
+    let r = LineSeed { plans, encoders }.deserialize(&mut de).ok()??;
+    de.end().ok()?;
+    Some(r)
+}
+
+fn plan_of(plans: &[Plan], namespace: Option<&str>, stream: &str) -> Option<usize> {
+    plans
+        .iter()
+        .position(|p| p.table_stream_matches(namespace, stream))
+}
+
+/// The top object of a protocol line.
+struct LineSeed<'p> {
+    plans: &'p [Plan],
+    encoders: &'p [Encoder],
+}
+
+impl<'de> DeserializeSeed<'de> for LineSeed<'_> {
+    type Value = Option<OnePass<'de>>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for LineSeed<'_> {
+    type Value = Option<OnePass<'de>>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a protocol message")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let once = || serde::de::Error::custom("a key twice");
+        let mut is_record = None;
+        let mut record = None;
+        while let Some(key) = map.next_key::<&'de str>()? {
+            match key {
+                "type" if is_record.is_none() => {
+                    let kind = map.next_value::<&'de str>()?;
+                    if kind != "RECORD" {
+                        return Ok(None);
+                    }
+                    is_record = Some(true);
+                }
+                "record" if record.is_none() => {
+                    record = Some(map.next_value_seed(RecordSeed {
+                        plans: self.plans,
+                        encoders: self.encoders,
+                    })?);
+                }
+                "type" | "record" => return Err(once()),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(is_record.and(record.flatten()))
+    }
+}
+
+/// The `record` object of a RECORD line.
+struct RecordSeed<'p> {
+    plans: &'p [Plan],
+    encoders: &'p [Encoder],
+}
+
+/// A record's data: split while reading it, or kept whole to split later.
+enum DataRead<'a> {
+    Split {
+        plan: usize,
+        slots: Vec<Option<&'a RawValue>>,
+    },
+    Raw(&'a RawValue),
+}
+
+impl<'de> DeserializeSeed<'de> for RecordSeed<'_> {
+    type Value = Option<OnePass<'de>>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RecordSeed<'_> {
+    type Value = Option<OnePass<'de>>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a record")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let once = || serde::de::Error::custom("a key twice");
+        let mut stream: Option<&'de str> = None;
+        let mut namespace: Option<Option<&'de str>> = None;
+        let mut emitted_at: Option<&'de RawValue> = None;
+        let mut data: Option<DataRead<'de>> = None;
+        while let Some(key) = map.next_key::<&'de str>()? {
+            match key {
+                "stream" if stream.is_none() => stream = Some(map.next_value()?),
+                "namespace" if namespace.is_none() => namespace = Some(map.next_value()?),
+                "emitted_at" if emitted_at.is_none() => emitted_at = Some(map.next_value()?),
+                "data" if data.is_none() => {
+                    let plan = stream.and_then(|s| plan_of(self.plans, namespace.flatten(), s));
+                    data = Some(match plan {
+                        Some(plan) if !self.encoders[plan].whole => {
+                            let mut slots = vec![None; self.encoders[plan].types.len()];
+                            map.next_value_seed(Fields {
+                                index: &self.encoders[plan].index,
+                                slots: &mut slots,
+                            })?;
+                            DataRead::Split { plan, slots }
+                        }
+                        _ => DataRead::Raw(map.next_value()?),
+                    });
+                }
+                "stream" | "namespace" | "emitted_at" | "data" => return Err(once()),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let (Some(stream), Some(data)) = (stream, data) else {
+            return Ok(None);
+        };
+        let Some(plan) = plan_of(self.plans, namespace.flatten(), stream) else {
+            return Ok(None);
+        };
+        let slots = match data {
+            DataRead::Split { plan: p, slots } if p == plan => slots,
+            // Split for another stream (its namespace came after the data).
+            DataRead::Split { .. } => return Ok(None),
+            DataRead::Raw(raw) => self.encoders[plan].split(raw.get()),
+        };
+        Ok(Some(OnePass {
+            plan,
+            emitted_at: emitted_at.and_then(|t| millis(t.get())),
+            slots,
+        }))
+    }
+}
+
+/// `emitted_at` as whole milliseconds; not a plausible time (before 1970,
+/// after 9999) is None.
+fn millis(raw: &str) -> Option<i64> {
+    let ms = match raw.parse::<i64>() {
+        Ok(ms) => ms,
+        Err(_) => raw.parse::<f64>().ok().filter(|f| f.is_finite())?.trunc() as i64,
+    };
+    (0..253_402_300_800_000).contains(&ms).then_some(ms)
 }
 
 impl Plan {
@@ -705,28 +884,38 @@ impl Encoder {
     fn row(&mut self, data: &[u8], out: &mut Vec<u8>) -> BuiltinResult<()> {
         let text = std::str::from_utf8(data)
             .map_err(|_| BuiltinError::system("a record's data is not UTF-8"))?;
-        let raw: Vec<Option<&RawValue>> = if self.whole {
-            vec![serde_json::from_str::<&RawValue>(text).ok()]
-        } else {
-            let mut slots: Vec<Option<&RawValue>> = vec![None; self.types.len()];
-            let mut de = serde_json::Deserializer::from_str(text);
-            let seed = Fields {
-                index: &self.index,
-                slots: &mut slots,
-            };
-            if seed.deserialize(&mut de).is_err() {
-                // Not an object: every column is NULL, as Airbyte does.
-                slots.iter_mut().for_each(|s| *s = None);
-            }
-            slots
+        let raw = self.split(text);
+        self.encode_row(&raw, out);
+        Ok(())
+    }
+
+    /// Each column's raw JSON value in the record `data`.
+    fn split<'a>(&self, data: &'a str) -> Vec<Option<&'a RawValue>> {
+        if self.whole {
+            return vec![serde_json::from_str::<&RawValue>(data).ok()];
+        }
+        let mut slots: Vec<Option<&RawValue>> = vec![None; self.types.len()];
+        let mut de = serde_json::Deserializer::from_str(data);
+        let seed = Fields {
+            index: &self.index,
+            slots: &mut slots,
         };
+        if seed.deserialize(&mut de).is_err() {
+            // Not an object: every column is NULL, as Airbyte does.
+            slots.iter_mut().for_each(|s| *s = None);
+        }
+        slots
+    }
+
+    /// Appends the row of the columns' raw values to `out`.
+    fn encode_row(&mut self, raw: &[Option<&RawValue>], out: &mut Vec<u8>) {
         self.uuids.next(out);
         out.extend_from_slice(&self.extracted_at);
         let meta_at = out.len();
         out.extend_from_slice(&self.clean_meta);
         out.extend_from_slice(&self.generation);
         let mut changes: Vec<usize> = Vec::new();
-        for (i, (t, v)) in self.types.iter().zip(&raw).enumerate() {
+        for (i, (t, v)) in self.types.iter().zip(raw).enumerate() {
             out.push(b'\t');
             match v {
                 None => out.extend_from_slice(b"\\N"),
@@ -744,7 +933,6 @@ impl Encoder {
             let m = copy_escaped(meta(&names, self.sync_id).as_bytes());
             out.splice(meta_at..meta_at + self.clean_meta.len(), m);
         }
-        Ok(())
     }
 }
 
@@ -816,9 +1004,13 @@ impl<'de, 'i> Visitor<'de> for Fields<'i, 'de> {
         f.write_str("a JSON object")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key_seed(Key(self.index))? {
+        // Records of a stream list their fields in one order: the column
+        // after the last one found is tried first.
+        let mut next = 0;
+        while let Some(key) = map.next_key_seed(Key(self.index, next))? {
             match key {
                 Some(i) => {
+                    next = i + 1;
                     let v: &'de RawValue = map.next_value()?;
                     self.slots[i] = if v.get() == "null" { None } else { Some(v) };
                 }
@@ -853,16 +1045,19 @@ impl FieldIndex {
         }
     }
 
-    fn get(&self, name: &str) -> Option<usize> {
+    /// The column of the field `name`, looked for at `first` first.
+    fn get(&self, name: &str, first: usize) -> Option<usize> {
         match self {
+            FieldIndex::Few(names) if names.get(first).is_some_and(|n| n == name) => Some(first),
             FieldIndex::Few(names) => names.iter().position(|n| n == name),
             FieldIndex::Many(map) => map.get(name).copied(),
         }
     }
 }
 
-/// A field name, looked up without allocating it.
-struct Key<'i>(&'i FieldIndex);
+/// A field name, looked up without allocating it, and the column to try
+/// first.
+struct Key<'i>(&'i FieldIndex, usize);
 
 impl<'de> DeserializeSeed<'de> for Key<'_> {
     type Value = Option<usize>;
@@ -877,7 +1072,7 @@ impl<'de> Visitor<'de> for Key<'_> {
         f.write_str("a field name")
     }
     fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Option<usize>, E> {
-        Ok(self.0.get(v))
+        Ok(self.0.get(v, self.1))
     }
 }
 
@@ -889,6 +1084,12 @@ fn encode(t: ColType, raw: &str, out: &mut Vec<u8>) -> bool {
     match t {
         ColType::Text => {
             if string {
+                let inner = &b[1..b.len() - 1];
+                if memchr::memchr(b'\\', inner).is_none() {
+                    // Unescaped JSON text holds no control character: as is.
+                    out.extend_from_slice(inner);
+                    return true;
+                }
                 match unquote(raw) {
                     Some(s) if !s.contains('\0') => copy_escape(s.as_bytes(), out),
                     _ => return false,
@@ -900,7 +1101,8 @@ fn encode(t: ColType, raw: &str, out: &mut Vec<u8>) -> bool {
         ColType::Jsonb => {
             // jsonb refuses the NUL character and lone surrogates; serde
             // refuses the latter too.
-            if raw.contains("\\u")
+            if memchr::memchr(b'\\', b).is_some()
+                && raw.contains("\\u")
                 && (raw.contains("\\u0000") || serde_json::from_str::<Value>(raw).is_err())
             {
                 return false;
@@ -913,8 +1115,9 @@ fn encode(t: ColType, raw: &str, out: &mut Vec<u8>) -> bool {
             _ => return false,
         },
         ColType::BigInt => {
-            if let Ok(v) = raw.parse::<i64>() {
-                out.extend_from_slice(v.to_string().as_bytes());
+            if !string && raw.parse::<i64>().is_ok() {
+                // A JSON integer is written as PostgreSQL reads it.
+                out.extend_from_slice(b);
             } else {
                 match raw.parse::<f64>() {
                     Ok(f) if !string && f.fract() == 0.0 && f.abs() < 9.2e18 => {
@@ -944,7 +1147,7 @@ fn encode(t: ColType, raw: &str, out: &mut Vec<u8>) -> bool {
         | ColType::Timestamp
         | ColType::TimestampTz => {
             // Valid values are plain ASCII, never escaped.
-            if !string || b.len() < 2 || raw[1..raw.len() - 1].contains('\\') {
+            if !string || b.len() < 2 || memchr::memchr(b'\\', b).is_some() {
                 return false;
             }
             let s = &raw[1..raw.len() - 1];
@@ -987,6 +1190,10 @@ fn unquote(raw: &str) -> Option<std::borrow::Cow<'_, str>> {
 
 /// COPY text escaping: backslash, newline, carriage return and tab.
 fn copy_escape(b: &[u8], out: &mut Vec<u8>) {
+    if memchr::memchr3(b'\\', b'\n', b'\r', b).is_none() && memchr::memchr(b'\t', b).is_none() {
+        out.extend_from_slice(b);
+        return;
+    }
     let mut start = 0;
     for (i, &c) in b.iter().enumerate() {
         let esc: &[u8] = match c {
@@ -1034,7 +1241,12 @@ fn valid_date(s: &str) -> bool {
     let (Ok(y), Some(m), Some(d)) = (y.parse::<u32>(), digits(m, 2), digits(d, 2)) else {
         return false;
     };
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    real_day(y, m, d)
+}
+
+/// Whether year `y`, month `m`, day `d` is a day of PostgreSQL's calendar.
+fn real_day(y: u32, m: u32, d: u32) -> bool {
+    let leap = (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
     let days = match m {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,
@@ -1044,6 +1256,54 @@ fn valid_date(s: &str) -> bool {
     };
     // Timestamps end in 294276 AD, dates later; the stricter bound is safe.
     (1..=294_275).contains(&y) && (1..=days).contains(&d)
+}
+
+/// Whether `s` has the shape nearly every timestamp has,
+/// `YYYY-MM-DD[T ]HH:MM:SS[.fff][offset]`, and is valid; checked by
+/// position, so quickly. False leaves the verdict to [`valid_timestamp`].
+fn usual_timestamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return false;
+    }
+    let num = |at: usize, n: usize| {
+        b[at..at + n].iter().try_fold(0u32, |v, &c| {
+            c.is_ascii_digit().then(|| v * 10 + u32::from(c - b'0'))
+        })
+    };
+    let (Some(y), Some(mo), Some(d), Some(h), Some(mi), Some(sec)) = (
+        num(0, 4),
+        num(5, 2),
+        num(8, 2),
+        num(11, 2),
+        num(14, 2),
+        num(17, 2),
+    ) else {
+        return false;
+    };
+    let mut i = 19;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let start = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        if i == start {
+            return false;
+        }
+    }
+    let zone = &s[i..];
+    real_day(y, mo, d)
+        && h < 24
+        && mi < 60
+        && sec < 60
+        && (zone.is_empty() || (!zone.ends_with(" BC") && valid_offset(zone)))
 }
 
 /// `HH:MM[:SS[.ffffff]]`, then maybe an offset `Z`, `+HH`, `+HHMM`, `+HH:MM`.
@@ -1103,7 +1363,7 @@ fn valid_offset(o: &str) -> bool {
 
 /// A date, `T` or a space, a time, an optional offset; or `infinity`.
 fn valid_timestamp(s: &str) -> bool {
-    if s == "infinity" || s == "-infinity" {
+    if usual_timestamp(s) || s == "infinity" || s == "-infinity" {
         return true;
     }
     let (s, bc) = match s.strip_suffix(" BC") {
@@ -1318,5 +1578,128 @@ mod tests {
         let mut v = Vec::new();
         write_millis(&mut v, 951_782_400_123);
         assert_eq!(String::from_utf8(v).unwrap(), "2000-02-29 00:00:00.123+00");
+    }
+
+    /// Plans for `users` (id, name), `s` without a namespace and `s` in
+    /// namespace `ns`.
+    fn test_plans() -> (Vec<Plan>, Vec<Encoder>) {
+        let config: Config = serde_json::from_str(r#"{"url":"postgres://h/d"}"#).unwrap();
+        let stream = |name: &str, ns: Option<&str>| {
+            serde_json::json!({
+                "stream": {"name": name, "namespace": ns, "supported_sync_modes": ["full_refresh"],
+                    "json_schema": {"type": "object", "properties": {
+                        "id": {"type": "integer"}, "name": {"type": "string"}}}},
+                "sync_mode": "full_refresh", "destination_sync_mode": "append"
+            })
+        };
+        let catalog = serde_json::json!({"streams": [
+            stream("users", None), stream("s", None), stream("s", Some("ns"))
+        ]});
+        let plans = plans(&config, &serde_json::from_value(catalog).unwrap()).unwrap();
+        let encoders = plans
+            .iter()
+            .map(|p| Encoder::new(p, p.schema_types.clone()))
+            .collect();
+        (plans, encoders)
+    }
+
+    type Read = (usize, Option<i64>, Vec<Option<String>>);
+
+    /// A RECORD line read the careful way: the scanner, then the data.
+    fn careful(line: &str, plans: &[Plan], encoders: &[Encoder]) -> Option<Read> {
+        let env = envelope::scan(line.as_bytes()).ok()?;
+        let r = env.record?;
+        let i = plan_of(plans, r.namespace.as_deref(), &r.stream)?;
+        let data = std::str::from_utf8(r.data).unwrap();
+        let slots = encoders[i].split(data);
+        let slots = slots
+            .iter()
+            .map(|v| v.map(|v| v.get().to_string()))
+            .collect();
+        Some((i, emitted_at(line.as_bytes(), r.data), slots))
+    }
+
+    #[test]
+    fn one_pass_reads_records_as_the_careful_path_does() {
+        let (plans, encoders) = test_plans();
+        let read = |line: &str| {
+            one_pass(line, &plans, &encoders).map(|r| {
+                let slots = r.slots.iter().map(|v| v.map(|v| v.get().to_string()));
+                (r.plan, r.emitted_at, slots.collect::<Vec<_>>())
+            })
+        };
+        // Lines the one pass takes, each as the careful path reads it.
+        for line in [
+            r#"{"type":"RECORD","record":{"stream":"users","data":{"id":1,"name":"a"},"emitted_at":5}}"#,
+            r#"{"type":"RECORD","record":{"data":{"name":"b\"c","id":2},"stream":"users","emitted_at":6.0}}"#,
+            r#"{"record":{"stream":"users","data":{"id":null,"x":[1,{"y":2}]}},"type":"RECORD"}"#,
+            r#"{"type":"RECORD","record":{"namespace":"ns","stream":"s","data":{"id":3}},"x":1}"#,
+            r#" {"type":"RECORD","record":{"stream":"users","emitted_at":-1,"data":{"name":"é"}}} "#,
+        ] {
+            let got = read(line);
+            assert!(got.is_some(), "{line}");
+            assert_eq!(got, careful(line, &plans, &encoders), "{line}");
+        }
+        assert_eq!(
+            read(r#"{"type":"RECORD","record":{"stream":"users","data":{"id":1}}}"#)
+                .unwrap()
+                .0,
+            0
+        );
+        assert_eq!(
+            read(r#"{"type":"RECORD","record":{"stream":"s","data":{}}}"#)
+                .unwrap()
+                .0,
+            1
+        );
+        // Lines it leaves to the careful path.
+        for line in [
+            // The namespace after the data, which was split for `s`.
+            r#"{"type":"RECORD","record":{"stream":"s","data":{"id":3},"namespace":"ns"}}"#,
+            r#"{"type":"RECORD","record":{"str\u0065am":"users","data":{"id":4}}}"#,
+            r#"{"type":"RECORD","record":{"stream":"users","data":[1,2]}}"#,
+            r#"{"type":"STATE","state":{"type":"LEGACY","data":{}}}"#,
+            r#"{"type":"RECORD","type":"RECORD","record":{"stream":"users","data":{}}}"#,
+            r#"{"type":"RECORD","record":{"stream":"users","stream":"s","data":{}}}"#,
+            r#"{"type":"RECORD","record":{"stream":"users","data":{"id":9}}} x"#,
+            r#"{"type":"RECORD","record":{"stream":"other","data":{"id":9}}}"#,
+            r#"{"type":"RECORD","record":{"stream":"users"}}"#,
+            r#"{"type":"RECORD","record":{"stream":"users","data":{"id":1}"#,
+        ] {
+            assert!(read(line).is_none(), "{line}");
+        }
+    }
+
+    #[test]
+    fn usual_timestamps_agree_with_the_general_check() {
+        for s in [
+            "2024-01-01T00:00:01Z",
+            "2024-01-01 00:00:01+00",
+            "2024-02-29T23:59:59.123456+05:30",
+            "2023-02-29T00:00:00",
+            "2024-13-01T00:00:00",
+            "2024-01-01T24:00:00",
+            "2024-01-01T00:60:00",
+            "2024-01-01T00:00:00.",
+            "2024-01-01T00:00:00+1",
+            "2024-01-01T00:00:00+16",
+            "2024-01-01T00:00:00 BC",
+            "2024-01-01T00:00:00+01 BC",
+            "0000-01-01T00:00:00",
+            "2024-01-01X00:00:00",
+            "2024-1-01T00:00:00Z",
+        ] {
+            if usual_timestamp(s) {
+                assert!(valid_timestamp_general(s), "{s}");
+            }
+        }
+        assert!(usual_timestamp("2024-06-01T00:00:02+00:00"));
+        assert!(!usual_timestamp("2023-02-29T00:00:00"));
+    }
+
+    /// The general check alone, without the quick path.
+    fn valid_timestamp_general(s: &str) -> bool {
+        let i = s.find(['T', ' ']).unwrap();
+        valid_date(&s[..i]) && valid_time(&s[i + 1..])
     }
 }
