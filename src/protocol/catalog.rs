@@ -93,6 +93,18 @@ pub struct ConfiguredAirbyteStream {
     pub extra: Extra,
 }
 
+impl ConfiguredAirbyteStream {
+    /// Whether the stream's older generations go once this sync lands
+    /// (`minimum_generation_id == generation_id`, as a refresh sends it):
+    /// the destination then replaces what it holds, whatever the sync mode.
+    pub fn truncates(&self) -> bool {
+        matches!(
+            (self.generation_id, self.minimum_generation_id),
+            (Some(g), Some(m)) if g > 0 && g == m
+        )
+    }
+}
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum SyncMode {

@@ -291,7 +291,7 @@ fn file_source(sandbox: &Sandbox) -> String {
     sandbox.script(
         "source",
         &format!(
-            "case \"$1\" in\n  spec) echo '{{\"type\":\"SPEC\",\"spec\":{{\"connectionSpecification\":{{\"type\":\"object\"}}}}}}' ;;\n  discover) echo '{catalog}' ;;\n  read) cat \"$(dirname \"$0\")/records\"; if [ -f \"$(dirname \"$0\")/hang\" ]; then sleep 60; fi ;;\nesac"
+            "case \"$1\" in\n  spec) echo '{{\"type\":\"SPEC\",\"spec\":{{\"connectionSpecification\":{{\"type\":\"object\"}}}}}}' ;;\n  discover) echo '{catalog}' ;;\n  read) cat \"$(dirname \"$0\")/records\"; if [ -f \"$(dirname \"$0\")/hang\" ]; then sleep 60; fi; if [ -f \"$(dirname \"$0\")/fail\" ]; then exit 3; fi ;;\nesac"
         ),
     )
 }
@@ -362,6 +362,89 @@ fn postgres_append_dedup_after_updates_and_deletes_equals_the_source() {
         "4",
         "one row per key"
     );
+}
+
+/// A configured catalog of the file source's `users` stream.
+fn users_catalog(sandbox: &Sandbox, mode: &str, generation: i64, minimum: i64) -> String {
+    let catalog = serde_json::json!({"streams": [{
+        "stream": {"name": "users", "json_schema": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "name": {"type": "string"}, "seq": {"type": "integer"}}},
+            "supported_sync_modes": ["full_refresh", "incremental"]},
+        "sync_mode": "full_refresh", "destination_sync_mode": mode,
+        "primary_key": [["id"]], "cursor_field": ["seq"],
+        "generation_id": generation, "minimum_generation_id": minimum, "sync_id": generation
+    }]});
+    let path = sandbox.write("catalog.json", &catalog.to_string());
+    path.display().to_string()
+}
+
+#[test]
+fn postgres_refresh_replaces_the_table_in_append_and_append_dedup() {
+    let Some(dst) = PgDatabase::create() else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let source = file_source(&sandbox);
+    let config = url_config(&dst);
+    let q = "SELECT string_agg(id || ':' || name || ':' || _airbyte_generation_id, ',' \
+             ORDER BY id, name) FROM users";
+    for mode in ["append", "append_dedup"] {
+        let old = [user(1, "ada", 1, false), user(2, "grace", 1, false)];
+        sandbox.write("records", &(old.join("\n") + "\n"));
+        let catalog = users_catalog(&sandbox, mode, 1, 0);
+        sandbox.sync(
+            (&source, "{}"),
+            ("postgres", &config),
+            &["--catalog", &catalog],
+        );
+        sandbox.sync(
+            (&source, "{}"),
+            ("postgres", &config),
+            &["--catalog", &catalog],
+        );
+        let appended = if mode == "append" {
+            "1:ada:1,1:ada:1,2:grace:1,2:grace:1"
+        } else {
+            "1:ada:1,2:grace:1"
+        };
+        assert_eq!(dst.sql(q), appended, "{mode}");
+
+        // A refresh (generation 2, nothing older kept) whose source fails
+        // halfway leaves the table as it was.
+        let new = [
+            user(2, "grace hopper", 2, false),
+            state_line(1),
+            user(3, "alan", 1, false),
+            user(3, "alan turing", 2, false),
+        ];
+        sandbox.write("records", &(new.join("\n") + "\n"));
+        let refresh = users_catalog(&sandbox, mode, 2, 2);
+        sandbox.write("fail", "");
+        let run = sandbox.run(&sync_args(&source, &config, &["--catalog", &refresh]));
+        assert_eq!(run.code(), 1, "{}", run.stderr());
+        assert_eq!(
+            dst.sql(q),
+            appended,
+            "{mode}: a failed refresh changes nothing"
+        );
+
+        // The refresh that lands holds only the new generation.
+        std::fs::remove_file(sandbox.path("fail")).unwrap();
+        sandbox.sync(
+            (&source, "{}"),
+            ("postgres", &config),
+            &["--catalog", &refresh],
+        );
+        let refreshed = if mode == "append" {
+            "2:grace hopper:2,3:alan:2,3:alan turing:2"
+        } else {
+            "2:grace hopper:2,3:alan turing:2"
+        };
+        assert_eq!(dst.sql(q), refreshed, "{mode}");
+        let leftovers = "SELECT count(*) FROM pg_class WHERE relname LIKE '_sluice_new%'";
+        assert_eq!(dst.sql(leftovers), "0", "{mode}");
+        dst.sql("DROP TABLE users");
+    }
 }
 
 /// Starts `sluice sync` in its own process group; waits until `ready`

@@ -330,11 +330,7 @@ impl StreamFiles {
             // refresh: minimum_generation_id == generation_id) is written
             // like an overwrite: to a partial file that replaces the old one
             // at the end, whatever its sync mode.
-            let truncates = matches!(
-                (configured.generation_id, configured.minimum_generation_id),
-                (Some(g), Some(m)) if g > 0 && g == m
-            );
-            let mode = if truncates {
+            let mode = if configured.truncates() {
                 DestinationSyncMode::Overwrite
             } else {
                 configured.destination_sync_mode

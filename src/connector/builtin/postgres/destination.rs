@@ -19,6 +19,10 @@
 //!   merges it by primary key in that same transaction (newest cursor wins,
 //!   `_ab_cdc_deleted_at` deletes), so a rerun of records already committed
 //!   leaves no duplicate.
+//! - A refresh (`minimum_generation_id == generation_id`) replaces the
+//!   table whatever the mode: `append` loads a new table as `overwrite`
+//!   does, `append_dedup` merges into a new table; either is swapped in
+//!   when the stream completes, so a failed refresh changes nothing.
 
 use super::types::ColType;
 use super::{ident, Config, Conn};
@@ -60,6 +64,9 @@ struct Plan {
     sync_id: Option<i64>,
     /// The schema names no field: the record goes whole into one column.
     whole: bool,
+    /// append_dedup of a refresh: deduplicated into a new table that
+    /// replaces the final one when the stream completes.
+    refresh: bool,
 }
 
 impl Plan {
@@ -137,12 +144,18 @@ fn plans(config: &Config, catalog: &ConfiguredAirbyteCatalog) -> BuiltinResult<V
                 c.destination_sync_mode.as_str()
             )));
         }
+        // A refresh replaces the table: an append becomes an overwrite, an
+        // append_dedup deduplicates into a new table.
+        let mode = match c.destination_sync_mode {
+            DestinationSyncMode::Append if c.truncates() => DestinationSyncMode::Overwrite,
+            m => m,
+        };
         let plan = Plan {
             stream: s.descriptor(),
             name,
             schema,
             table,
-            mode: c.destination_sync_mode,
+            mode,
             fields,
             schema_types,
             primary_key,
@@ -150,6 +163,7 @@ fn plans(config: &Config, catalog: &ConfiguredAirbyteCatalog) -> BuiltinResult<V
             generation_id: c.generation_id.unwrap_or(0),
             sync_id: c.sync_id,
             whole,
+            refresh: mode == DestinationSyncMode::AppendDedup && c.truncates(),
         };
         if let Some(other) = out
             .iter()
@@ -499,6 +513,9 @@ struct Target {
     staged: bool,
     /// append_dedup: the merge statements.
     merge_sql: Option<String>,
+    /// Overwrite, refresh: the new table that replaces the final one when
+    /// the stream completes, and the statements that swap it in.
+    replaces: Option<String>,
     swap_sql: Option<String>,
 }
 
@@ -565,11 +582,10 @@ async fn writer(
                     }
                 }
                 copy.finish().await.map_err(fail)?;
-                match plans[i].mode {
-                    DestinationSyncMode::Overwrite => t.pending = !t.complete,
-                    DestinationSyncMode::AppendDedup => t.staged = true,
-                    _ => {}
+                if t.replaces.is_some() {
+                    t.pending = !t.complete;
                 }
+                t.staged = t.merge_sql.is_some();
             }
             Op::State(line) => {
                 commit(&mut conn, &mut targets, &mut in_tx).await?;
@@ -601,9 +617,8 @@ async fn writer(
     }
     commit(&mut conn, &mut targets, &mut in_tx).await?;
     for (p, t) in plans.iter().zip(&targets) {
-        if p.mode == DestinationSyncMode::Overwrite && !t.complete {
-            conn.execute(&format!("DROP TABLE IF EXISTS {}", t.load))
-                .await?;
+        if let (Some(new), false) = (&t.replaces, t.complete) {
+            conn.execute(&format!("DROP TABLE IF EXISTS {new}")).await?;
             out.log(
                 LogLevel::Warn,
                 format!(
@@ -694,11 +709,47 @@ async fn setup(conn: &mut Conn, p: &Plan) -> BuiltinResult<(Target, Vec<ColType>
             Ok((
                 Target {
                     copy_sql: format!("COPY {new} ({columns}) FROM STDIN"),
-                    load: new,
+                    load: new.clone(),
                     pending: false,
                     complete: false,
                     staged: false,
                     merge_sql: None,
+                    replaces: Some(new),
+                    swap_sql: Some(swap),
+                },
+                p.schema_types.clone(),
+            ))
+        }
+        DestinationSyncMode::AppendDedup if p.refresh => {
+            let new = format!("{}.{}", ident(&p.schema), ident(&p.side_name("new")));
+            let stage = ident(&p.side_name("stage"));
+            let (index, new_index) = (p.side_name("pk"), p.side_name("newpk"));
+            conn.execute(&format!(
+                "DROP TABLE IF EXISTS {new}; {}; CREATE INDEX {} ON {new} ({}); \
+                 CREATE TEMP TABLE {stage} (LIKE {new})",
+                create_sql(&new, p, &p.schema_types),
+                ident(&new_index),
+                primary_key_list(p)
+            ))
+            .await?;
+            // The old table's index goes with it; the new one takes its name.
+            let swap = format!(
+                "BEGIN; DROP TABLE IF EXISTS {final_table}; ALTER TABLE {new} RENAME TO {}; \
+                 ALTER INDEX {}.{} RENAME TO {}; COMMIT",
+                ident(&p.table),
+                ident(&p.schema),
+                ident(&new_index),
+                ident(&index)
+            );
+            Ok((
+                Target {
+                    copy_sql: format!("COPY {stage} ({columns}) FROM STDIN"),
+                    load: stage.clone(),
+                    pending: false,
+                    complete: false,
+                    staged: false,
+                    merge_sql: Some(merge_sql(p, &new, &stage)),
+                    replaces: Some(new),
                     swap_sql: Some(swap),
                 },
                 p.schema_types.clone(),
@@ -741,18 +792,18 @@ async fn setup(conn: &mut Conn, p: &Plan) -> BuiltinResult<(Target, Vec<ColType>
                         complete: false,
                         staged: false,
                         merge_sql: None,
+                        replaces: None,
                         swap_sql: None,
                     },
                     types,
                 ));
             }
             let stage = ident(&p.side_name("stage"));
-            let pk: Vec<String> = p.primary_key.iter().map(|k| ident(k)).collect();
             conn.execute(&format!(
                 "CREATE INDEX IF NOT EXISTS {} ON {final_table} ({}); \
                  CREATE TEMP TABLE {stage} (LIKE {final_table})",
                 ident(&p.side_name("pk")),
-                pk.join(", ")
+                primary_key_list(p)
             ))
             .await?;
             Ok((
@@ -763,12 +814,19 @@ async fn setup(conn: &mut Conn, p: &Plan) -> BuiltinResult<(Target, Vec<ColType>
                     complete: false,
                     staged: false,
                     merge_sql: Some(merge_sql(p, &final_table, &stage)),
+                    replaces: None,
                     swap_sql: None,
                 },
                 types,
             ))
         }
     }
+}
+
+/// The primary key's columns, quoted, for an index.
+fn primary_key_list(p: &Plan) -> String {
+    let pk: Vec<String> = p.primary_key.iter().map(|k| ident(k)).collect();
+    pk.join(", ")
 }
 
 /// A name as PostgreSQL stores it: cut to 63 bytes on a character
