@@ -447,6 +447,37 @@ fn postgres_refresh_replaces_the_table_in_append_and_append_dedup() {
     }
 }
 
+#[test]
+fn postgres_overwrite_names_dependent_views_and_drop_cascade_drops_them() {
+    let Some(dst) = PgDatabase::create() else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let source = file_source(&sandbox);
+    let config = url_config(&dst);
+    let overwrite = ["--destination-sync-mode", "overwrite"];
+    sandbox.write("records", &(user(1, "ada", 1, false) + "\n"));
+    sandbox.sync((&source, "{}"), ("postgres", &config), &overwrite);
+    dst.sql("CREATE VIEW names AS SELECT name FROM users");
+
+    // Stopped before loading, naming the view and the way out.
+    sandbox.write("records", &(user(2, "grace", 1, false) + "\n"));
+    let run = sandbox.run(&sync_args(&source, &config, &overwrite));
+    assert_eq!(run.code(), 1);
+    let err = format!("{}{}", run.stdout(), run.stderr());
+    assert!(err.contains("view names depends on it"), "{err}");
+    assert!(err.contains("drop_cascade"), "{err}");
+    assert_eq!(dst.sql("SELECT string_agg(name, ',') FROM names"), "ada");
+
+    let cascade = serde_json::json!({ "url": dst.url, "drop_cascade": true }).to_string();
+    sandbox.sync((&source, "{}"), ("postgres", &cascade), &overwrite);
+    assert_eq!(dst.sql("SELECT string_agg(name, ',') FROM users"), "grace");
+    assert_eq!(
+        dst.sql("SELECT count(*) FROM pg_views WHERE viewname = 'names'"),
+        "0"
+    );
+}
+
 /// Starts `sluice sync` in its own process group; waits until `ready`
 /// holds, then kills the whole group with SIGKILL.
 fn kill_when(sandbox: &Sandbox, args: &[&str], ready: impl Fn() -> bool) {

@@ -532,7 +532,7 @@ async fn writer(
     let mut targets = Vec::new();
     let mut types = Vec::new();
     for p in plans {
-        let (t, ty) = setup(&mut conn, p).await?;
+        let (t, ty) = setup(&mut conn, p, config.drop_cascade).await?;
         targets.push(t);
         types.push(ty);
     }
@@ -687,10 +687,23 @@ fn create_sql(table: &str, plan: &Plan, types: &[ColType]) -> String {
 
 /// Creates or evolves a stream's tables; returns its target and the type
 /// of each field's column.
-async fn setup(conn: &mut Conn, p: &Plan) -> BuiltinResult<(Target, Vec<ColType>)> {
+async fn setup(
+    conn: &mut Conn,
+    p: &Plan,
+    drop_cascade: bool,
+) -> BuiltinResult<(Target, Vec<ColType>)> {
     let final_table = p.final_table();
     conn.execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", ident(&p.schema)))
         .await?;
+    let replaced = p.mode == DestinationSyncMode::Overwrite || p.refresh;
+    if replaced && !drop_cascade {
+        refuse_dependents(conn, p, &final_table).await?;
+    }
+    let drop_final = if drop_cascade {
+        format!("DROP TABLE IF EXISTS {final_table} CASCADE")
+    } else {
+        format!("DROP TABLE IF EXISTS {final_table}")
+    };
     let field_list: String = p.fields.iter().map(|f| format!(", {}", ident(f))).collect();
     let columns = format!("{META_NAMES}{field_list}");
     match p.mode {
@@ -703,7 +716,7 @@ async fn setup(conn: &mut Conn, p: &Plan) -> BuiltinResult<(Target, Vec<ColType>
             ))
             .await?;
             let swap = format!(
-                "BEGIN; DROP TABLE IF EXISTS {final_table}; ALTER TABLE {new} RENAME TO {}; COMMIT",
+                "BEGIN; {drop_final}; ALTER TABLE {new} RENAME TO {}; COMMIT",
                 ident(&p.table)
             );
             Ok((
@@ -734,7 +747,7 @@ async fn setup(conn: &mut Conn, p: &Plan) -> BuiltinResult<(Target, Vec<ColType>
             .await?;
             // The old table's index goes with it; the new one takes its name.
             let swap = format!(
-                "BEGIN; DROP TABLE IF EXISTS {final_table}; ALTER TABLE {new} RENAME TO {}; \
+                "BEGIN; {drop_final}; ALTER TABLE {new} RENAME TO {}; \
                  ALTER INDEX {}.{} RENAME TO {}; COMMIT",
                 ident(&p.table),
                 ident(&p.schema),
@@ -821,6 +834,38 @@ async fn setup(conn: &mut Conn, p: &Plan) -> BuiltinResult<(Target, Vec<ColType>
             ))
         }
     }
+}
+
+/// Fails, before anything is loaded, when views or foreign keys depend on
+/// a table this sync will replace: dropping it at the end would fail.
+async fn refuse_dependents(conn: &mut Conn, p: &Plan, table: &str) -> BuiltinResult<()> {
+    let dependents: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT format('view %s', v.oid::regclass) FROM pg_depend d \
+           JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class v ON v.oid = r.ev_class \
+         WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = to_regclass($1) \
+           AND v.oid <> d.refobjid \
+         UNION SELECT format('foreign key %I of %s', c.conname, c.conrelid::regclass) \
+         FROM pg_constraint c WHERE c.contype = 'f' AND c.confrelid = to_regclass($1) \
+           AND c.conrelid <> c.confrelid \
+         ORDER BY 1",
+    )
+    .bind(table)
+    .fetch_all(&mut conn.conn)
+    .await
+    .map_err(|e| conn.err("cannot look for what depends on the table", e))?;
+    if dependents.is_empty() {
+        return Ok(());
+    }
+    Err(BuiltinError::config(format!(
+        "stream `{}`: {table} is replaced at the end of this sync, but {} depend{} on it. \
+         Drop {} first, or set \"drop_cascade\": true in the destination config to drop \
+         {} with the table.",
+        p.name,
+        dependents.join(", "),
+        if dependents.len() == 1 { "s" } else { "" },
+        if dependents.len() == 1 { "it" } else { "them" },
+        if dependents.len() == 1 { "it" } else { "them" },
+    )))
 }
 
 /// The primary key's columns, quoted, for an index.

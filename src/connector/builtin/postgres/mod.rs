@@ -56,6 +56,10 @@ struct Config {
     /// Source: tables with fewer rows (estimated) are read in one piece.
     #[serde(default)]
     chunk_rows: Option<u64>,
+    /// Destination: a table that is replaced is dropped with what depends
+    /// on it (views, foreign keys), as Airbyte's destination-postgres does.
+    #[serde(default)]
+    drop_cascade: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -496,7 +500,10 @@ fn spec() -> Value {
                 "description": "Source: connections that read key ranges of one large table at once (full refresh, single integer primary key)."},
             "chunk_rows": {"type": "integer", "order": 11, "minimum": 1, "default": 250000,
                 "title": "Chunking Threshold",
-                "description": "Source: tables with fewer rows (as PostgreSQL estimates them) are read on one connection."}
+                "description": "Source: tables with fewer rows (as PostgreSQL estimates them) are read on one connection."},
+            "drop_cascade": {"type": "boolean", "order": 12, "default": false,
+                "title": "Drop Tables with CASCADE",
+                "description": "Destination: when overwrite or a refresh replaces a table, also drop the views and foreign keys that depend on it. Without it such a sync stops before loading, naming them."}
         }
     })
 }
