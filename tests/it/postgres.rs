@@ -388,20 +388,19 @@ fn postgres_refresh_replaces_the_table_in_append_and_append_dedup() {
     let config = url_config(&dst);
     let q = "SELECT string_agg(id || ':' || name || ':' || _airbyte_generation_id, ',' \
              ORDER BY id, name) FROM users";
+    let sync = |catalog: &str| {
+        sandbox.sync(
+            (&source, "{}"),
+            ("postgres", &config),
+            &["--catalog", catalog],
+        );
+    };
     for mode in ["append", "append_dedup"] {
         let old = [user(1, "ada", 1, false), user(2, "grace", 1, false)];
         sandbox.write("records", &(old.join("\n") + "\n"));
         let catalog = users_catalog(&sandbox, mode, 1, 0);
-        sandbox.sync(
-            (&source, "{}"),
-            ("postgres", &config),
-            &["--catalog", &catalog],
-        );
-        sandbox.sync(
-            (&source, "{}"),
-            ("postgres", &config),
-            &["--catalog", &catalog],
-        );
+        sync(&catalog);
+        sync(&catalog);
         let appended = if mode == "append" {
             "1:ada:1,1:ada:1,2:grace:1,2:grace:1"
         } else {
@@ -430,11 +429,7 @@ fn postgres_refresh_replaces_the_table_in_append_and_append_dedup() {
 
         // The refresh that lands holds only the new generation.
         std::fs::remove_file(sandbox.path("fail")).unwrap();
-        sandbox.sync(
-            (&source, "{}"),
-            ("postgres", &config),
-            &["--catalog", &refresh],
-        );
+        sync(&refresh);
         let refreshed = if mode == "append" {
             "2:grace hopper:2,3:alan:2,3:alan turing:2"
         } else {

@@ -345,7 +345,12 @@ struct OnePass<'a> {
 /// catalog), which the caller then reads the careful way.
 fn one_pass<'a>(line: &'a str, plans: &[Plan], encoders: &[Encoder]) -> Option<OnePass<'a>> {
     let mut de = serde_json::Deserializer::from_str(line);
-    let r = LineSeed { plans, encoders }.deserialize(&mut de).ok()??;
+    let seed = LineSeed {
+        plans,
+        encoders,
+        record: false,
+    };
+    let r = seed.deserialize(&mut de).ok()??;
     de.end().ok()?;
     Some(r)
 }
@@ -356,10 +361,21 @@ fn plan_of(plans: &[Plan], namespace: Option<&str>, stream: &str) -> Option<usiz
         .position(|p| p.table_stream_matches(namespace, stream))
 }
 
-/// The top object of a protocol line.
+/// Reads a protocol line's top object, or (`record`) its `record` object.
+#[derive(Clone, Copy)]
 struct LineSeed<'p> {
     plans: &'p [Plan],
     encoders: &'p [Encoder],
+    record: bool,
+}
+
+/// A record's data: split while reading it, or kept whole to split later.
+enum DataRead<'a> {
+    Split {
+        plan: usize,
+        slots: Vec<Option<&'a RawValue>>,
+    },
+    Raw(&'a RawValue),
 }
 
 impl<'de> DeserializeSeed<'de> for LineSeed<'_> {
@@ -372,9 +388,26 @@ impl<'de> DeserializeSeed<'de> for LineSeed<'_> {
 impl<'de> Visitor<'de> for LineSeed<'_> {
     type Value = Option<OnePass<'de>>;
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a protocol message")
+        f.write_str(if self.record {
+            "a record"
+        } else {
+            "a protocol message"
+        })
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        if self.record {
+            self.record_object(map)
+        } else {
+            self.top_object(map)
+        }
+    }
+}
+
+impl LineSeed<'_> {
+    fn top_object<'de, A: MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> Result<Option<OnePass<'de>>, A::Error> {
         let once = || serde::de::Error::custom("a key twice");
         let mut is_record = None;
         let mut record = None;
@@ -388,9 +421,9 @@ impl<'de> Visitor<'de> for LineSeed<'_> {
                     is_record = Some(true);
                 }
                 "record" if record.is_none() => {
-                    record = Some(map.next_value_seed(RecordSeed {
-                        plans: self.plans,
-                        encoders: self.encoders,
+                    record = Some(map.next_value_seed(LineSeed {
+                        record: true,
+                        ..self
                     })?);
                 }
                 "type" | "record" => return Err(once()),
@@ -401,36 +434,11 @@ impl<'de> Visitor<'de> for LineSeed<'_> {
         }
         Ok(is_record.and(record.flatten()))
     }
-}
 
-/// The `record` object of a RECORD line.
-struct RecordSeed<'p> {
-    plans: &'p [Plan],
-    encoders: &'p [Encoder],
-}
-
-/// A record's data: split while reading it, or kept whole to split later.
-enum DataRead<'a> {
-    Split {
-        plan: usize,
-        slots: Vec<Option<&'a RawValue>>,
-    },
-    Raw(&'a RawValue),
-}
-
-impl<'de> DeserializeSeed<'de> for RecordSeed<'_> {
-    type Value = Option<OnePass<'de>>;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for RecordSeed<'_> {
-    type Value = Option<OnePass<'de>>;
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a record")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+    fn record_object<'de, A: MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> Result<Option<OnePass<'de>>, A::Error> {
         let once = || serde::de::Error::custom("a key twice");
         let mut stream: Option<&'de str> = None;
         let mut namespace: Option<Option<&'de str>> = None;
@@ -517,6 +525,30 @@ struct Target {
     /// the stream completes, and the statements that swap it in.
     replaces: Option<String>,
     swap_sql: Option<String>,
+}
+
+impl Target {
+    /// Rows are copied into `load` (`columns` named); `merge_sql` merges
+    /// them from there; `replaces` is the new table and the statements that
+    /// swap it in.
+    fn new(
+        load: String,
+        columns: &str,
+        merge_sql: Option<String>,
+        replaces: Option<(String, String)>,
+    ) -> Self {
+        let (replaces, swap_sql) = replaces.unzip();
+        Target {
+            copy_sql: format!("COPY {load} ({columns}) FROM STDIN"),
+            load,
+            pending: false,
+            complete: false,
+            staged: false,
+            merge_sql,
+            replaces,
+            swap_sql,
+        }
+    }
 }
 
 /// Sets the tables up, tells the reader the column types, then loads
@@ -720,16 +752,7 @@ async fn setup(
                 ident(&p.table)
             );
             Ok((
-                Target {
-                    copy_sql: format!("COPY {new} ({columns}) FROM STDIN"),
-                    load: new.clone(),
-                    pending: false,
-                    complete: false,
-                    staged: false,
-                    merge_sql: None,
-                    replaces: Some(new),
-                    swap_sql: Some(swap),
-                },
+                Target::new(new.clone(), &columns, None, Some((new, swap))),
                 p.schema_types.clone(),
             ))
         }
@@ -754,17 +777,9 @@ async fn setup(
                 ident(&new_index),
                 ident(&index)
             );
+            let merge = merge_sql(p, &new, &stage);
             Ok((
-                Target {
-                    copy_sql: format!("COPY {stage} ({columns}) FROM STDIN"),
-                    load: stage.clone(),
-                    pending: false,
-                    complete: false,
-                    staged: false,
-                    merge_sql: Some(merge_sql(p, &new, &stage)),
-                    replaces: Some(new),
-                    swap_sql: Some(swap),
-                },
+                Target::new(stage, &columns, Some(merge), Some((new, swap))),
                 p.schema_types.clone(),
             ))
         }
@@ -797,19 +812,7 @@ async fn setup(
                 }
             };
             if p.mode == DestinationSyncMode::Append {
-                return Ok((
-                    Target {
-                        copy_sql: format!("COPY {final_table} ({columns}) FROM STDIN"),
-                        load: final_table,
-                        pending: false,
-                        complete: false,
-                        staged: false,
-                        merge_sql: None,
-                        replaces: None,
-                        swap_sql: None,
-                    },
-                    types,
-                ));
+                return Ok((Target::new(final_table, &columns, None, None), types));
             }
             let stage = ident(&p.side_name("stage"));
             conn.execute(&format!(
@@ -819,19 +822,8 @@ async fn setup(
                 primary_key_list(p)
             ))
             .await?;
-            Ok((
-                Target {
-                    copy_sql: format!("COPY {stage} ({columns}) FROM STDIN"),
-                    load: stage.clone(),
-                    pending: false,
-                    complete: false,
-                    staged: false,
-                    merge_sql: Some(merge_sql(p, &final_table, &stage)),
-                    replaces: None,
-                    swap_sql: None,
-                },
-                types,
-            ))
+            let merge = merge_sql(p, &final_table, &stage);
+            Ok((Target::new(stage, &columns, Some(merge), None), types))
         }
     }
 }
