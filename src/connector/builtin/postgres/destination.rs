@@ -228,7 +228,6 @@ fn read_input(
     types: &[Vec<ColType>],
     tx: &SyncSender<Op>,
 ) -> BuiltinResult<()> {
-    let closed = || BuiltinError::system("the postgres writer stopped");
     let mut encoders: Vec<Encoder> = plans
         .iter()
         .zip(types)
@@ -260,18 +259,12 @@ fn read_input(
         match env.kind {
             MessageKind::Record => {
                 let r = env.record.expect("a RECORD has its fields");
-                let i = plans
-                    .iter()
-                    .position(|p| p.table_stream_matches(r.namespace.as_deref(), &r.stream))
-                    .ok_or_else(|| {
-                        BuiltinError::system(format!(
-                            "a record for stream `{}` which is not in the catalog",
-                            crate::protocol::StreamDescriptor::new(
-                                r.namespace.as_deref(),
-                                &r.stream
-                            )
-                        ))
-                    })?;
+                let i = plan_of(plans, r.namespace.as_deref(), &r.stream).ok_or_else(|| {
+                    BuiltinError::system(format!(
+                        "a record for stream `{}` which is not in the catalog",
+                        crate::protocol::StreamDescriptor::new(r.namespace.as_deref(), &r.stream)
+                    ))
+                })?;
                 encoders[i].set_extracted_at(emitted_at(text, r.data));
                 encoders[i].row(r.data, &mut bufs[i])?;
                 send_full(&mut bufs, i, tx)?;
@@ -280,12 +273,12 @@ fn read_input(
                 for (i, b) in bufs.iter_mut().enumerate() {
                     if !b.is_empty() {
                         tx.send(Op::Rows(i, std::mem::take(b)))
-                            .map_err(|_| closed())?;
+                            .map_err(writer_stopped)?;
                     }
                 }
                 let mut echo = text.to_vec();
                 echo.push(b'\n');
-                tx.send(Op::State(echo)).map_err(|_| closed())?;
+                tx.send(Op::State(echo)).map_err(writer_stopped)?;
             }
             MessageKind::Trace => {
                 let Ok(Message::Trace(t)) = Message::parse(text) else {
@@ -298,15 +291,12 @@ fn read_input(
                     continue;
                 }
                 let d = &s.stream_descriptor;
-                if let Some(i) = plans
-                    .iter()
-                    .position(|p| p.table_stream_matches(d.namespace.as_deref(), &d.name))
-                {
+                if let Some(i) = plan_of(plans, d.namespace.as_deref(), &d.name) {
                     if !bufs[i].is_empty() {
                         tx.send(Op::Rows(i, std::mem::take(&mut bufs[i])))
-                            .map_err(|_| closed())?;
+                            .map_err(writer_stopped)?;
                     }
-                    tx.send(Op::Complete(i)).map_err(|_| closed())?;
+                    tx.send(Op::Complete(i)).map_err(writer_stopped)?;
                 }
             }
             _ => {}
@@ -314,18 +304,23 @@ fn read_input(
     }
     for (i, b) in bufs.into_iter().enumerate() {
         if !b.is_empty() {
-            tx.send(Op::Rows(i, b)).map_err(|_| closed())?;
+            tx.send(Op::Rows(i, b)).map_err(writer_stopped)?;
         }
     }
     Ok(())
+}
+
+/// The reader's error when the writer thread has gone (its own error
+/// says why).
+fn writer_stopped<T>(_: T) -> BuiltinError {
+    BuiltinError::system("the postgres writer stopped")
 }
 
 /// Sends stream `i`'s rows to the writer once they fill a batch.
 fn send_full(bufs: &mut [Vec<u8>], i: usize, tx: &SyncSender<Op>) -> BuiltinResult<()> {
     if bufs[i].len() >= BATCH_BYTES {
         let full = std::mem::replace(&mut bufs[i], Vec::with_capacity(BATCH_BYTES + 4096));
-        tx.send(Op::Rows(i, full))
-            .map_err(|_| BuiltinError::system("the postgres writer stopped"))?;
+        tx.send(Op::Rows(i, full)).map_err(writer_stopped)?;
     }
     Ok(())
 }
@@ -522,22 +517,20 @@ struct Target {
     /// append_dedup: the merge statements.
     merge_sql: Option<String>,
     /// Overwrite, refresh: the new table that replaces the final one when
-    /// the stream completes, and the statements that swap it in.
-    replaces: Option<String>,
-    swap_sql: Option<String>,
+    /// the stream completes.
+    swap: Option<Swap>,
+}
+
+/// A new table and the statements that swap it in for the final one.
+struct Swap {
+    new: String,
+    sql: String,
 }
 
 impl Target {
     /// Rows are copied into `load` (`columns` named); `merge_sql` merges
-    /// them from there; `replaces` is the new table and the statements that
-    /// swap it in.
-    fn new(
-        load: String,
-        columns: &str,
-        merge_sql: Option<String>,
-        replaces: Option<(String, String)>,
-    ) -> Self {
-        let (replaces, swap_sql) = replaces.unzip();
+    /// them from there; `swap` replaces the final table at the end.
+    fn new(load: String, columns: &str, merge_sql: Option<String>, swap: Option<Swap>) -> Self {
         Target {
             copy_sql: format!("COPY {load} ({columns}) FROM STDIN"),
             load,
@@ -545,8 +538,7 @@ impl Target {
             complete: false,
             staged: false,
             merge_sql,
-            replaces,
-            swap_sql,
+            swap,
         }
     }
 }
@@ -614,7 +606,7 @@ async fn writer(
                     }
                 }
                 copy.finish().await.map_err(fail)?;
-                if t.replaces.is_some() {
+                if t.swap.is_some() {
                     t.pending = !t.complete;
                 }
                 t.staged = t.merge_sql.is_some();
@@ -631,9 +623,9 @@ async fn writer(
             Op::Complete(i) => {
                 commit(&mut conn, &mut targets, &mut in_tx).await?;
                 let t = &mut targets[i];
-                if let Some(swap) = &t.swap_sql {
+                if let Some(swap) = &t.swap {
                     if !t.complete {
-                        conn.execute(swap).await?;
+                        conn.execute(&swap.sql).await?;
                     }
                 }
                 t.complete = true;
@@ -649,8 +641,9 @@ async fn writer(
     }
     commit(&mut conn, &mut targets, &mut in_tx).await?;
     for (p, t) in plans.iter().zip(&targets) {
-        if let (Some(new), false) = (&t.replaces, t.complete) {
-            conn.execute(&format!("DROP TABLE IF EXISTS {new}")).await?;
+        if let (Some(swap), false) = (&t.swap, t.complete) {
+            conn.execute(&format!("DROP TABLE IF EXISTS {}", swap.new))
+                .await?;
             out.log(
                 LogLevel::Warn,
                 format!(
@@ -752,7 +745,7 @@ async fn setup(
                 ident(&p.table)
             );
             Ok((
-                Target::new(new.clone(), &columns, None, Some((new, swap))),
+                Target::new(new.clone(), &columns, None, Some(Swap { new, sql: swap })),
                 p.schema_types.clone(),
             ))
         }
@@ -779,7 +772,7 @@ async fn setup(
             );
             let merge = merge_sql(p, &new, &stage);
             Ok((
-                Target::new(stage, &columns, Some(merge), Some((new, swap))),
+                Target::new(stage, &columns, Some(merge), Some(Swap { new, sql: swap })),
                 p.schema_types.clone(),
             ))
         }
@@ -848,15 +841,17 @@ async fn refuse_dependents(conn: &mut Conn, p: &Plan, table: &str) -> BuiltinRes
     if dependents.is_empty() {
         return Ok(());
     }
+    let (depend, them) = if dependents.len() == 1 {
+        ("depends", "it")
+    } else {
+        ("depend", "them")
+    };
     Err(BuiltinError::config(format!(
-        "stream `{}`: {table} is replaced at the end of this sync, but {} depend{} on it. \
-         Drop {} first, or set \"drop_cascade\": true in the destination config to drop \
-         {} with the table.",
+        "stream `{}`: {table} is replaced at the end of this sync, but {} {depend} on it. \
+         Drop {them} first, or set \"drop_cascade\": true in the destination config to drop \
+         {them} with the table.",
         p.name,
         dependents.join(", "),
-        if dependents.len() == 1 { "s" } else { "" },
-        if dependents.len() == 1 { "it" } else { "them" },
-        if dependents.len() == 1 { "it" } else { "them" },
     )))
 }
 
@@ -1058,8 +1053,7 @@ fn emitted_at(line: &[u8], data: &[u8]) -> Option<i64> {
                 .iter()
                 .position(|b| !b.is_ascii_digit())
                 .unwrap_or(rest.len());
-            let ms: i64 = std::str::from_utf8(&rest[..end]).ok()?.parse().ok()?;
-            return (ms < 253_402_300_800_000).then_some(ms);
+            return millis(std::str::from_utf8(&rest[..end]).ok()?);
         }
     }
     None
@@ -1394,11 +1388,7 @@ fn usual_timestamp(s: &str) -> bool {
         }
     }
     let zone = &s[i..];
-    real_day(y, mo, d)
-        && h < 24
-        && mi < 60
-        && sec < 60
-        && (zone.is_empty() || (!zone.ends_with(" BC") && valid_offset(zone)))
+    real_day(y, mo, d) && h < 24 && mi < 60 && sec < 60 && (zone.is_empty() || valid_offset(zone))
 }
 
 /// `HH:MM[:SS[.ffffff]]`, then maybe an offset `Z`, `+HH`, `+HHMM`, `+HH:MM`.
