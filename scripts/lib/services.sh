@@ -25,7 +25,10 @@ start_postgres() {
         return 1
     fi
     # The role the tests connect as (SLUICE_TEST_DATABASE_URL's default):
-    # each test creates databases of its own, so it needs CREATEDB.
+    # each test creates databases of its own, so it needs CREATEDB. It drops
+    # them WITH (FORCE), which refuses to go on when an autovacuum worker has
+    # just entered the database unless the role may signal other backends
+    # (pg_signal_backend).
     su postgres -c "psql -q -v ON_ERROR_STOP=1 -d postgres" <<'SQL'
 DO $$
 BEGIN
@@ -36,6 +39,8 @@ BEGIN
     END IF;
 END
 $$;
+SET client_min_messages = warning;
+GRANT pg_signal_backend TO sluice;
 SQL
     export SLUICE_TEST_DATABASE_URL=${SLUICE_TEST_DATABASE_URL:-postgres://sluice:sluice@localhost:5432/postgres}
     enable_postgres_tls

@@ -80,10 +80,16 @@ impl TestStore {
                 .connect(&admin)
                 .await
                 .unwrap();
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&conn)
-                .await
-                .unwrap();
+            // FORCE fails when an autovacuum worker is in the database and
+            // the role lacks pg_signal_backend; a plain DROP stops that worker
+            // itself (our own connections are closed above).
+            let force = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+            if sqlx::query(&force).execute(&conn).await.is_err() {
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+                    .execute(&conn)
+                    .await
+                    .unwrap();
+            }
         }
     }
 }
