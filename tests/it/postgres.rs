@@ -944,3 +944,105 @@ fn postgres_sslmode_encrypts_and_verifies_the_server_certificate() {
         assert!(all.contains("ca_certificate"), "says what to do: {all}");
     }
 }
+
+/// One value per column of [`binary_and_text_catalog`], by row: usual shapes
+/// (sent in COPY's binary format), shapes left to COPY text (an exponent,
+/// seven digits of fraction, an offset on a time without zone...) and
+/// values that do not fit.
+const EDGE_ROWS: &[&str] = &[
+    r#""tz":"2024-01-02T03:04:05Z","ts":"2024-01-02T03:04:05.000001","d":"2024-02-29","t":"00:00:00","ttz":"12:00:00+05:30","n":0,"i":9223372036854775807,"b":true,"s":"tab\t back\\ \u00e9 🚀 \"q\"","j":{"a":[1,"\u00e9",null]}"#,
+    r#""tz":"2024-01-02 03:04:05.5+05:30","ts":"1999-12-31 23:59:59","d":"0001-01-01","t":"23:59:59.999999","ttz":"00:00:00-11","n":-0.0,"i":-9223372036854775808,"b":false,"s":{"x":1},"j":"just a string""#,
+    r#""tz":"2024-01-02T03:04:05.123456-11","ts":"2024-02-29T12:00:00.5","d":"9999-12-31","t":"12:34:56.5","ttz":"23:59:59.1Z","n":12345678901234567890.123456789,"i":3.0,"b":true,"s":"","j":[]"#,
+    r#""tz":"0001-01-01T00:00:00+14:00","ts":"0001-01-01T00:00:00","d":"1970-01-01","t":"01:02:03","ttz":"01:02:03","n":-0.000001,"i":-1,"b":false,"s":12,"j":{}"#,
+    r#""tz":"9999-12-31T23:59:59.999999Z","ts":"9999-12-31T23:59:59.999999","d":"2000-01-01","t":"00:00:00.000001","ttz":"00:00:00+0130","n":10000.00010000,"i":0,"b":true,"s":"x","j":1.5"#,
+    r#""tz":"2024-02-29T00:00:00-0330","ts":"2000-01-01T00:00:00","d":"1999-12-31","t":"09:00:00","ttz":"09:00:00-03","n":99999999,"i":42,"b":true,"s":"y","j":true"#,
+    r#""tz":"2024-01-02T03:04:05","ts":"2024-01-02T03:04:05","d":"2024-01-02","t":"03:04:05","ttz":"03:04:05Z","n":"NaN","i":7,"b":true,"s":"z","j":null"#,
+    r#""tz":"2024-01-02T03:04:05.1234567Z","ts":"2024-01-02T03:04:05+02:00","d":"2024-01-02 BC","t":"24:00:00","ttz":"03:04:05.1234567+01","n":1.5e3,"i":1,"b":true,"s":"w","j":1"#,
+    r#""tz":"infinity","ts":"2024-01-02T03:04","d":"infinity","t":"03:04","ttz":"03:04+01","n":"-Infinity","i":2,"b":true,"s":"v","j":2"#,
+    r#""tz":"2024-13-01T00:00:00Z","ts":"2024-01-02T03:04:05é","d":"2023-02-29","t":"25:00:00","ttz":"x","n":"12","i":"7","b":"yes","s":"\u0000","j":"\ud800""#,
+];
+
+fn binary_and_text_catalog() -> String {
+    let props = r#"{"id":{"type":"integer"},"tz":{"type":"string","airbyte_type":"timestamp_with_timezone"},"ts":{"type":"string","airbyte_type":"timestamp_without_timezone"},"d":{"type":"string","format":"date"},"t":{"type":"string","airbyte_type":"time_without_timezone"},"ttz":{"type":"string","airbyte_type":"time_with_timezone"},"n":{"type":"number"},"i":{"type":"integer"},"b":{"type":"boolean"},"s":{"type":"string"},"j":{"type":"object"}}"#;
+    let stream = |name: &str| {
+        format!(
+            r#"{{"name":"{name}","json_schema":{{"type":"object","properties":{props}}},"supported_sync_modes":["full_refresh"]}}"#
+        )
+    };
+    format!(
+        r#"{{"type":"CATALOG","catalog":{{"streams":[{},{}]}}}}"#,
+        stream("bin"),
+        stream("txt")
+    )
+}
+
+#[test]
+fn postgres_binary_and_text_copy_store_the_same_values() {
+    let Some(dst) = PgDatabase::create() else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let catalog = binary_and_text_catalog();
+    let source = sandbox.script(
+        "source",
+        &format!(
+            "case \"$1\" in\n  spec) echo '{{\"type\":\"SPEC\",\"spec\":{{\"connectionSpecification\":{{\"type\":\"object\"}}}}}}' ;;\n  discover) echo '{catalog}' ;;\n  read) cat \"$(dirname \"$0\")/records\" ;;\nesac"
+        ),
+    );
+    let mut records = String::new();
+    for stream in ["bin", "txt"] {
+        for (id, row) in EDGE_ROWS.iter().enumerate() {
+            records.push_str(&format!(
+                r#"{{"type":"RECORD","record":{{"stream":"{stream}","data":{{"id":{id},{row}}},"emitted_at":1700000000123}}}}"#
+            ));
+            records.push('\n');
+        }
+    }
+    sandbox.write("records", &records);
+    let destination = url_config(&dst);
+    sandbox.sync((&source, "{}"), ("postgres", &destination), &[]);
+    // A column type sluice does not write in binary (integer for `id`)
+    // sends every row of `txt` as COPY text.
+    dst.sql("TRUNCATE bin, txt; ALTER TABLE txt ALTER COLUMN id TYPE integer");
+    sandbox.sync((&source, "{}"), ("postgres", &destination), &[]);
+
+    let cols = [
+        "_airbyte_extracted_at",
+        "_airbyte_meta - 'sync_id'",
+        "_airbyte_generation_id",
+        "tz",
+        "ts",
+        "d",
+        "t",
+        "ttz",
+        "n",
+        "i",
+        "b",
+        "s",
+        "j",
+    ];
+    let bin = dump(&dst, "bin", &cols);
+    let txt = dump(&dst, "txt", &cols);
+    assert_eq!(bin, txt);
+    assert_eq!(bin.lines().count(), EDGE_ROWS.len(), "{bin}");
+    // Spot checks of what both hold.
+    for expected in [
+        "0|2023-11-14 22:13:20.123+00|{\"changes\": []}|",
+        "|2024-01-02 03:04:05+00|2024-01-02 03:04:05.000001|2024-02-29|00:00:00|12:00:00+05:30|0|\
+         9223372036854775807|true|tab\t back\\ é 🚀 \"q\"|{\"a\": [1, \"é\", null]}\n",
+        "|0001-12-31 10:00:00+00 BC|",
+        "|10000.00010000|0|true|x|1.5\n",
+        "|2024-01-02 03:04:05.123457+00|2024-01-02 03:04:05|2024-01-02 BC|24:00:00|",
+    ] {
+        assert!(bin.contains(expected), "{expected} in\n{bin}");
+    }
+    let last = bin.lines().last().unwrap();
+    assert!(
+        last.ends_with("|<NULL>|<NULL>|<NULL>|<NULL>|<NULL>|<NULL>|<NULL>|<NULL>|<NULL>|<NULL>"),
+        "{last}"
+    );
+    assert_eq!(
+        dst.sql("SELECT jsonb_array_length(_airbyte_meta->'changes') FROM bin WHERE id = 9"),
+        "10"
+    );
+}

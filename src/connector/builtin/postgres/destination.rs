@@ -2,10 +2,14 @@
 //! with COPY.
 //!
 //! Two threads share the work. This one reads the protocol lines and turns
-//! each record into a row of COPY text, typed by the column it lands in (a
+//! each record into a row for COPY, typed by the column it lands in (a
 //! value that does not fit becomes NULL and a change in `_airbyte_meta`);
 //! the writer thread streams those rows into PostgreSQL and owns the
-//! transactions, so parsing and loading overlap.
+//! transactions, so parsing and loading overlap. Rows go in COPY's binary
+//! format, which the server loads without parsing text; a row with a value
+//! of a rarer shape (an exponent, a BC date...) goes as COPY text instead,
+//! and so does every row of a table whose columns have types sluice did
+//! not choose.
 //!
 //! Guarantees:
 //! - A state is emitted back only after the transaction holding every
@@ -24,6 +28,7 @@
 //!   does, `append_dedup` merges into a new table; either is swapped in
 //!   when the stream completes, so a failed refresh changes nothing.
 
+use super::binary::{self, Outcome};
 use super::types::ColType;
 use super::{ident, Config, Conn};
 use crate::connector::builtin::{BuiltinError, BuiltinResult, Output};
@@ -36,14 +41,14 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use sqlx::Row;
 use std::collections::HashMap;
-use std::io::BufRead;
+use std::io::{BufRead, Write};
 use std::sync::mpsc::{Receiver, SyncSender};
 
 /// The column Airbyte's CDC sources mark deleted rows with.
 const CDC_DELETED: &str = "_ab_cdc_deleted_at";
 /// The column a record goes to whole when its stream's schema names no field.
 const WHOLE_RECORD: &str = "_airbyte_data";
-/// Rows of COPY text sent to the writer at a time.
+/// Bytes of rows sent to the writer at a time.
 const BATCH_BYTES: usize = 1 << 20;
 
 /// What a stream is written to, as both threads need it.
@@ -183,7 +188,12 @@ fn plans(config: &Config, catalog: &ConfiguredAirbyteCatalog) -> BuiltinResult<V
 
 /// What the reading thread asks of the writer, in stream order.
 enum Op {
-    Rows(usize, Vec<u8>),
+    /// Rows for stream `stream`, in COPY's binary format or as COPY text.
+    Rows {
+        stream: usize,
+        binary: bool,
+        rows: Vec<u8>,
+    },
     /// A STATE line to emit back once what came before it is committed.
     State(Vec<u8>),
     Complete(usize),
@@ -197,7 +207,7 @@ pub(super) fn write(
 ) -> BuiltinResult<()> {
     let plans = plans(config, catalog)?;
     let (tx, rx) = std::sync::mpsc::sync_channel::<Op>(4);
-    let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<Vec<Vec<ColType>>>(1);
+    let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<Vec<Columns>>(1);
     std::thread::scope(|scope| {
         let plans = &plans;
         let writer = std::thread::Builder::new()
@@ -207,7 +217,7 @@ pub(super) fn write(
             })
             .map_err(|e| BuiltinError::system(format!("cannot start a thread: {e}")))?;
         let read = match ready_rx.recv() {
-            Ok(types) => read_input(input, plans, &types, &tx),
+            Ok(columns) => read_input(input, plans, columns, &tx),
             // The writer failed to set up; its error says why.
             Err(_) => Ok(()),
         };
@@ -225,15 +235,15 @@ pub(super) fn write(
 fn read_input(
     input: &mut dyn BufRead,
     plans: &[Plan],
-    types: &[Vec<ColType>],
+    columns: Vec<Columns>,
     tx: &SyncSender<Op>,
 ) -> BuiltinResult<()> {
     let mut encoders: Vec<Encoder> = plans
         .iter()
-        .zip(types)
-        .map(|(p, t)| Encoder::new(p, t.clone()))
+        .zip(columns)
+        .map(|(p, c)| Encoder::new(p, c))
         .collect();
-    let mut bufs: Vec<Vec<u8>> = plans.iter().map(|_| Vec::new()).collect();
+    let mut bufs: Vec<Batch> = plans.iter().map(|_| Batch::default()).collect();
     let mut line = Vec::with_capacity(64 * 1024);
     loop {
         line.clear();
@@ -248,7 +258,7 @@ fn read_input(
             let i = r.plan;
             encoders[i].set_extracted_at(r.emitted_at);
             encoders[i].encode_row(&r.slots, &mut bufs[i]);
-            send_full(&mut bufs, i, tx)?;
+            bufs[i].send(i, BATCH_BYTES, tx)?;
             continue;
         }
         // Anything else (states, traces, odd or broken lines) the slower
@@ -267,14 +277,11 @@ fn read_input(
                 })?;
                 encoders[i].set_extracted_at(emitted_at(text, r.data));
                 encoders[i].row(r.data, &mut bufs[i])?;
-                send_full(&mut bufs, i, tx)?;
+                bufs[i].send(i, BATCH_BYTES, tx)?;
             }
             MessageKind::State => {
                 for (i, b) in bufs.iter_mut().enumerate() {
-                    if !b.is_empty() {
-                        tx.send(Op::Rows(i, std::mem::take(b)))
-                            .map_err(writer_stopped)?;
-                    }
+                    b.send(i, 1, tx)?;
                 }
                 let mut echo = text.to_vec();
                 echo.push(b'\n');
@@ -292,20 +299,15 @@ fn read_input(
                 }
                 let d = &s.stream_descriptor;
                 if let Some(i) = plan_of(plans, d.namespace.as_deref(), &d.name) {
-                    if !bufs[i].is_empty() {
-                        tx.send(Op::Rows(i, std::mem::take(&mut bufs[i])))
-                            .map_err(writer_stopped)?;
-                    }
+                    bufs[i].send(i, 1, tx)?;
                     tx.send(Op::Complete(i)).map_err(writer_stopped)?;
                 }
             }
             _ => {}
         }
     }
-    for (i, b) in bufs.into_iter().enumerate() {
-        if !b.is_empty() {
-            tx.send(Op::Rows(i, b)).map_err(writer_stopped)?;
-        }
+    for (i, b) in bufs.iter_mut().enumerate() {
+        b.send(i, 1, tx)?;
     }
     Ok(())
 }
@@ -316,13 +318,30 @@ fn writer_stopped<T>(_: T) -> BuiltinError {
     BuiltinError::system("the postgres writer stopped")
 }
 
-/// Sends stream `i`'s rows to the writer once they fill a batch.
-fn send_full(bufs: &mut [Vec<u8>], i: usize, tx: &SyncSender<Op>) -> BuiltinResult<()> {
-    if bufs[i].len() >= BATCH_BYTES {
-        let full = std::mem::replace(&mut bufs[i], Vec::with_capacity(BATCH_BYTES + 4096));
-        tx.send(Op::Rows(i, full)).map_err(writer_stopped)?;
+/// A stream's rows on their way to the writer, in either format.
+#[derive(Default)]
+struct Batch {
+    binary: Vec<u8>,
+    text: Vec<u8>,
+}
+
+impl Batch {
+    /// Sends stream `i`'s rows of either format once they reach `min` bytes
+    /// (1: whatever there is).
+    fn send(&mut self, i: usize, min: usize, tx: &SyncSender<Op>) -> BuiltinResult<()> {
+        for (binary, rows) in [(true, &mut self.binary), (false, &mut self.text)] {
+            if !rows.is_empty() && rows.len() >= min {
+                let rows = std::mem::replace(rows, Vec::with_capacity(rows.capacity()));
+                tx.send(Op::Rows {
+                    stream: i,
+                    binary,
+                    rows,
+                })
+                .map_err(writer_stopped)?;
+            }
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// A RECORD line read in one pass: the plan of the stream it names, its
@@ -504,8 +523,9 @@ impl Plan {
 
 /// One stream's tables as the writer knows them.
 struct Target {
-    /// `COPY <load table> (<columns>) FROM STDIN`.
-    copy_sql: String,
+    /// `COPY <load table> (<columns>) FROM STDIN`, as text and as binary.
+    copy_text: String,
+    copy_binary: String,
     /// Where rows are loaded: the final table (append), a new table
     /// (overwrite) or a staging table (append_dedup).
     load: String,
@@ -531,8 +551,10 @@ impl Target {
     /// Rows are copied into `load` (`columns` named); `merge_sql` merges
     /// them from there; `swap` replaces the final table at the end.
     fn new(load: String, columns: &str, merge_sql: Option<String>, swap: Option<Swap>) -> Self {
+        let copy_text = format!("COPY {load} ({columns}) FROM STDIN");
         Target {
-            copy_sql: format!("COPY {load} ({columns}) FROM STDIN"),
+            copy_binary: format!("{copy_text} (FORMAT binary)"),
+            copy_text,
             load,
             pending: false,
             complete: false,
@@ -549,18 +571,18 @@ async fn writer(
     config: &Config,
     plans: &[Plan],
     rx: Receiver<Op>,
-    ready: SyncSender<Vec<Vec<ColType>>>,
+    ready: SyncSender<Vec<Columns>>,
     out: &mut Output,
 ) -> BuiltinResult<()> {
     let mut conn = Conn::open(config).await?;
     let mut targets = Vec::new();
-    let mut types = Vec::new();
+    let mut columns = Vec::new();
     for p in plans {
-        let (t, ty) = setup(&mut conn, p, config.drop_cascade).await?;
+        let (t, c) = setup(&mut conn, p, config.drop_cascade).await?;
         targets.push(t);
-        types.push(ty);
+        columns.push(c);
     }
-    if ready.send(types).is_err() {
+    if ready.send(columns).is_err() {
         return Ok(());
     }
     let mut in_tx = false;
@@ -575,7 +597,11 @@ async fn writer(
             },
         };
         match op {
-            Op::Rows(i, rows) => {
+            Op::Rows {
+                stream: i,
+                binary,
+                rows,
+            } => {
                 if !in_tx {
                     conn.execute("BEGIN").await?;
                     in_tx = true;
@@ -590,13 +616,21 @@ async fn writer(
                         masker.mask(&e.to_string())
                     ))
                 };
-                let mut copy = conn.conn.copy_in_raw(&t.copy_sql).await.map_err(fail)?;
+                let sql = if binary { &t.copy_binary } else { &t.copy_text };
+                let mut copy = conn.conn.copy_in_raw(sql).await.map_err(fail)?;
+                if binary {
+                    copy.send(binary::HEADER).await.map_err(fail)?;
+                }
                 copy.send(rows).await.map_err(fail)?;
                 // Keep the COPY open while the same stream's rows follow.
                 loop {
                     match rx.recv() {
-                        Ok(Op::Rows(j, more)) if j == i => {
-                            copy.send(more).await.map_err(fail)?;
+                        Ok(Op::Rows {
+                            stream,
+                            binary: b,
+                            rows,
+                        }) if stream == i && b == binary => {
+                            copy.send(rows).await.map_err(fail)?;
                         }
                         Ok(other) => {
                             next = Some(other);
@@ -604,6 +638,9 @@ async fn writer(
                         }
                         Err(_) => break,
                     }
+                }
+                if binary {
+                    copy.send(binary::TRAILER).await.map_err(fail)?;
                 }
                 copy.finish().await.map_err(fail)?;
                 if t.swap.is_some() {
@@ -710,13 +747,50 @@ fn create_sql(table: &str, plan: &Plan, types: &[ColType]) -> String {
     format!("CREATE TABLE {table} ({cols})")
 }
 
-/// Creates or evolves a stream's tables; returns its target and the type
-/// of each field's column.
-async fn setup(
-    conn: &mut Conn,
-    p: &Plan,
-    drop_cascade: bool,
-) -> BuiltinResult<(Target, Vec<ColType>)> {
+/// A stream's columns as the reader needs them.
+struct Columns {
+    /// Each field's column type.
+    types: Vec<ColType>,
+    /// Every column has the exact type whose binary form sluice writes (a
+    /// table sluice created; not, say, an `integer` column made by hand).
+    binary: bool,
+}
+
+impl Columns {
+    fn created(p: &Plan) -> Self {
+        Columns {
+            types: p.schema_types.clone(),
+            binary: true,
+        }
+    }
+}
+
+/// Whether a column of `sql_type` (`format_type()`) takes a value of `t`
+/// in the binary form sluice writes for `t`.
+fn takes_binary(sql_type: &str, t: ColType) -> bool {
+    // A type modifier, `varchar(20)` or `timestamp(3) with time zone`,
+    // applies to binary input as it does to text.
+    let base = match (sql_type.find('('), sql_type.find(')')) {
+        (Some(a), Some(b)) if a < b => format!("{}{}", &sql_type[..a], &sql_type[b + 1..]),
+        _ => sql_type.to_string(),
+    };
+    let names: &[&str] = match t {
+        ColType::Text => &["character varying", "text"],
+        ColType::BigInt => &["bigint"],
+        ColType::Numeric => &["numeric"],
+        ColType::Bool => &["boolean"],
+        ColType::Date => &["date"],
+        ColType::Time => &["time without time zone"],
+        ColType::TimeTz => &["time with time zone"],
+        ColType::Timestamp => &["timestamp without time zone"],
+        ColType::TimestampTz => &["timestamp with time zone"],
+        ColType::Jsonb => &["jsonb"],
+    };
+    names.contains(&base.as_str())
+}
+
+/// Creates or evolves a stream's tables; returns its target and columns.
+async fn setup(conn: &mut Conn, p: &Plan, drop_cascade: bool) -> BuiltinResult<(Target, Columns)> {
     let final_table = p.final_table();
     conn.execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", ident(&p.schema)))
         .await?;
@@ -746,7 +820,7 @@ async fn setup(
             );
             Ok((
                 Target::new(new.clone(), &columns, None, Some(Swap { new, sql: swap })),
-                p.schema_types.clone(),
+                Columns::created(p),
             ))
         }
         DestinationSyncMode::AppendDedup if p.refresh => {
@@ -773,23 +847,41 @@ async fn setup(
             let merge = merge_sql(p, &new, &stage);
             Ok((
                 Target::new(stage, &columns, Some(merge), Some(Swap { new, sql: swap })),
-                p.schema_types.clone(),
+                Columns::created(p),
             ))
         }
         _ => {
-            let types = match existing_columns(conn, &final_table).await? {
+            let cols = match existing_columns(conn, &final_table).await? {
                 None => {
                     conn.execute(&create_sql(&final_table, p, &p.schema_types))
                         .await?;
-                    p.schema_types.clone()
+                    Columns::created(p)
                 }
                 Some(existing) => {
+                    let sql_type = |name: &str| {
+                        existing
+                            .iter()
+                            .find(|(n, _)| n == name)
+                            .map(|(_, t)| t.as_str())
+                    };
+                    let mut binary = [
+                        ("_airbyte_raw_id", "uuid"),
+                        ("_airbyte_extracted_at", "timestamp with time zone"),
+                        ("_airbyte_meta", "jsonb"),
+                        ("_airbyte_generation_id", "bigint"),
+                    ]
+                    .iter()
+                    .all(|(name, t)| sql_type(name) == Some(*t));
                     // Schema evolution: new fields become new columns; a
                     // column already there keeps its type.
                     let mut types = Vec::new();
                     for (f, t) in p.fields.iter().zip(&p.schema_types) {
-                        match existing.iter().find(|(name, _)| name == stored_name(f)) {
-                            Some((_, sql_type)) => types.push(ColType::from_sql(sql_type)),
+                        match sql_type(stored_name(f)) {
+                            Some(sql_type) => {
+                                let t = ColType::from_sql(sql_type);
+                                binary &= takes_binary(sql_type, t);
+                                types.push(t);
+                            }
                             None => {
                                 conn.execute(&format!(
                                     "ALTER TABLE {final_table} ADD COLUMN {} {}",
@@ -801,11 +893,11 @@ async fn setup(
                             }
                         }
                     }
-                    types
+                    Columns { types, binary }
                 }
             };
             if p.mode == DestinationSyncMode::Append {
-                return Ok((Target::new(final_table, &columns, None, None), types));
+                return Ok((Target::new(final_table, &columns, None, None), cols));
             }
             let stage = ident(&p.side_name("stage"));
             conn.execute(&format!(
@@ -816,7 +908,7 @@ async fn setup(
             ))
             .await?;
             let merge = merge_sql(p, &final_table, &stage);
-            Ok((Target::new(stage, &columns, Some(merge), None), types))
+            Ok((Target::new(stage, &columns, Some(merge), None), cols))
         }
     }
 }
@@ -920,39 +1012,43 @@ fn merge_sql(p: &Plan, final_table: &str, stage: &str) -> String {
     sql
 }
 
-/// Turns records into rows of COPY text for one stream.
+/// Turns records into rows for COPY for one stream.
 struct Encoder {
     index: FieldIndex,
     types: Vec<ColType>,
     fields: Vec<String>,
+    /// Rows go in COPY's binary format when they can.
+    binary: bool,
     /// `\t<extracted_at>\t`, and the milliseconds it was written for.
     extracted_at: Vec<u8>,
     extracted_ms: Option<i64>,
-    /// `\t<generation_id>`
-    generation: Vec<u8>,
+    generation_id: i64,
     sync_id: Option<i64>,
-    /// `_airbyte_meta` for a row without changes, COPY-escaped.
+    /// `_airbyte_meta` for a row without changes, as JSON.
     clean_meta: Vec<u8>,
+    /// The same, COPY-escaped.
+    clean_meta_text: Vec<u8>,
     uuids: Uuids,
     whole: bool,
 }
 
 impl Encoder {
-    fn new(p: &Plan, types: Vec<ColType>) -> Self {
-        let mut e = Encoder {
+    fn new(p: &Plan, columns: Columns) -> Self {
+        let clean_meta = meta(&[], p.sync_id).into_bytes();
+        Encoder {
             index: FieldIndex::new(&p.fields),
-            types,
+            types: columns.types,
             fields: p.fields.clone(),
+            binary: columns.binary,
             extracted_at: Vec::new(),
             extracted_ms: None,
-            generation: format!("\t{}", p.generation_id).into_bytes(),
+            generation_id: p.generation_id,
             sync_id: p.sync_id,
-            clean_meta: Vec::new(),
+            clean_meta_text: copy_escaped(&clean_meta),
+            clean_meta,
             uuids: Uuids::new(),
             whole: p.whole,
-        };
-        e.clean_meta = copy_escaped(meta(&[], e.sync_id).as_bytes());
-        e
+        }
     }
 
     /// `_airbyte_extracted_at` for the next rows: the record's
@@ -970,8 +1066,8 @@ impl Encoder {
         self.extracted_at.push(b'\t');
     }
 
-    /// Appends one row for the record `data` to `out`.
-    fn row(&mut self, data: &[u8], out: &mut Vec<u8>) -> BuiltinResult<()> {
+    /// Adds one row for the record `data` to `out`.
+    fn row(&mut self, data: &[u8], out: &mut Batch) -> BuiltinResult<()> {
         let text = std::str::from_utf8(data)
             .map_err(|_| BuiltinError::system("a record's data is not UTF-8"))?;
         let raw = self.split(text);
@@ -997,13 +1093,59 @@ impl Encoder {
         slots
     }
 
-    /// Appends the row of the columns' raw values to `out`.
-    fn encode_row(&mut self, raw: &[Option<&RawValue>], out: &mut Vec<u8>) {
-        self.uuids.next(out);
+    /// Adds the row of the columns' raw values to `out`: binary when every
+    /// value has a shape the binary writer knows, else as text.
+    fn encode_row(&mut self, raw: &[Option<&RawValue>], out: &mut Batch) {
+        if !(self.binary && self.binary_row(raw, &mut out.binary)) {
+            self.text_row(raw, &mut out.text);
+        }
+    }
+
+    /// Appends the row in COPY's binary format, or nothing and false.
+    fn binary_row(&mut self, raw: &[Option<&RawValue>], out: &mut Vec<u8>) -> bool {
+        let start = out.len();
+        binary::tuple(4 + self.types.len(), out);
+        binary::field(&self.uuids.next(), out);
+        binary::timestamp_millis(self.extracted_ms.unwrap_or(0), out);
+        let meta_at = out.len();
+        binary::jsonb(&self.clean_meta, out);
+        let meta_end = out.len();
+        binary::int8(self.generation_id, out);
+        let mut changes: Vec<usize> = Vec::new();
+        for (i, (t, v)) in self.types.iter().zip(raw).enumerate() {
+            let Some(v) = v else {
+                binary::null(out);
+                continue;
+            };
+            match binary::value(*t, v.get(), out) {
+                Outcome::Wrote => {}
+                Outcome::Misfit => {
+                    binary::null(out);
+                    changes.push(i);
+                }
+                Outcome::Text => {
+                    out.truncate(start);
+                    return false;
+                }
+            }
+        }
+        if !changes.is_empty() {
+            let mut m = Vec::new();
+            binary::jsonb(self.changed_meta(&changes).as_bytes(), &mut m);
+            out.splice(meta_at..meta_end, m);
+        }
+        true
+    }
+
+    /// Appends the row as a line of COPY text.
+    fn text_row(&mut self, raw: &[Option<&RawValue>], out: &mut Vec<u8>) {
+        let mut uuid = [0u8; 36];
+        hex_uuid(&self.uuids.next(), &mut uuid);
+        out.extend_from_slice(&uuid);
         out.extend_from_slice(&self.extracted_at);
         let meta_at = out.len();
-        out.extend_from_slice(&self.clean_meta);
-        out.extend_from_slice(&self.generation);
+        out.extend_from_slice(&self.clean_meta_text);
+        let _ = write!(out, "\t{}", self.generation_id);
         let mut changes: Vec<usize> = Vec::new();
         for (i, (t, v)) in self.types.iter().zip(raw).enumerate() {
             out.push(b'\t');
@@ -1019,10 +1161,15 @@ impl Encoder {
         }
         out.push(b'\n');
         if !changes.is_empty() {
-            let names: Vec<&str> = changes.iter().map(|&i| self.fields[i].as_str()).collect();
-            let m = copy_escaped(meta(&names, self.sync_id).as_bytes());
-            out.splice(meta_at..meta_at + self.clean_meta.len(), m);
+            let m = copy_escaped(self.changed_meta(&changes).as_bytes());
+            out.splice(meta_at..meta_at + self.clean_meta_text.len(), m);
         }
+    }
+
+    /// `_airbyte_meta` for a row whose columns `changes` were nulled.
+    fn changed_meta(&self, changes: &[usize]) -> String {
+        let names: Vec<&str> = changes.iter().map(|&i| self.fields[i].as_str()).collect();
+        meta(&names, self.sync_id)
     }
 }
 
@@ -1171,51 +1318,31 @@ fn encode(t: ColType, raw: &str, out: &mut Vec<u8>) -> bool {
     let b = raw.as_bytes();
     let string = b.first() == Some(&b'"');
     match t {
-        ColType::Text => {
-            if string {
-                let inner = &b[1..b.len() - 1];
-                if memchr::memchr(b'\\', inner).is_none() {
-                    // Unescaped JSON text holds no control character: as is.
-                    out.extend_from_slice(inner);
-                    return true;
-                }
-                match unquote(raw) {
-                    Some(s) if !s.contains('\0') => copy_escape(s.as_bytes(), out),
-                    _ => return false,
-                }
-            } else {
-                copy_escape(b, out);
+        ColType::Text => match binary::text_of(raw) {
+            // Unescaped JSON text holds no control character: as is.
+            Some(s) if string && memchr::memchr(b'\\', b).is_none() => {
+                out.extend_from_slice(s.as_bytes())
             }
-        }
+            Some(s) => copy_escape(s.as_bytes(), out),
+            None => return false,
+        },
         ColType::Jsonb => {
-            // jsonb refuses the NUL character and lone surrogates; serde
-            // refuses the latter too.
-            if memchr::memchr(b'\\', b).is_some()
-                && raw.contains("\\u")
-                && (raw.contains("\\u0000") || serde_json::from_str::<Value>(raw).is_err())
-            {
+            if !binary::jsonb_fits(raw) {
                 return false;
             }
             copy_escape(b, out);
         }
-        ColType::Bool => match raw {
-            "true" => out.push(b't'),
-            "false" => out.push(b'f'),
-            _ => return false,
+        ColType::Bool => match binary::bool_of(raw) {
+            Some(true) => out.push(b't'),
+            Some(false) => out.push(b'f'),
+            None => return false,
         },
-        ColType::BigInt => {
-            if !string && raw.parse::<i64>().is_ok() {
-                // A JSON integer is written as PostgreSQL reads it.
-                out.extend_from_slice(b);
-            } else {
-                match raw.parse::<f64>() {
-                    Ok(f) if !string && f.fract() == 0.0 && f.abs() < 9.2e18 => {
-                        out.extend_from_slice((f as i64).to_string().as_bytes())
-                    }
-                    _ => return false,
-                }
+        ColType::BigInt => match binary::bigint_of(raw) {
+            Some(v) => {
+                let _ = write!(out, "{v}");
             }
-        }
+            None => return false,
+        },
         ColType::Numeric => {
             if string {
                 match raw {
@@ -1264,17 +1391,6 @@ fn numeric_fits(raw: &str) -> bool {
             .parse::<i64>()
             .is_ok_and(|e| e.abs() <= 100_000),
     }
-}
-
-/// A JSON string's text, unescaped.
-fn unquote(raw: &str) -> Option<std::borrow::Cow<'_, str>> {
-    let inner = raw.get(1..raw.len().checked_sub(1)?)?;
-    if !inner.contains('\\') {
-        return Some(std::borrow::Cow::Borrowed(inner));
-    }
-    serde_json::from_str::<String>(raw)
-        .ok()
-        .map(std::borrow::Cow::Owned)
 }
 
 /// COPY text escaping: backslash, newline, carriage return and tab.
@@ -1330,65 +1446,14 @@ fn valid_date(s: &str) -> bool {
     let (Ok(y), Some(m), Some(d)) = (y.parse::<u32>(), digits(m, 2), digits(d, 2)) else {
         return false;
     };
-    real_day(y, m, d)
-}
-
-/// Whether year `y`, month `m`, day `d` is a day of PostgreSQL's calendar.
-fn real_day(y: u32, m: u32, d: u32) -> bool {
-    let leap = (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
-    let days = match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return false,
-    };
-    // Timestamps end in 294276 AD, dates later; the stricter bound is safe.
-    (1..=294_275).contains(&y) && (1..=days).contains(&d)
+    binary::real_day(y, m, d)
 }
 
 /// Whether `s` has the shape nearly every timestamp has,
-/// `YYYY-MM-DD[T ]HH:MM:SS[.fff][offset]`, and is valid; checked by
-/// position, so quickly. False leaves the verdict to [`valid_timestamp`].
+/// `YYYY-MM-DD[T ]HH:MM:SS[.fff][offset]`, and is valid. False leaves the
+/// verdict to [`valid_timestamp`].
 fn usual_timestamp(s: &str) -> bool {
-    let b = s.as_bytes();
-    if b.len() < 19
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return false;
-    }
-    let num = |at: usize, n: usize| {
-        b[at..at + n].iter().try_fold(0u32, |v, &c| {
-            c.is_ascii_digit().then(|| v * 10 + u32::from(c - b'0'))
-        })
-    };
-    let (Some(y), Some(mo), Some(d), Some(h), Some(mi), Some(sec)) = (
-        num(0, 4),
-        num(5, 2),
-        num(8, 2),
-        num(11, 2),
-        num(14, 2),
-        num(17, 2),
-    ) else {
-        return false;
-    };
-    let mut i = 19;
-    if b.get(i) == Some(&b'.') {
-        i += 1;
-        let start = i;
-        while b.get(i).is_some_and(u8::is_ascii_digit) {
-            i += 1;
-        }
-        if i == start {
-            return false;
-        }
-    }
-    let zone = &s[i..];
-    real_day(y, mo, d) && h < 24 && mi < 60 && sec < 60 && (zone.is_empty() || valid_offset(zone))
+    binary::usual_timestamp(s).is_some()
 }
 
 /// `HH:MM[:SS[.ffffff]]`, then maybe an offset `Z`, `+HH`, `+HHMM`, `+HH:MM`.
@@ -1433,17 +1498,7 @@ fn valid_clock(s: &str) -> bool {
 }
 
 fn valid_offset(o: &str) -> bool {
-    if o == "Z" {
-        return true;
-    }
-    let rest = &o[1..];
-    let (h, m) = match rest.len() {
-        2 => (digits(rest, 2), Some(0)),
-        4 => (digits(&rest[..2], 2), digits(&rest[2..], 2)),
-        5 if rest.as_bytes()[2] == b':' => (digits(&rest[..2], 2), digits(&rest[3..], 2)),
-        _ => return false,
-    };
-    matches!((h, m), (Some(h), Some(m)) if h <= 15 && m < 60)
+    binary::offset(o).is_some()
 }
 
 /// A date, `T` or a space, a time, an optional offset; or `infinity`.
@@ -1520,20 +1575,28 @@ impl Uuids {
         z ^ (z >> 31)
     }
 
-    fn next(&mut self, out: &mut Vec<u8>) {
+    fn next(&mut self) -> [u8; 16] {
         let mut b = [0u8; 16];
         b[..8].copy_from_slice(&self.next_u64().to_le_bytes());
         b[8..].copy_from_slice(&self.next_u64().to_le_bytes());
         b[6] = (b[6] & 0x0f) | 0x40;
         b[8] = (b[8] & 0x3f) | 0x80;
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        for (i, byte) in b.iter().enumerate() {
-            if matches!(i, 4 | 6 | 8 | 10) {
-                out.push(b'-');
-            }
-            out.push(HEX[(byte >> 4) as usize]);
-            out.push(HEX[(byte & 15) as usize]);
+        b
+    }
+}
+
+/// A UUID's text form, `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`.
+fn hex_uuid(b: &[u8; 16], out: &mut [u8; 36]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut at = 0;
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out[at] = b'-';
+            at += 1;
         }
+        out[at] = HEX[(byte >> 4) as usize];
+        out[at + 1] = HEX[(byte & 15) as usize];
+        at += 2;
     }
 }
 
@@ -1625,12 +1688,13 @@ mod tests {
     #[test]
     fn uuids_are_version_4_and_differ() {
         let mut g = Uuids::new();
-        let (mut a, mut b) = (Vec::new(), Vec::new());
-        g.next(&mut a);
-        g.next(&mut b);
-        let a = String::from_utf8(a).unwrap();
-        assert_eq!(a.len(), 36);
+        let (mut a, mut b) = ([0u8; 36], [0u8; 36]);
+        hex_uuid(&g.next(), &mut a);
+        hex_uuid(&g.next(), &mut b);
+        let a = std::str::from_utf8(&a).unwrap();
+        assert_eq!(&a[8..9], "-");
         assert_eq!(&a[14..15], "4");
+        assert_eq!(&a[23..24], "-");
         assert_ne!(a.as_bytes(), &b[..]);
     }
 
@@ -1683,7 +1747,7 @@ mod tests {
         let plans = plans(&config, &serde_json::from_value(catalog).unwrap()).unwrap();
         let encoders = plans
             .iter()
-            .map(|p| Encoder::new(p, p.schema_types.clone()))
+            .map(|p| Encoder::new(p, Columns::created(p)))
             .collect();
         (plans, encoders)
     }

@@ -7,6 +7,7 @@
 //! The password never reaches a message: every error text from the server
 //! or the driver passes through [`Conn::mask`].
 
+mod binary;
 mod destination;
 mod source;
 mod types;
