@@ -1046,3 +1046,55 @@ fn postgres_binary_and_text_copy_store_the_same_values() {
         "10"
     );
 }
+
+#[test]
+fn postgres_source_changes_are_kept_in_airbyte_meta() {
+    let Some(dst) = PgDatabase::create() else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let catalog = r#"{"type":"CATALOG","catalog":{"streams":[{"name":"m","json_schema":{"type":"object","properties":{"id":{"type":"integer"},"n":{"type":"number"}}},"supported_sync_modes":["full_refresh"]}]}}"#;
+    let source = sandbox.script(
+        "source",
+        &format!(
+            "case \"$1\" in\n  spec) echo '{{\"type\":\"SPEC\",\"spec\":{{\"connectionSpecification\":{{\"type\":\"object\"}}}}}}' ;;\n  discover) echo '{catalog}' ;;\n  read) cat \"$(dirname \"$0\")/records\" ;;\nesac"
+        ),
+    );
+    let truncated = r#"{"changes":[{"field":"big","change":"TRUNCATED","reason":"SOURCE_FIELD_SIZE_LIMITATION"}]}"#;
+    // Sent in binary; a misfit too; COPY text (an exponent); no meta; the
+    // careful reader (an escaped key in the envelope, below).
+    let records = [
+        (r#"{"id":1,"n":5}"#, Some(truncated)),
+        (r#"{"id":2,"n":"five"}"#, Some(truncated)),
+        (r#"{"id":3,"n":1.5e3}"#, Some(truncated)),
+        (r#"{"id":4,"n":4}"#, None),
+        (r#"{"id":5,"n":5}"#, Some(truncated)),
+    ];
+    let mut lines = String::new();
+    for (data, meta) in records {
+        let meta = meta.map(|m| format!(r#","meta":{m}"#)).unwrap_or_default();
+        lines.push_str(&format!(
+            r#"{{"type":"RECORD","record":{{"stream":"m","data":{data},"emitted_at":1{meta}}}}}"#
+        ));
+        lines.push('\n');
+    }
+    let lines = lines.replace(
+        r#""stream":"m","data":{"id":5"#,
+        r#""str\u0065am":"m","data":{"id":5"#,
+    );
+    sandbox.write("records", &lines);
+    sandbox.sync((&source, "{}"), ("postgres", &url_config(&dst)), &[]);
+    assert_eq!(
+        dst.sql(
+            "SELECT id || '|' || coalesce(n::text, '-') || '|' \
+             || (SELECT coalesce(string_agg(c->>'field' || ':' || (c->>'change') || ':' || (c->>'reason'), ',' ORDER BY ord), '') \
+                 FROM jsonb_array_elements(_airbyte_meta->'changes') WITH ORDINALITY AS x(c, ord)) \
+             FROM m ORDER BY id"
+        ),
+        "1|5|big:TRUNCATED:SOURCE_FIELD_SIZE_LIMITATION\n\
+         2|-|big:TRUNCATED:SOURCE_FIELD_SIZE_LIMITATION,n:NULLED:DESTINATION_TYPECAST_ERROR\n\
+         3|1500|big:TRUNCATED:SOURCE_FIELD_SIZE_LIMITATION\n\
+         4|4|\n\
+         5|5|big:TRUNCATED:SOURCE_FIELD_SIZE_LIMITATION"
+    );
+}

@@ -34,7 +34,8 @@ use super::{ident, Config, Conn};
 use crate::connector::builtin::{BuiltinError, BuiltinResult, Output};
 use crate::protocol::envelope::{self, MessageKind};
 use crate::protocol::{
-    ConfiguredAirbyteCatalog, DestinationSyncMode, LogLevel, Message, StreamStatus, TraceKind,
+    ConfiguredAirbyteCatalog, DestinationSyncMode, LogLevel, Message, RecordMeta, RecordMetaChange,
+    StreamStatus, TraceKind,
 };
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
@@ -257,7 +258,8 @@ fn read_input(
         {
             let i = r.plan;
             encoders[i].set_extracted_at(r.emitted_at);
-            encoders[i].encode_row(&r.slots, &mut bufs[i]);
+            let changes = source_changes(r.meta.map(RawValue::get));
+            encoders[i].encode_row(&r.slots, &changes, &mut bufs[i]);
             bufs[i].send(i, BATCH_BYTES, tx)?;
             continue;
         }
@@ -276,7 +278,11 @@ fn read_input(
                     ))
                 })?;
                 encoders[i].set_extracted_at(emitted_at(text, r.data));
-                encoders[i].row(r.data, &mut bufs[i])?;
+                let changes = serde_json::from_slice::<MetaOf>(text)
+                    .ok()
+                    .and_then(|m| m.record.meta)
+                    .map_or_else(Vec::new, |m| m.changes);
+                encoders[i].row(r.data, &changes, &mut bufs[i])?;
                 bufs[i].send(i, BATCH_BYTES, tx)?;
             }
             MessageKind::State => {
@@ -344,12 +350,33 @@ impl Batch {
     }
 }
 
+/// The changes a source made to a record (`record.meta.changes`), which
+/// `_airbyte_meta` keeps before the destination's own.
+fn source_changes(meta: Option<&str>) -> Vec<RecordMetaChange> {
+    meta.and_then(|m| serde_json::from_str::<RecordMeta>(m).ok())
+        .map_or_else(Vec::new, |m| m.changes)
+}
+
+/// A RECORD line's `record.meta`, read the careful way.
+#[derive(serde::Deserialize)]
+struct MetaOf {
+    record: RecordMetaOf,
+}
+
+#[derive(serde::Deserialize)]
+struct RecordMetaOf {
+    #[serde(default)]
+    meta: Option<RecordMeta>,
+}
+
 /// A RECORD line read in one pass: the plan of the stream it names, its
 /// `emitted_at`, and its data split into that stream's columns.
 struct OnePass<'a> {
     plan: usize,
     emitted_at: Option<i64>,
     slots: Vec<Option<&'a RawValue>>,
+    /// The record's `meta`, when it has one.
+    meta: Option<&'a RawValue>,
 }
 
 /// Reads a RECORD line whose envelope serde can borrow (no escaped key or
@@ -457,12 +484,14 @@ impl LineSeed<'_> {
         let mut stream: Option<&'de str> = None;
         let mut namespace: Option<Option<&'de str>> = None;
         let mut emitted_at: Option<&'de RawValue> = None;
+        let mut meta: Option<&'de RawValue> = None;
         let mut data: Option<DataRead<'de>> = None;
         while let Some(key) = map.next_key::<&'de str>()? {
             match key {
                 "stream" if stream.is_none() => stream = Some(map.next_value()?),
                 "namespace" if namespace.is_none() => namespace = Some(map.next_value()?),
                 "emitted_at" if emitted_at.is_none() => emitted_at = Some(map.next_value()?),
+                "meta" if meta.is_none() => meta = Some(map.next_value()?),
                 "data" if data.is_none() => {
                     let plan = stream.and_then(|s| plan_of(self.plans, namespace.flatten(), s));
                     data = Some(match plan {
@@ -477,7 +506,7 @@ impl LineSeed<'_> {
                         _ => DataRead::Raw(map.next_value()?),
                     });
                 }
-                "stream" | "namespace" | "emitted_at" | "data" => return Err(once()),
+                "stream" | "namespace" | "emitted_at" | "meta" | "data" => return Err(once()),
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -499,6 +528,7 @@ impl LineSeed<'_> {
             plan,
             emitted_at: emitted_at.and_then(|t| millis(t.get())),
             slots,
+            meta,
         }))
     }
 }
@@ -1034,7 +1064,7 @@ struct Encoder {
 
 impl Encoder {
     fn new(p: &Plan, columns: Columns) -> Self {
-        let clean_meta = meta(&[], p.sync_id).into_bytes();
+        let clean_meta = meta(&[], &[], p.sync_id).into_bytes();
         Encoder {
             index: FieldIndex::new(&p.fields),
             types: columns.types,
@@ -1067,11 +1097,16 @@ impl Encoder {
     }
 
     /// Adds one row for the record `data` to `out`.
-    fn row(&mut self, data: &[u8], out: &mut Batch) -> BuiltinResult<()> {
+    fn row(
+        &mut self,
+        data: &[u8],
+        source: &[RecordMetaChange],
+        out: &mut Batch,
+    ) -> BuiltinResult<()> {
         let text = std::str::from_utf8(data)
             .map_err(|_| BuiltinError::system("a record's data is not UTF-8"))?;
         let raw = self.split(text);
-        self.encode_row(&raw, out);
+        self.encode_row(&raw, source, out);
         Ok(())
     }
 
@@ -1094,15 +1129,26 @@ impl Encoder {
     }
 
     /// Adds the row of the columns' raw values to `out`: binary when every
-    /// value has a shape the binary writer knows, else as text.
-    fn encode_row(&mut self, raw: &[Option<&RawValue>], out: &mut Batch) {
-        if !(self.binary && self.binary_row(raw, &mut out.binary)) {
-            self.text_row(raw, &mut out.text);
+    /// value has a shape the binary writer knows, else as text. `source`:
+    /// the changes the source made to the record.
+    fn encode_row(
+        &mut self,
+        raw: &[Option<&RawValue>],
+        source: &[RecordMetaChange],
+        out: &mut Batch,
+    ) {
+        if !(self.binary && self.binary_row(raw, source, &mut out.binary)) {
+            self.text_row(raw, source, &mut out.text);
         }
     }
 
     /// Appends the row in COPY's binary format, or nothing and false.
-    fn binary_row(&mut self, raw: &[Option<&RawValue>], out: &mut Vec<u8>) -> bool {
+    fn binary_row(
+        &mut self,
+        raw: &[Option<&RawValue>],
+        source: &[RecordMetaChange],
+        out: &mut Vec<u8>,
+    ) -> bool {
         let start = out.len();
         binary::tuple(4 + self.types.len(), out);
         binary::field(&self.uuids.next(), out);
@@ -1129,16 +1175,21 @@ impl Encoder {
                 }
             }
         }
-        if !changes.is_empty() {
+        if !changes.is_empty() || !source.is_empty() {
             let mut m = Vec::new();
-            binary::jsonb(self.changed_meta(&changes).as_bytes(), &mut m);
+            binary::jsonb(self.changed_meta(source, &changes).as_bytes(), &mut m);
             out.splice(meta_at..meta_end, m);
         }
         true
     }
 
     /// Appends the row as a line of COPY text.
-    fn text_row(&mut self, raw: &[Option<&RawValue>], out: &mut Vec<u8>) {
+    fn text_row(
+        &mut self,
+        raw: &[Option<&RawValue>],
+        source: &[RecordMetaChange],
+        out: &mut Vec<u8>,
+    ) {
         let mut uuid = [0u8; 36];
         hex_uuid(&self.uuids.next(), &mut uuid);
         out.extend_from_slice(&uuid);
@@ -1160,16 +1211,17 @@ impl Encoder {
             }
         }
         out.push(b'\n');
-        if !changes.is_empty() {
-            let m = copy_escaped(self.changed_meta(&changes).as_bytes());
+        if !changes.is_empty() || !source.is_empty() {
+            let m = copy_escaped(self.changed_meta(source, &changes).as_bytes());
             out.splice(meta_at..meta_at + self.clean_meta_text.len(), m);
         }
     }
 
-    /// `_airbyte_meta` for a row whose columns `changes` were nulled.
-    fn changed_meta(&self, changes: &[usize]) -> String {
-        let names: Vec<&str> = changes.iter().map(|&i| self.fields[i].as_str()).collect();
-        meta(&names, self.sync_id)
+    /// `_airbyte_meta` for a row the source changed (`source`) and whose
+    /// columns `nulled` did not fit.
+    fn changed_meta(&self, source: &[RecordMetaChange], nulled: &[usize]) -> String {
+        let names: Vec<&str> = nulled.iter().map(|&i| self.fields[i].as_str()).collect();
+        meta(source, &names, self.sync_id)
     }
 }
 
@@ -1206,17 +1258,18 @@ fn emitted_at(line: &[u8], data: &[u8]) -> Option<i64> {
     None
 }
 
-/// `_airbyte_meta`: the fields nulled because they did not fit, and the sync.
-fn meta(nulled: &[&str], sync_id: Option<i64>) -> String {
-    let changes: Vec<Value> = nulled
-        .iter()
-        .map(|f| {
+/// `_airbyte_meta`: the source's changes to the record, the fields nulled
+/// because they did not fit, and the sync.
+fn meta(source: &[RecordMetaChange], nulled: &[&str], sync_id: Option<i64>) -> String {
+    let source = source.iter().filter_map(|c| serde_json::to_value(c).ok());
+    let changes: Vec<Value> = source
+        .chain(nulled.iter().map(|f| {
             serde_json::json!({
                 "field": f,
                 "change": "NULLED",
                 "reason": "DESTINATION_TYPECAST_ERROR"
             })
-        })
+        }))
         .collect();
     serde_json::json!({"changes": changes, "sync_id": sync_id}).to_string()
 }
