@@ -962,6 +962,17 @@ const EDGE_ROWS: &[&str] = &[
     r#""tz":"2024-13-01T00:00:00Z","ts":"2024-01-02T03:04:05é","d":"2023-02-29","t":"25:00:00","ttz":"x","n":"12","i":"7","b":"yes","s":"\u0000","j":"\ud800""#,
 ];
 
+/// A source script: answers spec, discover with the CATALOG line
+/// `catalog`, and on read prints the file `records` in the sandbox.
+fn catalog_source(sandbox: &Sandbox, catalog: &str) -> String {
+    sandbox.script(
+        "source",
+        &format!(
+            "case \"$1\" in\n  spec) echo '{{\"type\":\"SPEC\",\"spec\":{{\"connectionSpecification\":{{\"type\":\"object\"}}}}}}' ;;\n  discover) echo '{catalog}' ;;\n  read) cat \"$(dirname \"$0\")/records\" ;;\nesac"
+        ),
+    )
+}
+
 fn binary_and_text_catalog() -> String {
     let props = r#"{"id":{"type":"integer"},"tz":{"type":"string","airbyte_type":"timestamp_with_timezone"},"ts":{"type":"string","airbyte_type":"timestamp_without_timezone"},"d":{"type":"string","format":"date"},"t":{"type":"string","airbyte_type":"time_without_timezone"},"ttz":{"type":"string","airbyte_type":"time_with_timezone"},"n":{"type":"number"},"i":{"type":"integer"},"b":{"type":"boolean"},"s":{"type":"string"},"j":{"type":"object"}}"#;
     let stream = |name: &str| {
@@ -983,12 +994,7 @@ fn postgres_binary_and_text_copy_store_the_same_values() {
     };
     let sandbox = Sandbox::new();
     let catalog = binary_and_text_catalog();
-    let source = sandbox.script(
-        "source",
-        &format!(
-            "case \"$1\" in\n  spec) echo '{{\"type\":\"SPEC\",\"spec\":{{\"connectionSpecification\":{{\"type\":\"object\"}}}}}}' ;;\n  discover) echo '{catalog}' ;;\n  read) cat \"$(dirname \"$0\")/records\" ;;\nesac"
-        ),
-    );
+    let source = catalog_source(&sandbox, &catalog);
     let mut records = String::new();
     for stream in ["bin", "txt"] {
         for (id, row) in EDGE_ROWS.iter().enumerate() {
@@ -1054,12 +1060,7 @@ fn postgres_source_changes_are_kept_in_airbyte_meta() {
     };
     let sandbox = Sandbox::new();
     let catalog = r#"{"type":"CATALOG","catalog":{"streams":[{"name":"m","json_schema":{"type":"object","properties":{"id":{"type":"integer"},"n":{"type":"number"}}},"supported_sync_modes":["full_refresh"]}]}}"#;
-    let source = sandbox.script(
-        "source",
-        &format!(
-            "case \"$1\" in\n  spec) echo '{{\"type\":\"SPEC\",\"spec\":{{\"connectionSpecification\":{{\"type\":\"object\"}}}}}}' ;;\n  discover) echo '{catalog}' ;;\n  read) cat \"$(dirname \"$0\")/records\" ;;\nesac"
-        ),
-    );
+    let source = catalog_source(&sandbox, catalog);
     let truncated = r#"{"changes":[{"field":"big","change":"TRUNCATED","reason":"SOURCE_FIELD_SIZE_LIMITATION"}]}"#;
     // Sent in binary; a misfit too; COPY text (an exponent); no meta; the
     // careful reader (an escaped key in the envelope, below).
