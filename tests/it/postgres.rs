@@ -1030,6 +1030,21 @@ fn postgres_binary_and_text_copy_store_the_same_values() {
     let bin = dump(&dst, "bin", &cols);
     let txt = dump(&dst, "txt", &cols);
     assert_eq!(bin, txt);
+    // Overwrite loads a new table whose `_airbyte_meta` defaults to a row's
+    // without changes: binary rows leave it out, rows with changes go as
+    // text.
+    let overwrite = ["--streams", "bin", "--destination-sync-mode", "overwrite"];
+    sandbox.sync((&source, "{}"), ("postgres", &destination), &overwrite);
+    // (A sync has a generation of its own.)
+    let same_sync: Vec<&str> = cols
+        .into_iter()
+        .filter(|c| *c != "_airbyte_generation_id")
+        .collect();
+    assert_eq!(dump(&dst, "bin", &same_sync), dump(&dst, "txt", &same_sync));
+    assert_eq!(
+        dst.sql("SELECT count(*) FROM information_schema.columns WHERE column_default IS NOT NULL"),
+        "0"
+    );
     assert_eq!(bin.lines().count(), EDGE_ROWS.len(), "{bin}");
     // Spot checks of what both hold.
     for expected in [
@@ -1059,7 +1074,7 @@ fn postgres_source_changes_are_kept_in_airbyte_meta() {
         return;
     };
     let sandbox = Sandbox::new();
-    let catalog = r#"{"type":"CATALOG","catalog":{"streams":[{"name":"m","json_schema":{"type":"object","properties":{"id":{"type":"integer"},"n":{"type":"number"}}},"supported_sync_modes":["full_refresh"]}]}}"#;
+    let catalog = r#"{"type":"CATALOG","catalog":{"streams":[{"name":"m","json_schema":{"type":"object","properties":{"id":{"type":"integer"},"n":{"type":"number"}}},"supported_sync_modes":["full_refresh"],"source_defined_primary_key":[["id"]]}]}}"#;
     let source = catalog_source(&sandbox, catalog);
     let truncated = r#"{"changes":[{"field":"big","change":"TRUNCATED","reason":"SOURCE_FIELD_SIZE_LIMITATION"}]}"#;
     // Sent in binary; a misfit too; COPY text (an exponent); no meta; the
@@ -1084,9 +1099,14 @@ fn postgres_source_changes_are_kept_in_airbyte_meta() {
         r#""str\u0065am":"m","data":{"id":5"#,
     );
     sandbox.write("records", &lines);
-    sandbox.sync((&source, "{}"), ("postgres", &url_config(&dst)), &[]);
-    assert_eq!(
-        dst.sql(
+    // Append copies into the table; overwrite into a new one, and
+    // append_dedup into a staging table, whose `_airbyte_meta` defaults to a
+    // row's without changes.
+    for mode in ["append", "overwrite", "append-dedup"] {
+        let mode = ["--destination-sync-mode", mode];
+        sandbox.sync((&source, "{}"), ("postgres", &url_config(&dst)), &mode);
+        assert_eq!(
+            dst.sql(
             "SELECT id || '|' || coalesce(n::text, '-') || '|' \
              || (SELECT coalesce(string_agg(c->>'field' || ':' || (c->>'change') || ':' || (c->>'reason'), ',' ORDER BY ord), '') \
                  FROM jsonb_array_elements(_airbyte_meta->'changes') WITH ORDINALITY AS x(c, ord)) \
@@ -1096,6 +1116,8 @@ fn postgres_source_changes_are_kept_in_airbyte_meta() {
          2|-|big:TRUNCATED:SOURCE_FIELD_SIZE_LIMITATION,n:NULLED:DESTINATION_TYPECAST_ERROR\n\
          3|1500|big:TRUNCATED:SOURCE_FIELD_SIZE_LIMITATION\n\
          4|4|\n\
-         5|5|big:TRUNCATED:SOURCE_FIELD_SIZE_LIMITATION"
-    );
+         5|5|big:TRUNCATED:SOURCE_FIELD_SIZE_LIMITATION",
+            "{mode:?}"
+        );
+    }
 }

@@ -578,13 +578,24 @@ struct Swap {
 }
 
 impl Target {
-    /// Rows are copied into `load` (`columns` named); `merge_sql` merges
-    /// them from there; `swap` replaces the final table at the end.
-    fn new(load: String, columns: &str, merge_sql: Option<String>, swap: Option<Swap>) -> Self {
-        let copy_text = format!("COPY {load} ({columns}) FROM STDIN");
+    /// Rows are copied into `load` (Airbyte's columns, then `fields`, a
+    /// list each with a leading comma); `merge_sql` merges them from there;
+    /// `swap` replaces the final table at the end.
+    fn new(
+        load: String,
+        fields: &str,
+        cols: &Columns,
+        merge_sql: Option<String>,
+        swap: Option<Swap>,
+    ) -> Self {
+        let meta = if cols.meta_default {
+            META_NAMES_BUT_META
+        } else {
+            META_NAMES
+        };
         Target {
-            copy_binary: format!("{copy_text} (FORMAT binary)"),
-            copy_text,
+            copy_text: format!("COPY {load} ({META_NAMES}{fields}) FROM STDIN"),
+            copy_binary: format!("COPY {load} ({meta}{fields}) FROM STDIN (FORMAT binary)"),
             load,
             pending: false,
             complete: false,
@@ -768,6 +779,20 @@ const META_COLUMNS: &str = "\"_airbyte_raw_id\" uuid NOT NULL, \
     \"_airbyte_meta\" jsonb NOT NULL, \"_airbyte_generation_id\" bigint";
 const META_NAMES: &str =
     "\"_airbyte_raw_id\", \"_airbyte_extracted_at\", \"_airbyte_meta\", \"_airbyte_generation_id\"";
+/// The binary rows of a load table whose `_airbyte_meta` defaults to a
+/// row's without changes leave that column out: the server then parses no
+/// JSON for it.
+const META_NAMES_BUT_META: &str =
+    "\"_airbyte_raw_id\", \"_airbyte_extracted_at\", \"_airbyte_generation_id\"";
+
+/// Makes the `_airbyte_meta` of a row without changes the default of
+/// `table`, a table only this sync loads.
+fn meta_default_sql(table: &str, p: &Plan) -> String {
+    format!(
+        "ALTER TABLE {table} ALTER COLUMN \"_airbyte_meta\" SET DEFAULT {}::jsonb",
+        super::literal(&meta(&[], &[], p.sync_id))
+    )
+}
 
 fn create_sql(table: &str, plan: &Plan, types: &[ColType]) -> String {
     let mut cols = META_COLUMNS.to_string();
@@ -784,6 +809,9 @@ struct Columns {
     /// Every column has the exact type whose binary form sluice writes (a
     /// table sluice created; not, say, an `integer` column made by hand).
     binary: bool,
+    /// `_airbyte_meta` defaults to a row's without changes in the load
+    /// table, so binary rows without changes leave it out.
+    meta_default: bool,
 }
 
 impl Columns {
@@ -791,6 +819,7 @@ impl Columns {
         Columns {
             types: p.schema_types.clone(),
             binary: true,
+            meta_default: false,
         }
     }
 }
@@ -833,25 +862,32 @@ async fn setup(conn: &mut Conn, p: &Plan, drop_cascade: bool) -> BuiltinResult<(
     } else {
         format!("DROP TABLE IF EXISTS {final_table}")
     };
-    let field_list: String = p.fields.iter().map(|f| format!(", {}", ident(f))).collect();
-    let columns = format!("{META_NAMES}{field_list}");
+    let fields: String = p.fields.iter().map(|f| format!(", {}", ident(f))).collect();
     match p.mode {
         DestinationSyncMode::Overwrite => {
             let new = format!("{}.{}", ident(&p.schema), ident(&p.side_name("new")));
             // A killed run's new table is not worth keeping: start over.
             conn.execute(&format!(
-                "DROP TABLE IF EXISTS {new}; {}",
-                create_sql(&new, p, &p.schema_types)
+                "DROP TABLE IF EXISTS {new}; {}; {}",
+                create_sql(&new, p, &p.schema_types),
+                meta_default_sql(&new, p)
             ))
             .await?;
             let swap = format!(
-                "BEGIN; {drop_final}; ALTER TABLE {new} RENAME TO {}; COMMIT",
+                "BEGIN; {drop_final}; \
+                 ALTER TABLE {new} ALTER COLUMN \"_airbyte_meta\" DROP DEFAULT; \
+                 ALTER TABLE {new} RENAME TO {}; COMMIT",
                 ident(&p.table)
             );
-            Ok((
-                Target::new(new.clone(), &columns, None, Some(Swap { new, sql: swap })),
-                Columns::created(p),
-            ))
+            let cols = Columns {
+                meta_default: true,
+                ..Columns::created(p)
+            };
+            let swap = Some(Swap {
+                new: new.clone(),
+                sql: swap,
+            });
+            Ok((Target::new(new, &fields, &cols, None, swap), cols))
         }
         DestinationSyncMode::AppendDedup if p.refresh => {
             let new = format!("{}.{}", ident(&p.schema), ident(&p.side_name("new")));
@@ -859,10 +895,11 @@ async fn setup(conn: &mut Conn, p: &Plan, drop_cascade: bool) -> BuiltinResult<(
             let (index, new_index) = (p.side_name("pk"), p.side_name("newpk"));
             conn.execute(&format!(
                 "DROP TABLE IF EXISTS {new}; {}; CREATE INDEX {} ON {new} ({}); \
-                 CREATE TEMP TABLE {stage} (LIKE {new})",
+                 CREATE TEMP TABLE {stage} (LIKE {new}); {}",
                 create_sql(&new, p, &p.schema_types),
                 ident(&new_index),
-                primary_key_list(p)
+                primary_key_list(p),
+                meta_default_sql(&stage, p)
             ))
             .await?;
             // The old table's index goes with it; the new one takes its name.
@@ -875,13 +912,15 @@ async fn setup(conn: &mut Conn, p: &Plan, drop_cascade: bool) -> BuiltinResult<(
                 ident(&index)
             );
             let merge = merge_sql(p, &new, &stage);
-            Ok((
-                Target::new(stage, &columns, Some(merge), Some(Swap { new, sql: swap })),
-                Columns::created(p),
-            ))
+            let cols = Columns {
+                meta_default: true,
+                ..Columns::created(p)
+            };
+            let swap = Some(Swap { new, sql: swap });
+            Ok((Target::new(stage, &fields, &cols, Some(merge), swap), cols))
         }
         _ => {
-            let cols = match existing_columns(conn, &final_table).await? {
+            let mut cols = match existing_columns(conn, &final_table).await? {
                 None => {
                     conn.execute(&create_sql(&final_table, p, &p.schema_types))
                         .await?;
@@ -923,22 +962,28 @@ async fn setup(conn: &mut Conn, p: &Plan, drop_cascade: bool) -> BuiltinResult<(
                             }
                         }
                     }
-                    Columns { types, binary }
+                    Columns {
+                        types,
+                        binary,
+                        meta_default: false,
+                    }
                 }
             };
             if p.mode == DestinationSyncMode::Append {
-                return Ok((Target::new(final_table, &columns, None, None), cols));
+                return Ok((Target::new(final_table, &fields, &cols, None, None), cols));
             }
             let stage = ident(&p.side_name("stage"));
             conn.execute(&format!(
                 "CREATE INDEX IF NOT EXISTS {} ON {final_table} ({}); \
-                 CREATE TEMP TABLE {stage} (LIKE {final_table})",
+                 CREATE TEMP TABLE {stage} (LIKE {final_table}); {}",
                 ident(&p.side_name("pk")),
-                primary_key_list(p)
+                primary_key_list(p),
+                meta_default_sql(&stage, p)
             ))
             .await?;
+            cols.meta_default = true;
             let merge = merge_sql(p, &final_table, &stage);
-            Ok((Target::new(stage, &columns, Some(merge), None), cols))
+            Ok((Target::new(stage, &fields, &cols, Some(merge), None), cols))
         }
     }
 }
@@ -1049,6 +1094,9 @@ struct Encoder {
     fields: Vec<String>,
     /// Rows go in COPY's binary format when they can.
     binary: bool,
+    /// Binary rows leave `_airbyte_meta` to the column's default (rows
+    /// with changes then go as text).
+    meta_default: bool,
     /// `\t<extracted_at>\t`, and the milliseconds it was written for.
     extracted_at: Vec<u8>,
     extracted_ms: Option<i64>,
@@ -1070,6 +1118,7 @@ impl Encoder {
             types: columns.types,
             fields: p.fields.clone(),
             binary: columns.binary,
+            meta_default: columns.meta_default,
             extracted_at: Vec::new(),
             extracted_ms: None,
             generation_id: p.generation_id,
@@ -1149,12 +1198,18 @@ impl Encoder {
         source: &[RecordMetaChange],
         out: &mut Vec<u8>,
     ) -> bool {
+        if self.meta_default && !source.is_empty() {
+            return false;
+        }
         let start = out.len();
-        binary::tuple(4 + self.types.len(), out);
+        let meta_fields = if self.meta_default { 3 } else { 4 };
+        binary::tuple(meta_fields + self.types.len(), out);
         binary::field(&self.uuids.next(), out);
         binary::timestamp_millis(self.extracted_ms.unwrap_or(0), out);
         let meta_at = out.len();
-        binary::jsonb(&self.clean_meta, out);
+        if !self.meta_default {
+            binary::jsonb(&self.clean_meta, out);
+        }
         let meta_end = out.len();
         binary::int8(self.generation_id, out);
         let mut changes: Vec<usize> = Vec::new();
@@ -1176,6 +1231,10 @@ impl Encoder {
             }
         }
         if !changes.is_empty() || !source.is_empty() {
+            if self.meta_default {
+                out.truncate(start);
+                return false;
+            }
             let mut m = Vec::new();
             binary::jsonb(self.changed_meta(source, &changes).as_bytes(), &mut m);
             out.splice(meta_at..meta_end, m);
