@@ -527,6 +527,9 @@ fn read_file(
     out: &mut Output,
 ) -> BuiltinResult<()> {
     let emitted_at = now_millis();
+    if stream.format == FileFormat::Jsonl {
+        return read_jsonl(descriptor, f, url, emitted_at, out);
+    }
     let mut n = 0u64;
     each_row(stream, &f.path, &mut |row| {
         n += 1;
@@ -534,7 +537,7 @@ fn read_file(
             out.check_cancel()?;
         }
         let mut changes = Vec::new();
-        let mut data = match row {
+        let data = match row {
             Row::Json(map) => map.clone(),
             Row::Csv(headers, values) => {
                 let mut m = Map::new();
@@ -553,22 +556,103 @@ fn read_file(
                 m
             }
         };
-        data.insert(FILE_URL.into(), Value::String(url.to_string()));
-        data.insert(LAST_MODIFIED.into(), Value::String(f.modified.clone()));
-        out.message(&Message::Record(RecordMessage {
-            namespace: descriptor.namespace.clone(),
-            stream: descriptor.name.clone(),
-            data: Value::Object(data),
-            emitted_at,
-            meta: (!changes.is_empty()).then(|| RecordMeta {
-                changes,
-                extra: Extra::new(),
-            }),
-            file_reference: None,
-            extra: Extra::new(),
-        }))?;
+        send_record(descriptor, data, (url, f), emitted_at, changes, out)?;
         Ok(true)
     })
+}
+
+/// A record of `data` with the file's two fields added.
+fn send_record(
+    descriptor: &StreamDescriptor,
+    mut data: Map<String, Value>,
+    (url, f): (&str, &Found),
+    emitted_at: i64,
+    changes: Vec<RecordMetaChange>,
+    out: &mut Output,
+) -> BuiltinResult<()> {
+    data.insert(FILE_URL.into(), Value::String(url.to_string()));
+    data.insert(LAST_MODIFIED.into(), Value::String(f.modified.clone()));
+    out.message(&Message::Record(RecordMessage {
+        namespace: descriptor.namespace.clone(),
+        stream: descriptor.name.clone(),
+        data: Value::Object(data),
+        emitted_at,
+        meta: (!changes.is_empty()).then(|| RecordMeta {
+            changes,
+            extra: Extra::new(),
+        }),
+        file_reference: None,
+        extra: Extra::new(),
+    }))
+}
+
+/// A JSON Lines file's records, each written around the line's own text:
+/// the line is checked to be a JSON object (without building it) and the
+/// file's two fields are appended, so values reach the destination as the
+/// file has them. A line that has either field already goes the slow way,
+/// which replaces it.
+fn read_jsonl(
+    descriptor: &StreamDescriptor,
+    f: &Found,
+    url: &str,
+    emitted_at: i64,
+    out: &mut Output,
+) -> BuiltinResult<()> {
+    let path = f.path.display();
+    let open_err = |e: std::io::Error| BuiltinError::config(format!("cannot read {path}: {e}"));
+    let file = std::fs::File::open(&f.path).map_err(open_err)?;
+    let mut reader = std::io::BufReader::with_capacity(256 * 1024, file);
+    let mut head = br#"{"type":"RECORD","record":{"#.to_vec();
+    if let Some(ns) = &descriptor.namespace {
+        head.extend_from_slice(format!(r#""namespace":{},"#, json!(ns)).as_bytes());
+    }
+    head.extend_from_slice(format!(r#""stream":{},"data":"#, json!(descriptor.name)).as_bytes());
+    let tail = format!(
+        r#""{FILE_URL}":{},"{LAST_MODIFIED}":{}}},"emitted_at":{emitted_at}}}}}"#,
+        json!(url),
+        json!(f.modified)
+    );
+    let own_fields = memchr::memmem::Finder::new("\"_ab_source_file_");
+    let (mut line, mut record) = (Vec::new(), Vec::new());
+    let mut n = 0u64;
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line).map_err(open_err)? == 0 {
+            return Ok(());
+        }
+        n += 1;
+        if n.is_multiple_of(4096) {
+            out.check_cancel()?;
+        }
+        let text = line.trim_ascii();
+        if text.is_empty() {
+            continue;
+        }
+        let bad = |what: String| BuiltinError::config(format!("{path} line {n}: {what}"));
+        let text = std::str::from_utf8(text).map_err(|_| bad("not UTF-8".into()))?;
+        serde_json::from_str::<&serde_json::value::RawValue>(text)
+            .map_err(|e| bad(format!("not JSON: {e}")))?;
+        if !text.starts_with('{') {
+            return Err(bad("not a JSON object".into()));
+        }
+        if own_fields.find(text.as_bytes()).is_some() {
+            let Ok(Value::Object(data)) = serde_json::from_str(text) else {
+                return Err(bad("not a JSON object".into()));
+            };
+            send_record(descriptor, data, (url, f), emitted_at, Vec::new(), out)?;
+            continue;
+        }
+        let fields = &text[1..text.len() - 1];
+        record.clear();
+        record.extend_from_slice(&head);
+        record.extend_from_slice(&text.as_bytes()[..text.len() - 1]);
+        if !fields.trim_ascii().is_empty() {
+            record.push(b',');
+        }
+        record.extend_from_slice(tail.as_bytes());
+        record.push(b'\n');
+        out.raw(&record)?;
+    }
 }
 
 #[cfg(test)]
@@ -605,6 +689,61 @@ mod tests {
         assert_eq!(typed("x", Some(&props["id"])), None);
         assert_eq!(typed("7", Some(&props["id"])), Some(json!(7)));
         assert_eq!(typed("", Some(&props["id"])), Some(Value::Null));
+    }
+
+    #[test]
+    fn json_lines_are_sent_as_written_with_the_file_fields_added() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("e.jsonl");
+        std::fs::write(
+            &file,
+            "{\"a\":1.50,\"b\":\"x\\u00e9\"}\n\n  {  }  \n{\"_ab_source_file_url\":\"old\",\"c\":[1]}\n",
+        )
+        .unwrap();
+        let config = json!({"streams": [{"name": "events", "path": &file}]});
+        let stream = AirbyteStream::new("events", json!({"type": "object"}));
+        let catalog: ConfiguredAirbyteCatalog = serde_json::from_value(json!({"streams": [{
+            "stream": stream, "sync_mode": "full_refresh", "destination_sync_mode": "append"
+        }]}))
+        .unwrap();
+        let (mut out, buf) = Output::capture();
+        FileSource.read(&config, &catalog, None, &mut out).unwrap();
+        drop(out);
+        let text = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
+        let records: Vec<&str> = text.lines().filter(|l| l.contains("\"RECORD\"")).collect();
+        assert_eq!(records.len(), 3, "{text}");
+        // The line's own text, the file's fields after it.
+        assert!(
+            records[0].contains(r#""data":{"a":1.50,"b":"x\u00e9","_ab_source_file_url":"#),
+            "{}",
+            records[0]
+        );
+        let url = file.to_string_lossy().into_owned();
+        for (line, keys) in records.iter().zip([
+            &["a", "b", FILE_URL, LAST_MODIFIED][..],
+            &[FILE_URL, LAST_MODIFIED],
+            &[FILE_URL, "c", LAST_MODIFIED],
+        ]) {
+            let Ok(Message::Record(r)) = Message::parse(line.as_bytes()) else {
+                panic!("not a record: {line}");
+            };
+            assert_eq!(r.stream, "events");
+            let data = r.data.as_object().unwrap();
+            assert_eq!(data.keys().collect::<Vec<_>>(), keys.to_vec(), "{line}");
+            assert_eq!(data[FILE_URL], json!(url));
+        }
+
+        std::fs::write(&file, "{\"a\":1}\n[1]\n").unwrap();
+        let (mut out, _) = Output::capture();
+        let err = FileSource
+            .read(&config, &catalog, None, &mut out)
+            .unwrap_err();
+        assert!(err.message.contains("line 2: not a JSON object"), "{err:?}");
+        std::fs::write(&file, "{\"a\":}\n").unwrap();
+        let err = FileSource
+            .read(&config, &catalog, None, &mut out)
+            .unwrap_err();
+        assert!(err.message.contains("line 1: not JSON"), "{err:?}");
     }
 
     #[test]
