@@ -718,6 +718,8 @@ mod tests {
             "{}",
             records[0]
         );
+        // A line with a file field of its own has it replaced, not repeated.
+        assert_eq!(records[2].matches(FILE_URL).count(), 1, "{}", records[2]);
         let url = file.to_string_lossy().into_owned();
         for (line, keys) in records.iter().zip([
             &["a", "b", FILE_URL, LAST_MODIFIED][..],
