@@ -341,15 +341,8 @@ struct Generator<'a> {
 
 impl<'a> Generator<'a> {
     fn new(stream: &StreamDescriptor, config: &Config, filler: &'a Filler) -> Self {
-        let mut prefix = b"{\"type\":\"RECORD\",\"record\":{".to_vec();
-        if let Some(ns) = &stream.namespace {
-            prefix.extend_from_slice(b"\"namespace\":");
-            prefix.extend_from_slice(json!(ns).to_string().as_bytes());
-            prefix.push(b',');
-        }
-        prefix.extend_from_slice(b"\"stream\":");
-        prefix.extend_from_slice(json!(stream.name).to_string().as_bytes());
-        prefix.extend_from_slice(b",\"data\":{\"id\":");
+        let mut prefix = super::record_head(stream);
+        prefix.extend_from_slice(b"\"data\":{\"id\":");
         let mut g = Generator {
             prefix,
             suffix: Vec::new(),

@@ -11,7 +11,7 @@
 
 use super::types::{JsonKind, PgColumn};
 use super::{ident, literal, Config, Conn};
-use crate::connector::builtin::{BuiltinError, BuiltinResult, Output};
+use crate::connector::builtin::{record_head, BuiltinError, BuiltinResult, Output};
 use crate::protocol::{
     now_millis, AirbyteCatalog, AirbyteStream, ConfiguredAirbyteCatalog, Extra, StateMessage,
     StateSnapshot, StreamDescriptor, StreamStatus, SyncMode,
@@ -669,15 +669,8 @@ impl RecordWriter {
     }
 
     fn set_prefix(&mut self, stream: &StreamDescriptor) {
-        let mut p = b"{\"type\":\"RECORD\",\"record\":{".to_vec();
-        if let Some(ns) = &stream.namespace {
-            p.extend_from_slice(b"\"namespace\":");
-            p.extend_from_slice(json!(ns).to_string().as_bytes());
-            p.push(b',');
-        }
-        p.extend_from_slice(b"\"stream\":");
-        p.extend_from_slice(json!(stream.name).to_string().as_bytes());
-        p.extend_from_slice(format!(",\"emitted_at\":{},\"data\":", now_millis()).as_bytes());
+        let mut p = record_head(stream);
+        p.extend_from_slice(format!("\"emitted_at\":{},\"data\":", now_millis()).as_bytes());
         self.prefix = p;
         self.stream = Some(stream.clone());
     }
