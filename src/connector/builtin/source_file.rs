@@ -538,7 +538,7 @@ fn read_file(
         }
         let mut changes = Vec::new();
         let data = match row {
-            Row::Json(map) => map.clone(),
+            Row::Json(_) => unreachable!("JSON Lines are read by read_jsonl"),
             Row::Csv(headers, values) => {
                 let mut m = Map::new();
                 for (h, v) in headers.iter().zip(values.iter()) {
@@ -602,13 +602,10 @@ fn read_jsonl(
     let open_err = |e: std::io::Error| BuiltinError::config(format!("cannot read {path}: {e}"));
     let file = std::fs::File::open(&f.path).map_err(open_err)?;
     let mut reader = std::io::BufReader::with_capacity(256 * 1024, file);
-    let mut head = br#"{"type":"RECORD","record":{"#.to_vec();
-    if let Some(ns) = &descriptor.namespace {
-        head.extend_from_slice(format!(r#""namespace":{},"#, json!(ns)).as_bytes());
-    }
-    head.extend_from_slice(format!(r#""stream":{},"data":"#, json!(descriptor.name)).as_bytes());
+    let mut head = super::record_head(descriptor);
+    head.extend_from_slice(format!(r#""emitted_at":{emitted_at},"data":"#).as_bytes());
     let tail = format!(
-        r#""{FILE_URL}":{},"{LAST_MODIFIED}":{}}},"emitted_at":{emitted_at}}}}}"#,
+        r#""{FILE_URL}":{},"{LAST_MODIFIED}":{}}}}}}}"#,
         json!(url),
         json!(f.modified)
     );
