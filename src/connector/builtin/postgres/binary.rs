@@ -371,7 +371,7 @@ pub(super) fn offset(o: &str) -> Option<i32> {
 }
 
 /// The `n` ASCII digits of `b` at `at` as a number.
-fn num(b: &[u8], at: usize, n: usize) -> Option<u32> {
+pub(super) fn num(b: &[u8], at: usize, n: usize) -> Option<u32> {
     b.get(at..at + n)?.iter().try_fold(0u32, |v, &c| {
         c.is_ascii_digit().then(|| v * 10 + u32::from(c - b'0'))
     })

@@ -41,6 +41,7 @@ use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::Value;
 use sqlx::Row;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::sync::mpsc::{Receiver, SyncSender};
@@ -1431,10 +1432,8 @@ fn encode(t: ColType, raw: &str, out: &mut Vec<u8>) -> bool {
     let string = b.first() == Some(&b'"');
     match t {
         ColType::Text => match binary::text_of(raw) {
-            // Unescaped JSON text holds no control character: as is.
-            Some(s) if string && memchr::memchr(b'\\', b).is_none() => {
-                out.extend_from_slice(s.as_bytes())
-            }
+            // A JSON string without escapes holds no control character: as is.
+            Some(Cow::Borrowed(s)) if string => out.extend_from_slice(s.as_bytes()),
             Some(s) => copy_escape(s.as_bytes(), out),
             None => return false,
         },
@@ -1533,12 +1532,9 @@ fn copy_escaped(b: &[u8]) -> Vec<u8> {
     v
 }
 
+/// `s`, exactly `n` ASCII digits, as a number.
 fn digits(s: &str, n: usize) -> Option<u32> {
-    if s.len() == n && s.bytes().all(|b| b.is_ascii_digit()) {
-        s.parse().ok()
-    } else {
-        None
-    }
+    (s.len() == n).then(|| binary::num(s.as_bytes(), 0, n))?
 }
 
 /// `YYYY-MM-DD` (more year digits allowed, ` BC` too), a real calendar day
