@@ -288,8 +288,15 @@ pub struct Running {
 #[async_trait]
 pub trait Process: Send {
     /// Waits for the connector to end. Cleans up what the runtime created
-    /// for it (temporary files, containers).
+    /// for it (temporary files, containers). Answers the same when called
+    /// again.
     async fn wait(&mut self) -> Result<ExitStatus, ConnectorError>;
+    /// Waits for the connector to exit and says how, but may leave a slow
+    /// part of the clean-up (removing a container) to `wait`, which must
+    /// still be called. Lets the engine act on an exit at once.
+    async fn exited(&mut self) -> Result<ExitStatus, ConnectorError> {
+        self.wait().await
+    }
     /// Stops the connector now; `wait` still has to be called.
     fn kill(&mut self);
 }

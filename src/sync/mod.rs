@@ -382,20 +382,26 @@ pub async fn run(plan: SyncPlan, hooks: SyncHooks) -> SyncReport {
         .await;
 
     let mut source_status: Option<ExitStatus> = None;
+    // Whether the source's exit is waited for while the destination finishes.
+    let mut source_exit_later = false;
     match end {
         PumpEnd::SourceDone => {
             // The source closed its output: it is ending. Only a source that
-            // ended well completes the streams it did not say it completed.
-            let status = wait(&mut src).await;
-            let source_ok =
-                status.success() && shared.lock().expect("engine lock").source_error.is_none();
-            if source_ok {
-                let lines = pump.completions_missing();
-                if !lines.is_empty() {
+            // ended well completes the streams it did not say it completed,
+            // so then its exit is waited for first; when it completed them
+            // all, nothing the destination gets depends on its exit.
+            let lines = pump.completions_missing();
+            if lines.is_empty() {
+                source_exit_later = true;
+            } else {
+                let status = exited(&mut src).await;
+                let source_ok =
+                    status.success() && shared.lock().expect("engine lock").source_error.is_none();
+                if source_ok {
                     let _ = write_or_abort(&mut dest_in, &lines, &abort).await;
                 }
+                source_status = Some(status);
             }
-            source_status = Some(status);
         }
         PumpEnd::DestinationGone | PumpEnd::Aborted => {
             src.process.kill();
@@ -417,36 +423,52 @@ pub async fn run(plan: SyncPlan, hooks: SyncHooks) -> SyncReport {
 
     let user_cancelled = hooks.cancel.is_cancelled();
     let fatal = shared.lock().expect("engine lock").fatal.is_some();
-    let dest_status = if fatal && !user_cancelled {
-        dest.process.kill();
-        wait(&mut dest).await
-    } else if user_cancelled {
-        // Let the destination confirm what it has, within the grace period.
-        match tokio::time::timeout(hooks.grace, wait(&mut dest)).await {
-            Ok(s) => s,
-            Err(_) => {
-                hooks.log.log(
-                    "sluice",
-                    LogLevel::Warn,
-                    "The destination did not finish within the grace period; stopping it.",
-                );
-                dest.process.kill();
-                wait(&mut dest).await
+    let dest_ended = async {
+        if fatal && !user_cancelled {
+            dest.process.kill();
+            exited(&mut dest).await
+        } else if user_cancelled {
+            // Let the destination confirm what it has, within the grace period.
+            match tokio::time::timeout(hooks.grace, exited(&mut dest)).await {
+                Ok(s) => s,
+                Err(_) => {
+                    hooks.log.log(
+                        "sluice",
+                        LogLevel::Warn,
+                        "The destination did not finish within the grace period; stopping it.",
+                    );
+                    dest.process.kill();
+                    exited(&mut dest).await
+                }
             }
-        }
-    } else {
-        tokio::select! {
-            s = wait(&mut dest) => s,
-            _ = abort.cancelled() => {
-                dest.process.kill();
-                wait(&mut dest).await
+        } else {
+            tokio::select! {
+                s = exited(&mut dest) => s,
+                _ = abort.cancelled() => {
+                    dest.process.kill();
+                    exited(&mut dest).await
+                }
             }
         }
     };
+    // The source's exit and clean-up (a container's removal) are waited for
+    // while the destination finishes.
+    let source_ended = async {
+        let status = if source_exit_later {
+            Some(exited(&mut src).await)
+        } else {
+            None
+        };
+        clean_up(&mut src, &*hooks.log).await;
+        status
+    };
+    let (dest_status, later) = tokio::join!(dest_ended, source_ended);
+    source_status = source_status.or(later);
     // The destination has exited: its output ends, and with it the confirmer.
     let _ = confirmer.await;
     abort.cancel();
     ticker.abort();
+    clean_up(&mut dest, &*hooks.log).await;
 
     let failure = {
         let s = shared.lock().expect("engine lock");
@@ -491,13 +513,17 @@ async fn stop(started: Result<Running, ConnectorError>) {
     }
 }
 
-async fn wait(r: &mut Running) -> ExitStatus {
-    r.process.wait().await.unwrap_or(ExitStatus {
-        code: None,
-        signal: None,
-        oom_killed: false,
-        memory_limit: None,
-    })
+async fn exited(r: &mut Running) -> ExitStatus {
+    r.process.exited().await.unwrap_or_default()
+}
+
+/// Finishes what [`exited`] left of a connector's clean-up. A failure there
+/// does not change how the sync went: the data is where it is, and only a
+/// container is left for `sluice system sweep`.
+async fn clean_up(r: &mut Running, log: &dyn LogSink) {
+    if let Err(e) = r.process.wait().await {
+        log.log("sluice", LogLevel::Warn, &e.to_string());
+    }
 }
 
 /// Decides how the attempt ended, most telling cause first.

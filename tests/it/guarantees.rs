@@ -139,6 +139,43 @@ fn a_source_crash_fails_the_sync_and_keeps_the_committed_state() {
 }
 
 #[test]
+fn a_source_that_completed_its_streams_does_not_hold_up_the_destination() {
+    // The source says its stream is complete, closes its output and then
+    // exits only once the destination has seen the end of its input (or
+    // with status 4 after 20 s): the engine must not wait for the source's
+    // exit to end the destination's input, and must still fail the sync on
+    // the source's exit status.
+    let sandbox = Sandbox::new();
+    let ended = sandbox.path("destination-ended");
+    let complete = r#"{"type":"TRACE","trace":{"type":"STREAM_STATUS","emitted_at":1,"stream_status":{"stream_descriptor":{"name":"s"},"status":"COMPLETE"}}}"#;
+    let read = format!(
+        "{}
+exec 1>&-
+for _ in $(seq 200); do [ -e '{}' ] && exit 3; sleep 0.1; done
+exit 4",
+        echo_lines(&[record(1), state(1), record(2), complete.to_string()]),
+        ended.display()
+    );
+    let src = source(&sandbox, &read);
+    let write = format!(
+        "while read -r line; do
+  case \"$line\" in *'\"STATE\"'*) echo \"$line\" ;; esac
+done
+touch '{}'",
+        ended.display()
+    );
+    let dest = destination(&sandbox, &write);
+    let (run, saved) = sync(&sandbox, &src, &dest, &[]);
+    run.expect_code(1);
+    let summary = run.json();
+    let message = summary["failure"]["message"].as_str().unwrap();
+    assert_eq!(summary["failure"]["origin"], "source", "{summary}");
+    assert!(message.contains("status 3"), "{message}");
+    assert_eq!(summary["records"], 2, "{summary}");
+    assert_eq!(saved_cursor(&saved), Some(1));
+}
+
+#[test]
 fn a_trace_error_fails_the_sync_with_the_connectors_message() {
     let sandbox = Sandbox::new();
     let trace = r#"{"type":"TRACE","trace":{"type":"ERROR","emitted_at":1,"error":{"message":"the API key was rejected","failure_type":"config_error"}}}"#;

@@ -249,6 +249,7 @@ impl Connector for BuiltinConnector {
             stdin: stdin.map(super::Stdin::Pipe),
             process: Box::new(BuiltinProcess {
                 done: Some(done_rx),
+                code: None,
                 cancel,
             }),
             stderr_tail: StderrTail::default(),
@@ -331,18 +332,19 @@ fn run_command(
 
 struct BuiltinProcess {
     done: Option<tokio::sync::oneshot::Receiver<i32>>,
+    /// The thread's exit code, once it is known.
+    code: Option<i32>,
     cancel: Arc<AtomicBool>,
 }
 
 #[async_trait]
 impl Process for BuiltinProcess {
     async fn wait(&mut self) -> Result<ExitStatus, ConnectorError> {
-        let code = match self.done.take() {
-            Some(rx) => rx.await.unwrap_or(1),
-            None => 1,
-        };
+        if let Some(rx) = self.done.take() {
+            self.code = Some(rx.await.unwrap_or(1));
+        }
         Ok(ExitStatus {
-            code: Some(code),
+            code: Some(self.code.unwrap_or(1)),
             ..ExitStatus::default()
         })
     }

@@ -276,6 +276,7 @@ pub async fn start(
             guard,
             memory: config.memory,
             stderr_task: Some(stderr_task),
+            status: None,
             _inputs: inputs,
         }),
         stderr_tail: tail,
@@ -449,6 +450,8 @@ struct ContainerProcess {
     guard: Guard,
     memory: u64,
     stderr_task: Option<tokio::task::JoinHandle<()>>,
+    /// How the container ended, once known.
+    status: Option<ExitStatus>,
     /// Removed after the container.
     _inputs: tempfile::TempDir,
 }
@@ -456,6 +459,28 @@ struct ContainerProcess {
 #[async_trait]
 impl Process for ContainerProcess {
     async fn wait(&mut self) -> Result<ExitStatus, ConnectorError> {
+        let status = self.exited().await?;
+        if !self.guard.removed {
+            if let Err(e) = self.guard.remove().await {
+                return Err(runtime(
+                    &self.name,
+                    format!(
+                        "could not remove container {}: {} (`sluice system sweep` removes it later)",
+                        short(&self.guard.id),
+                        engine_error(&e)
+                    ),
+                ));
+            }
+        }
+        Ok(status)
+    }
+
+    /// The exit code and the OOM flag, without the removal, which takes the
+    /// engine about as long as the container's exit again.
+    async fn exited(&mut self) -> Result<ExitStatus, ConnectorError> {
+        if let Some(status) = self.status {
+            return Ok(status);
+        }
         let docker = &self.guard.engine.docker;
         let id = self.guard.id.clone();
         let mut waiting = docker.wait_container(&id, None);
@@ -489,17 +514,9 @@ impl Process for ContainerProcess {
         if let Some(task) = self.stderr_task.take() {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
         }
-        if let Err(e) = self.guard.remove().await {
-            return Err(runtime(
-                &self.name,
-                format!(
-                    "could not remove container {}: {} (`sluice system sweep` removes it later)",
-                    short(&id),
-                    engine_error(&e)
-                ),
-            ));
-        }
-        Ok(exit_status(code, oom_killed, self.memory))
+        let status = exit_status(code, oom_killed, self.memory);
+        self.status = Some(status);
+        Ok(status)
     }
 
     fn kill(&mut self) {
