@@ -8,8 +8,9 @@
 //! so that [`stop_all`] can remove them when sluice is told to stop at once.
 
 use super::super::ConnectorError;
-use bollard::query_parameters::RemoveContainerOptions;
+use bollard::query_parameters::{RemoveContainerOptions, WaitContainerOptionsBuilder};
 use bollard::Docker;
+use futures_util::StreamExt;
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -196,10 +197,26 @@ pub async fn remove(engine: &Engine, id: &str) -> Result<(), bollard::errors::Er
     match engine.docker.remove_container(id, Some(options)).await {
         Ok(()) => Ok(()),
         Err(e) if is_not_found(&e) => Ok(()),
-        // "removal of container ... is already in progress"
-        Err(bollard::errors::Error::DockerResponseServerError {
-            status_code: 409, ..
-        }) => Ok(()),
+        // "removal of container ... is already in progress" (an earlier
+        // request, perhaps one given up on): removed once it is gone.
+        Err(
+            e @ bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            },
+        ) => {
+            let gone = WaitContainerOptionsBuilder::new()
+                .condition("removed")
+                .build();
+            let _ = tokio::time::timeout(
+                Duration::from_secs(30),
+                engine.docker.wait_container(id, Some(gone)).next(),
+            )
+            .await;
+            match engine.docker.inspect_container(id, None).await {
+                Err(gone) if is_not_found(&gone) => Ok(()),
+                _ => Err(e),
+            }
+        }
         Err(e) => Err(e),
     }
     .inspect(|_| forget(id))
