@@ -54,31 +54,120 @@ impl Builtin for DevNull {
         input: &mut dyn BufRead,
         out: &mut Output,
     ) -> BuiltinResult<()> {
+        // Only a line that mentions STATE (or escapes something) can be a
+        // state: a run of whole lines with neither is counted at once, as
+        // records, without being copied or looked at line by line.
+        let state = memchr::memmem::Finder::new(b"STATE");
         let mut records: u64 = 0;
-        let mut line = Vec::with_capacity(4096);
+        let mut long_line = Vec::new();
         loop {
-            line.clear();
-            if input.read_until(b'\n', &mut line)? == 0 {
+            let buf = input.fill_buf()?;
+            if buf.is_empty() {
                 break;
             }
-            // Only a line that mentions STATE (or escapes it) can be one;
-            // records are counted without being scanned.
-            let maybe_state = memchr::memmem::find(&line, b"STATE").is_some()
-                || memchr::memchr(b'\\', &line).is_some();
-            if !maybe_state {
-                records += 1;
+            let Some(last) = memchr::memrchr(b'\n', buf) else {
+                // No whole line in the buffer: one longer than it, or the
+                // last line without its newline.
+                long_line.clear();
+                input.read_until(b'\n', &mut long_line)?;
+                one_line(&long_line, &state, &mut records, out)?;
                 continue;
-            }
-            match envelope::scan(line.trim_ascii_end()) {
-                Ok(e) if e.kind == MessageKind::State => {
-                    out.raw(&line)?;
-                    out.flush()?;
+            };
+            let lines = &buf[..=last];
+            if state.find(lines).is_none() && memchr::memchr(b'\\', lines).is_none() {
+                records += memchr::memchr_iter(b'\n', lines).count() as u64;
+            } else {
+                for line in lines.split_inclusive(|&b| b == b'\n') {
+                    one_line(line, &state, &mut records, out)?;
                 }
-                Ok(e) if e.kind == MessageKind::Record => records += 1,
-                _ => {}
             }
+            let used = lines.len();
+            input.consume(used);
         }
         out.log(LogLevel::Info, format!("Discarded {records} records."))?;
         out.flush()
+    }
+}
+
+/// One line: counted as a record unless it mentions STATE or escapes
+/// something, then echoed at once if it is a state.
+fn one_line(
+    line: &[u8],
+    state: &memchr::memmem::Finder<'_>,
+    records: &mut u64,
+    out: &mut Output,
+) -> BuiltinResult<()> {
+    if state.find(line).is_none() && memchr::memchr(b'\\', line).is_none() {
+        *records += 1;
+        return Ok(());
+    }
+    match envelope::scan(line.trim_ascii_end()) {
+        Ok(e) if e.kind == MessageKind::State => {
+            out.raw(line)?;
+            out.flush()?;
+        }
+        Ok(e) if e.kind == MessageKind::Record => *records += 1,
+        _ => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::BufReader;
+
+    #[test]
+    fn counts_records_and_echoes_states_in_order_whatever_the_buffer_size() {
+        let record = |x: u32| {
+            format!(
+                r#"{{"type":"RECORD","record":{{"stream":"s","data":{{"x":{x}}},"emitted_at":1}}}}"#
+            )
+        };
+        let state = |c: u32| {
+            format!(
+                r#"{{"type":"STATE","state":{{"type":"STREAM","stream":{{"stream_descriptor":{{"name":"s"}},"stream_state":{{"c":{c}}}}}}}}}"#
+            )
+        };
+        let mut input = String::new();
+        let mut want = String::new();
+        for i in 0..1300 {
+            input.push_str(&record(i));
+            input.push('\n');
+            // States among the first 300 records only: the rest are
+            // a long run of records alone.
+            if i < 300 && i % 7 == 0 {
+                input.push_str(&state(i));
+                input.push('\n');
+                want.push_str(&state(i));
+                want.push('\n');
+            }
+        }
+        // A record whose data mentions STATE and escapes a quote, and a
+        // last record without its newline.
+        input.push_str(
+            r#"{"type":"RECORD","record":{"stream":"s","data":{"x":"STATE \"x\""},"emitted_at":1}}"#,
+        );
+        input.push('\n');
+        input.push_str(&record(1300));
+        // Buffers smaller than a line, around one, and larger than all.
+        for capacity in [16, 97, 100, 4096, 1 << 20] {
+            let (mut out, written) = Output::capture();
+            let mut reader = BufReader::with_capacity(capacity, input.as_bytes());
+            let catalog = ConfiguredAirbyteCatalog {
+                streams: Vec::new(),
+                extra: Extra::new(),
+            };
+            DevNull
+                .write(&json!({}), &catalog, &mut reader, &mut out)
+                .unwrap();
+            let written = String::from_utf8(written.lock().unwrap().clone()).unwrap();
+            let (states, log) = written.split_at(written.rfind("{\"type\":\"LOG\"").unwrap());
+            assert_eq!(states, want, "buffer of {capacity} bytes");
+            assert!(
+                log.contains("Discarded 1302 records."),
+                "buffer of {capacity} bytes: {log}"
+            );
+        }
     }
 }
