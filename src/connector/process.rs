@@ -181,6 +181,7 @@ pub fn spawn(
             child,
             pgid,
             stderr_task: Some(stderr_task),
+            status: None,
             _inputs: dir,
         }),
         stderr_tail: tail,
@@ -204,6 +205,8 @@ struct ChildProcess {
     child: tokio::process::Child,
     pgid: Option<i32>,
     stderr_task: Option<tokio::task::JoinHandle<()>>,
+    /// How the process ended, once waited for.
+    status: Option<ExitStatus>,
     /// Removed when the process is dropped.
     _inputs: tempfile::TempDir,
 }
@@ -211,6 +214,11 @@ struct ChildProcess {
 #[async_trait]
 impl Process for ChildProcess {
     async fn wait(&mut self) -> Result<ExitStatus, ConnectorError> {
+        // Waited for already: its group was stopped then, and its process
+        // group id may belong to someone else by now.
+        if let Some(status) = self.status {
+            return Ok(status);
+        }
         let status = self
             .child
             .wait()
@@ -225,11 +233,13 @@ impl Process for ChildProcess {
         if let Some(task) = self.stderr_task.take() {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
         }
-        Ok(ExitStatus {
+        let status = ExitStatus {
             code: status.code(),
             signal: status.signal(),
             ..ExitStatus::default()
-        })
+        };
+        self.status = Some(status);
+        Ok(status)
     }
 
     fn kill(&mut self) {

@@ -74,7 +74,7 @@ impl Builtin for DevNull {
                 continue;
             };
             let lines = &buf[..=last];
-            if state.find(lines).is_none() && memchr::memchr(b'\\', lines).is_none() {
+            if !may_hold_state(lines, &state) {
                 records += memchr::memchr_iter(b'\n', lines).count() as u64;
             } else {
                 for line in lines.split_inclusive(|&b| b == b'\n') {
@@ -89,6 +89,12 @@ impl Builtin for DevNull {
     }
 }
 
+/// Whether `bytes` mention STATE or escape something: only then can a line
+/// among them be a state.
+fn may_hold_state(bytes: &[u8], state: &memchr::memmem::Finder<'_>) -> bool {
+    state.find(bytes).is_some() || memchr::memchr(b'\\', bytes).is_some()
+}
+
 /// One line: counted as a record unless it mentions STATE or escapes
 /// something, then echoed at once if it is a state.
 fn one_line(
@@ -97,7 +103,7 @@ fn one_line(
     records: &mut u64,
     out: &mut Output,
 ) -> BuiltinResult<()> {
-    if state.find(line).is_none() && memchr::memchr(b'\\', line).is_none() {
+    if !may_hold_state(line, state) {
         *records += 1;
         return Ok(());
     }

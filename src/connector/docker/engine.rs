@@ -213,7 +213,7 @@ pub async fn remove(engine: &Engine, id: &str) -> Result<(), bollard::errors::Er
             )
             .await;
             match engine.docker.inspect_container(id, None).await {
-                Err(gone) if is_not_found(&gone) => Ok(()),
+                Err(missing) if is_not_found(&missing) => Ok(()),
                 _ => Err(e),
             }
         }
