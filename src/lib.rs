@@ -9,6 +9,7 @@ pub mod commands;
 pub mod connector;
 pub mod error;
 pub mod fsutil;
+pub mod model;
 pub mod protocol;
 pub mod service;
 pub mod settings;

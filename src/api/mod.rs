@@ -155,7 +155,7 @@ pub trait Api: Send + Sync {
     async fn job_list(
         &self,
         connection: Option<&str>,
-        status: Option<&str>,
+        status: Option<crate::model::JobStatus>,
         limit: i64,
     ) -> anyhow::Result<Vec<Job>>;
 
@@ -381,7 +381,7 @@ impl Api for Local {
     async fn job_list(
         &self,
         connection: Option<&str>,
-        status: Option<&str>,
+        status: Option<crate::model::JobStatus>,
         limit: i64,
     ) -> anyhow::Result<Vec<Job>> {
         self.service.job_list(connection, status, limit).await

@@ -8,6 +8,7 @@ use super::sync::{DestinationSyncModeArg, SyncModeArg};
 use super::Ctx;
 use crate::cli::{DockerArgs, OutputFormat};
 use crate::error::{ExitClass, UserError};
+use crate::model::Schedule;
 use crate::protocol::{DestinationSyncMode, SyncMode};
 use crate::service::jobs::{JobKind, JobRequest, JobView, RetryPolicy};
 use crate::service::managed::{
@@ -80,6 +81,12 @@ impl From<PolicyArg> for SchemaChangePolicy {
     }
 }
 
+/// A schedule, parsed where it comes in.
+fn schedule(text: &str) -> Result<Schedule, String> {
+    text.parse::<Schedule>()
+        .map_err(|e| format!("{e}; {}", crate::model::ScheduleError::HINT))
+}
+
 fn sync_mode(m: SyncModeArg) -> SyncMode {
     match m {
         SyncModeArg::FullRefresh => SyncMode::FullRefresh,
@@ -123,8 +130,8 @@ pub struct CreateArgs {
     #[arg(long, value_enum, value_name = "MODE")]
     pub destination_sync_mode: Option<DestinationSyncModeArg>,
     /// manual, every:DURATION (every:1h) or cron:'0 */6 * * *'.
-    #[arg(long, default_value = "manual", value_name = "SCHEDULE")]
-    pub schedule: String,
+    #[arg(long, default_value = "manual", value_name = "SCHEDULE", value_parser = schedule)]
+    pub schedule: Schedule,
     /// Where streams land: source, destination or custom:NAME.
     #[arg(long, default_value = "source", value_name = "RULE")]
     pub namespace: String,
@@ -175,8 +182,8 @@ pub struct UpdateArgs {
     pub sync_mode: Option<SyncModeArg>,
     #[arg(long, value_enum, value_name = "MODE")]
     pub destination_sync_mode: Option<DestinationSyncModeArg>,
-    #[arg(long, value_name = "SCHEDULE")]
-    pub schedule: Option<String>,
+    #[arg(long, value_name = "SCHEDULE", value_parser = schedule)]
+    pub schedule: Option<Schedule>,
     #[arg(long, value_name = "RULE")]
     pub namespace: Option<String>,
     #[arg(long, value_name = "PREFIX")]
@@ -268,8 +275,8 @@ impl CliOutput for ConnectionView {
                 .map(|s| s.name.as_str())
                 .collect::<Vec<_>>()
                 .join(", "),
-            self.spec.schedule.clone(),
-            self.spec.status.clone(),
+            self.spec.schedule.to_string(),
+            self.spec.status.to_string(),
             match &self.last_job {
                 Some(j) => format!("{} {} (job {})", j.status, output::timestamp(j.at), j.id),
                 None => "never run".into(),
@@ -315,7 +322,7 @@ async fn dispatch(
                     .parse::<NamespaceRule>()
                     .map_err(UserError::new)?,
                 prefix: a.prefix,
-                status: "active".into(),
+                status: crate::model::ConnectionStatus::Active,
                 schema_change: a.schema_change.into(),
             };
             let v = ctx.api.connection_create(&a.name, &spec, ui).await?;
@@ -432,10 +439,10 @@ fn print_connection(v: &ConnectionView) -> anyhow::Result<()> {
         ("Name", v.name.clone()),
         ("Source", s.source.clone()),
         ("Destination", s.destination.clone()),
-        ("Schedule", s.schedule.clone()),
+        ("Schedule", s.schedule.to_string()),
         ("Namespace", s.namespace.to_string()),
         ("Prefix", s.prefix.clone()),
-        ("Status", s.status.clone()),
+        ("Status", s.status.to_string()),
         ("Schema changes", s.schema_change.as_str().to_string()),
         (
             "Streams",
@@ -501,7 +508,7 @@ async fn run_job(
         super::job::print_job(&job)?;
         summary(ctx, &job);
     }
-    Ok(if job.job.status == "succeeded" {
+    Ok(if job.job.status == crate::model::JobStatus::Succeeded {
         ExitClass::Success
     } else {
         ExitClass::Failed
@@ -510,7 +517,7 @@ async fn run_job(
 
 fn summary(ctx: &Ctx, j: &JobView) {
     let last = j.attempts.last();
-    if j.job.status == "succeeded" {
+    if j.job.status == crate::model::JobStatus::Succeeded {
         if !ctx.global.quiet {
             eprintln!(
                 "Job {} ({}) succeeded after {} attempt(s): {} records.",
@@ -527,9 +534,7 @@ fn summary(ctx: &Ctx, j: &JobView) {
         .map(|f| {
             format!(
                 "{} error from the {}: {}",
-                f["failure_type"].as_str().unwrap_or("unknown"),
-                f["origin"].as_str().unwrap_or("platform"),
-                f["message"].as_str().unwrap_or("no reason was given")
+                f.failure_type, f.origin, f.message
             )
         })
         .unwrap_or_else(|| "no reason was given".into());

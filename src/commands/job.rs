@@ -79,8 +79,8 @@ impl CliOutput for Job {
         vec![
             self.id.to_string(),
             self.connection.clone(),
-            self.kind.clone(),
-            self.status.clone(),
+            self.kind.to_string(),
+            self.status.to_string(),
             self.started_at.map(output::timestamp).unwrap_or_default(),
             duration(self.started_at, self.ended_at),
         ]
@@ -95,11 +95,12 @@ pub async fn run(ctx: &Ctx, cmd: JobCommand) -> anyhow::Result<ExitClass> {
                 s.to_possible_value()
                     .expect("not skipped")
                     .get_name()
-                    .to_string()
+                    .parse()
+                    .expect("a job status")
             });
             let jobs = ctx
                 .api
-                .job_list(a.connection.as_deref(), status.as_deref(), a.limit)
+                .job_list(a.connection.as_deref(), status, a.limit)
                 .await?;
             output::print_list(&jobs, ctx.global.output)?;
         }
@@ -140,13 +141,14 @@ pub fn print_job(j: &JobView) -> anyhow::Result<()> {
     ]);
     t.add_row(job.row());
     output::print_table(&t)?;
-    if let Some(changes) = job.changes.as_array().filter(|c| !c.is_empty()) {
+    if !job.changes.is_empty() {
+        let changes = &job.changes;
         let mut t = output::table(vec!["Stream", "Schema change", "Breaking"]);
         for c in changes {
             t.add_row(vec![
-                c["stream"].as_str().unwrap_or_default().to_string(),
-                c["change"].as_str().unwrap_or_default().to_string(),
-                if c["breaking"] == true { "yes" } else { "no" }.to_string(),
+                c.stream.clone(),
+                c.change.clone(),
+                if c.breaking { "yes" } else { "no" }.to_string(),
             ]);
         }
         output::print_table(&t)?;
@@ -165,18 +167,11 @@ pub fn print_job(j: &JobView) -> anyhow::Result<()> {
         let failure = a
             .failure
             .as_ref()
-            .map(|f| {
-                format!(
-                    "{} ({}): {}",
-                    f["failure_type"].as_str().unwrap_or("unknown"),
-                    f["origin"].as_str().unwrap_or("platform"),
-                    f["message"].as_str().unwrap_or_default()
-                )
-            })
+            .map(|f| format!("{} ({}): {}", f.failure_type, f.origin, f.message))
             .unwrap_or_default();
         t.add_row(vec![
             a.number.to_string(),
-            a.status.clone(),
+            a.status.to_string(),
             output::thousands(a.records.max(0) as u64),
             output::bytes(a.bytes.max(0) as u64),
             output::thousands(a.records_committed.max(0) as u64),
@@ -187,18 +182,14 @@ pub fn print_job(j: &JobView) -> anyhow::Result<()> {
     }
     output::print_table(&t)?;
     if let Some(last) = j.attempts.last() {
-        if let Some(streams) = last.stats.as_array().filter(|s| !s.is_empty()) {
+        if !last.stats.is_empty() {
             let mut t = output::table(vec!["Stream", "Records", "Bytes", "Committed"]);
-            for s in streams {
-                let name = match s["namespace"].as_str() {
-                    Some(ns) => format!("{ns}.{}", s["name"].as_str().unwrap_or_default()),
-                    None => s["name"].as_str().unwrap_or_default().to_string(),
-                };
+            for s in &last.stats {
                 t.add_row(vec![
-                    name,
-                    output::thousands(s["records"].as_u64().unwrap_or(0)),
-                    output::bytes(s["bytes"].as_u64().unwrap_or(0)),
-                    output::thousands(s["records_committed"].as_u64().unwrap_or(0)),
+                    s.descriptor(),
+                    output::thousands(s.records),
+                    output::bytes(s.bytes),
+                    output::thousands(s.records_committed),
                 ]);
             }
             output::print_table(&t)?;

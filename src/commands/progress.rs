@@ -99,7 +99,7 @@ impl SyncObserver for SyncProgress {
                 super::output::thousands(s.records),
                 super::output::bytes(s.bytes),
                 super::output::thousands((s.records as f64 / secs) as u64),
-                s.status.unwrap_or(""),
+                s.status.as_deref().unwrap_or(""),
             ));
             bar.tick();
         }

@@ -268,18 +268,16 @@ fn render(ctx: &Ctx, o: &SyncOutcome) -> anyhow::Result<()> {
             let what = if r.status == SyncStatus::Cancelled {
                 "the sync was cancelled".to_string()
             } else {
-                format!(
-                    "the sync failed ({} error from the {}): {}",
-                    f.map(|f| f.failure_type).unwrap_or("unknown"),
-                    f.map(|f| match f.origin {
-                        crate::sync::FailureOrigin::Source => "source",
-                        crate::sync::FailureOrigin::Destination => "destination",
-                        crate::sync::FailureOrigin::Platform => "platform",
-                    })
-                    .unwrap_or("platform"),
-                    f.map(|f| f.message.as_str())
-                        .unwrap_or("no reason was given")
-                )
+                match f {
+                    Some(f) => format!(
+                        "the sync failed ({} error from the {}): {}",
+                        f.failure_type, f.origin, f.message
+                    ),
+                    None => {
+                        "the sync failed (unknown error from the platform): no reason was given"
+                            .to_string()
+                    }
+                }
             };
             eprintln!("error: {what}");
             let mut hints = Vec::new();

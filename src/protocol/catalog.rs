@@ -121,6 +121,27 @@ impl SyncMode {
     }
 }
 
+impl std::str::FromStr for SyncMode {
+    type Err = String;
+
+    /// Takes `full-refresh` as well as `full_refresh`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().replace('-', "_").as_str() {
+            "full_refresh" => Ok(SyncMode::FullRefresh),
+            "incremental" => Ok(SyncMode::Incremental),
+            _ => Err(format!(
+                "`{s}` is not a sync mode; use full_refresh or incremental"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for SyncMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum DestinationSyncMode {
@@ -140,6 +161,35 @@ impl DestinationSyncMode {
             DestinationSyncMode::Update => "update",
             DestinationSyncMode::SoftDelete => "soft_delete",
         }
+    }
+}
+
+impl std::str::FromStr for DestinationSyncMode {
+    type Err = String;
+
+    /// Takes `append-dedup` as well as `append_dedup`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let all = [
+            DestinationSyncMode::Append,
+            DestinationSyncMode::Overwrite,
+            DestinationSyncMode::AppendDedup,
+            DestinationSyncMode::Update,
+            DestinationSyncMode::SoftDelete,
+        ];
+        let wanted = s.trim().to_ascii_lowercase().replace('-', "_");
+        all.into_iter()
+            .find(|m| m.as_str() == wanted)
+            .ok_or_else(|| {
+                format!(
+                    "`{s}` is not a destination sync mode; use overwrite, append or append_dedup"
+                )
+            })
+    }
+}
+
+impl std::fmt::Display for DestinationSyncMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -28,6 +28,25 @@ impl StateType {
     }
 }
 
+impl std::str::FromStr for StateType {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "GLOBAL" => Ok(StateType::Global),
+            "STREAM" => Ok(StateType::Stream),
+            "LEGACY" => Ok(StateType::Legacy),
+            other => Err(format!("`{other}` is not a state type")),
+        }
+    }
+}
+
+impl std::fmt::Display for StateType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct StateMessage {
     /// Absent means LEGACY, as the protocol says.

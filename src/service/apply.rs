@@ -181,13 +181,6 @@ impl Service {
                 super::managed::validate_name(kind, n)?;
             }
         }
-        for (name, c) in &setup.connections {
-            c.validate().map_err(|e| {
-                let mut u = UserError::new(format!("connection `{name}`: {}", e.message));
-                u.hint = e.hint;
-                u
-            })?;
-        }
         let store = self.store().await?;
         let mut plan = Vec::new();
         let mut warnings = Vec::new();
@@ -245,7 +238,7 @@ impl Service {
         for (name, spec) in &setup.connections {
             let action = match current.iter().find(|c| &c.connection.name == name) {
                 None => "create",
-                Some(c) if &ConnectionSpec::of(&c.connection)? == spec => "unchanged",
+                Some(c) if &ConnectionSpec::of(&c.connection) == spec => "unchanged",
                 Some(_) => "update",
             };
             plan.push(PlannedChange {
@@ -350,10 +343,9 @@ impl Service {
             .await
             .map_err(store_error)?
         {
-            setup.connections.insert(
-                c.connection.name.clone(),
-                ConnectionSpec::of(&c.connection)?,
-            );
+            setup
+                .connections
+                .insert(c.connection.name.clone(), ConnectionSpec::of(&c.connection));
         }
         Ok(setup)
     }

@@ -8,6 +8,9 @@ use super::{Service, Ui};
 use crate::connector::config::{self, Secrets};
 use crate::connector::{self, Connector, LogSink, Role};
 use crate::error::UserError;
+use crate::model::{
+    AttemptStatus, ConnectionStatus, Failure, FailureOrigin, FailureType, JobStatus,
+};
 use crate::protocol::{
     AirbyteCatalog, ConfiguredAirbyteCatalog, ConnectorSpecification, DestinationSyncMode,
     LogLevel, StateSnapshot, StreamDescriptor, SyncMode,
@@ -17,33 +20,13 @@ use crate::sync::log::AttemptLog;
 use crate::sync::mapping::Mapping;
 use crate::sync::{self as engine, ConfigSink, StateSink, SyncPlan, SyncStatus};
 use anyhow::Context as _;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// What a job does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum JobKind {
-    /// Reads what is new (or everything, in full refresh) and writes it.
-    Sync,
-    /// Clears state and the destination's data.
-    Reset,
-    /// Re-syncs everything; the old data stays until the new generation lands.
-    Refresh,
-}
-
-impl JobKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobKind::Sync => "sync",
-            JobKind::Reset => "reset",
-            JobKind::Refresh => "refresh",
-        }
-    }
-}
+pub use crate::model::JobKind;
 
 /// When to give up, and how long to wait between attempts (Airbyte's rules:
 /// attempts that committed nothing count towards a small limit, and wait
@@ -104,13 +87,7 @@ pub struct JobView {
     pub attempts: Vec<store::Attempt>,
 }
 
-/// One difference between a connection's catalog and what its source has now.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SchemaChange {
-    pub stream: String,
-    pub change: String,
-    pub breaking: bool,
-}
+pub use crate::model::SchemaChange;
 
 /// The differences between a configured catalog and a fresh discovery.
 pub fn schema_changes(
@@ -180,11 +157,6 @@ fn properties(schema: &Value) -> Vec<(String, Value)> {
         .unwrap_or_default()
 }
 
-/// How the engine's failure is recorded.
-fn failure_value(origin: &str, failure_type: &str, message: &str) -> Value {
-    json!({"origin": origin, "failure_type": failure_type, "message": message})
-}
-
 /// Commits each state the destination confirmed to the store, as the
 /// `--state` file does for an inline sync: a crash keeps the last one.
 struct StoreState {
@@ -199,7 +171,7 @@ impl StateSink for StoreState {
         self.handle
             .block_on(self.store.put_state(
                 self.connection_id,
-                snapshot.state_type().as_str(),
+                snapshot.state_type(),
                 &snapshot.to_file_value(),
             ))
             .map_err(|e| e.to_string())
@@ -323,7 +295,7 @@ impl Service {
     pub async fn connection_job(&self, req: JobRequest, ui: Ui) -> anyhow::Result<JobView> {
         let c = self.connection(&req.connection).await?;
         // Clearing data is allowed on an inactive connection; reading is not.
-        if req.kind != JobKind::Reset && c.status != "active" {
+        if req.kind != JobKind::Reset && c.status != ConnectionStatus::Active {
             return Err(
                 UserError::new(format!("connection `{}` is inactive", c.name))
                     .hint(format!(
@@ -333,17 +305,16 @@ impl Service {
                     .into(),
             );
         }
-        let catalog: ConfiguredAirbyteCatalog = serde_json::from_value(c.catalog.clone())
-            .with_context(|| format!("connection `{}` has a bad catalog", c.name))?;
+        let catalog = c.catalog.clone();
         let reset_streams = selected(&catalog, &req.streams)?;
         let prepared = self.prepare(&c, &ui).await?;
         let store = self.store().await?.clone();
         let owner = this_owner();
-        let job = match store.create_job(c.id, req.kind.as_str(), &owner).await {
+        let job = match store.create_job(c.id, req.kind, &owner).await {
             Err(store::StoreError::JobRunning { .. }) => {
                 // Its process may be gone (killed, or the machine restarted).
                 self.end_orphans(&store, &c).await?;
-                store.create_job(c.id, req.kind.as_str(), &owner).await
+                store.create_job(c.id, req.kind, &owner).await
             }
             other => other,
         }
@@ -378,26 +349,30 @@ impl Service {
                     .map_err(store_error)?;
                 let failure_type = if crate::error::classify(&e).0 == crate::error::ExitClass::Usage
                 {
-                    "config_error"
+                    FailureType::ConfigError
                 } else {
-                    "system_error"
+                    FailureType::SystemError
                 };
                 store
                     .finish_attempt(
                         job.id,
                         number,
                         &AttemptEnd {
-                            status: "failed".into(),
-                            stats: json!([]),
+                            status: AttemptStatus::Failed,
+                            stats: Vec::new(),
                             records: 0,
                             bytes: 0,
                             records_committed: 0,
-                            failure: Some(failure_value("platform", failure_type, &message)),
+                            failure: Some(Failure::new(
+                                FailureOrigin::Platform,
+                                failure_type,
+                                message,
+                            )),
                         },
                     )
                     .await
                     .map_err(store_error)?;
-                "failed"
+                JobStatus::Failed
             }
         };
         store
@@ -413,7 +388,7 @@ impl Service {
         let running = store
             .list_jobs(&JobFilter {
                 connection_id: Some(c.id),
-                status: Some("running".into()),
+                status: Some(JobStatus::Running),
                 limit: 0,
             })
             .await
@@ -459,9 +434,9 @@ impl Service {
         job: &Job,
         req: &JobRequest,
         ui: &Ui,
-    ) -> anyhow::Result<&'static str> {
+    ) -> anyhow::Result<JobStatus> {
         let mapping = Mapping {
-            namespace: c.namespace.parse().map_err(UserError::new)?,
+            namespace: c.namespace.clone(),
             prefix: c.prefix.clone(),
         };
         let mut source = p.source.clone();
@@ -488,7 +463,7 @@ impl Service {
         }
         // Generations, as Airbyte's platform numbers them: a stream whose
         // old data goes when this job lands starts a new generation.
-        let mut stored: ConfiguredAirbyteCatalog = serde_json::from_value(c.catalog.clone())?;
+        let mut stored = c.catalog.clone();
         for s in &mut catalog.streams {
             let current = stored
                 .streams
@@ -517,11 +492,11 @@ impl Service {
             }
         }
         store
-            .set_connection_catalog(c.id, &serde_json::to_value(&stored)?)
+            .set_connection_catalog(c.id, &stored)
             .await
             .map_err(store_error)?;
         if catalog.streams.is_empty() {
-            return Ok("succeeded");
+            return Ok(JobStatus::Succeeded);
         }
 
         let handle = tokio::runtime::Handle::current();
@@ -596,40 +571,30 @@ impl Service {
                 grace: Duration::from_secs(10),
             };
             let report = engine::run(plan, hooks).await;
-            let failure = match (&report.status, &report.failure) {
-                (SyncStatus::Cancelled, _) => Some(failure_value(
-                    "platform",
-                    "manual_cancellation",
+            let failure = match (report.status, &report.failure) {
+                (SyncStatus::Cancelled, _) => Some(Failure::new(
+                    FailureOrigin::Platform,
+                    FailureType::ManualCancellation,
                     "the job was cancelled",
                 )),
-                (_, Some(f)) => Some(failure_value(
-                    match f.origin {
-                        engine::FailureOrigin::Source => "source",
-                        engine::FailureOrigin::Destination => "destination",
-                        engine::FailureOrigin::Platform => "platform",
-                    },
-                    f.failure_type,
-                    &log.redact(&f.message),
-                )),
-                (SyncStatus::Failed, None) => Some(failure_value(
-                    "platform",
-                    "system_error",
+                (_, Some(f)) => Some(Failure {
+                    message: log.redact(&f.message),
+                    ..f.clone()
+                }),
+                (SyncStatus::Failed, None) => Some(Failure::new(
+                    FailureOrigin::Platform,
+                    FailureType::SystemError,
                     "the attempt failed without a reason",
                 )),
                 _ => None,
-            };
-            let status = match report.status {
-                SyncStatus::Succeeded => "succeeded",
-                SyncStatus::Failed => "failed",
-                SyncStatus::Cancelled => "cancelled",
             };
             store
                 .finish_attempt(
                     job.id,
                     number,
                     &AttemptEnd {
-                        status: status.into(),
-                        stats: serde_json::to_value(&report.streams)?,
+                        status: report.status.into(),
+                        stats: report.streams.clone(),
                         records: report.records as i64,
                         bytes: report.bytes as i64,
                         records_committed: report.records_committed as i64,
@@ -638,20 +603,17 @@ impl Service {
                 )
                 .await
                 .map_err(store_error)?;
-            match report.status {
-                SyncStatus::Succeeded => return Ok("succeeded"),
-                SyncStatus::Cancelled => return Ok("cancelled"),
-                SyncStatus::Failed => {}
-            }
-            let f = failure.unwrap_or_default();
-            let why = f["message"].as_str().unwrap_or("no reason was given");
-            if f["failure_type"] == "config_error" {
+            let Some(failure) = failure.filter(|_| report.status == SyncStatus::Failed) else {
+                return Ok(report.status.into());
+            };
+            let why = &failure.message;
+            if failure.failure_type == FailureType::ConfigError {
                 log.log(
                     "sluice",
                     LogLevel::Error,
                     "The attempt failed with a config error; not retrying.",
                 );
-                return Ok("failed");
+                return Ok(JobStatus::Failed);
             }
             if report.state_committed {
                 failed_in_a_row = 0;
@@ -667,7 +629,7 @@ impl Service {
                         "Attempt {number} failed: {why}. Giving up after {number} attempt(s)."
                     ),
                 );
-                return Ok("failed");
+                return Ok(JobStatus::Failed);
             }
             let delay = req.retry.delay(failed_in_a_row);
             ui.observer.event(
@@ -679,7 +641,7 @@ impl Service {
             );
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
-                _ = ui.cancel.cancelled() => return Ok("cancelled"),
+                _ = ui.cancel.cancelled() => return Ok(JobStatus::Cancelled),
             }
         }
     }
@@ -701,7 +663,7 @@ impl Service {
             return Ok(catalog);
         }
         store
-            .set_job_changes(job.id, &serde_json::to_value(&changes)?)
+            .set_job_changes(job.id, &changes)
             .await
             .map_err(store_error)?;
         let breaking: Vec<String> = changes
@@ -721,13 +683,13 @@ impl Service {
             ))
             .into());
         }
-        let spec = ConnectionSpec::of(c)?;
+        let spec = ConnectionSpec::of(c);
         let mut next = catalog.clone();
         match spec.schema_change {
             SchemaChangePolicy::Ignore => return Ok(catalog),
             SchemaChangePolicy::Disable => {
                 store
-                    .set_connection_status(&c.name, "inactive")
+                    .set_connection_status(&c.name, ConnectionStatus::Inactive)
                     .await
                     .map_err(store_error)?;
                 return Err(UserError::new(format!(
@@ -789,12 +751,12 @@ impl Service {
             }
             if notes != changes {
                 store
-                    .set_job_changes(job.id, &serde_json::to_value(&notes)?)
+                    .set_job_changes(job.id, &notes)
                     .await
                     .map_err(store_error)?;
             }
             if !spec.streams.is_empty() && !added_names.is_empty() {
-                let mut fields = store_fields(c);
+                let mut fields = store::ConnectionFields::from(c);
                 fields.streams.extend(added_names);
                 store
                     .update_connection(&fields)
@@ -820,7 +782,7 @@ impl Service {
     pub async fn job_list(
         &self,
         connection: Option<&str>,
-        status: Option<&str>,
+        status: Option<JobStatus>,
         limit: i64,
     ) -> anyhow::Result<Vec<Job>> {
         let connection_id = match connection {
@@ -831,7 +793,7 @@ impl Service {
             .await?
             .list_jobs(&JobFilter {
                 connection_id,
-                status: status.map(str::to_string),
+                status,
                 limit,
             })
             .await
@@ -884,7 +846,7 @@ impl Service {
             UserError::new(format!("the state for connection `{connection}` is not valid: {e}"))
                 .hint("a state is what Airbyte passes to --state: an array of state messages, or a legacy state object")
         })?;
-        let catalog: ConfiguredAirbyteCatalog = serde_json::from_value(c.catalog.clone())?;
+        let catalog = &c.catalog;
         let known: Vec<StreamDescriptor> = catalog
             .streams
             .iter()
@@ -921,20 +883,15 @@ impl Service {
             ))
             .into());
         }
-        s.put_state(
-            c.id,
-            snapshot.state_type().as_str(),
-            &snapshot.to_file_value(),
-        )
-        .await
-        .map_err(store_error)
+        s.put_state(c.id, snapshot.state_type(), &snapshot.to_file_value())
+            .await
+            .map_err(store_error)
     }
 
     /// Clears the state of some streams, or all of it.
     pub async fn state_reset(&self, connection: &str, streams: &[String]) -> anyhow::Result<()> {
         let c = self.connection(connection).await?;
-        let catalog: ConfiguredAirbyteCatalog = serde_json::from_value(c.catalog.clone())?;
-        let chosen = selected(&catalog, streams)?;
+        let chosen = selected(&c.catalog, streams)?;
         clear_state(self.store().await?, c.id, &chosen, streams.is_empty()).await
     }
 }
@@ -966,24 +923,6 @@ fn owner_is_alive(owner: &str) -> Option<bool> {
     // SAFETY: signal 0 only checks that the process exists.
     let rc = unsafe { libc::kill(pid, 0) };
     Some(rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
-}
-
-/// The stored fields of a connection, unchanged.
-fn store_fields(c: &store::Connection) -> store::ConnectionFields {
-    store::ConnectionFields {
-        name: c.name.clone(),
-        source_id: c.source_id,
-        destination_id: c.destination_id,
-        streams: c.streams.clone(),
-        sync_mode: c.sync_mode.clone(),
-        destination_sync_mode: c.destination_sync_mode.clone(),
-        catalog: c.catalog.clone(),
-        schedule: c.schedule.clone(),
-        namespace: c.namespace.clone(),
-        prefix: c.prefix.clone(),
-        status: c.status.clone(),
-        schema_change: c.schema_change.clone(),
-    }
 }
 
 /// The descriptors of the named streams of a catalog (all when none named).
@@ -1040,11 +979,7 @@ async fn clear_state(
         .map_err(|e| anyhow::anyhow!("the stored state is not valid: {e}"))?;
     match snapshot.and_then(|s| s.without_streams(streams)) {
         Some(left) => store
-            .put_state(
-                connection_id,
-                left.state_type().as_str(),
-                &left.to_file_value(),
-            )
+            .put_state(connection_id, left.state_type(), &left.to_file_value())
             .await
             .map_err(store_error),
         None => store

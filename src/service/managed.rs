@@ -7,10 +7,8 @@ use super::{ConfigInput, Service, Ui};
 use crate::connector::config::{self, Secrets};
 use crate::connector::Role;
 use crate::error::UserError;
-use crate::protocol::{
-    AirbyteCatalog, ConfiguredAirbyteCatalog, ConnectionStatus, ConnectionStatusKind,
-    DestinationSyncMode, SyncMode,
-};
+use crate::model::{ConnectionStatus, JobStatus, Schedule};
+use crate::protocol::{self, AirbyteCatalog, ConnectionStatusKind, DestinationSyncMode, SyncMode};
 use crate::store::{
     self, Actor, ActorFields, ActorKind, AppliedMigration, Backend, Connection, ConnectionFields,
     Store, StoreError,
@@ -51,41 +49,7 @@ impl ActorView {
     }
 }
 
-/// How a connection reacts to a changed source schema.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SchemaChangePolicy {
-    /// Keep syncing the catalog as it was.
-    Ignore,
-    /// Take new columns and changed types of the selected streams.
-    #[default]
-    PropagateColumns,
-    /// Also add new streams.
-    PropagateFully,
-    /// Disable the connection on any change.
-    Disable,
-}
-
-impl SchemaChangePolicy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SchemaChangePolicy::Ignore => "ignore",
-            SchemaChangePolicy::PropagateColumns => "propagate_columns",
-            SchemaChangePolicy::PropagateFully => "propagate_fully",
-            SchemaChangePolicy::Disable => "disable",
-        }
-    }
-}
-
-impl std::str::FromStr for SchemaChangePolicy {
-    type Err = UserError;
-    fn from_str(s: &str) -> Result<Self, UserError> {
-        serde_json::from_value(Value::String(s.to_string())).map_err(|_| {
-            UserError::new(format!("`{s}` is not a schema change policy"))
-                .hint("use ignore, propagate_columns, propagate_fully or disable")
-        })
-    }
-}
+pub use crate::model::SchemaChangePolicy;
 
 /// Everything a connection is, by names: what `create` takes, what `apply`
 /// compares and what `export` writes.
@@ -101,24 +65,20 @@ pub struct ConnectionSpec {
     pub sync_mode: Option<SyncMode>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destination_sync_mode: Option<DestinationSyncMode>,
-    #[serde(default = "manual")]
-    pub schedule: String,
+    #[serde(default)]
+    pub schedule: Schedule,
     #[serde(default)]
     pub namespace: NamespaceRule,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub prefix: String,
     #[serde(default = "active")]
-    pub status: String,
+    pub status: ConnectionStatus,
     #[serde(default)]
     pub schema_change: SchemaChangePolicy,
 }
 
-fn manual() -> String {
-    "manual".into()
-}
-
-fn active() -> String {
-    "active".into()
+fn active() -> ConnectionStatus {
+    ConnectionStatus::Active
 }
 
 impl ConnectionSpec {
@@ -129,37 +89,28 @@ impl ConnectionSpec {
             streams: Vec::new(),
             sync_mode: None,
             destination_sync_mode: None,
-            schedule: manual(),
+            schedule: Schedule::Manual,
             namespace: NamespaceRule::Source,
             prefix: String::new(),
-            status: active(),
+            status: ConnectionStatus::Active,
             schema_change: SchemaChangePolicy::default(),
         }
     }
 
     /// The spec of a stored connection.
-    pub fn of(c: &Connection) -> anyhow::Result<Self> {
-        fn mode<T: serde::de::DeserializeOwned>(
-            c: &Connection,
-            m: &Option<String>,
-        ) -> anyhow::Result<Option<T>> {
-            m.as_ref()
-                .map(|m| serde_json::from_value(Value::String(m.clone())))
-                .transpose()
-                .with_context(|| format!("connection `{}` has a bad sync mode", c.name))
-        }
-        Ok(ConnectionSpec {
+    pub fn of(c: &Connection) -> Self {
+        ConnectionSpec {
             source: c.source.clone(),
             destination: c.destination.clone(),
             streams: c.streams.clone(),
-            sync_mode: mode(c, &c.sync_mode)?,
-            destination_sync_mode: mode(c, &c.destination_sync_mode)?,
+            sync_mode: c.sync_mode,
+            destination_sync_mode: c.destination_sync_mode,
             schedule: c.schedule.clone(),
-            namespace: c.namespace.parse().map_err(UserError::new)?,
+            namespace: c.namespace.clone(),
             prefix: c.prefix.clone(),
-            status: c.status.clone(),
-            schema_change: c.schema_change.parse()?,
-        })
+            status: c.status,
+            schema_change: c.schema_change,
+        }
     }
 
     fn selection(&self) -> StreamSelection {
@@ -168,18 +119,6 @@ impl ConnectionSpec {
             sync_mode: self.sync_mode,
             destination_sync_mode: self.destination_sync_mode,
         }
-    }
-
-    /// Checks what can be checked without running a connector.
-    pub fn validate(&self) -> Result<(), UserError> {
-        validate_schedule(&self.schedule)?;
-        if self.status != "active" && self.status != "inactive" {
-            return Err(UserError::new(format!(
-                "`{}` is not a connection status; use active or inactive",
-                self.status
-            )));
-        }
-        Ok(())
     }
 }
 
@@ -191,35 +130,10 @@ pub struct ConnectionPatch {
     pub streams: Option<Vec<String>>,
     pub sync_mode: Option<SyncMode>,
     pub destination_sync_mode: Option<DestinationSyncMode>,
-    pub schedule: Option<String>,
+    pub schedule: Option<Schedule>,
     pub namespace: Option<NamespaceRule>,
     pub prefix: Option<String>,
     pub schema_change: Option<SchemaChangePolicy>,
-}
-
-/// `manual`, `every:DURATION` (at least a minute) or `cron:EXPR`.
-pub fn validate_schedule(s: &str) -> Result<(), UserError> {
-    let hint = "use manual, every:DURATION (every:1h, every:30m) or cron:'0 */6 * * *'";
-    if s == "manual" {
-        return Ok(());
-    }
-    if let Some(d) = s.strip_prefix("every:") {
-        let d = humantime::parse_duration(d.trim()).map_err(|e| {
-            UserError::new(format!("schedule `{s}`: `{d}` is not a duration: {e}")).hint(hint)
-        })?;
-        if d < std::time::Duration::from_secs(60) {
-            return Err(
-                UserError::new(format!("schedule `{s}` is shorter than a minute")).hint(hint),
-            );
-        }
-        return Ok(());
-    }
-    if let Some(expr) = s.strip_prefix("cron:") {
-        return expr.trim().parse::<croner::Cron>().map(drop).map_err(|e| {
-            UserError::new(format!("schedule `{s}` is not a cron expression: {e}")).hint(hint)
-        });
-    }
-    Err(UserError::new(format!("`{s}` is not a schedule")).hint(hint))
 }
 
 /// A connection as the caller sees it.
@@ -248,37 +162,33 @@ pub struct CatalogStream {
 #[derive(Debug, Clone, Serialize)]
 pub struct LastJob {
     pub id: i64,
-    pub status: String,
+    pub status: JobStatus,
     pub at: i64,
 }
 
 impl ConnectionView {
     fn of(c: &Connection, last: Option<&store::Job>, full: bool) -> anyhow::Result<Self> {
-        let catalog: Option<ConfiguredAirbyteCatalog> =
-            serde_json::from_value(c.catalog.clone()).ok();
         Ok(ConnectionView {
             name: c.name.clone(),
-            spec: ConnectionSpec::of(c)?,
-            catalog_streams: catalog
-                .map(|cat| {
-                    cat.streams
-                        .iter()
-                        .map(|s| CatalogStream {
-                            name: s.stream.descriptor().to_string(),
-                            sync_mode: s.sync_mode.as_str().into(),
-                            destination_sync_mode: s.destination_sync_mode.as_str().into(),
-                        })
-                        .collect()
+            spec: ConnectionSpec::of(c),
+            catalog_streams: c
+                .catalog
+                .streams
+                .iter()
+                .map(|s| CatalogStream {
+                    name: s.stream.descriptor().to_string(),
+                    sync_mode: s.sync_mode.as_str().into(),
+                    destination_sync_mode: s.destination_sync_mode.as_str().into(),
                 })
-                .unwrap_or_default(),
+                .collect(),
             last_job: last.map(|j| LastJob {
                 id: j.id,
-                status: j.status.clone(),
+                status: j.status,
                 at: j.ended_at.or(j.started_at).unwrap_or(j.created_at),
             }),
             created_at: c.created_at,
             updated_at: c.updated_at,
-            catalog: full.then(|| c.catalog.clone()),
+            catalog: full.then(|| serde_json::to_value(&c.catalog)).transpose()?,
         })
     }
 }
@@ -390,7 +300,7 @@ impl Service {
         connector: &str,
         config: &Value,
         ui: &Ui,
-    ) -> anyhow::Result<ConnectionStatus> {
+    ) -> anyhow::Result<protocol::ConnectionStatus> {
         let status = self
             .connector_check(connector, &ConfigInput::Inline(config.clone()), ui)
             .await
@@ -530,7 +440,7 @@ impl Service {
         kind: ActorKind,
         name: &str,
         ui: &Ui,
-    ) -> anyhow::Result<ConnectionStatus> {
+    ) -> anyhow::Result<protocol::ConnectionStatus> {
         let a = self.actor(kind, name).await?;
         self.connector_check(&a.connector, &ConfigInput::Inline(a.config.clone()), ui)
             .await
@@ -571,7 +481,6 @@ impl Service {
         spec: &ConnectionSpec,
         ui: &Ui,
     ) -> anyhow::Result<ConnectionFields> {
-        spec.validate()?;
         let source = self.actor(ActorKind::Source, &spec.source).await?;
         let destination = self
             .actor(ActorKind::Destination, &spec.destination)
@@ -602,14 +511,14 @@ impl Service {
             source_id: source.id,
             destination_id: destination.id,
             streams: spec.streams.clone(),
-            sync_mode: spec.sync_mode.map(|m| m.as_str().to_string()),
-            destination_sync_mode: spec.destination_sync_mode.map(|m| m.as_str().to_string()),
-            catalog: serde_json::to_value(&configured)?,
+            sync_mode: spec.sync_mode,
+            destination_sync_mode: spec.destination_sync_mode,
+            catalog: configured,
             schedule: spec.schedule.clone(),
-            namespace: spec.namespace.to_string(),
+            namespace: spec.namespace.clone(),
             prefix: spec.prefix.clone(),
-            status: spec.status.clone(),
-            schema_change: spec.schema_change.as_str().into(),
+            status: spec.status,
+            schema_change: spec.schema_change,
         })
     }
 
@@ -649,7 +558,7 @@ impl Service {
         ui: &Ui,
     ) -> anyhow::Result<ConnectionView> {
         let old = self.connection(name).await?;
-        let old_spec = ConnectionSpec::of(&old)?;
+        let old_spec = ConnectionSpec::of(&old);
         let fields = if old_spec.source == spec.source
             && old_spec.streams == spec.streams
             && old_spec.sync_mode == spec.sync_mode
@@ -657,7 +566,6 @@ impl Service {
             && old_spec.namespace == spec.namespace
             && old_spec.prefix == spec.prefix
         {
-            spec.validate()?;
             let destination = self
                 .actor(ActorKind::Destination, &spec.destination)
                 .await?;
@@ -666,14 +574,14 @@ impl Service {
                 source_id: old.source_id,
                 destination_id: destination.id,
                 streams: spec.streams.clone(),
-                sync_mode: old.sync_mode.clone(),
-                destination_sync_mode: old.destination_sync_mode.clone(),
+                sync_mode: old.sync_mode,
+                destination_sync_mode: old.destination_sync_mode,
                 catalog: old.catalog.clone(),
                 schedule: spec.schedule.clone(),
                 namespace: old.namespace.clone(),
                 prefix: old.prefix.clone(),
-                status: spec.status.clone(),
-                schema_change: spec.schema_change.as_str().into(),
+                status: spec.status,
+                schema_change: spec.schema_change,
             }
         } else {
             self.connection_fields(name, spec, ui).await?
@@ -695,7 +603,7 @@ impl Service {
         ui: &Ui,
     ) -> anyhow::Result<ConnectionView> {
         let old = self.connection(name).await?;
-        let mut spec = ConnectionSpec::of(&old)?;
+        let mut spec = ConnectionSpec::of(&old);
         let p = patch.clone();
         if let Some(v) = p.source {
             spec.source = v;
@@ -767,7 +675,11 @@ impl Service {
     }
 
     pub async fn connection_set_status(&self, name: &str, active: bool) -> anyhow::Result<()> {
-        let status = if active { "active" } else { "inactive" };
+        let status = if active {
+            ConnectionStatus::Active
+        } else {
+            ConnectionStatus::Inactive
+        };
         if !self
             .store()
             .await?
@@ -811,36 +723,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn schedules_are_manual_every_or_cron() {
-        for ok in ["manual", "every:1h", "every:30m", "cron:0 */6 * * *"] {
-            validate_schedule(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
-        }
-        for bad in [
-            "hourly",
-            "every:5s",
-            "every:soon",
-            "cron:61 * * * *",
-            "cron:",
-        ] {
-            assert!(validate_schedule(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
     fn names_are_plain() {
         validate_name("source", "faker-1.prod_x").unwrap();
         for bad in ["", "-x", "a b", "a/b", ".x"] {
             let e = validate_name("source", bad).unwrap_err();
             assert!(e.message.contains("not a valid source name"), "{bad}");
         }
-    }
-
-    #[test]
-    fn policies_parse_from_their_names() {
-        assert_eq!(
-            "propagate_fully".parse::<SchemaChangePolicy>().unwrap(),
-            SchemaChangePolicy::PropagateFully
-        );
-        assert!("sometimes".parse::<SchemaChangePolicy>().is_err());
     }
 }

@@ -3,7 +3,21 @@
 //! (`SLUICE_TEST_DATABASE_URL`; skipped when unreachable, failed under CI).
 
 use super::*;
+use crate::model::{
+    AttemptStatus, ConnectionStatus, Failure, FailureOrigin, FailureType, JobKind, JobStatus,
+    NamespaceRule, Schedule, SchemaChange, SchemaChangePolicy, StreamProgress,
+};
+use crate::protocol::{ConfiguredAirbyteCatalog, StateType, SyncMode};
 use serde_json::json;
+
+fn one_stream_catalog() -> ConfiguredAirbyteCatalog {
+    serde_json::from_value(json!({"streams": [{
+        "stream": {"name": "users", "json_schema": {}, "supported_sync_modes": ["full_refresh"]},
+        "sync_mode": "full_refresh",
+        "destination_sync_mode": "overwrite"
+    }]}))
+    .unwrap()
+}
 
 /// A store for one test, and what to clean up after it.
 struct TestStore {
@@ -144,14 +158,14 @@ fn connection(name: &str, source_id: i64, destination_id: i64) -> ConnectionFiel
         source_id,
         destination_id,
         streams: vec!["users".into()],
-        sync_mode: Some("incremental".into()),
+        sync_mode: Some(SyncMode::Incremental),
         destination_sync_mode: None,
-        catalog: json!({"streams": []}),
-        schedule: "manual".into(),
-        namespace: "source".into(),
+        catalog: ConfiguredAirbyteCatalog::default(),
+        schedule: Schedule::Manual,
+        namespace: NamespaceRule::Source,
         prefix: "".into(),
-        status: "active".into(),
-        schema_change: "propagate_columns".into(),
+        status: ConnectionStatus::Active,
+        schema_change: SchemaChangePolicy::PropagateColumns,
     }
 }
 
@@ -266,7 +280,7 @@ async fn store_connections_with_their_last_job(t: &TestStore) {
         .unwrap();
     assert_eq!((c.source.as_str(), c.destination.as_str()), ("src", "dst"));
     assert_eq!(c.streams, vec!["users".to_string()]);
-    assert_eq!(c.sync_mode.as_deref(), Some("incremental"));
+    assert_eq!(c.sync_mode, Some(SyncMode::Incremental));
     assert_eq!(c.destination_sync_mode, None);
     let e = s
         .create_connection(&connection("c", src.id, dst.id))
@@ -277,35 +291,43 @@ async fn store_connections_with_their_last_job(t: &TestStore) {
     let listed = s.list_connections().await.unwrap();
     assert_eq!(listed.len(), 1);
     assert!(listed[0].last_job.is_none());
-    let j1 = s.create_job(c.id, "sync", "h:1").await.unwrap();
-    s.finish_job(j1.id, "failed").await.unwrap();
-    let j2 = s.create_job(c.id, "sync", "h:1").await.unwrap();
-    s.finish_job(j2.id, "succeeded").await.unwrap();
+    let j1 = s.create_job(c.id, JobKind::Sync, "h:1").await.unwrap();
+    s.finish_job(j1.id, JobStatus::Failed).await.unwrap();
+    let j2 = s.create_job(c.id, JobKind::Sync, "h:1").await.unwrap();
+    s.finish_job(j2.id, JobStatus::Succeeded).await.unwrap();
     let listed = s.list_connections().await.unwrap();
     let last = listed[0].last_job.as_ref().unwrap();
-    assert_eq!((last.id, last.status.as_str()), (j2.id, "succeeded"));
+    assert_eq!((last.id, last.status), (j2.id, JobStatus::Succeeded));
 
     let mut f = connection("c", src.id, dst.id);
-    f.schedule = "every:1h".into();
+    f.schedule = "every:1h".parse().unwrap();
     f.prefix = "raw_".into();
-    f.catalog = json!({"streams": [{"x": 1}]});
+    f.catalog = one_stream_catalog();
     let u = s.update_connection(&f).await.unwrap().unwrap();
     assert_eq!(
-        (u.schedule.as_str(), u.prefix.as_str()),
+        (u.schedule.to_string().as_str(), u.prefix.as_str()),
         ("every:1h", "raw_")
     );
-    assert_eq!(u.catalog, json!({"streams": [{"x": 1}]}));
-    s.set_connection_catalog(c.id, &json!({"streams": []}))
+    assert_eq!(u.catalog, one_stream_catalog());
+    s.set_connection_catalog(c.id, &ConfiguredAirbyteCatalog::default())
         .await
         .unwrap();
-    assert!(s.set_connection_status("c", "inactive").await.unwrap());
+    assert!(s
+        .set_connection_status("c", ConnectionStatus::Inactive)
+        .await
+        .unwrap());
     let got = s.get_connection("c").await.unwrap().unwrap();
-    assert_eq!(got.status, "inactive");
-    assert_eq!(got.catalog, json!({"streams": []}));
-    assert!(!s.set_connection_status("nope", "inactive").await.unwrap());
+    assert_eq!(got.status, ConnectionStatus::Inactive);
+    assert_eq!(got.catalog, ConfiguredAirbyteCatalog::default());
+    assert!(!s
+        .set_connection_status("nope", ConnectionStatus::Inactive)
+        .await
+        .unwrap());
 
     // Deleting a connection deletes its jobs and state.
-    s.put_state(c.id, "LEGACY", &json!({"a": 1})).await.unwrap();
+    s.put_state(c.id, StateType::Legacy, &json!({"a": 1}))
+        .await
+        .unwrap();
     assert!(s.delete_connection("c").await.unwrap());
     assert!(s.get_job(j1.id).await.unwrap().is_none());
     assert!(s.get_state(c.id).await.unwrap().is_none());
@@ -329,19 +351,18 @@ async fn store_jobs_and_attempts(t: &TestStore) {
         .create_connection(&connection("b", src.id, dst.id))
         .await
         .unwrap();
-    let job = s.create_job(a.id, "sync", "h:1").await.unwrap();
-    assert_eq!(
-        (job.status.as_str(), job.kind.as_str()),
-        ("running", "sync")
-    );
+    let job = s.create_job(a.id, JobKind::Sync, "h:1").await.unwrap();
+    assert_eq!((job.status, job.kind), (JobStatus::Running, JobKind::Sync));
     assert_eq!(job.connection, "a");
     assert!(job.started_at.is_some() && job.ended_at.is_none());
-    s.set_job_changes(
-        job.id,
-        &json!([{"stream": "users", "change": "new column"}]),
-    )
-    .await
-    .unwrap();
+    let change = SchemaChange {
+        stream: "users".into(),
+        change: "new column".into(),
+        breaking: false,
+    };
+    s.set_job_changes(job.id, std::slice::from_ref(&change))
+        .await
+        .unwrap();
 
     s.start_attempt(job.id, 1, Path::new("/logs/attempt-1.log"))
         .await
@@ -350,14 +371,20 @@ async fn store_jobs_and_attempts(t: &TestStore) {
         job.id,
         1,
         &AttemptEnd {
-            status: "failed".into(),
-            stats: json!([{"name": "users", "records": 3}]),
+            status: AttemptStatus::Failed,
+            stats: vec![StreamProgress {
+                name: "users".into(),
+                records: 3,
+                ..Default::default()
+            }],
             records: 3,
             bytes: 30,
             records_committed: 2,
-            failure: Some(
-                json!({"origin": "source", "failure_type": "system_error", "message": "boom"}),
-            ),
+            failure: Some(Failure::new(
+                FailureOrigin::Source,
+                FailureType::SystemError,
+                "boom",
+            )),
         },
     )
     .await
@@ -367,8 +394,16 @@ async fn store_jobs_and_attempts(t: &TestStore) {
         .unwrap();
     let attempts = s.list_attempts(job.id).await.unwrap();
     assert_eq!(attempts.len(), 2);
-    assert_eq!(attempts[0].status, "failed");
-    assert_eq!(attempts[0].failure.as_ref().unwrap()["message"], "boom");
+    assert_eq!(attempts[0].status, AttemptStatus::Failed);
+    assert_eq!(
+        attempts[0].failure,
+        Some(Failure::new(
+            FailureOrigin::Source,
+            FailureType::SystemError,
+            "boom"
+        ))
+    );
+    assert_eq!(attempts[0].stats[0].records, 3);
     assert_eq!(
         (
             attempts[0].records,
@@ -377,15 +412,15 @@ async fn store_jobs_and_attempts(t: &TestStore) {
         ),
         (3, 30, 2)
     );
-    assert_eq!(attempts[1].status, "running");
+    assert_eq!(attempts[1].status, AttemptStatus::Running);
     assert_eq!(attempts[1].log_path.as_deref(), Some("/logs/attempt-2.log"));
-    s.finish_job(job.id, "succeeded").await.unwrap();
+    s.finish_job(job.id, JobStatus::Succeeded).await.unwrap();
     let got = s.get_job(job.id).await.unwrap().unwrap();
-    assert_eq!(got.status, "succeeded");
+    assert_eq!(got.status, JobStatus::Succeeded);
     assert!(got.ended_at.is_some());
-    assert_eq!(got.changes[0]["change"], "new column");
+    assert_eq!(got.changes, vec![change]);
 
-    let abandoned = s.create_job(b.id, "reset", "h:2").await.unwrap();
+    let abandoned = s.create_job(b.id, JobKind::Reset, "h:2").await.unwrap();
     // A job whose process is gone is ended with its attempts.
     s.start_attempt(abandoned.id, 1, Path::new("/l"))
         .await
@@ -393,17 +428,14 @@ async fn store_jobs_and_attempts(t: &TestStore) {
     s.abandon_job(abandoned.id, "gone").await.unwrap();
     let a1 = &s.list_attempts(abandoned.id).await.unwrap()[0];
     assert_eq!(
-        (
-            a1.status.as_str(),
-            a1.failure.as_ref().unwrap()["message"].as_str()
-        ),
-        ("failed", Some("gone"))
+        (a1.status, a1.failure.as_ref().map(|f| f.message.as_str())),
+        (AttemptStatus::Failed, Some("gone"))
     );
     assert_eq!(
         s.get_job(abandoned.id).await.unwrap().unwrap().status,
-        "failed"
+        JobStatus::Failed
     );
-    let other = s.create_job(b.id, "reset", "h:2").await.unwrap();
+    let other = s.create_job(b.id, JobKind::Reset, "h:2").await.unwrap();
     let all = s.list_jobs(&JobFilter::default()).await.unwrap();
     assert_eq!(
         all.iter().map(|j| j.id).collect::<Vec<_>>(),
@@ -419,7 +451,7 @@ async fn store_jobs_and_attempts(t: &TestStore) {
     assert_eq!(of_a.iter().map(|j| j.id).collect::<Vec<_>>(), [job.id]);
     let running = s
         .list_jobs(&JobFilter {
-            status: Some("running".into()),
+            status: Some(JobStatus::Running),
             ..Default::default()
         })
         .await
@@ -451,11 +483,13 @@ async fn store_state_is_replaced_whole(t: &TestStore) {
         .unwrap();
     assert!(s.get_state(c.id).await.unwrap().is_none());
     let first = json!([{"type": "STREAM", "stream": {"stream_descriptor": {"name": "users"}, "stream_state": {"c": 1}}}]);
-    s.put_state(c.id, "STREAM", &first).await.unwrap();
+    s.put_state(c.id, StateType::Stream, &first).await.unwrap();
     let second = json!({"type": "GLOBAL", "global": {"stream_states": []}});
-    s.put_state(c.id, "GLOBAL", &json!([second])).await.unwrap();
+    s.put_state(c.id, StateType::Global, &json!([second]))
+        .await
+        .unwrap();
     let got = s.get_state(c.id).await.unwrap().unwrap();
-    assert_eq!(got.state_type, "GLOBAL");
+    assert_eq!(got.state_type, StateType::Global);
     assert_eq!(got.state, json!([second]));
     assert!(s.delete_state(c.id).await.unwrap());
     assert!(!s.delete_state(c.id).await.unwrap());
@@ -486,7 +520,7 @@ async fn store_two_handles_write_at_once(t: &TestStore) {
                 .await
                 .unwrap();
             store
-                .put_state(c.id, "LEGACY", &json!({"i": i}))
+                .put_state(c.id, StateType::Legacy, &json!({"i": i}))
                 .await
                 .unwrap();
         }

@@ -5,64 +5,11 @@
 //! are compared and committed, so the stored state is always the source's.
 
 use crate::protocol::{ConfiguredAirbyteCatalog, StateMessage, StreamDescriptor};
-use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::collections::HashMap;
 use std::fmt;
-use std::str::FromStr;
 
-/// Where a stream lands in the destination.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub enum NamespaceRule {
-    /// The source's namespace (the default).
-    #[default]
-    Source,
-    /// No namespace: the destination's default schema or folder.
-    Destination,
-    /// A fixed namespace; `${SOURCE_NAMESPACE}` in it is replaced.
-    Custom(String),
-}
-
-impl FromStr for NamespaceRule {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "source" => Ok(NamespaceRule::Source),
-            "destination" => Ok(NamespaceRule::Destination),
-            _ => match s.strip_prefix("custom:") {
-                Some(name) if !name.is_empty() => Ok(NamespaceRule::Custom(name.to_string())),
-                _ => Err(format!(
-                    "`{s}` is not a namespace rule: use source, destination or custom:NAME"
-                )),
-            },
-        }
-    }
-}
-
-impl TryFrom<String> for NamespaceRule {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        s.parse()
-    }
-}
-
-impl From<NamespaceRule> for String {
-    fn from(r: NamespaceRule) -> String {
-        r.to_string()
-    }
-}
-
-impl fmt::Display for NamespaceRule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            NamespaceRule::Source => f.write_str("source"),
-            NamespaceRule::Destination => f.write_str("destination"),
-            NamespaceRule::Custom(n) => write!(f, "custom:{n}"),
-        }
-    }
-}
+pub use crate::model::NamespaceRule;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Mapping {

@@ -88,18 +88,7 @@ pub trait SyncObserver: Send + Sync {
 pub struct NoObserver;
 impl SyncObserver for NoObserver {}
 
-#[derive(Debug, Clone, Serialize)]
-pub struct StreamProgress {
-    pub namespace: Option<String>,
-    pub name: String,
-    pub records: u64,
-    pub bytes: u64,
-    pub records_committed: u64,
-    pub checkpoints: u64,
-    /// The source's estimate of the rows it will send, if it gave one.
-    pub estimate: Option<u64>,
-    pub status: Option<&'static str>,
-}
+pub use crate::model::{Failure, FailureOrigin, StreamProgress, SyncStatus};
 
 #[derive(Debug, Clone)]
 pub struct Progress {
@@ -107,44 +96,11 @@ pub struct Progress {
     pub elapsed: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SyncStatus {
-    Succeeded,
-    Failed,
-    Cancelled,
-}
-
-/// Where a failure came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FailureOrigin {
-    Source,
-    Destination,
-    Platform,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Failure {
-    pub origin: FailureOrigin,
-    pub failure_type: &'static str,
-    pub message: String,
-}
-
-impl Failure {
-    fn new(origin: FailureOrigin, failure_type: FailureType, message: impl Into<String>) -> Self {
-        Failure {
-            origin,
-            failure_type: failure_type.as_str(),
-            message: message.into(),
-        }
-    }
-
-    fn from_role(role: Role) -> FailureOrigin {
-        match role {
-            Role::Source => FailureOrigin::Source,
-            Role::Destination => FailureOrigin::Destination,
-        }
+/// The origin of what a connector in `role` did.
+fn origin_of(role: Role) -> FailureOrigin {
+    match role {
+        Role::Source => FailureOrigin::Source,
+        Role::Destination => FailureOrigin::Destination,
     }
 }
 
@@ -199,7 +155,7 @@ impl Shared {
                     records_committed: s.committed,
                     checkpoints: s.checkpoints,
                     estimate: self.estimates[i],
-                    status: self.statuses[i],
+                    status: self.statuses[i].map(str::to_string),
                 })
                 .collect(),
             elapsed: started.elapsed(),
@@ -295,7 +251,7 @@ pub async fn run(plan: SyncPlan, hooks: SyncHooks) -> SyncReport {
         } else {
             FailureType::SystemError
         };
-        Failure::new(Failure::from_role(role), failure_type, e.to_string())
+        Failure::new(origin_of(role), failure_type, e.to_string())
     };
 
     hooks.log.log(
@@ -542,13 +498,9 @@ fn decide(
     if cancelled {
         return Some(Failure::new(
             FailureOrigin::Platform,
-            FailureType::Unknown,
+            crate::model::FailureType::ManualCancellation,
             "the sync was cancelled",
-        ))
-        .map(|mut f| {
-            f.failure_type = "manual_cancellation";
-            f
-        });
+        ));
     }
     if let Some(f) = &s.destination_error {
         return Some(f.clone());
@@ -602,7 +554,7 @@ fn exit_failure(role: Role, name: &str, status: ExitStatus, r: &Running) -> Fail
                 .join("\n"),
         );
     }
-    Failure::new(Failure::from_role(role), FailureType::SystemError, message)
+    Failure::new(origin_of(role), FailureType::SystemError, message)
 }
 
 /// What the pump and the confirmer share.

@@ -1,0 +1,498 @@
+//! The words every floor shares: kinds and statuses of sources,
+//! connections, jobs and attempts, failure origins and types, schedules,
+//! schema-change policies and namespace rules. Each has exactly one string
+//! form, used in the store, in JSON and YAML, on the command line and in
+//! messages; a parser also takes the `-` spelling of a `_` name
+//! (`propagate-columns`), so users never meet two spellings that differ.
+//!
+//! Nothing here does anything: no I/O, no policy. The store keeps these
+//! values, the engine and the service decide with them, the Api carries
+//! them over the wire.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A string that is not one of a word's values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{value}` is not a {what}; use {}", .expected.join(", "))]
+pub struct UnknownValue {
+    pub what: &'static str,
+    pub value: String,
+    pub expected: Vec<&'static str>,
+}
+
+/// An enum of plain words with one string form each.
+macro_rules! words {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident ($what:literal) {
+            $( $(#[$vmeta:meta])* $variant:ident = $text:literal ),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant ),+
+        }
+
+        impl $name {
+            /// Every value, in order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownValue;
+
+            fn from_str(s: &str) -> Result<Self, UnknownValue> {
+                let wanted = s.trim().to_ascii_lowercase().replace('-', "_");
+                $name::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str() == wanted)
+                    .ok_or_else(|| UnknownValue {
+                        what: $what,
+                        value: s.to_string(),
+                        expected: $name::ALL.iter().map(|v| v.as_str()).collect(),
+                    })
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = UnknownValue;
+            fn try_from(s: String) -> Result<Self, UnknownValue> {
+                s.parse()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+words! {
+    /// Sources and destinations are kept alike.
+    pub enum ActorKind ("kind of connector setup") {
+        Source = "source",
+        Destination = "destination",
+    }
+}
+
+words! {
+    /// Whether a connection runs (on its schedule or when asked).
+    pub enum ConnectionStatus ("connection status") {
+        Active = "active",
+        Inactive = "inactive",
+    }
+}
+
+words! {
+    /// What a job does.
+    pub enum JobKind ("job kind") {
+        /// Reads what is new (or everything, in full refresh) and writes it.
+        Sync = "sync",
+        /// Clears state and the destination's data.
+        Reset = "reset",
+        /// Re-syncs everything; the old data stays until the new generation lands.
+        Refresh = "refresh",
+    }
+}
+
+words! {
+    pub enum JobStatus ("job status") {
+        /// Queued, not started.
+        Pending = "pending",
+        Running = "running",
+        Succeeded = "succeeded",
+        Failed = "failed",
+        Cancelled = "cancelled",
+    }
+}
+
+words! {
+    pub enum AttemptStatus ("attempt status") {
+        Running = "running",
+        Succeeded = "succeeded",
+        Failed = "failed",
+        Cancelled = "cancelled",
+    }
+}
+
+words! {
+    /// How one sync (an inline sync, or one attempt of a job) ended.
+    pub enum SyncStatus ("sync status") {
+        Succeeded = "succeeded",
+        Failed = "failed",
+        Cancelled = "cancelled",
+    }
+}
+
+impl From<SyncStatus> for AttemptStatus {
+    fn from(s: SyncStatus) -> AttemptStatus {
+        match s {
+            SyncStatus::Succeeded => AttemptStatus::Succeeded,
+            SyncStatus::Failed => AttemptStatus::Failed,
+            SyncStatus::Cancelled => AttemptStatus::Cancelled,
+        }
+    }
+}
+
+impl From<SyncStatus> for JobStatus {
+    fn from(s: SyncStatus) -> JobStatus {
+        match s {
+            SyncStatus::Succeeded => JobStatus::Succeeded,
+            SyncStatus::Failed => JobStatus::Failed,
+            SyncStatus::Cancelled => JobStatus::Cancelled,
+        }
+    }
+}
+
+words! {
+    /// Where a failure came from.
+    pub enum FailureOrigin ("failure origin") {
+        Source = "source",
+        Destination = "destination",
+        /// sluice itself: the engine, the store, the machine.
+        Platform = "platform",
+    }
+}
+
+words! {
+    /// What kind of failure, as Airbyte's platform names them.
+    pub enum FailureType ("failure type") {
+        /// The user's to fix: a config, a missing file, a stream that is gone.
+        ConfigError = "config_error",
+        SystemError = "system_error",
+        TransientError = "transient_error",
+        ManualCancellation = "manual_cancellation",
+        Unknown = "unknown",
+    }
+}
+
+impl From<crate::protocol::FailureType> for FailureType {
+    fn from(t: crate::protocol::FailureType) -> FailureType {
+        use crate::protocol::FailureType as P;
+        match t {
+            P::SystemError => FailureType::SystemError,
+            P::ConfigError => FailureType::ConfigError,
+            P::TransientError => FailureType::TransientError,
+            P::Unknown => FailureType::Unknown,
+        }
+    }
+}
+
+/// Why a sync or an attempt failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub origin: FailureOrigin,
+    pub failure_type: FailureType,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(
+        origin: FailureOrigin,
+        failure_type: impl Into<FailureType>,
+        message: impl Into<String>,
+    ) -> Self {
+        Failure {
+            origin,
+            failure_type: failure_type.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// What a sync moved of one stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamProgress {
+    pub namespace: Option<String>,
+    pub name: String,
+    #[serde(default)]
+    pub records: u64,
+    #[serde(default)]
+    pub bytes: u64,
+    #[serde(default)]
+    pub records_committed: u64,
+    #[serde(default)]
+    pub checkpoints: u64,
+    /// The source's estimate of the rows it will send, if it gave one.
+    #[serde(default)]
+    pub estimate: Option<u64>,
+    /// The stream's status as the source last reported it (STARTED,
+    /// RUNNING, COMPLETE, INCOMPLETE).
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+impl StreamProgress {
+    /// `namespace.name`, or the name alone.
+    pub fn descriptor(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{ns}.{}", self.name),
+            None => self.name.clone(),
+        }
+    }
+}
+
+/// One difference between a connection's catalog and what its source has now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemaChange {
+    pub stream: String,
+    pub change: String,
+    pub breaking: bool,
+}
+
+words! {
+    /// How a connection reacts to a changed source schema.
+    pub enum SchemaChangePolicy ("schema change policy") {
+        /// Keep syncing the catalog as it was.
+        Ignore = "ignore",
+        /// Take new columns and changed types of the selected streams.
+        PropagateColumns = "propagate_columns",
+        /// Also add new streams.
+        PropagateFully = "propagate_fully",
+        /// Disable the connection on any change.
+        Disable = "disable",
+    }
+}
+
+// `words!` derives only what every word has.
+#[allow(clippy::derivable_impls)]
+impl Default for SchemaChangePolicy {
+    fn default() -> Self {
+        SchemaChangePolicy::PropagateColumns
+    }
+}
+
+/// Where a stream lands in the destination.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum NamespaceRule {
+    /// The source's namespace (the default).
+    #[default]
+    Source,
+    /// No namespace: the destination's default schema or folder.
+    Destination,
+    /// A fixed namespace; `${SOURCE_NAMESPACE}` in it is replaced.
+    Custom(String),
+}
+
+impl FromStr for NamespaceRule {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "source" => Ok(NamespaceRule::Source),
+            "destination" => Ok(NamespaceRule::Destination),
+            _ => match s.strip_prefix("custom:") {
+                Some(name) if !name.is_empty() => Ok(NamespaceRule::Custom(name.to_string())),
+                _ => Err(format!(
+                    "`{s}` is not a namespace rule: use source, destination or custom:NAME"
+                )),
+            },
+        }
+    }
+}
+
+impl TryFrom<String> for NamespaceRule {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<NamespaceRule> for String {
+    fn from(r: NamespaceRule) -> String {
+        r.to_string()
+    }
+}
+
+impl fmt::Display for NamespaceRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NamespaceRule::Source => f.write_str("source"),
+            NamespaceRule::Destination => f.write_str("destination"),
+            NamespaceRule::Custom(n) => write!(f, "custom:{n}"),
+        }
+    }
+}
+
+/// When a connection runs by itself. Parsed once, where it comes in; the
+/// text form is `manual`, `every:DURATION` or `cron:EXPRESSION`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Schedule {
+    /// Only when asked.
+    #[default]
+    Manual,
+    /// At a fixed interval of at least a minute.
+    Every(Duration),
+    /// On a cron expression (5 or 6 fields, as croner reads them), in a
+    /// time zone (IANA name; UTC unless the connection names one).
+    Cron {
+        expression: String,
+        timezone: String,
+    },
+}
+
+/// The shortest interval of an `every:` schedule.
+pub const SHORTEST_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Why a text is not a schedule, with what to write instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ScheduleError {
+    pub message: String,
+}
+
+impl ScheduleError {
+    pub const HINT: &'static str =
+        "use manual, every:DURATION (every:1h, every:30m) or cron:'0 */6 * * *'";
+}
+
+impl FromStr for Schedule {
+    type Err = ScheduleError;
+
+    fn from_str(s: &str) -> Result<Self, ScheduleError> {
+        let err = |message: String| ScheduleError { message };
+        let s = s.trim();
+        if s == "manual" {
+            return Ok(Schedule::Manual);
+        }
+        if let Some(d) = s.strip_prefix("every:") {
+            let d = humantime::parse_duration(d.trim())
+                .map_err(|e| err(format!("schedule `{s}`: `{d}` is not a duration: {e}")))?;
+            if d < SHORTEST_INTERVAL {
+                return Err(err(format!("schedule `{s}` is shorter than a minute")));
+            }
+            return Ok(Schedule::Every(d));
+        }
+        if let Some(expr) = s.strip_prefix("cron:") {
+            let expression = expr.trim().to_string();
+            expression
+                .parse::<croner::Cron>()
+                .map_err(|e| err(format!("schedule `{s}` is not a cron expression: {e}")))?;
+            return Ok(Schedule::Cron {
+                expression,
+                timezone: "UTC".into(),
+            });
+        }
+        Err(err(format!("`{s}` is not a schedule")))
+    }
+}
+
+impl TryFrom<String> for Schedule {
+    type Error = ScheduleError;
+    fn try_from(s: String) -> Result<Self, ScheduleError> {
+        s.parse()
+    }
+}
+
+impl From<Schedule> for String {
+    fn from(s: Schedule) -> String {
+        s.to_string()
+    }
+}
+
+impl fmt::Display for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Schedule::Manual => f.write_str("manual"),
+            Schedule::Every(d) => write!(f, "every:{}", humantime::format_duration(*d)),
+            Schedule::Cron { expression, .. } => write!(f, "cron:{expression}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_have_one_spelling_and_take_the_dashed_one() {
+        assert_eq!(
+            "propagate-columns".parse::<SchemaChangePolicy>().unwrap(),
+            SchemaChangePolicy::PropagateColumns
+        );
+        assert_eq!(
+            "Propagate_Fully".parse::<SchemaChangePolicy>().unwrap(),
+            SchemaChangePolicy::PropagateFully
+        );
+        assert_eq!(
+            SchemaChangePolicy::PropagateColumns.to_string(),
+            "propagate_columns"
+        );
+        let e = "sometimes".parse::<SchemaChangePolicy>().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "`sometimes` is not a schema change policy; use ignore, propagate_columns, propagate_fully, disable"
+        );
+        for s in JobStatus::ALL {
+            assert_eq!(s.as_str().parse::<JobStatus>().unwrap(), *s);
+            let json = serde_json::to_string(s).unwrap();
+            assert_eq!(json, format!("\"{}\"", s.as_str()));
+            assert_eq!(serde_json::from_str::<JobStatus>(&json).unwrap(), *s);
+        }
+        assert_eq!(
+            serde_json::from_str::<FailureType>("\"manual-cancellation\"").unwrap(),
+            FailureType::ManualCancellation
+        );
+    }
+
+    #[test]
+    fn schedules_are_manual_every_or_cron() {
+        assert_eq!("manual".parse::<Schedule>().unwrap(), Schedule::Manual);
+        assert_eq!(
+            "every:1h".parse::<Schedule>().unwrap(),
+            Schedule::Every(Duration::from_secs(3600))
+        );
+        let cron = "cron:0 */6 * * *".parse::<Schedule>().unwrap();
+        assert_eq!(
+            cron,
+            Schedule::Cron {
+                expression: "0 */6 * * *".into(),
+                timezone: "UTC".into()
+            }
+        );
+        for text in ["manual", "every:1h", "every:30m", "cron:0 */6 * * *"] {
+            assert_eq!(text.parse::<Schedule>().unwrap().to_string(), text);
+        }
+        for bad in [
+            "hourly",
+            "every:5s",
+            "every:soon",
+            "cron:61 * * * *",
+            "cron:",
+        ] {
+            assert!(bad.parse::<Schedule>().is_err(), "{bad}");
+        }
+        assert_eq!(
+            serde_json::to_value(Schedule::Every(Duration::from_secs(1800))).unwrap(),
+            "every:30m"
+        );
+    }
+}

@@ -1,0 +1,173 @@
+//! How values that are not plain numbers or text sit in TEXT columns:
+//! words (statuses, kinds, schedules, modes) as their one string form,
+//! and structured values as JSON text. Both backends read and write them
+//! through `String`, so one impl serves SQLite and PostgreSQL.
+
+use crate::model::{
+    ActorKind, AttemptStatus, ConnectionStatus, JobKind, JobStatus, NamespaceRule, Schedule,
+    SchemaChangePolicy,
+};
+use crate::protocol::{DestinationSyncMode, StateType, SyncMode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sqlx::encode::IsNull;
+use sqlx::error::BoxDynError;
+use sqlx::{Database, Decode, Encode, Type};
+
+/// Implements the column traits for types with `FromStr` and `Display`.
+macro_rules! text_columns {
+    ($($t:ty),+ $(,)?) => {$(
+        impl<DB: Database> Type<DB> for $t
+        where
+            String: Type<DB>,
+        {
+            fn type_info() -> DB::TypeInfo {
+                <String as Type<DB>>::type_info()
+            }
+            fn compatible(ty: &DB::TypeInfo) -> bool {
+                <String as Type<DB>>::compatible(ty)
+            }
+        }
+
+        impl<'r, DB: Database> Decode<'r, DB> for $t
+        where
+            String: Decode<'r, DB>,
+        {
+            fn decode(value: <DB as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
+                Ok(<String as Decode<DB>>::decode(value)?.parse::<$t>()?)
+            }
+        }
+
+        impl<'q, DB: Database> Encode<'q, DB> for $t
+        where
+            String: Encode<'q, DB>,
+        {
+            fn encode_by_ref(
+                &self,
+                buf: &mut <DB as Database>::ArgumentBuffer<'q>,
+            ) -> Result<IsNull, BoxDynError> {
+                <String as Encode<DB>>::encode(self.to_string(), buf)
+            }
+        }
+    )+};
+}
+
+text_columns!(
+    ActorKind,
+    ConnectionStatus,
+    JobKind,
+    JobStatus,
+    AttemptStatus,
+    SchemaChangePolicy,
+    Schedule,
+    NamespaceRule,
+    SyncMode,
+    DestinationSyncMode,
+    StateType,
+);
+
+/// A value kept as JSON text.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JsonText<T>(pub T);
+
+impl<T, DB: Database> Type<DB> for JsonText<T>
+where
+    String: Type<DB>,
+{
+    fn type_info() -> DB::TypeInfo {
+        <String as Type<DB>>::type_info()
+    }
+    fn compatible(ty: &DB::TypeInfo) -> bool {
+        <String as Type<DB>>::compatible(ty)
+    }
+}
+
+impl<'r, T: DeserializeOwned, DB: Database> Decode<'r, DB> for JsonText<T>
+where
+    String: Decode<'r, DB>,
+{
+    fn decode(value: <DB as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
+        let text = <String as Decode<DB>>::decode(value)?;
+        Ok(JsonText(serde_json::from_str(&text)?))
+    }
+}
+
+impl<'q, T: Serialize, DB: Database> Encode<'q, DB> for JsonText<T>
+where
+    String: Encode<'q, DB>,
+{
+    fn encode_by_ref(
+        &self,
+        buf: &mut <DB as Database>::ArgumentBuffer<'q>,
+    ) -> Result<IsNull, BoxDynError> {
+        <String as Encode<DB>>::encode(serde_json::to_string(&self.0)?, buf)
+    }
+}
+
+/// Lets rows take JSON columns as their own types
+/// (`#[sqlx(try_from = "JsonText<T>")]`).
+macro_rules! json_fields {
+    ($($t:ty),+ $(,)?) => {$(
+        impl From<JsonText<$t>> for $t {
+            fn from(j: JsonText<$t>) -> $t {
+                j.0
+            }
+        }
+    )+};
+}
+
+json_fields!(
+    serde_json::Value,
+    Vec<String>,
+    Vec<crate::model::StreamProgress>,
+    Vec<crate::model::SchemaChange>,
+);
+
+/// Implements the column traits for this crate's serde types, as JSON
+/// text; nullable columns then read as `Option<T>`.
+macro_rules! json_columns {
+    ($($t:ty),+ $(,)?) => {$(
+        impl<DB: Database> Type<DB> for $t
+        where
+            String: Type<DB>,
+        {
+            fn type_info() -> DB::TypeInfo {
+                <String as Type<DB>>::type_info()
+            }
+            fn compatible(ty: &DB::TypeInfo) -> bool {
+                <String as Type<DB>>::compatible(ty)
+            }
+        }
+
+        impl<'r, DB: Database> Decode<'r, DB> for $t
+        where
+            String: Decode<'r, DB>,
+        {
+            fn decode(value: <DB as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
+                Ok(serde_json::from_str(&<String as Decode<DB>>::decode(value)?)?)
+            }
+        }
+
+        impl<'q, DB: Database> Encode<'q, DB> for $t
+        where
+            String: Encode<'q, DB>,
+        {
+            fn encode_by_ref(
+                &self,
+                buf: &mut <DB as Database>::ArgumentBuffer<'q>,
+            ) -> Result<IsNull, BoxDynError> {
+                <String as Encode<DB>>::encode(serde_json::to_string(self)?, buf)
+            }
+        }
+    )+};
+}
+
+json_columns!(
+    crate::model::Failure,
+    crate::protocol::ConfiguredAirbyteCatalog,
+);
+
+/// JSON text of a value, to bind.
+pub fn json<T: Serialize>(v: &T) -> JsonText<&T> {
+    JsonText(v)
+}

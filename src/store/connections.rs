@@ -1,0 +1,233 @@
+//! Connections: a source, a destination, the streams and modes the user
+//! chose, the configured catalog built from them, a schedule and a status.
+
+use super::column::{json, JsonText};
+use super::jobs::Job;
+use super::{is_unique_violation, now_ms, query_err, Result, Store, StoreError};
+use crate::model::{ConnectionStatus, NamespaceRule, Schedule, SchemaChangePolicy};
+use crate::protocol::{ConfiguredAirbyteCatalog, DestinationSyncMode, SyncMode};
+
+/// A stored connection, with the names of its source and destination.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Connection {
+    pub id: i64,
+    pub name: String,
+    pub source_id: i64,
+    #[sqlx(rename = "source_name")]
+    pub source: String,
+    pub destination_id: i64,
+    #[sqlx(rename = "destination_name")]
+    pub destination: String,
+    /// The streams the user chose; empty means all.
+    #[sqlx(try_from = "JsonText<Vec<String>>")]
+    pub streams: Vec<String>,
+    pub sync_mode: Option<SyncMode>,
+    pub destination_sync_mode: Option<DestinationSyncMode>,
+    pub catalog: ConfiguredAirbyteCatalog,
+    pub schedule: Schedule,
+    pub namespace: NamespaceRule,
+    pub prefix: String,
+    pub status: ConnectionStatus,
+    pub schema_change: SchemaChangePolicy,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// What a connection is made of.
+#[derive(Debug, Clone)]
+pub struct ConnectionFields {
+    pub name: String,
+    pub source_id: i64,
+    pub destination_id: i64,
+    pub streams: Vec<String>,
+    pub sync_mode: Option<SyncMode>,
+    pub destination_sync_mode: Option<DestinationSyncMode>,
+    pub catalog: ConfiguredAirbyteCatalog,
+    pub schedule: Schedule,
+    pub namespace: NamespaceRule,
+    pub prefix: String,
+    pub status: ConnectionStatus,
+    pub schema_change: SchemaChangePolicy,
+}
+
+impl From<&Connection> for ConnectionFields {
+    /// The fields of a stored connection, unchanged.
+    fn from(c: &Connection) -> Self {
+        ConnectionFields {
+            name: c.name.clone(),
+            source_id: c.source_id,
+            destination_id: c.destination_id,
+            streams: c.streams.clone(),
+            sync_mode: c.sync_mode,
+            destination_sync_mode: c.destination_sync_mode,
+            catalog: c.catalog.clone(),
+            schedule: c.schedule.clone(),
+            namespace: c.namespace.clone(),
+            prefix: c.prefix.clone(),
+            status: c.status,
+            schema_change: c.schema_change,
+        }
+    }
+}
+
+/// A connection with its last job, for listings.
+#[derive(Debug, Clone)]
+pub struct ConnectionSummary {
+    pub connection: Connection,
+    pub last_job: Option<Job>,
+}
+
+const SELECT: &str = "SELECT c.*, s.name AS source_name, d.name AS destination_name \
+     FROM connections c JOIN sources s ON s.id = c.source_id \
+     JOIN destinations d ON d.id = c.destination_id";
+
+impl Store {
+    pub async fn create_connection(&self, f: &ConnectionFields) -> Result<Connection> {
+        const SQL: &str = "INSERT INTO connections (name, source_id, destination_id, streams, \
+            sync_mode, destination_sync_mode, catalog, schedule, namespace, prefix, status, \
+            schema_change, created_at, updated_at) \
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)";
+        let now = now_ms();
+        let inserted = on_pool!(self, pool => {
+            sqlx::query(SQL)
+                .bind(&f.name)
+                .bind(f.source_id)
+                .bind(f.destination_id)
+                .bind(json(&f.streams))
+                .bind(f.sync_mode)
+                .bind(f.destination_sync_mode)
+                .bind(&f.catalog)
+                .bind(&f.schedule)
+                .bind(&f.namespace)
+                .bind(&f.prefix)
+                .bind(f.status)
+                .bind(f.schema_change)
+                .bind(now)
+                .execute(pool)
+                .await
+                .map(drop)
+        });
+        inserted.map_err(|source| {
+            if is_unique_violation(&source) {
+                StoreError::Exists {
+                    kind: "connection",
+                    name: f.name.clone(),
+                }
+            } else {
+                StoreError::Query {
+                    action: "create a connection",
+                    source,
+                }
+            }
+        })?;
+        self.get_connection(&f.name)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt {
+                what: "connection",
+                message: format!("`{}` vanished right after it was created", f.name),
+            })
+    }
+
+    pub async fn get_connection(&self, name: &str) -> Result<Option<Connection>> {
+        let sql = format!("{SELECT} WHERE c.name = $1");
+        on_pool!(self, pool => {
+            sqlx::query_as(&sql).bind(name).fetch_optional(pool).await
+                .map_err(query_err("read a connection"))
+        })
+    }
+
+    /// Every connection, by name, each with its newest job.
+    pub async fn list_connections(&self) -> Result<Vec<ConnectionSummary>> {
+        let sql = format!("{SELECT} ORDER BY c.name");
+        let connections: Vec<Connection> = on_pool!(self, pool => {
+            sqlx::query_as(&sql).fetch_all(pool).await
+                .map_err(query_err("list connections"))?
+        });
+        let mut last = self.last_jobs().await?;
+        Ok(connections
+            .into_iter()
+            .map(|c| ConnectionSummary {
+                last_job: last.remove(&c.id),
+                connection: c,
+            })
+            .collect())
+    }
+
+    /// Replaces everything but the name and the timestamps of creation.
+    pub async fn update_connection(&self, f: &ConnectionFields) -> Result<Option<Connection>> {
+        const SQL: &str = "UPDATE connections SET source_id = $1, destination_id = $2, \
+            streams = $3, sync_mode = $4, destination_sync_mode = $5, catalog = $6, \
+            schedule = $7, namespace = $8, prefix = $9, status = $10, schema_change = $11, \
+            updated_at = $12 WHERE name = $13";
+        let n = on_pool!(self, pool => {
+            sqlx::query(SQL)
+                .bind(f.source_id)
+                .bind(f.destination_id)
+                .bind(json(&f.streams))
+                .bind(f.sync_mode)
+                .bind(f.destination_sync_mode)
+                .bind(&f.catalog)
+                .bind(&f.schedule)
+                .bind(&f.namespace)
+                .bind(&f.prefix)
+                .bind(f.status)
+                .bind(f.schema_change)
+                .bind(now_ms())
+                .bind(&f.name)
+                .execute(pool)
+                .await
+                .map_err(query_err("update a connection"))?
+                .rows_affected()
+        });
+        if n == 0 {
+            return Ok(None);
+        }
+        self.get_connection(&f.name).await
+    }
+
+    pub async fn set_connection_catalog(
+        &self,
+        id: i64,
+        catalog: &ConfiguredAirbyteCatalog,
+    ) -> Result<()> {
+        on_pool!(self, pool => {
+            sqlx::query("UPDATE connections SET catalog = $1, updated_at = $2 WHERE id = $3")
+                .bind(catalog)
+                .bind(now_ms())
+                .bind(id)
+                .execute(pool)
+                .await
+                .map_err(query_err("save a connection's catalog"))?;
+        });
+        Ok(())
+    }
+
+    pub async fn set_connection_status(
+        &self,
+        name: &str,
+        status: ConnectionStatus,
+    ) -> Result<bool> {
+        on_pool!(self, pool => {
+            let done = sqlx::query("UPDATE connections SET status = $1, updated_at = $2 WHERE name = $3")
+                .bind(status)
+                .bind(now_ms())
+                .bind(name)
+                .execute(pool)
+                .await
+                .map_err(query_err("change a connection's status"))?;
+            Ok(done.rows_affected() > 0)
+        })
+    }
+
+    /// Deletes a connection with its jobs, attempts and state.
+    pub async fn delete_connection(&self, name: &str) -> Result<bool> {
+        on_pool!(self, pool => {
+            let done = sqlx::query("DELETE FROM connections WHERE name = $1")
+                .bind(name)
+                .execute(pool)
+                .await
+                .map_err(query_err("delete a connection"))?;
+            Ok(done.rows_affected() > 0)
+        })
+    }
+}
