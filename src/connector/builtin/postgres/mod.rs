@@ -3,7 +3,7 @@
 //! As a source it discovers the tables and views of the chosen schemas and
 //! reads them with `COPY ... TO STDOUT`, PostgreSQL itself turning each row
 //! into JSON (`source.rs`). As a destination it writes Airbyte's
-//! Destinations V2 final tables with `COPY ... FROM STDIN` (`destination.rs`).
+//! Destinations V2 final tables with `COPY ... FROM STDIN` (`destination/`).
 //! The password never reaches a message: every error text from the server
 //! or the driver passes through [`Conn::mask`].
 

@@ -1,0 +1,150 @@
+//! `apply` and `export`: a YAML file of sources, destinations and
+//! connections applied (dry run, variables, `--prune`), and an export that
+//! applies back to the same YAML without its secrets.
+
+use super::{echo_lines, record, script_source, state, Env, SECRET};
+use crate::common::Run;
+use serde_json::json;
+
+both_backends!(apply_and_export_round_trip);
+
+fn apply_and_export_round_trip(env: &Env) {
+    let s = &env.sandbox;
+    let yaml = format!(
+        r#"sources:
+  gen:
+    connector: sample
+    config:
+      count: 3
+  scripted:
+    connector: {src}
+    config:
+      token: ${{SLUICE_TEST_TOKEN}}
+      n: 1
+destinations:
+  local:
+    connector: jsonl
+    config:
+      path: {out}
+connections:
+  gen-to-local:
+    source: gen
+    destination: local
+    streams: [users]
+    sync_mode: incremental
+    schedule: every:1h
+    prefix: raw_
+"#,
+        src = script_source(s, &echo_lines(&[record(1), state(1)])),
+        out = s.path("out").display()
+    );
+    let file = s.write("sluice.yaml", &yaml);
+    let file = file.to_str().unwrap();
+    let apply = |args: &[&str]| {
+        let mut cmd = env.cmd();
+        cmd.env("SLUICE_TEST_TOKEN", SECRET).args(args);
+        Run(cmd.output().unwrap())
+    };
+    // Without the variable: refused, naming it.
+    let missing = env.run(&["apply", "-f", file]);
+    missing.expect_code(2);
+    assert!(
+        missing
+            .stderr()
+            .contains("uses ${SLUICE_TEST_TOKEN}, which is not set"),
+        "{}",
+        missing.stderr()
+    );
+    let dry = apply(&["-o", "json", "apply", "-f", file, "--dry-run"]);
+    dry.expect_code(0);
+    let dry = dry.json();
+    assert_eq!(dry["applied"], false);
+    assert_eq!(dry["changes"].as_array().unwrap().len(), 4);
+    assert!(dry["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["action"] == "create"));
+    assert_eq!(
+        env.json(&["source", "list"]),
+        json!([]),
+        "a dry run changes nothing"
+    );
+    let done = apply(&["apply", "-f", file]);
+    done.expect_code(0);
+    assert!(
+        done.stdout().contains("create"),
+        "the plan is printed: {}",
+        done.stdout()
+    );
+    assert_eq!(
+        env.json(&["source", "get", "scripted", "--show-secrets"])["config"]["token"],
+        SECRET
+    );
+    let again = apply(&["-o", "json", "apply", "-f", file]);
+    again.expect_code(0);
+    assert!(
+        again.json()["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["action"] == "unchanged"),
+        "{}",
+        again.stdout()
+    );
+
+    let first = env.ok(&["export"]).stdout();
+    assert!(!first.contains(SECRET), "{first}");
+    assert!(first.contains("**********"), "{first}");
+    assert!(first.contains("gen-to-local"), "{first}");
+    let exported = s.write("exported.yaml", &first);
+    // Delete everything, apply the export, export again: the same YAML.
+    env.ok(&["connection", "delete", "gen-to-local"]);
+    for (kind, name) in [
+        ("source", "gen"),
+        ("source", "scripted"),
+        ("destination", "local"),
+    ] {
+        env.ok(&[kind, "delete", name]);
+    }
+    let reapplied = env.ok(&["apply", "-f", exported.to_str().unwrap()]);
+    assert!(
+        reapplied
+            .stderr()
+            .contains("warning: source `scripted` has no stored value for /token"),
+        "{}",
+        reapplied.stderr()
+    );
+    let second = env.ok(&["export"]).stdout();
+    assert_eq!(first, second);
+
+    // --prune deletes what the file no longer names.
+    let only = s.write(
+        "only.yaml",
+        "sources:\n  gen:\n    connector: sample\n    config:\n      count: 3\n",
+    );
+    let pruned = env.json(&["apply", "-f", only.to_str().unwrap(), "--prune"]);
+    let deletes: Vec<String> = pruned["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["action"] == "delete")
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["kind"].as_str().unwrap(),
+                c["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        deletes,
+        [
+            "source scripted",
+            "destination local",
+            "connection gen-to-local"
+        ]
+    );
+    assert_eq!(env.json(&["connection", "list"]), json!([]));
+    assert_eq!(env.json(&["source", "list"]).as_array().unwrap().len(), 1);
+}

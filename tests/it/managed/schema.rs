@@ -1,0 +1,151 @@
+//! Schema changes a source's discover shows between syncs: followed or
+//! failing the job by default, and the `propagate-fully`, `disable` and
+//! `ignore` policies.
+
+use super::{echo_lines, record, script_source, setup_connection, state, Env};
+use serde_json::json;
+
+both_backends!(
+    schema_changes_are_followed_or_fail_the_job,
+    schema_change_policies_propagate_fully_and_disable,
+);
+
+fn schema_changes_are_followed_or_fail_the_job(env: &Env) {
+    let s = &env.sandbox;
+    let src = script_source(s, &echo_lines(&[record(1), state(1)]));
+    setup_connection(env, &src);
+    // A new column: propagated (the default policy), and shown.
+    s.write(
+        "catalog.json",
+        r#"{"type":"CATALOG","catalog":{"streams":[{"name":"s","json_schema":{"type":"object","properties":{"x":{"type":"integer"},"at":{"type":"integer"},"y":{"type":"string"}}},"supported_sync_modes":["full_refresh","incremental"],"source_defined_cursor":true,"default_cursor_field":["at"]},{"name":"t","json_schema":{"type":"object"},"supported_sync_modes":["full_refresh"]}]}}"#,
+    );
+    let job = env.json(&["connection", "sync", "c"]);
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(
+        job["changes"],
+        json!([
+            {"stream": "s", "change": "column `y` added", "breaking": false},
+            {"stream": "t", "change": "new stream", "breaking": false}
+        ])
+    );
+    let c = env.json(&["connection", "get", "c"]);
+    assert_eq!(
+        c["catalog"]["streams"][0]["stream"]["json_schema"]["properties"]["y"]["type"],
+        "string"
+    );
+    assert_eq!(
+        c["catalog_streams"].as_array().unwrap().len(),
+        1,
+        "new streams wait for propagate_fully"
+    );
+    let text = env.ok(&["job", "get", &job["id"].to_string()]).stdout();
+    assert!(text.contains("column `y` added"), "{text}");
+
+    // The selected stream gone: the job fails, naming it.
+    s.write(
+        "catalog.json",
+        r#"{"type":"CATALOG","catalog":{"streams":[{"name":"t","json_schema":{"type":"object"},"supported_sync_modes":["full_refresh"]}]}}"#,
+    );
+    let run = env.run(&["-o", "json", "connection", "sync", "c"]);
+    run.expect_code(1);
+    let job = run.json();
+    assert_eq!(job["status"], "failed");
+    let why = job["attempts"][0]["failure"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(why.contains("stream `s`: the stream is gone"), "{why}");
+    assert_eq!(
+        job["attempts"][0]["failure"]["failure_type"],
+        "config_error"
+    );
+    assert_eq!(job["changes"][0]["breaking"], true);
+}
+
+const GROWN: &str = r#"{"type":"CATALOG","catalog":{"streams":[{"name":"s","json_schema":{"type":"object","properties":{"x":{"type":"integer"},"at":{"type":"integer"}}},"supported_sync_modes":["full_refresh","incremental"],"source_defined_cursor":true,"default_cursor_field":["at"]},{"name":"t","json_schema":{"type":"object"},"supported_sync_modes":["full_refresh","incremental"],"source_defined_cursor":true}]}}"#;
+
+fn schema_change_policies_propagate_fully_and_disable(env: &Env) {
+    let s = &env.sandbox;
+    let src = script_source(s, &echo_lines(&[record(1), state(1)]));
+    setup_connection(env, &src);
+    env.ok(&[
+        "connection",
+        "update",
+        "c",
+        "--streams",
+        "s",
+        "--schema-change",
+        "propagate-fully",
+    ]);
+    s.write("catalog.json", GROWN);
+    let job = env.json(&["connection", "sync", "c"]);
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(
+        job["changes"],
+        json!([{"stream": "t", "change": "new stream", "breaking": false}])
+    );
+    let c = env.json(&["connection", "get", "c"]);
+    let names: Vec<&str> = c["catalog_streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["s", "t"], "the new stream was added");
+    assert_eq!(c["streams"], json!(["s", "t"]));
+    assert_eq!(c["catalog_streams"][1]["sync_mode"], "incremental");
+
+    // A new stream that cannot be synced incrementally is left out, said so.
+    s.write(
+        "catalog.json",
+        &GROWN.replace(
+            r#"]}}"#,
+            r#",{"name":"u","json_schema":{"type":"object"},"supported_sync_modes":["full_refresh"]}]}}"#,
+        ),
+    );
+    let job = env.json(&["connection", "sync", "c"]);
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let note = job["changes"][0]["change"].as_str().unwrap();
+    assert!(
+        note.starts_with("new stream, not added: stream `u` does not support incremental"),
+        "{note}"
+    );
+    assert_eq!(
+        env.json(&["connection", "get", "c"])["catalog_streams"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // `disable`: any change turns the connection off and fails the job.
+    env.ok(&["connection", "update", "c", "--schema-change", "disable"]);
+    s.write(
+        "catalog.json",
+        &GROWN.replace(
+            r#""at":{"type":"integer"}}"#,
+            r#""at":{"type":"integer"},"z":{}}"#,
+        ),
+    );
+    let run = env.run(&["-o", "json", "connection", "sync", "c"]);
+    run.expect_code(1);
+    let job = run.json();
+    let why = job["attempts"][0]["failure"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(why.contains("disables itself on changes"), "{why}");
+    assert_eq!(job["changes"][0]["change"], "column `z` added");
+    assert_eq!(env.json(&["connection", "get", "c"])["status"], "inactive");
+
+    // `ignore`: the catalog stays as it was.
+    env.ok(&["connection", "enable", "c"]);
+    env.ok(&["connection", "update", "c", "--schema-change", "ignore"]);
+    let job = env.json(&["connection", "sync", "c"]);
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let c = env.json(&["connection", "get", "c"]);
+    assert_eq!(
+        c["catalog"]["streams"][0]["stream"]["json_schema"]["properties"].get("z"),
+        None
+    );
+}
