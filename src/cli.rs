@@ -3,8 +3,7 @@
 //! its `run()` in `commands/`.
 
 use crate::commands;
-use crate::connector::docker::{self, PullPolicy};
-use crate::settings::DockerFlags;
+use crate::connector::RuntimeOptions;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
 
@@ -99,13 +98,13 @@ pub struct DockerArgs {
 
     /// The memory limit of each connector container, e.g. 512m or 2g
     /// [env: SLUICE_DOCKER_MEMORY] [default: 2g].
-    #[arg(long, value_name = "SIZE", value_parser = docker::parse_memory, help_heading = "Docker connectors")]
-    pub memory: Option<u64>,
+    #[arg(long, value_name = "SIZE", help_heading = "Docker connectors")]
+    pub memory: Option<String>,
 
     /// The CPUs each connector container may use, e.g. 0.5
     /// [env: SLUICE_DOCKER_CPUS] [default: 2].
-    #[arg(long, value_name = "CPUS", value_parser = docker::parse_cpus, help_heading = "Docker connectors")]
-    pub cpus: Option<f64>,
+    #[arg(long, value_name = "CPUS", help_heading = "Docker connectors")]
+    pub cpus: Option<String>,
 
     /// The Docker network connector containers join, to reach a database
     /// in another container [env: SLUICE_DOCKER_NETWORK] [default: bridge].
@@ -129,18 +128,33 @@ pub enum PullArg {
 }
 
 impl DockerArgs {
-    pub fn flags(&self) -> DockerFlags {
-        DockerFlags {
-            pull: self.pull.map(|p| match p {
-                PullArg::Always => PullPolicy::Always,
-                PullArg::Missing => PullPolicy::Missing,
-                PullArg::Never => PullPolicy::Never,
+    /// The Docker runtime's options these flags give.
+    pub fn flags(&self) -> RuntimeOptions {
+        let mut o = RuntimeOptions::default();
+        let mut set = |name: &str, value: Option<String>| {
+            if let Some(v) = value {
+                o.set("docker", name, v);
+            }
+        };
+        set(
+            "pull",
+            self.pull.map(|p| {
+                p.to_possible_value()
+                    .expect("not skipped")
+                    .get_name()
+                    .to_string()
             }),
-            memory: self.memory,
-            cpus: self.cpus,
-            network: self.network.clone(),
-            local_root: self.local_root.clone(),
-        }
+        );
+        set("memory", self.memory.clone());
+        set("cpus", self.cpus.clone());
+        set("network", self.network.clone());
+        set(
+            "local_root",
+            self.local_root
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned()),
+        );
+        o
     }
 }
 
@@ -173,7 +187,7 @@ pub enum Command {
 
 impl Command {
     /// What the command line says about Docker connectors.
-    pub fn docker_flags(&self) -> DockerFlags {
+    pub fn docker_flags(&self) -> RuntimeOptions {
         match self {
             Command::Sync(a) => a.docker.flags(),
             Command::Connector(c) => c.docker().map(DockerArgs::flags).unwrap_or_default(),
@@ -181,7 +195,7 @@ impl Command {
             Command::Destination(c) => c.docker().map(DockerArgs::flags).unwrap_or_default(),
             Command::Connection(c) => c.docker().map(DockerArgs::flags).unwrap_or_default(),
             Command::Apply(a) => a.docker.flags(),
-            _ => DockerFlags::default(),
+            _ => RuntimeOptions::default(),
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod connector;
 pub mod error;
 pub mod fsutil;
 pub mod model;
+pub mod owner;
 pub mod protocol;
 pub mod service;
 pub mod settings;

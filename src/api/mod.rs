@@ -2,7 +2,7 @@
 //! through `service`; a later `Remote` will send them to a daemon. Commands
 //! are written against the trait, so they work both ways unchanged.
 
-use crate::connector::docker::SweepReport;
+use crate::connector::registry::SweepReport;
 use crate::connector::ExitStatus;
 use crate::protocol::{AirbyteCatalog, ConnectionStatus, ConnectorSpecification};
 use crate::service::apply::{ApplyOptions, ApplyPlan, Setup};
@@ -271,7 +271,7 @@ impl Api for Local {
     }
 
     async fn stop_connectors(&self) {
-        crate::connector::stop_all().await;
+        crate::connector::registry::stop_run(&self.service.run).await;
     }
 
     async fn db_status(&self) -> anyhow::Result<DbStatus> {

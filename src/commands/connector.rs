@@ -333,7 +333,7 @@ impl CliOutput for ConnectorInfo {
     fn row(&self) -> Vec<String> {
         vec![
             self.reference.clone(),
-            self.runtime.to_string(),
+            self.runtime.clone(),
             self.kind.clone(),
             self.version.clone(),
             self.description.clone(),

@@ -47,7 +47,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitClass> {
     let settings = Settings::from_env(&Flags {
         data_dir: global.data_dir.clone(),
         database_url: global.database_url.clone(),
-        docker: cli.command.docker_flags(),
+        runtime: cli.command.docker_flags(),
     })?;
     let ctx = Ctx {
         api: Box::new(Local::new(settings)),

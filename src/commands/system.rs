@@ -3,7 +3,7 @@
 use super::output::{self, CliOutput};
 use super::Ctx;
 use crate::cli::OutputFormat;
-use crate::connector::docker::SweptContainer;
+use crate::connector::registry::Swept;
 use crate::error::ExitClass;
 use clap::{Args, Subcommand};
 
@@ -52,7 +52,7 @@ pub async fn run(ctx: &Ctx, cmd: SystemCommand) -> anyhow::Result<ExitClass> {
     }
 }
 
-impl CliOutput for SweptContainer {
+impl CliOutput for Swept {
     fn headers() -> Vec<&'static str> {
         vec!["Container", "Image", "Job", "Role", "State", "Why"]
     }

@@ -1,10 +1,13 @@
 //! Connectors: the `Connector` trait and its runtimes.
 //!
-//! A runtime only knows how to start one protocol command (`spec`, `check`,
-//! `discover`, `read`, `write`) and hand back its pipes: see
+//! A connector only knows how to start one protocol command (`spec`,
+//! `check`, `discover`, `read`, `write`) and hand back its pipes: see
 //! [`Connector::start`]. Everything else (collecting a SPEC, a CATALOG or a
 //! CONNECTION_STATUS, turning a failed exit into an error with the tail of
-//! stderr) is written once here, so a new runtime is one new file.
+//! stderr) is written once here. What a runtime can do besides (parse its
+//! references and options, install, pull, sweep, stop a run) is its
+//! [`Runtime`]; [`registry`] asks them. A new runtime is its own module
+//! plus one line in [`RUNTIMES`].
 //!
 //! This module never decides what a sync does with the messages; that is
 //! `crate::sync`.
@@ -15,8 +18,19 @@ pub mod docker;
 pub mod process;
 pub mod python;
 mod reference;
+pub mod registry;
 
 pub use reference::{ConnectorRef, RefError};
+pub use registry::{resolve, Runtime, RuntimeEnv, RuntimeOptions};
+
+/// Every runtime, in the order `sluice connector list` shows their
+/// connectors.
+pub static RUNTIMES: &[&dyn Runtime] = &[
+    &builtin::RUNTIME,
+    &process::RUNTIME,
+    &python::RUNTIME,
+    &docker::RUNTIME,
+];
 
 use crate::protocol::codec::{lines, CodecError, LineReader};
 use crate::protocol::{
@@ -27,7 +41,6 @@ use async_trait::async_trait;
 use serde_json::Value;
 use std::collections::VecDeque;
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
 
@@ -124,6 +137,9 @@ impl InstallProgress for NoLog {
 /// Context for starting one connector command.
 #[derive(Clone)]
 pub struct RunContext {
+    /// The run (an inline sync, a job, one connector command) this belongs
+    /// to: what runtimes stop when that run must stop at once.
+    pub run: String,
     pub role: Role,
     pub log: Arc<dyn LogSink>,
     pub progress: Arc<dyn InstallProgress>,
@@ -133,8 +149,9 @@ pub struct RunContext {
 }
 
 impl RunContext {
-    pub fn new(role: Role, log: Arc<dyn LogSink>) -> Self {
+    pub fn new(run: &str, role: Role, log: Arc<dyn LogSink>) -> Self {
         RunContext {
+            run: run.to_string(),
             role,
             log,
             progress: Arc::new(NoLog),
@@ -446,23 +463,6 @@ impl ConnectorError {
     }
 }
 
-/// Where runtimes keep what they install, and what they run it with.
-#[derive(Debug, Clone)]
-pub struct ConnectorEnv {
-    /// Managed virtualenvs and other installed connectors.
-    pub install_dir: PathBuf,
-    /// The Python interpreter used to create virtualenvs.
-    pub python: String,
-    /// How Docker connectors run.
-    pub docker: docker::DockerConfig,
-}
-
-/// Stops and removes, at once, whatever connectors this process started
-/// that would outlive it (containers; processes die with sluice).
-pub async fn stop_all() {
-    docker::stop_all().await;
-}
-
 /// A connector: one of the runtimes, behind one interface.
 #[async_trait]
 pub trait Connector: Send + Sync {
@@ -641,30 +641,6 @@ pub fn preview(line: &[u8]) -> String {
     } else {
         text.into_owned()
     }
-}
-
-/// Resolves a reference to a runnable connector.
-pub fn resolve(
-    reference: &ConnectorRef,
-    env: &ConnectorEnv,
-) -> Result<Arc<dyn Connector>, ConnectorError> {
-    Ok(match reference {
-        ConnectorRef::Builtin(name) => builtin::connector(name, reference.clone())?,
-        ConnectorRef::Exec(path) => {
-            Arc::new(process::ExecConnector::new(reference.clone(), path.clone()))
-        }
-        ConnectorRef::Python { package, version } => Arc::new(python::PythonConnector::new(
-            reference.clone(),
-            package.clone(),
-            version.clone(),
-            env,
-        )),
-        ConnectorRef::Docker { image } => Arc::new(docker::DockerConnector::new(
-            reference.clone(),
-            image.clone(),
-            env,
-        )),
-    })
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 
 use super::{
     drain_stderr, Command, Connector, ConnectorError, ConnectorRef, ExitStatus, Invocation,
-    Process, RunContext, Running, StderrTail,
+    Process, RunContext, Running, Runtime, RuntimeEnv, StderrTail,
 };
 use async_trait::async_trait;
 use std::io::Write;
@@ -18,6 +18,41 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
+
+/// Local programs: `exec:/path/to/program`.
+pub struct ExecRuntime;
+
+pub static RUNTIME: ExecRuntime = ExecRuntime;
+
+#[async_trait]
+impl Runtime for ExecRuntime {
+    fn name(&self) -> &'static str {
+        "exec"
+    }
+
+    fn form(&self) -> &'static str {
+        "exec:PATH"
+    }
+
+    fn parse(&self, target: &str) -> Result<String, String> {
+        if target.is_empty() {
+            return Err("nothing follows the `:`".into());
+        }
+        Ok(target.to_string())
+    }
+
+    fn connector(
+        &self,
+        reference: &ConnectorRef,
+        _env: &RuntimeEnv,
+    ) -> Result<Arc<dyn Connector>, ConnectorError> {
+        Ok(Arc::new(ExecConnector::new(
+            reference.clone(),
+            PathBuf::from(reference.target()),
+        )))
+    }
+}
 
 /// `exec:/path/to/program`.
 pub struct ExecConnector {

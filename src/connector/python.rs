@@ -8,14 +8,16 @@
 //! installing the same connector at once. The connector then runs as a
 //! process, exactly like `exec:`.
 
+use super::registry::{Installed, OptionSpec};
 use super::{
-    process, Connector, ConnectorEnv, ConnectorError, ConnectorRef, ConnectorSpecification,
-    Invocation, RunContext, Running,
+    process, Connector, ConnectorError, ConnectorRef, ConnectorSpecification, Invocation,
+    RunContext, Running, Runtime, RuntimeEnv,
 };
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const MANIFEST: &str = "sluice-connector.json";
@@ -40,19 +42,119 @@ pub struct PythonConnector {
     python: String,
 }
 
+/// Airbyte connectors from PyPI: `python:PACKAGE[==VERSION]`.
+pub struct PythonRuntime;
+
+pub static RUNTIME: PythonRuntime = PythonRuntime;
+
+/// The interpreter virtualenvs are made with, unless `SLUICE_PYTHON` says.
+const DEFAULT_PYTHON: &str = "python3";
+
+#[async_trait]
+impl Runtime for PythonRuntime {
+    fn name(&self) -> &'static str {
+        "python"
+    }
+
+    fn form(&self) -> &'static str {
+        "python:PACKAGE[==VERSION]"
+    }
+
+    fn options(&self) -> &'static [OptionSpec] {
+        &[OptionSpec {
+            name: "interpreter",
+            env: "SLUICE_PYTHON",
+            help: "the Python that connectors' virtualenvs are made with [default: python3]",
+            path: false,
+        }]
+    }
+
+    /// `PACKAGE` or `PACKAGE==VERSION`, the package in PyPI's normal form.
+    fn parse(&self, target: &str) -> Result<String, String> {
+        let (package, version) = match target.split_once("==") {
+            Some((p, v)) => (p.trim(), Some(v.trim())),
+            None => (target.trim(), None),
+        };
+        if package.is_empty() || !package.chars().all(is_package_char) {
+            return Err("write python:PACKAGE or python:PACKAGE==VERSION".into());
+        }
+        let package = package.to_ascii_lowercase().replace('_', "-");
+        match version {
+            Some(v) if v.is_empty() || !v.chars().all(is_package_char) => {
+                Err("the version after `==` must be an exact version".into())
+            }
+            Some(v) => Ok(format!("{package}=={v}")),
+            None => Ok(package),
+        }
+    }
+
+    fn connector(
+        &self,
+        reference: &ConnectorRef,
+        env: &RuntimeEnv,
+    ) -> Result<Arc<dyn Connector>, ConnectorError> {
+        Ok(Arc::new(PythonConnector::new(reference.clone(), env)))
+    }
+
+    async fn install(
+        &self,
+        reference: &ConnectorRef,
+        env: &RuntimeEnv,
+        cx: &RunContext,
+    ) -> Result<Option<Installed>, ConnectorError> {
+        let (dir, manifest) = PythonConnector::new(reference.clone(), env)
+            .install(cx)
+            .await?;
+        Ok(Some(info(dir, manifest)))
+    }
+
+    fn installed(&self, env: &RuntimeEnv) -> Vec<Installed> {
+        list_installed(&env.install_dir.join("python"))
+            .into_iter()
+            .map(|(dir, m)| info(dir, m))
+            .collect()
+    }
+}
+
+fn is_package_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '+' | '!')
+}
+
+/// An installed connector as `sluice connector list` shows it.
+fn info(dir: PathBuf, m: Manifest) -> Installed {
+    let kind = if m.package.contains("source-") {
+        "source"
+    } else if m.package.contains("destination-") {
+        "destination"
+    } else {
+        ""
+    };
+    Installed {
+        reference: format!("python:{}=={}", m.package, m.version),
+        runtime: "python".into(),
+        kind: kind.into(),
+        version: m.version,
+        description: format!("runs `{}`, installed {}", m.entrypoint, m.installed_at),
+        location: Some(dir),
+    }
+}
+
 impl PythonConnector {
-    pub fn new(
-        reference: ConnectorRef,
-        package: String,
-        version: Option<String>,
-        env: &ConnectorEnv,
-    ) -> Self {
+    /// A connector for a reference the Python runtime parsed.
+    pub fn new(reference: ConnectorRef, env: &RuntimeEnv) -> Self {
+        let (package, version) = match reference.target().split_once("==") {
+            Some((p, v)) => (p.to_string(), Some(v.to_string())),
+            None => (reference.target().to_string(), None),
+        };
         PythonConnector {
             reference,
             package,
             version,
             root: env.install_dir.join("python"),
-            python: env.python.clone(),
+            python: env
+                .option("python", "interpreter")
+                .unwrap_or(DEFAULT_PYTHON)
+                .to_string(),
         }
     }
 

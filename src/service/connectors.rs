@@ -3,10 +3,8 @@
 
 use super::catalog::{self, Generation, StreamSelection};
 use super::{ConfigInput, Service, Ui};
-use crate::connector::builtin::{self, Kind};
 use crate::connector::config::Secrets;
-use crate::connector::docker::{DockerConnector, ImageFacts};
-use crate::connector::python::{self, PythonConnector};
+use crate::connector::registry;
 use crate::connector::{ConnectorError, ConnectorRef, ExitStatus, LogSink, Role};
 use crate::error::UserError;
 use crate::protocol::{
@@ -14,24 +12,12 @@ use crate::protocol::{
 };
 use crate::sync::log::AttemptLog;
 use anyhow::Context as _;
-use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 /// A connector sluice can run without downloading anything.
-#[derive(Debug, Clone, Serialize)]
-pub struct ConnectorInfo {
-    pub reference: String,
-    /// `builtin`, `python` or `docker`.
-    pub runtime: &'static str,
-    /// `source`, `destination`, or empty when unknown.
-    pub kind: String,
-    pub version: String,
-    pub description: String,
-    /// Where an installed connector lives.
-    pub location: Option<PathBuf>,
-}
+pub type ConnectorInfo = crate::connector::registry::Installed;
 
 impl Service {
     fn one_off_log(&self, secrets: Secrets, ui: &Ui) -> Arc<AttemptLog> {
@@ -191,155 +177,55 @@ impl Service {
         )
     }
 
-    /// Installs a connector (a Python package into its virtualenv).
+    /// Installs a connector ahead of use (a Python package into its
+    /// virtualenv, an image pulled unless the engine has it).
     pub async fn connector_install(
         &self,
         reference: &str,
         ui: &Ui,
     ) -> anyhow::Result<ConnectorInfo> {
-        let parsed: ConnectorRef = reference
-            .parse()
-            .map_err(|e: crate::connector::RefError| UserError::new(e.to_string()))?;
-        match &parsed {
-            ConnectorRef::Python { package, version } => {
-                let p = PythonConnector::new(
-                    parsed.clone(),
-                    package.clone(),
-                    version.clone(),
-                    &self.connector_env(),
-                );
-                let log: Arc<dyn LogSink> = self.one_off_log(Secrets::default(), ui);
-                let cx = self.context(Role::Source, log, ui);
-                let (dir, manifest) = p.install(&cx).await?;
-                Ok(python_info(dir, manifest))
-            }
-            ConnectorRef::Builtin(name) => {
-                let found = builtin_infos().into_iter().find(|i| &i.reference == name);
-                found.ok_or_else(|| {
-                    UserError::new(format!("there is no built-in connector named `{name}`")).into()
-                })
-            }
-            ConnectorRef::Exec(path) => Err(UserError::new(format!(
-                "exec:{} is a local program; there is nothing to install",
-                path.display()
-            ))
-            .into()),
-            ConnectorRef::Docker { image } => {
-                // Installing an image is having it: pulled unless it is there.
-                let d = DockerConnector::new(parsed.clone(), image.clone(), &self.connector_env());
-                let log: Arc<dyn LogSink> = self.one_off_log(Secrets::default(), ui);
-                let cx = self.context(Role::Source, log, ui);
-                let facts = d.facts(&cx).await?;
-                Ok(docker_info(image, facts))
-            }
-        }
-    }
-
-    /// Pulls a Docker connector's image now, whether the engine has it or not.
-    pub async fn connector_pull(&self, reference: &str, ui: &Ui) -> anyhow::Result<ConnectorInfo> {
-        let parsed: ConnectorRef = reference
-            .parse()
-            .map_err(|e: crate::connector::RefError| UserError::new(e.to_string()))?;
-        let ConnectorRef::Docker { image } = &parsed else {
-            return Err(UserError::new(format!(
-                "{parsed} is not a Docker image; only docker:IMAGE:TAG connectors are pulled"
-            ))
-            .hint("`sluice connector install` installs Python connectors")
-            .into());
-        };
-        let d = DockerConnector::new(parsed.clone(), image.clone(), &self.connector_env());
+        let parsed = parse(reference)?;
         let log: Arc<dyn LogSink> = self.one_off_log(Secrets::default(), ui);
         let cx = self.context(Role::Source, log, ui);
-        let facts = d.pull(&cx).await?;
-        Ok(docker_info(image, &facts))
+        registry::runtime_of(&parsed)
+            .install(&parsed, &self.runtime_env(), &cx)
+            .await?
+            .ok_or_else(|| {
+                UserError::new(format!(
+                    "{parsed} is run by the {} runtime, which has nothing to install",
+                    parsed.runtime()
+                ))
+                .into()
+            })
+    }
+
+    /// Fetches a connector again now, whether it is there or not (an image).
+    pub async fn connector_pull(&self, reference: &str, ui: &Ui) -> anyhow::Result<ConnectorInfo> {
+        let parsed = parse(reference)?;
+        let log: Arc<dyn LogSink> = self.one_off_log(Secrets::default(), ui);
+        let cx = self.context(Role::Source, log, ui);
+        registry::runtime_of(&parsed)
+            .pull(&parsed, &self.runtime_env(), &cx)
+            .await?
+            .ok_or_else(|| {
+                UserError::new(format!(
+                    "{parsed} is not a Docker image; only docker:IMAGE:TAG connectors are pulled"
+                ))
+                .hint("`sluice connector install` installs Python connectors")
+                .into()
+            })
     }
 
     /// Built-in connectors and installed ones.
     pub fn connector_list(&self) -> Vec<ConnectorInfo> {
-        let mut all = builtin_infos();
-        all.extend(
-            python::list_installed(&self.settings.connectors_dir.join("python"))
-                .into_iter()
-                .map(|(dir, m)| python_info(dir, m)),
-        );
-        all
+        registry::installed(&self.runtime_env())
     }
 }
 
-fn builtin_infos() -> Vec<ConnectorInfo> {
-    builtin::all()
-        .into_iter()
-        .map(|b| ConnectorInfo {
-            reference: b.name().to_string(),
-            runtime: "builtin",
-            kind: match b.kind() {
-                Kind::Source => "source",
-                Kind::Destination => "destination",
-                Kind::Both => "source, destination",
-            }
-            .into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            description: b.description().into(),
-            location: None,
-        })
-        .collect()
-}
-
-fn python_info(dir: PathBuf, m: python::Manifest) -> ConnectorInfo {
-    let kind = if m.package.contains("source-") {
-        "source"
-    } else if m.package.contains("destination-") {
-        "destination"
-    } else {
-        ""
-    };
-    ConnectorInfo {
-        reference: format!("python:{}=={}", m.package, m.version),
-        runtime: "python",
-        kind: kind.into(),
-        version: m.version,
-        description: format!("runs `{}`, installed {}", m.entrypoint, m.installed_at),
-        location: Some(dir),
-    }
-}
-
-fn docker_info(image: &str, facts: &ImageFacts) -> ConnectorInfo {
-    let repository = image.split(['@']).next().unwrap_or(image);
-    let last_slash = repository.rfind('/').map_or(0, |i| i + 1);
-    let (name, version) = match image.split_once('@') {
-        Some((_, digest)) => (repository, digest),
-        None => match repository[last_slash..].rfind(':') {
-            Some(i) => (
-                &repository[..last_slash + i],
-                &repository[last_slash + i + 1..],
-            ),
-            None => (repository, ""),
-        },
-    };
-    let base = &name[name.rfind('/').map_or(0, |i| i + 1)..];
-    let kind = if base.starts_with("source-") {
-        "source"
-    } else if base.starts_with("destination-") {
-        "destination"
-    } else {
-        ""
-    };
-    let id = facts.id.trim_start_matches("sha256:");
-    ConnectorInfo {
-        reference: format!("docker:{image}"),
-        runtime: "docker",
-        kind: kind.into(),
-        version: version.into(),
-        description: match facts.size {
-            Some(size) => format!(
-                "image {}, {}",
-                &id[..id.len().min(12)],
-                crate::connector::human_bytes(size)
-            ),
-            None => format!("image {}", &id[..id.len().min(12)]),
-        },
-        location: None,
-    }
+fn parse(reference: &str) -> Result<ConnectorRef, UserError> {
+    reference
+        .parse()
+        .map_err(|e: crate::connector::RefError| UserError::new(e.to_string()))
 }
 
 fn read_configured(path: &Path) -> Result<ConfiguredAirbyteCatalog, UserError> {

@@ -11,6 +11,7 @@ use crate::error::UserError;
 use crate::model::{
     AttemptStatus, ConnectionStatus, Failure, FailureOrigin, FailureType, JobStatus,
 };
+use crate::owner::{Liveness, Owner};
 use crate::protocol::{
     AirbyteCatalog, ConfiguredAirbyteCatalog, ConnectorSpecification, DestinationSyncMode,
     LogLevel, StateSnapshot, StreamDescriptor, SyncMode,
@@ -395,19 +396,22 @@ impl Service {
             .map_err(store_error)?;
         for job in running {
             let owner = job.owner.clone().unwrap_or_default();
-            match owner_is_alive(&owner) {
-                Some(false) => {
-                    let why = format!("the sluice process that ran this job ({owner}) is gone");
+            let shown = Owner::from_text(&owner)
+                .map(|o| format!("pid {} on {}", o.pid, o.host))
+                .unwrap_or_else(|| owner.clone());
+            match owner_liveness(&owner) {
+                Liveness::Gone => {
+                    let why = format!("the sluice process that ran this job ({shown}) is gone");
                     store.abandon_job(job.id, &why).await.map_err(store_error)?;
                 }
                 alive => {
                     let hint = match alive {
-                        Some(_) => format!(
-                            "wait for it to end (`sluice job get {}`), or stop that process",
+                        Liveness::Running => format!(
+                            "wait for it to end (`sluice job get {}`), or stop that process ({shown})",
                             job.id
                         ),
-                        None => format!(
-                            "it runs on another machine ({owner}); wait for it to end (`sluice job get {}`)",
+                        _ => format!(
+                            "it runs where this sluice cannot see ({shown}); wait for it to end (`sluice job get {}`)",
                             job.id
                         ),
                     };
@@ -543,6 +547,7 @@ impl Service {
                 state,
                 max_line_bytes: crate::protocol::codec::DEFAULT_MAX_LINE_BYTES,
                 labels,
+                run: self.run.clone(),
             };
             let hooks = engine::SyncHooks {
                 log: log.clone(),
@@ -896,33 +901,27 @@ impl Service {
     }
 }
 
-/// This process, as a job's owner: HOST:PID.
+/// This process, as a job's owner.
 fn this_owner() -> String {
-    format!("{}:{}", hostname(), std::process::id())
+    Owner::current().to_text()
 }
 
-fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most buf.len() bytes into buf.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return "localhost".into();
+/// Whether the process a job's owner names still runs. Owners written by
+/// sluice before owners were whole (`HOST:PID`) are judged by their pid,
+/// which is all they have.
+fn owner_liveness(owner: &str) -> Liveness {
+    if let Some(o) = Owner::from_text(owner) {
+        return o.liveness(Owner::current());
     }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
-}
-
-/// Whether the process an owner names still runs: `None` when it is on
-/// another machine (or the owner cannot be read), so nobody can tell.
-fn owner_is_alive(owner: &str) -> Option<bool> {
-    let (host, pid) = owner.rsplit_once(':')?;
-    let pid: i32 = pid.parse().ok()?;
-    if host != hostname() || pid <= 0 {
-        return None;
+    let here = Owner::current();
+    match owner.rsplit_once(':') {
+        Some((host, pid)) if host == here.host => match pid.parse::<u32>() {
+            Ok(pid) if crate::owner::start_time(pid).is_some() => Liveness::Running,
+            Ok(_) => Liveness::Gone,
+            Err(_) => Liveness::Unknown,
+        },
+        _ => Liveness::Unknown,
     }
-    // SAFETY: signal 0 only checks that the process exists.
-    let rc = unsafe { libc::kill(pid, 0) };
-    Some(rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
 }
 
 /// The descriptors of the named streams of a catalog (all when none named).
@@ -997,16 +996,25 @@ mod tests {
 
     #[test]
     fn owners_are_alive_only_here_and_while_they_run() {
-        assert_eq!(owner_is_alive(&this_owner()), Some(true));
+        assert_eq!(owner_liveness(&this_owner()), Liveness::Running);
         let mut dead = std::process::Command::new("true").spawn().unwrap();
         let pid = dead.id();
         dead.wait().unwrap();
-        assert_eq!(
-            owner_is_alive(&format!("{}:{pid}", hostname())),
-            Some(false)
-        );
-        assert_eq!(owner_is_alive("some-other-host:1"), None);
-        assert_eq!(owner_is_alive("garbage"), None);
+        let gone = Owner {
+            pid,
+            ..Owner::current().clone()
+        };
+        assert_eq!(owner_liveness(&gone.to_text()), Liveness::Gone);
+        // A reused pid is not the owner: its start time differs.
+        let reused = Owner {
+            start: Owner::current().start + 1,
+            ..Owner::current().clone()
+        };
+        assert_eq!(owner_liveness(&reused.to_text()), Liveness::Gone);
+        let here = &Owner::current().host;
+        assert_eq!(owner_liveness(&format!("{here}:{pid}")), Liveness::Gone);
+        assert_eq!(owner_liveness("some-other-host:1"), Liveness::Unknown);
+        assert_eq!(owner_liveness("garbage"), Liveness::Unknown);
     }
 
     #[test]

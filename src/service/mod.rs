@@ -11,7 +11,7 @@ pub mod system;
 
 use crate::connector::config::{self, Secrets};
 use crate::connector::{
-    self, Connector, ConnectorEnv, ConnectorRef, InstallProgress, LogSink, Role, RunContext,
+    self, Connector, ConnectorRef, InstallProgress, LogSink, Role, RunContext, RuntimeEnv,
 };
 use crate::error::UserError;
 use crate::protocol::ConnectorSpecification;
@@ -109,6 +109,9 @@ impl Ui {
 #[derive(Clone)]
 pub struct Service {
     pub settings: Settings,
+    /// What the connectors this service starts belong to, for stopping
+    /// them at once.
+    pub run: String,
     /// The job store, opened on first use: commands that need none never
     /// touch it.
     store: Arc<tokio::sync::OnceCell<crate::store::Store>>,
@@ -124,15 +127,16 @@ impl Service {
     pub fn new(settings: Settings) -> Self {
         Service {
             settings,
+            run: connector::registry::new_run_id(),
             store: Arc::new(tokio::sync::OnceCell::new()),
         }
     }
 
-    pub fn connector_env(&self) -> ConnectorEnv {
-        ConnectorEnv {
+    /// What runtimes run connectors with.
+    pub fn runtime_env(&self) -> RuntimeEnv {
+        RuntimeEnv {
             install_dir: self.settings.connectors_dir.clone(),
-            python: self.settings.python.clone(),
-            docker: self.settings.docker.clone(),
+            options: self.settings.runtime.clone(),
         }
     }
 
@@ -141,7 +145,7 @@ impl Service {
         let parsed: ConnectorRef = reference
             .parse()
             .map_err(|e: connector::RefError| UserError::new(e.to_string()))?;
-        let connector = connector::resolve(&parsed, &self.connector_env()).map_err(|e| {
+        let connector = connector::resolve(&parsed, &self.runtime_env()).map_err(|e| {
             UserError::new(e.to_string())
                 .hint("`sluice connector list` shows the built-in connectors")
         })?;
@@ -153,7 +157,7 @@ impl Service {
 
     /// A run context for one-off connector commands.
     pub fn context(&self, role: Role, log: Arc<dyn LogSink>, ui: &Ui) -> RunContext {
-        let mut cx = RunContext::new(role, log);
+        let mut cx = RunContext::new(&self.run, role, log);
         cx.progress = ui.progress.clone();
         cx
     }

@@ -160,6 +160,7 @@ impl Service {
             state,
             max_line_bytes: req.max_line_bytes,
             labels,
+            run: self.run.clone(),
         };
         let hooks = engine::SyncHooks {
             log: log.clone(),

@@ -55,6 +55,8 @@ pub struct SyncPlan {
     pub max_line_bytes: usize,
     /// Labels for what runtimes start (container labels).
     pub labels: Vec<(String, String)>,
+    /// The run this attempt belongs to (see `RunContext::run`).
+    pub run: String,
 }
 
 /// Receives each committed state. A sink that fails fails the sync: the
@@ -238,7 +240,7 @@ pub async fn run(plan: SyncPlan, hooks: SyncHooks) -> SyncReport {
         }
     };
     let context = |role: Role| {
-        let mut cx = RunContext::new(role, hooks.log.clone());
+        let mut cx = RunContext::new(&plan.run, role, hooks.log.clone());
         cx.max_line_bytes = plan.max_line_bytes;
         cx.labels = plan.labels.clone();
         cx.labels.push(("sluice.role".into(), role.as_str().into()));

@@ -14,9 +14,10 @@ mod postgres;
 mod sample;
 mod source_file;
 
+use super::registry::Installed;
 use super::{
     Command, Connector, ConnectorError, ConnectorRef, ExitStatus, Invocation, Process, RunContext,
-    Running, StderrTail,
+    Running, Runtime, RuntimeEnv, StderrTail,
 };
 use crate::protocol::{
     now_millis, AirbyteCatalog, ConfiguredAirbyteCatalog, ConnectionStatus, ConnectionStatusKind,
@@ -152,9 +153,80 @@ pub fn connector(
 /// among the built-in connectors: users have no use for it.
 pub fn empty_source() -> Arc<dyn Connector> {
     Arc::new(BuiltinConnector {
-        reference: ConnectorRef::Builtin("empty".into()),
+        reference: ConnectorRef::new(ConnectorRef::BUILTIN, "empty"),
         builtin: Arc::new(Empty),
     })
+}
+
+/// Native connectors compiled into sluice: `sample`, `builtin:jsonl`.
+pub struct BuiltinRuntime;
+
+pub static RUNTIME: BuiltinRuntime = BuiltinRuntime;
+
+impl BuiltinRuntime {
+    fn info(b: &dyn Builtin) -> Installed {
+        Installed {
+            reference: b.name().to_string(),
+            runtime: ConnectorRef::BUILTIN.into(),
+            kind: match b.kind() {
+                Kind::Source => "source",
+                Kind::Destination => "destination",
+                Kind::Both => "source, destination",
+            }
+            .into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: b.description().into(),
+            location: None,
+        }
+    }
+}
+
+#[async_trait]
+impl Runtime for BuiltinRuntime {
+    fn name(&self) -> &'static str {
+        ConnectorRef::BUILTIN
+    }
+
+    fn form(&self) -> &'static str {
+        "builtin:NAME"
+    }
+
+    fn parse(&self, target: &str) -> Result<String, String> {
+        let name = target.trim();
+        if name.is_empty() {
+            return Err("nothing follows the `:`".into());
+        }
+        Ok(name.to_string())
+    }
+
+    fn connector(
+        &self,
+        reference: &ConnectorRef,
+        _env: &RuntimeEnv,
+    ) -> Result<Arc<dyn Connector>, ConnectorError> {
+        connector(reference.target(), reference.clone())
+    }
+
+    /// A built-in connector is installed with sluice: its description.
+    async fn install(
+        &self,
+        reference: &ConnectorRef,
+        _env: &RuntimeEnv,
+        _cx: &RunContext,
+    ) -> Result<Option<Installed>, ConnectorError> {
+        let name = reference.target();
+        all()
+            .into_iter()
+            .find(|b| b.name() == name)
+            .map(|b| Some(Self::info(&*b)))
+            .ok_or_else(|| {
+                ConnectorError::Unknown(format!("there is no built-in connector named `{name}`"))
+            })
+    }
+
+    fn installed(&self, _env: &RuntimeEnv) -> Vec<Installed> {
+        all().iter().map(|b| Self::info(&**b)).collect()
+    }
 }
 
 struct Empty;

@@ -12,7 +12,6 @@
 
 use super::engine::{self, engine_error, Engine};
 use super::image::{runtime, ImageFacts};
-use super::owner::Owner;
 use super::pipes;
 use super::{DockerConfig, Transport};
 use crate::connector::process::write_inputs;
@@ -20,6 +19,7 @@ use crate::connector::{
     drain_stderr, Command, ConnectorError, ExitStatus, Invocation, Process, RunContext, Running,
     StderrTail, Stdin, Stdout,
 };
+use crate::owner::Owner;
 use crate::protocol::LogLevel;
 use async_trait::async_trait;
 use bollard::container::LogOutput;
@@ -113,6 +113,7 @@ pub async fn start(
         .or_insert_with(|| cx.role.as_str().into());
     labels.insert("sluice.command".into(), command.as_str().into());
     labels.insert("sluice.connector".into(), name.into());
+    labels.insert("sluice.run".into(), cx.run.clone());
     labels.extend(Owner::current().labels());
 
     let mut binds = vec![format!("{}:{INPUTS}:ro", inputs.path().display())];
@@ -171,7 +172,7 @@ pub async fn start(
     let create_ms = began.elapsed().as_millis();
     // From here on, every way out removes the container: a failure to
     // start it at once, before the error is returned.
-    let mut guard = Guard::new(engine, created.id);
+    let mut guard = Guard::new(engine, created.id, &cx.run);
     macro_rules! or_remove {
         ($result:expr) => {
             match $result {
@@ -415,8 +416,8 @@ struct Guard {
 }
 
 impl Guard {
-    fn new(engine: &'static Engine, id: String) -> Self {
-        engine::register(&id);
+    fn new(engine: &'static Engine, id: String, run: &str) -> Self {
+        engine::register(&id, run);
         Guard {
             engine,
             id,

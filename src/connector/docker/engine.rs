@@ -4,14 +4,15 @@
 //! One connection per process, made on first use: to the engine
 //! `DOCKER_HOST` names, else the local socket. An engine that does not
 //! answer is an error that says where sluice looked and how to fix it.
-//! Every container sluice creates is registered here until it is removed,
-//! so that [`stop_all`] can remove them when sluice is told to stop at once.
+//! Every container sluice creates is registered here, under the run that
+//! started it, until it is removed, so that [`stop_run`] can remove a run's
+//! containers when that run must stop at once, and nobody else's.
 
 use super::super::ConnectorError;
 use bollard::query_parameters::{RemoveContainerOptions, WaitContainerOptionsBuilder};
 use bollard::Docker;
 use futures_util::StreamExt;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -34,7 +35,8 @@ pub struct Engine {
 }
 
 static ENGINE: tokio::sync::OnceCell<Engine> = tokio::sync::OnceCell::const_new();
-static LIVE: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+/// Containers not yet removed: container id -> the run that started it.
+static LIVE: Mutex<Option<HashMap<String, String>>> = Mutex::new(None);
 
 /// The engine, connected and answering; `what` names who needs it in errors.
 pub async fn connect(what: &str) -> Result<&'static Engine, ConnectorError> {
@@ -173,12 +175,12 @@ pub fn is_not_found(e: &bollard::errors::Error) -> bool {
     )
 }
 
-/// Records a container as existing until [`forget`] is called.
-pub fn register(id: &str) {
+/// Records a container of `run` as existing until [`forget`] is called.
+pub fn register(id: &str, run: &str) {
     LIVE.lock()
         .expect("live containers lock")
-        .get_or_insert_with(HashSet::new)
-        .insert(id.to_string());
+        .get_or_insert_with(HashMap::new)
+        .insert(id.to_string(), run.to_string());
 }
 
 pub fn forget(id: &str) {
@@ -222,9 +224,10 @@ pub async fn remove(engine: &Engine, id: &str) -> Result<(), bollard::errors::Er
     .inspect(|_| forget(id))
 }
 
-/// Stops and removes every container this process started and has not
-/// removed yet. For stopping at once (a second Ctrl-C): bounded in time.
-pub async fn stop_all() {
+/// Stops and removes every container `run` started that is not removed
+/// yet. For stopping a run at once (a second Ctrl-C, a cancelled job that
+/// will not stop): bounded in time.
+pub async fn stop_run(run: &str) {
     let Some(engine) = connected() else {
         return;
     };
@@ -232,7 +235,12 @@ pub async fn stop_all() {
         .lock()
         .expect("live containers lock")
         .as_ref()
-        .map(|s| s.iter().cloned().collect())
+        .map(|live| {
+            live.iter()
+                .filter(|(_, r)| r.as_str() == run)
+                .map(|(id, _)| id.clone())
+                .collect()
+        })
         .unwrap_or_default();
     let removals = ids.iter().map(|id| remove(engine, id));
     let _ = tokio::time::timeout(

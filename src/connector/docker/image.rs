@@ -65,7 +65,7 @@ pub async fn prepare(
             }
         },
     }
-    inspect(engine, image, name).await
+    inspect(engine, image, name, &cx.run).await
 }
 
 /// Pulls now, whatever was pulled before (`sluice connector pull`).
@@ -76,7 +76,7 @@ pub async fn pull_now(
     cx: &RunContext,
 ) -> Result<ImageFacts, ConnectorError> {
     pull(engine, image, name, cx).await?;
-    inspect(engine, image, name).await
+    inspect(engine, image, name, &cx.run).await
 }
 
 pub(super) fn runtime(name: &str, message: String) -> ConnectorError {
@@ -195,6 +195,7 @@ async fn inspect(
     engine: &'static Engine,
     image: &str,
     name: &str,
+    run: &str,
 ) -> Result<ImageFacts, ConnectorError> {
     let inspected = engine.docker.inspect_image(image).await.map_err(|e| {
         runtime(
@@ -224,7 +225,7 @@ async fn inspect(
     let user = match parse_user(&user_name) {
         UserSpec::Ids(uid, gid) => Some((uid, gid.unwrap_or(0))),
         UserSpec::Named { .. } | UserSpec::IdNamedGroup { .. } => {
-            lookup_user(engine, image, &user_name).await
+            lookup_user(engine, image, &user_name, run).await
         }
     };
     Ok(ImageFacts {
@@ -269,11 +270,16 @@ fn parse_user(text: &str) -> UserSpec {
 
 /// Resolves a named user through the image's /etc/passwd and /etc/group,
 /// read from a container that is created for that and never started.
-async fn lookup_user(engine: &'static Engine, image: &str, user: &str) -> Option<(u32, u32)> {
+async fn lookup_user(
+    engine: &'static Engine,
+    image: &str,
+    user: &str,
+    run: &str,
+) -> Option<(u32, u32)> {
     let body = bollard::models::ContainerCreateBody {
         image: Some(image.to_string()),
         labels: Some(
-            super::owner::Owner::current()
+            crate::owner::Owner::current()
                 .labels()
                 .into_iter()
                 .chain([("sluice.role".to_string(), "lookup".to_string())])
@@ -291,7 +297,7 @@ async fn lookup_user(engine: &'static Engine, image: &str, user: &str) -> Option
         )
         .await
         .ok()?;
-    engine::register(&created.id);
+    engine::register(&created.id, run);
     let passwd = read_file(engine, &created.id, "/etc/passwd").await;
     let group = read_file(engine, &created.id, "/etc/group").await;
     let _ = engine::remove(engine, &created.id).await;

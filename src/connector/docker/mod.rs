@@ -12,27 +12,27 @@
 //! started it.
 //!
 //! A container must never outlive its command: it is removed when waited
-//! for or dropped, [`stop_all`] removes what is left when sluice must stop
-//! at once, and [`sweep`] removes what a killed sluice left behind.
+//! for or dropped, a run's containers are removed when that run must stop
+//! at once ([`Runtime::stop_run`]), and the sweeper removes what a killed
+//! sluice left behind.
 
 mod container;
 mod engine;
 mod image;
-pub mod owner;
 mod pipes;
 mod sweep;
 
-pub use engine::stop_all;
 pub use image::ImageFacts;
-pub use sweep::{sweep, SweepReport, SweptContainer};
 
+use super::registry::{Installed, OptionSpec, RuntimeOptions, SweepReport};
 use super::{
-    Command, Connector, ConnectorEnv, ConnectorError, ConnectorRef, ConnectorSpecification,
-    Invocation, RunContext, Running,
+    Command, Connector, ConnectorError, ConnectorRef, ConnectorSpecification, Invocation,
+    RunContext, Running, Runtime, RuntimeEnv,
 };
 use async_trait::async_trait;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// When to pull a connector's image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -162,6 +162,266 @@ pub fn parse_cpus(text: &str) -> Result<f64, String> {
     }
 }
 
+/// Airbyte connector images: `docker:IMAGE:TAG`.
+pub struct DockerRuntime;
+
+pub static RUNTIME: DockerRuntime = DockerRuntime;
+
+const OPTIONS: &[OptionSpec] = &[
+    OptionSpec {
+        name: "pull",
+        env: "SLUICE_DOCKER_PULL",
+        help: "when to pull a connector's image: always, missing or never [default: missing]",
+        path: false,
+    },
+    OptionSpec {
+        name: "memory",
+        env: "SLUICE_DOCKER_MEMORY",
+        help: "the memory limit of each connector container, e.g. 512m or 2g [default: 2g]",
+        path: false,
+    },
+    OptionSpec {
+        name: "cpus",
+        env: "SLUICE_DOCKER_CPUS",
+        help: "the CPUs each connector container may use, e.g. 0.5 [default: 2]",
+        path: false,
+    },
+    OptionSpec {
+        name: "network",
+        env: "SLUICE_DOCKER_NETWORK",
+        help: "the network connector containers join [default: the engine's bridge]",
+        path: false,
+    },
+    OptionSpec {
+        name: "local_root",
+        env: "SLUICE_DOCKER_LOCAL_ROOT",
+        help: "an absolute host directory mounted at /local in connector containers",
+        path: true,
+    },
+    OptionSpec {
+        name: "transport",
+        env: "SLUICE_DOCKER_TRANSPORT",
+        help: "how stdin and stdout reach sluice: auto, pipes or attach [default: auto]",
+        path: false,
+    },
+];
+
+impl DockerRuntime {
+    /// How containers run under these options.
+    pub fn config(&self, env: &RuntimeEnv) -> Result<DockerConfig, ConnectorError> {
+        let defaults = DockerConfig::default();
+        let local_root = env.parsed(self, "local_root", |v| {
+            let path = PathBuf::from(v);
+            // The engine mounts absolute paths only, and creates missing
+            // ones as root.
+            if path.is_absolute() {
+                Ok(path)
+            } else {
+                Err(format!("`{v}` is not an absolute path"))
+            }
+        })?;
+        Ok(DockerConfig {
+            pull: env
+                .parsed(self, "pull", str::parse)?
+                .unwrap_or(defaults.pull),
+            memory: env
+                .parsed(self, "memory", parse_memory)?
+                .unwrap_or(defaults.memory),
+            cpus: env
+                .parsed(self, "cpus", parse_cpus)?
+                .unwrap_or(defaults.cpus),
+            network: env
+                .parsed(self, "network", |v| Ok(v.trim().to_string()))?
+                .or(defaults.network),
+            local_root,
+            transport: env
+                .parsed(self, "transport", str::parse)?
+                .unwrap_or(defaults.transport),
+        })
+    }
+
+    fn connector_of(
+        &self,
+        reference: &ConnectorRef,
+        env: &RuntimeEnv,
+    ) -> Result<DockerConnector, ConnectorError> {
+        Ok(DockerConnector::new(
+            reference.clone(),
+            self.config(env)?,
+            env,
+        ))
+    }
+}
+
+#[async_trait]
+impl Runtime for DockerRuntime {
+    fn name(&self) -> &'static str {
+        "docker"
+    }
+
+    fn form(&self) -> &'static str {
+        "docker:IMAGE:TAG"
+    }
+
+    fn options(&self) -> &'static [OptionSpec] {
+        OPTIONS
+    }
+
+    fn check_options(&self, options: &RuntimeOptions) -> Result<(), ConnectorError> {
+        let env = RuntimeEnv {
+            install_dir: PathBuf::new(),
+            options: options.clone(),
+        };
+        self.config(&env).map(drop)
+    }
+
+    fn parse(&self, target: &str) -> Result<String, String> {
+        parse_image(target)
+    }
+
+    fn connector(
+        &self,
+        reference: &ConnectorRef,
+        env: &RuntimeEnv,
+    ) -> Result<Arc<dyn Connector>, ConnectorError> {
+        Ok(Arc::new(self.connector_of(reference, env)?))
+    }
+
+    /// Installing an image is having it: pulled unless it is there.
+    async fn install(
+        &self,
+        reference: &ConnectorRef,
+        env: &RuntimeEnv,
+        cx: &RunContext,
+    ) -> Result<Option<Installed>, ConnectorError> {
+        let d = self.connector_of(reference, env)?;
+        let facts = d.facts(cx).await?;
+        Ok(Some(info(reference.target(), facts)))
+    }
+
+    async fn pull(
+        &self,
+        reference: &ConnectorRef,
+        env: &RuntimeEnv,
+        cx: &RunContext,
+    ) -> Result<Option<Installed>, ConnectorError> {
+        let d = self.connector_of(reference, env)?;
+        let facts = d.pull(cx).await?;
+        Ok(Some(info(reference.target(), &facts)))
+    }
+
+    async fn sweep(&self, _env: &RuntimeEnv) -> Result<Option<SweepReport>, ConnectorError> {
+        sweep::sweep().await.map(Some)
+    }
+
+    async fn stop_run(&self, run: &str) {
+        engine::stop_run(run).await;
+    }
+}
+
+/// Checks an image reference: a repository (optionally behind a registry
+/// host) with a tag or a digest. A tag is required: a connector that
+/// changes under a sync because `latest` moved is a surprise nobody wants.
+fn parse_image(rest: &str) -> Result<String, String> {
+    const FORM: &str = "write docker:IMAGE:TAG, e.g. docker:airbyte/source-faker:6.2.1";
+    let rest = rest.trim();
+    if rest.is_empty() {
+        return Err(FORM.into());
+    }
+    let (repository, has_version) = match rest.split_once('@') {
+        Some((repo, digest)) => {
+            let valid = digest.split_once(':').is_some_and(|(algo, hex)| {
+                !algo.is_empty() && !hex.is_empty() && hex.chars().all(|c| c.is_ascii_hexdigit())
+            });
+            if !valid {
+                return Err("the digest after `@` must look like sha256:0123abc...".into());
+            }
+            (repo, true)
+        }
+        None => {
+            // A `:` after the last `/` starts the tag; one before it is a
+            // registry port (localhost:5000/name).
+            let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+            match rest[last_slash..].rfind(':') {
+                Some(i) => {
+                    let tag = &rest[last_slash + i + 1..];
+                    let ok = !tag.is_empty()
+                        && tag.len() <= 128
+                        && tag
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+                    if !ok {
+                        return Err(format!("`{tag}` is not a valid image tag; {FORM}"));
+                    }
+                    (&rest[..last_slash + i], true)
+                }
+                None => (rest, false),
+            }
+        }
+    };
+    if !has_version {
+        return Err(format!("the image has no tag; {FORM}"));
+    }
+    let path = match repository.split_once('/') {
+        // The first part is a registry host when it looks like one.
+        Some((host, path)) if host.contains(['.', ':']) || host == "localhost" => path,
+        _ => repository,
+    };
+    let valid_path = !path.is_empty()
+        && path.split('/').all(|part| {
+            !part.is_empty()
+                && part.chars().all(|c| {
+                    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')
+                })
+        });
+    if !valid_path {
+        return Err(format!(
+            "`{repository}` is not a valid image name (lower-case letters, digits, `.`, `_`, `-` and `/`)"
+        ));
+    }
+    Ok(rest.to_string())
+}
+
+/// An image as `sluice connector list` and `pull` show it.
+fn info(image: &str, facts: &ImageFacts) -> Installed {
+    let repository = image.split(['@']).next().unwrap_or(image);
+    let last_slash = repository.rfind('/').map_or(0, |i| i + 1);
+    let (name, version) = match image.split_once('@') {
+        Some((_, digest)) => (repository, digest),
+        None => match repository[last_slash..].rfind(':') {
+            Some(i) => (
+                &repository[..last_slash + i],
+                &repository[last_slash + i + 1..],
+            ),
+            None => (repository, ""),
+        },
+    };
+    let base = &name[name.rfind('/').map_or(0, |i| i + 1)..];
+    let kind = if base.starts_with("source-") {
+        "source"
+    } else if base.starts_with("destination-") {
+        "destination"
+    } else {
+        ""
+    };
+    let id = facts.id.trim_start_matches("sha256:");
+    Installed {
+        reference: format!("docker:{image}"),
+        runtime: "docker".into(),
+        kind: kind.into(),
+        version: version.into(),
+        description: match facts.size {
+            Some(size) => format!(
+                "image {}, {}",
+                &id[..id.len().min(12)],
+                crate::connector::human_bytes(size)
+            ),
+            None => format!("image {}", &id[..id.len().min(12)]),
+        },
+        location: None,
+    }
+}
+
 /// `docker:IMAGE:TAG`.
 pub struct DockerConnector {
     reference: ConnectorRef,
@@ -175,11 +435,11 @@ pub struct DockerConnector {
 }
 
 impl DockerConnector {
-    pub fn new(reference: ConnectorRef, image: String, env: &ConnectorEnv) -> Self {
+    pub fn new(reference: ConnectorRef, config: DockerConfig, env: &RuntimeEnv) -> Self {
         DockerConnector {
+            image: reference.target().to_string(),
             reference,
-            image,
-            config: env.docker.clone(),
+            config,
             spec_cache: env.install_dir.join("docker").join("specs"),
             launcher_dir: env.install_dir.join("docker"),
             facts: tokio::sync::OnceCell::new(),

@@ -8,39 +8,17 @@
 //! running one when it can see that its sluice is gone.
 
 use super::engine::{self, engine_error, Engine};
-use super::owner::{self, Liveness, Owner};
+use crate::connector::registry::{SweepReport, Swept};
 use crate::connector::ConnectorError;
+use crate::owner::{self, Liveness, Owner};
 use bollard::models::{ContainerSummary, ContainerSummaryStateEnum};
 use bollard::query_parameters::ListContainersOptions;
-use serde::Serialize;
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 /// An exited container whose sluice still runs is that sluice's to remove;
 /// past this age it has evidently forgotten.
 const FORGOTTEN_AFTER: Duration = Duration::from_secs(600);
-
-/// One container the sweeper looked at.
-#[derive(Debug, Clone, Serialize)]
-pub struct SweptContainer {
-    pub id: String,
-    pub name: String,
-    pub image: String,
-    pub state: String,
-    pub job: Option<String>,
-    pub attempt: Option<String>,
-    pub role: Option<String>,
-    /// The pid of the sluice that started it.
-    pub pid: Option<u32>,
-    /// Why it was removed, or kept.
-    pub reason: String,
-}
-
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct SweepReport {
-    pub removed: Vec<SweptContainer>,
-    pub kept: Vec<SweptContainer>,
-}
 
 enum Verdict {
     Remove(String),
@@ -90,10 +68,10 @@ pub async fn sweep() -> Result<SweepReport, ConnectorError> {
     Ok(report)
 }
 
-fn describe(c: &ContainerSummary) -> SweptContainer {
+fn describe(c: &ContainerSummary) -> Swept {
     let labels = c.labels.clone().unwrap_or_default();
     let label = |k: &str| labels.get(k).cloned();
-    SweptContainer {
+    Swept {
         id: c
             .id
             .as_deref()

@@ -1,12 +1,17 @@
-//! Who started a container: the sluice process, named well enough that the
-//! sweeper can later tell whether that process still runs.
+//! Who owns something that may outlive its owner: the sluice process that
+//! started a connector container, or that runs a job. Named well enough
+//! that another sluice can later tell whether that process still runs.
 //!
-//! A pid alone is not enough (pids are reused), so a container also carries
-//! the process's start time (clock ticks since boot, from /proc), the boot
-//! id, the pid namespace and the host name. A process is the owner only if
-//! all of them match. From another host, boot or pid namespace the owner
-//! cannot be seen, and the sweeper says so rather than guess.
+//! A pid alone is not enough (pids are reused), so an owner is also its
+//! process's start time (clock ticks since boot, from /proc), the boot id,
+//! the pid namespace and the host name. A process is the owner only if all
+//! of them match. From another host, boot or pid namespace the owner
+//! cannot be seen, and callers say so rather than guess.
+//!
+//! Containers carry an owner as labels; the job store keeps one as JSON
+//! text in a job's `owner` column.
 
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -16,7 +21,7 @@ pub const BOOT_ID: &str = "sluice.boot-id";
 pub const PID_NS: &str = "sluice.pid-ns";
 pub const HOST: &str = "sluice.host";
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Owner {
     pub pid: u32,
     /// Start time in clock ticks since boot (field 22 of /proc/PID/stat).
@@ -89,6 +94,16 @@ impl Owner {
         })
     }
 
+    /// The owner as the job store keeps it.
+    pub fn to_text(&self) -> String {
+        serde_json::to_string(self).expect("an owner serializes")
+    }
+
+    /// An owner the store kept; `None` for text that is not one.
+    pub fn from_text(text: &str) -> Option<Owner> {
+        serde_json::from_str(text).ok()
+    }
+
     /// Whether this owner runs, seen from `here`.
     pub fn liveness(&self, here: &Owner) -> Liveness {
         if self.host != here.host {
@@ -120,6 +135,8 @@ mod tests {
         let labels: HashMap<String, String> = me.labels().into_iter().collect();
         let back = Owner::from_labels(&labels).unwrap();
         assert_eq!(&back, me);
+        assert_eq!(Owner::from_text(&me.to_text()).as_ref(), Some(me));
+        assert_eq!(Owner::from_text("host:1234"), None);
         assert_eq!(back.liveness(me), Liveness::Running);
         let reused = Owner {
             start: me.start + 1,
