@@ -1,10 +1,11 @@
-//! The command line: the top-level clap definitions, and the completions and
-//! man pages generated from them. Each command's own arguments live beside
-//! its `run()` in `commands/`.
+//! The command line: the top-level clap definitions, what runs each
+//! command, and the completions and man pages generated from them. Each
+//! command's own arguments live beside its `run()` in `commands/`, the
+//! shared ones in `commands/args.rs`; `commands` never imports this.
 
-use crate::commands;
-use crate::connector::RuntimeOptions;
-use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use crate::commands::{self, args::GlobalArgs, Ctx, ExitClass};
+use crate::settings::{Flags, Settings};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 
 const ABOUT: &str = "Move data from sources to destinations over the Airbyte Protocol.";
@@ -52,112 +53,6 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Clone, Args)]
-pub struct GlobalArgs {
-    /// How to print results: tables for people, JSON for scripts.
-    #[arg(long, short = 'o', global = true, value_enum, default_value_t = OutputFormat::Table)]
-    pub output: OutputFormat,
-
-    /// Print no progress and no informational messages.
-    #[arg(long, short = 'q', global = true)]
-    pub quiet: bool,
-
-    /// Show connector logs as they come (-vv for debug lines too).
-    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
-    pub verbose: u8,
-
-    /// Where sluice keeps logs and installed connectors
-    /// [env: SLUICE_DATA_DIR] [default: the XDG data dir, ~/.local/share/sluice].
-    #[arg(long, global = true, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-
-    /// The job store: postgres://USER:PASSWORD@HOST/DB for PostgreSQL
-    /// [env: SLUICE_DATABASE_URL] [default: sluice.db, SQLite, in the data dir].
-    #[arg(long, global = true, value_name = "URL")]
-    pub database_url: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    Table,
-    Json,
-}
-
-/// How Docker connectors run: on every command that runs connectors.
-#[derive(Debug, Clone, Default, Args)]
-pub struct DockerArgs {
-    /// When to pull a Docker connector's image
-    /// [env: SLUICE_DOCKER_PULL] [default: missing].
-    #[arg(
-        long,
-        value_enum,
-        value_name = "WHEN",
-        help_heading = "Docker connectors"
-    )]
-    pub pull: Option<PullArg>,
-
-    /// The memory limit of each connector container, e.g. 512m or 2g
-    /// [env: SLUICE_DOCKER_MEMORY] [default: 2g].
-    #[arg(long, value_name = "SIZE", help_heading = "Docker connectors")]
-    pub memory: Option<String>,
-
-    /// The CPUs each connector container may use, e.g. 0.5
-    /// [env: SLUICE_DOCKER_CPUS] [default: 2].
-    #[arg(long, value_name = "CPUS", help_heading = "Docker connectors")]
-    pub cpus: Option<String>,
-
-    /// The Docker network connector containers join, to reach a database
-    /// in another container [env: SLUICE_DOCKER_NETWORK] [default: bridge].
-    #[arg(long, value_name = "NAME", help_heading = "Docker connectors")]
-    pub network: Option<String>,
-
-    /// A host directory mounted at /local in connector containers, where
-    /// file destinations write [env: SLUICE_DOCKER_LOCAL_ROOT].
-    #[arg(long, value_name = "DIR", help_heading = "Docker connectors")]
-    pub local_root: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum PullArg {
-    /// Before the first use in each run.
-    Always,
-    /// When the engine does not have the image.
-    Missing,
-    /// Never; a missing image is an error.
-    Never,
-}
-
-impl DockerArgs {
-    /// The Docker runtime's options these flags give.
-    pub fn flags(&self) -> RuntimeOptions {
-        let mut o = RuntimeOptions::default();
-        let mut set = |name: &str, value: Option<String>| {
-            if let Some(v) = value {
-                o.set("docker", name, v);
-            }
-        };
-        set(
-            "pull",
-            self.pull.map(|p| {
-                p.to_possible_value()
-                    .expect("not skipped")
-                    .get_name()
-                    .to_string()
-            }),
-        );
-        set("memory", self.memory.clone());
-        set("cpus", self.cpus.clone());
-        set("network", self.network.clone());
-        set(
-            "local_root",
-            self.local_root
-                .as_ref()
-                .map(|p| p.to_string_lossy().into_owned()),
-        );
-        o
-    }
-}
-
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Sync(commands::sync::SyncArgs),
@@ -185,17 +80,49 @@ pub enum Command {
     GenerateAssets(GenerateAssetsArgs),
 }
 
-impl Command {
-    /// What the command line says about Docker connectors.
-    pub fn docker_flags(&self) -> RuntimeOptions {
-        match self {
-            Command::Sync(a) => a.docker.flags(),
-            Command::Connector(c) => c.docker().map(DockerArgs::flags).unwrap_or_default(),
-            Command::Source(c) => c.docker().map(DockerArgs::flags).unwrap_or_default(),
-            Command::Destination(c) => c.docker().map(DockerArgs::flags).unwrap_or_default(),
-            Command::Connection(c) => c.docker().map(DockerArgs::flags).unwrap_or_default(),
-            Command::Apply(a) => a.docker.flags(),
-            _ => RuntimeOptions::default(),
+impl Cli {
+    /// Runs the parsed command line; returns how the process should exit.
+    pub async fn run(self) -> anyhow::Result<ExitClass> {
+        let global = self.global.clone();
+        match &self.command {
+            Command::GenerateAssets(args) => {
+                let written = write_assets(&args.root)?;
+                if !global.quiet {
+                    eprintln!(
+                        "Wrote {} files under {}.",
+                        written.len(),
+                        args.root.display()
+                    );
+                }
+                return Ok(ExitClass::Success);
+            }
+            Command::Completions(args) => return commands::completions::run(args, Cli::command()),
+            _ => {}
+        }
+        let settings = Settings::from_env(&Flags {
+            data_dir: global.data_dir.clone(),
+            database_url: global.database_url.clone(),
+        })
+        .map_err(crate::api::ApiError::from)?;
+        let ctx = Ctx {
+            api: Box::new(crate::api::Local::new(settings)),
+            global,
+        };
+        match self.command {
+            Command::Sync(args) => commands::sync::run(&ctx, args).await,
+            Command::Connector(cmd) => commands::connector::run(&ctx, cmd).await,
+            Command::System(cmd) => commands::system::run(&ctx, cmd).await,
+            Command::Source(cmd) => commands::source::run_source(&ctx, cmd).await,
+            Command::Destination(cmd) => commands::source::run_destination(&ctx, cmd).await,
+            Command::Connection(cmd) => commands::connection::run(&ctx, cmd).await,
+            Command::Job(cmd) => commands::job::run(&ctx, cmd).await,
+            Command::State(cmd) => commands::state::run(&ctx, cmd).await,
+            Command::Db(cmd) => commands::db::run(&ctx, cmd).await,
+            Command::Apply(args) => commands::apply::apply(&ctx, args).await,
+            Command::Export(args) => commands::apply::export(&ctx, args).await,
+            Command::Completions(_) | Command::GenerateAssets(_) => {
+                unreachable!("handled above")
+            }
         }
     }
 }

@@ -1,26 +1,19 @@
-//! Error classes and exit codes, decided in one place.
+//! How the errors of the floors below the Api become its [`ApiError`],
+//! decided in one place: each typed error says whether it is the user's to
+//! fix, a failure, or a fault, with the hint it knows.
 //!
 //! Library modules return their own typed errors. What the user can fix
-//! (a bad flag, a config that does not match its spec, a missing file) is
-//! raised as a [`UserError`], which exits 2; any other error exits 1. An
-//! error prints as its cause chain, then a blank line, then a hint when
-//! there is one.
+//! that has no type of its own (a bad flag, a missing file) is raised as a
+//! [`UserError`]; a failure that is not theirs but has advice, as a
+//! [`Trouble`].
 
+use crate::api::{ApiError, ErrorCode};
+use crate::connector::config::ConfigError;
+use crate::connector::ConnectorError;
+use crate::store::StoreError;
 use std::fmt;
 
-/// The process exit code of an outcome.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitClass {
-    Success = 0,
-    /// The job or operation failed.
-    Failed = 1,
-    /// Usage or configuration error.
-    Usage = 2,
-    /// The daemon could not be reached.
-    Unreachable = 3,
-}
-
-/// Something the user can fix; exits 2.
+/// Something the user can fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserError {
     pub message: String,
@@ -49,7 +42,7 @@ impl fmt::Display for UserError {
 
 impl std::error::Error for UserError {}
 
-/// A failure that is not the user's to fix, with a hint of what to do; exits 1.
+/// A failure that is not the user's to fix, with a hint of what to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Trouble {
     pub message: String,
@@ -73,90 +66,113 @@ impl fmt::Display for Trouble {
 
 impl std::error::Error for Trouble {}
 
-/// The exit class of an error and its hint, if any.
-pub fn classify(err: &anyhow::Error) -> (ExitClass, Option<String>) {
-    let mut class = ExitClass::Failed;
-    let mut hint = None;
-    for cause in err.chain() {
-        if let Some(u) = cause.downcast_ref::<UserError>() {
-            class = ExitClass::Usage;
-            hint = hint.or_else(|| u.hint.clone());
+impl From<UserError> for ApiError {
+    fn from(e: UserError) -> ApiError {
+        ApiError {
+            hint: e.hint,
+            ..ApiError::user(e.message)
         }
-        if let Some(t) = cause.downcast_ref::<Trouble>() {
-            hint = hint.or_else(|| Some(t.hint.clone()));
+    }
+}
+
+impl From<Trouble> for ApiError {
+    fn from(e: Trouble) -> ApiError {
+        ApiError::failed(e.message).hint(e.hint)
+    }
+}
+
+impl From<ConnectorError> for ApiError {
+    fn from(e: ConnectorError) -> ApiError {
+        let code = if e.is_config_error() {
+            ErrorCode::BadRequest
+        } else {
+            ErrorCode::Failed
+        };
+        ApiError {
+            hint: e.hint().map(str::to_string),
+            ..ApiError::new(code, e.to_string())
         }
-        if let Some(c) = cause.downcast_ref::<crate::connector::ConnectorError>() {
-            if c.is_config_error() {
-                class = ExitClass::Usage;
+    }
+}
+
+impl From<ConfigError> for ApiError {
+    fn from(e: ConfigError) -> ApiError {
+        ApiError::user(e.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    /// Names taken and things in use are the user's to fix; a store that
+    /// cannot be opened is their setup's.
+    fn from(e: StoreError) -> ApiError {
+        let message = e.to_string();
+        match &e {
+            StoreError::Exists { kind, .. } => ApiError::conflict(message).hint(format!(
+                "choose another name, or change it with `sluice {kind} update`"
+            )),
+            StoreError::JobRunning { connection } => ApiError::conflict(message).hint(format!(
+                "`sluice job list --connection {connection} --status running` shows it"
+            )),
+            StoreError::InUse { .. } => ApiError::conflict(message)
+                .hint("delete those connections first (`sluice connection delete NAME`)"),
+            StoreError::Open { .. } | StoreError::Dir { .. } => {
+                let hint = if message.contains("certificate") {
+                    "check the URL's sslmode and sslrootcert (the CA that signed the server's \
+                     certificate); verify-full needs the host the certificate was issued for"
+                } else {
+                    "check the database is running and --database-url / SLUICE_DATABASE_URL"
+                };
+                ApiError::user(message).hint(hint)
             }
-            hint = hint.or_else(|| c.hint().map(str::to_string));
-        }
-        if cause
-            .downcast_ref::<crate::connector::config::ConfigError>()
-            .is_some()
-        {
-            class = ExitClass::Usage;
+            StoreError::Migrate { .. } | StoreError::Query { .. } | StoreError::Corrupt { .. } => {
+                ApiError::failed(message)
+            }
         }
     }
-    (class, hint)
 }
 
-/// The error as the user sees it: causes joined with ": ", then the hint
-/// after a blank line.
-pub fn render(err: &anyhow::Error) -> String {
-    let (_, hint) = classify(err);
-    let mut parts: Vec<String> = Vec::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        // thiserror messages often repeat their source; say each thing once.
-        if parts.last().is_some_and(|p| p.contains(&text)) {
-            continue;
-        }
-        parts.push(text);
+impl From<std::io::Error> for ApiError {
+    fn from(e: std::io::Error) -> ApiError {
+        ApiError::failed(e.to_string())
     }
-    let mut out = format!("error: {}", parts.join(": "));
-    if let Some(h) = hint {
-        out.push_str("\n\nhint: ");
-        out.push_str(&h);
-    }
-    out
 }
 
-/// Whether an error is a broken pipe on our own output (`sluice ... | head`),
-/// which ends a command quietly.
-pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-    })
+impl From<serde_json::Error> for ApiError {
+    fn from(e: serde_json::Error) -> ApiError {
+        ApiError::internal(e.to_string())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::ErrorClass;
 
     #[test]
-    fn user_errors_exit_2_with_their_hint() {
-        let e: anyhow::Error = UserError::new("no such stream").hint("list them").into();
-        let e = e.context("cannot sync");
-        assert_eq!(classify(&e), (ExitClass::Usage, Some("list them".into())));
+    fn each_error_knows_whose_it_is() {
+        let e: ApiError = UserError::new("no such stream").hint("list them").into();
         assert_eq!(
-            render(&e),
-            "error: cannot sync: no such stream\n\nhint: list them"
+            (e.class, e.hint.as_deref()),
+            (ErrorClass::User, Some("list them"))
         );
-    }
-
-    #[test]
-    fn other_errors_exit_1_and_keep_their_hint() {
-        let e: anyhow::Error = Trouble::new("disk full", "free some space").into();
-        let e = e.context("cannot save the state");
+        let e: ApiError = Trouble::new("disk full", "free some space").into();
         assert_eq!(
-            classify(&e),
-            (ExitClass::Failed, Some("free some space".into()))
+            (e.class, e.hint.as_deref()),
+            (ErrorClass::Failed, Some("free some space"))
         );
-        assert_eq!(
-            render(&e),
-            "error: cannot save the state: disk full\n\nhint: free some space"
-        );
+        let e: ApiError = StoreError::JobRunning {
+            connection: "c".into(),
+        }
+        .into();
+        assert_eq!((e.class, e.code), (ErrorClass::User, ErrorCode::Conflict));
+        let e: ApiError =
+            ConnectorError::Unknown("there is no built-in connector named `x`".into()).into();
+        assert_eq!(e.class, ErrorClass::User);
+        let e: ApiError = ConnectorError::Runtime {
+            connector: "docker:a:1".into(),
+            message: "boom".into(),
+        }
+        .into();
+        assert_eq!(e.class, ErrorClass::Failed);
     }
 }

@@ -3,7 +3,7 @@
 
 use clap::Parser;
 use sluice::cli::Cli;
-use sluice::error::{self, ExitClass};
+use sluice::commands::{self, ExitClass};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -14,6 +14,7 @@ fn main() -> ExitCode {
         }
     }
     let cli = Cli::parse();
+    let format = cli.global.output;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("sluice")
@@ -25,16 +26,11 @@ fn main() -> ExitCode {
             return ExitCode::from(ExitClass::Failed as u8);
         }
     };
-    let result = runtime.block_on(sluice::commands::run(cli));
+    let result = runtime.block_on(cli.run());
     // Do not wait for detached work (a signal watcher, a stuck reader).
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     match result {
         Ok(class) => ExitCode::from(class as u8),
-        Err(e) if error::is_broken_pipe(&e) => ExitCode::SUCCESS,
-        Err(e) => {
-            let (class, _) = error::classify(&e);
-            eprintln!("{}", error::render(&e));
-            ExitCode::from(class as u8)
-        }
+        Err(e) => ExitCode::from(commands::report_error(&e, format) as u8),
     }
 }

@@ -13,13 +13,12 @@ pub fn pick<T>(flag: Option<T>, env: Option<T>, default: impl FnOnce() -> T) -> 
     flag.or(env).unwrap_or_else(default)
 }
 
-/// What the command line says about settings.
+/// What the command line says about settings. Runtime flags (`--memory`)
+/// travel in each request instead.
 #[derive(Debug, Clone, Default)]
 pub struct Flags {
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
-    /// Runtime options given as flags (`--memory`), by runtime.
-    pub runtime: RuntimeOptions,
 }
 
 #[derive(Debug, Clone)]
@@ -28,8 +27,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Managed virtualenvs and other installed connectors.
     pub connectors_dir: PathBuf,
-    /// How runtimes run connectors: their options, from flags over the
-    /// environment (`SLUICE_DOCKER_MEMORY`, `SLUICE_PYTHON`, ...).
+    /// How runtimes run connectors unless a request says otherwise: their
+    /// options from the environment (`SLUICE_DOCKER_MEMORY`, `SLUICE_PYTHON`).
     pub runtime: RuntimeOptions,
     /// The job store: an SQLite file in the data dir, or PostgreSQL.
     pub store: Location,
@@ -56,7 +55,6 @@ impl Settings {
             data_dir.join("connectors")
         });
         let runtime = RuntimeOptions::from_env(&env)
-            .overlaid(&flags.runtime)
             .with_absolute_paths()
             .map_err(|e| UserError::new(format!("a runtime option's path: {e}")))?;
         runtime.check().map_err(|e| {

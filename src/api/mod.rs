@@ -1,316 +1,340 @@
-//! The `Api` that commands call. `Local` runs operations in this process
-//! through `service`; a later `Remote` will send them to a daemon. Commands
-//! are written against the trait, so they work both ways unchanged.
+//! The `Api` the commands call: a wire contract. Requests and answers are
+//! serde types of its own ([`types`]); requests carry values, not a
+//! client's paths; long work is a [`Run`]: a stream of typed [`Event`]s
+//! ending with the answer, cancelled by an Api call; every error is an
+//! [`ApiError`]. `Local` runs operations in this process through
+//! `service`; a `Remote` sends the same requests to a daemon. Commands are
+//! written against the trait and import nothing below it.
 
-use crate::connector::registry::SweepReport;
-use crate::connector::ExitStatus;
-use crate::protocol::{AirbyteCatalog, ConnectionStatus, ConnectorSpecification};
-use crate::service::apply::{ApplyOptions, ApplyPlan, Setup};
-use crate::service::connectors::ConnectorInfo;
-use crate::service::jobs::{JobRequest, JobView};
-use crate::service::managed::{
-    ActorView, ConnectionPatch, ConnectionSpec, ConnectionView, DbStatus,
-};
-use crate::service::sync::{SyncOutcome, SyncRequest};
-use crate::service::{ConfigInput, Service, Ui};
+pub mod error;
+mod setup;
+pub mod types;
+
+pub use error::{ApiError, Context, ErrorClass, ErrorCode};
+pub use types::*;
+
+use crate::connector::registry;
+use crate::service::{Call, Service};
 use crate::settings::Settings;
-use crate::store::{ActorKind, Job, StoredState};
 use async_trait::async_trait;
-use std::path::{Path, PathBuf};
-use tokio::io::{AsyncRead, AsyncWrite};
+use bytes::Bytes;
+use futures_util::Stream;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc::{self, UnboundedReceiver};
+use tokio_util::sync::CancellationToken;
+
+/// Bytes in a form an HTTP body can carry.
+pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
+
+type Answer<T> = Pin<Box<dyn Future<Output = Result<T, ApiError>> + Send>>;
+
+/// Long work under way: its events as they come, then its answer.
+pub struct Run<T> {
+    id: String,
+    events: UnboundedReceiver<Event>,
+    answer: Answer<T>,
+    done: Option<Result<T, ApiError>>,
+}
+
+impl<T> Run<T> {
+    pub fn new(id: String, events: UnboundedReceiver<Event>, answer: Answer<T>) -> Self {
+        Run {
+            id,
+            events,
+            answer,
+            done: None,
+        }
+    }
+
+    /// What [`Api::cancel`] takes.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The next event; `None` once the run has answered and every event
+    /// sent before its answer has been given.
+    pub async fn next_event(&mut self) -> Option<Event> {
+        if self.done.is_some() {
+            return self.events.try_recv().ok();
+        }
+        tokio::select! {
+            biased;
+            Some(event) = self.events.recv() => Some(event),
+            answer = &mut self.answer => {
+                self.done = Some(answer);
+                self.events.try_recv().ok()
+            }
+        }
+    }
+
+    /// The answer; events not yet taken are dropped.
+    pub async fn answer(mut self) -> Result<T, ApiError> {
+        match self.done.take() {
+            Some(answer) => answer,
+            None => self.answer.await,
+        }
+    }
+}
 
 #[async_trait]
 pub trait Api: Send + Sync {
     /// Runs one sync to its end.
-    async fn sync(&self, req: SyncRequest, ui: Ui) -> anyhow::Result<SyncOutcome>;
+    async fn sync(&self, req: SyncRequest) -> Run<SyncAnswer>;
 
-    async fn connector_spec(
-        &self,
-        reference: &str,
-        ui: &Ui,
-    ) -> anyhow::Result<ConnectorSpecification>;
+    /// Asks a run to stop: gracefully (the destination may confirm what it
+    /// has), or `now` (its connectors are stopped at once).
+    async fn cancel(&self, run: &str, now: bool) -> Result<(), ApiError>;
 
-    async fn connector_check(
-        &self,
-        reference: &str,
-        config: &ConfigInput,
-        ui: &Ui,
-    ) -> anyhow::Result<ConnectionStatus>;
+    async fn connector_spec(&self, req: ConnectorRequest) -> Run<ConnectorSpecification>;
 
-    async fn connector_discover(
-        &self,
-        reference: &str,
-        config: &ConfigInput,
-        ui: &Ui,
-    ) -> anyhow::Result<AirbyteCatalog>;
+    async fn connector_check(&self, req: ConnectorRequest) -> Run<CheckResult>;
 
-    async fn connector_read(
-        &self,
-        reference: &str,
-        config: &ConfigInput,
-        catalog: Option<&PathBuf>,
-        state: Option<&PathBuf>,
-        out: &mut (dyn AsyncWrite + Send + Unpin),
-        ui: &Ui,
-    ) -> anyhow::Result<ExitStatus>;
+    async fn connector_discover(&self, req: ConnectorRequest) -> Run<AirbyteCatalog>;
 
+    /// A source's raw output, and how it ended.
+    async fn connector_read(&self, req: ReadRequest) -> (Run<ConnectorExit>, ByteStream);
+
+    /// Feeds `input` to a destination; its raw output, and how it ended.
     async fn connector_write(
         &self,
-        reference: &str,
-        config: &ConfigInput,
-        catalog: &Path,
-        input: Box<dyn AsyncRead + Send + Unpin>,
-        out: &mut (dyn AsyncWrite + Send + Unpin),
-        ui: &Ui,
-    ) -> anyhow::Result<ExitStatus>;
+        req: WriteRequest,
+        input: ByteStream,
+    ) -> (Run<ConnectorExit>, ByteStream);
 
-    async fn connector_install(&self, reference: &str, ui: &Ui) -> anyhow::Result<ConnectorInfo>;
+    /// Installs a connector ahead of use (its config is not needed).
+    async fn connector_install(&self, req: ConnectorRequest) -> Run<ConnectorInfo>;
 
-    /// Pulls a Docker connector's image.
-    async fn connector_pull(&self, reference: &str, ui: &Ui) -> anyhow::Result<ConnectorInfo>;
+    /// Pulls a Docker connector's image now.
+    async fn connector_pull(&self, req: ConnectorRequest) -> Run<ConnectorInfo>;
 
-    async fn connector_list(&self) -> anyhow::Result<Vec<ConnectorInfo>>;
+    async fn connector_list(&self) -> Result<Vec<ConnectorInfo>, ApiError>;
 
     /// Removes connector containers that were left behind.
-    async fn system_sweep(&self) -> anyhow::Result<SweepReport>;
-
-    /// Stops, at once, the connectors this client started that would
-    /// outlive it; for a second Ctrl-C.
-    async fn stop_connectors(&self);
+    async fn system_sweep(&self) -> Result<SweepReport, ApiError>;
 
     /// The job store: its backend, where it is, its migrations (applied
     /// first if needed).
-    async fn db_status(&self) -> anyhow::Result<DbStatus>;
+    async fn db_status(&self) -> Result<DbStatus, ApiError>;
 
-    async fn actor_create(
-        &self,
-        kind: ActorKind,
-        name: &str,
-        connector: &str,
-        config: &ConfigInput,
-        check: bool,
-        ui: &Ui,
-    ) -> anyhow::Result<ActorView>;
+    async fn actor_create(&self, req: ActorCreate) -> Run<Actor>;
 
-    #[allow(clippy::too_many_arguments)]
-    async fn actor_update(
-        &self,
-        kind: ActorKind,
-        name: &str,
-        connector: Option<&str>,
-        config: Option<&ConfigInput>,
-        check: bool,
-        ui: &Ui,
-    ) -> anyhow::Result<ActorView>;
+    async fn actor_update(&self, req: ActorUpdate) -> Run<Actor>;
 
-    async fn actor_list(
-        &self,
-        kind: ActorKind,
-        show_secrets: bool,
-    ) -> anyhow::Result<Vec<ActorView>>;
+    async fn actor_list(&self, kind: ActorKind, show_secrets: bool)
+        -> Result<Vec<Actor>, ApiError>;
 
     async fn actor_get(
         &self,
         kind: ActorKind,
         name: &str,
         show_secrets: bool,
-    ) -> anyhow::Result<ActorView>;
+    ) -> Result<Actor, ApiError>;
 
-    async fn actor_delete(&self, kind: ActorKind, name: &str) -> anyhow::Result<()>;
+    async fn actor_delete(&self, kind: ActorKind, name: &str) -> Result<(), ApiError>;
 
-    async fn actor_check(
-        &self,
-        kind: ActorKind,
-        name: &str,
-        ui: &Ui,
-    ) -> anyhow::Result<ConnectionStatus>;
+    async fn actor_check(&self, req: ActorRun) -> Run<CheckResult>;
 
-    async fn source_discover(&self, name: &str, ui: &Ui) -> anyhow::Result<AirbyteCatalog>;
+    async fn source_discover(&self, req: ActorRun) -> Run<AirbyteCatalog>;
 
-    async fn connection_create(
-        &self,
-        name: &str,
-        spec: &ConnectionSpec,
-        ui: &Ui,
-    ) -> anyhow::Result<ConnectionView>;
+    async fn connection_create(&self, req: ConnectionCreate) -> Run<Connection>;
 
-    async fn connection_update(
+    async fn connection_update(&self, req: ConnectionUpdate) -> Run<Connection>;
+
+    async fn connection_list(&self) -> Result<Vec<Connection>, ApiError>;
+
+    async fn connection_get(&self, name: &str) -> Result<Connection, ApiError>;
+
+    async fn connection_delete(&self, name: &str) -> Result<(), ApiError>;
+
+    async fn connection_set_status(
         &self,
         name: &str,
-        patch: &ConnectionPatch,
-        ui: &Ui,
-    ) -> anyhow::Result<ConnectionView>;
-
-    async fn connection_list(&self) -> anyhow::Result<Vec<ConnectionView>>;
-
-    async fn connection_get(&self, name: &str) -> anyhow::Result<ConnectionView>;
-
-    async fn connection_delete(&self, name: &str) -> anyhow::Result<()>;
-
-    async fn connection_set_status(&self, name: &str, active: bool) -> anyhow::Result<()>;
+        status: ConnectionStatus,
+    ) -> Result<(), ApiError>;
 
     /// Runs a sync, reset or refresh job now, to its end.
-    async fn connection_job(&self, req: JobRequest, ui: Ui) -> anyhow::Result<JobView>;
+    async fn connection_job(&self, req: JobRequest) -> Run<JobDetail>;
 
-    async fn job_list(
-        &self,
-        connection: Option<&str>,
-        status: Option<crate::model::JobStatus>,
-        limit: i64,
-    ) -> anyhow::Result<Vec<Job>>;
+    async fn job_list(&self, filter: JobFilter) -> Result<Vec<Job>, ApiError>;
 
-    async fn job_get(&self, id: i64) -> anyhow::Result<JobView>;
+    async fn job_get(&self, id: i64) -> Result<JobDetail, ApiError>;
 
-    async fn job_logs(&self, id: i64, attempt: Option<i64>) -> anyhow::Result<String>;
+    async fn job_logs(&self, id: i64, attempt: Option<i64>) -> Result<JobLog, ApiError>;
 
-    async fn state_get(&self, connection: &str) -> anyhow::Result<Option<StoredState>>;
+    async fn state_get(&self, connection: &str) -> Result<Option<ConnectionState>, ApiError>;
 
-    async fn state_set(&self, connection: &str, state: serde_json::Value) -> anyhow::Result<()>;
+    async fn state_set(&self, connection: &str, state: serde_json::Value) -> Result<(), ApiError>;
 
-    async fn state_reset(&self, connection: &str, streams: &[String]) -> anyhow::Result<()>;
+    async fn state_reset(&self, connection: &str, streams: &[String]) -> Result<(), ApiError>;
 
-    /// What applying `setup` would change; applied unless `dry_run`.
-    async fn apply(
-        &self,
-        setup: &Setup,
-        options: ApplyOptions,
-        ui: &Ui,
-    ) -> anyhow::Result<ApplyPlan>;
+    /// What applying a setup would change; applied unless a dry run.
+    async fn apply(&self, req: ApplyRequest) -> Run<ApplyPlan>;
 
     /// The current sources, destinations and connections, secrets masked.
-    async fn export(&self) -> anyhow::Result<Setup>;
+    async fn export(&self) -> Result<Setup, ApiError>;
 }
 
 /// Operations run in this process.
 pub struct Local {
     service: Service,
+    /// The runs under way, by id, for cancelling them.
+    runs: Arc<Mutex<HashMap<String, CancellationToken>>>,
 }
 
 impl Local {
     pub fn new(settings: Settings) -> Self {
         Local {
             service: Service::new(settings),
+            runs: Arc::new(Mutex::new(HashMap::new())),
         }
     }
+
+    /// Starts `work` on its own task as a run.
+    fn start<T, F, Fut>(&self, options: RunOptions, work: F) -> Run<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Service, Call) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, ApiError>> + Send + 'static,
+    {
+        let id = registry::new_run_id();
+        let cancel = CancellationToken::new();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let call = Call::new(id.clone(), options, cancel.clone(), tx);
+        self.runs
+            .lock()
+            .expect("runs lock")
+            .insert(id.clone(), cancel);
+        let runs = self.runs.clone();
+        let service = self.service.clone();
+        let run_id = id.clone();
+        let task = tokio::spawn(async move {
+            let answer = work(service, call).await;
+            runs.lock().expect("runs lock").remove(&run_id);
+            answer
+        });
+        let answer = Box::pin(async move {
+            task.await
+                .unwrap_or_else(|e| Err(ApiError::internal(format!("the run stopped: {e}"))))
+        });
+        Run::new(id, rx, answer)
+    }
+}
+
+/// A pipe for a connector's output: the service writes one end, the caller
+/// reads the other as a stream.
+fn output_pipe() -> (tokio::io::DuplexStream, ByteStream) {
+    let (writer, reader) = tokio::io::duplex(1 << 16);
+    (writer, Box::pin(tokio_util::io::ReaderStream::new(reader)))
 }
 
 #[async_trait]
 impl Api for Local {
-    async fn sync(&self, req: SyncRequest, ui: Ui) -> anyhow::Result<SyncOutcome> {
-        self.service.sync(req, ui).await
+    async fn sync(&self, req: SyncRequest) -> Run<SyncAnswer> {
+        self.start(req.options.clone(), move |s, call| async move {
+            s.sync(req, &call).await
+        })
     }
 
-    async fn connector_spec(
-        &self,
-        reference: &str,
-        ui: &Ui,
-    ) -> anyhow::Result<ConnectorSpecification> {
-        self.service.connector_spec(reference, ui).await
+    async fn cancel(&self, run: &str, now: bool) -> Result<(), ApiError> {
+        let token = self.runs.lock().expect("runs lock").get(run).cloned();
+        match token {
+            Some(token) => token.cancel(),
+            None if !now => {
+                return Err(ApiError::not_found(format!(
+                    "there is no run `{run}` under way"
+                )))
+            }
+            None => {}
+        }
+        if now {
+            registry::stop_run(run).await;
+        }
+        Ok(())
     }
 
-    async fn connector_check(
-        &self,
-        reference: &str,
-        config: &ConfigInput,
-        ui: &Ui,
-    ) -> anyhow::Result<ConnectionStatus> {
-        self.service.connector_check(reference, config, ui).await
+    async fn connector_spec(&self, req: ConnectorRequest) -> Run<ConnectorSpecification> {
+        self.start(req.options.clone(), move |s, call| async move {
+            s.connector_spec(&req, &call).await
+        })
     }
 
-    async fn connector_discover(
-        &self,
-        reference: &str,
-        config: &ConfigInput,
-        ui: &Ui,
-    ) -> anyhow::Result<AirbyteCatalog> {
-        self.service.connector_discover(reference, config, ui).await
+    async fn connector_check(&self, req: ConnectorRequest) -> Run<CheckResult> {
+        self.start(req.options.clone(), move |s, call| async move {
+            s.connector_check(&req, &call).await
+        })
     }
 
-    async fn connector_read(
-        &self,
-        reference: &str,
-        config: &ConfigInput,
-        catalog: Option<&PathBuf>,
-        state: Option<&PathBuf>,
-        out: &mut (dyn AsyncWrite + Send + Unpin),
-        ui: &Ui,
-    ) -> anyhow::Result<ExitStatus> {
-        self.service
-            .connector_read(reference, config, catalog, state, out, ui)
-            .await
+    async fn connector_discover(&self, req: ConnectorRequest) -> Run<AirbyteCatalog> {
+        self.start(req.options.clone(), move |s, call| async move {
+            s.connector_discover(&req, &call).await
+        })
+    }
+
+    async fn connector_read(&self, req: ReadRequest) -> (Run<ConnectorExit>, ByteStream) {
+        let (mut writer, output) = output_pipe();
+        let run = self.start(req.options.clone(), move |s, call| async move {
+            s.connector_read(&req, &mut writer, &call).await
+        });
+        (run, output)
     }
 
     async fn connector_write(
         &self,
-        reference: &str,
-        config: &ConfigInput,
-        catalog: &Path,
-        input: Box<dyn AsyncRead + Send + Unpin>,
-        out: &mut (dyn AsyncWrite + Send + Unpin),
-        ui: &Ui,
-    ) -> anyhow::Result<ExitStatus> {
-        self.service
-            .connector_write(reference, config, catalog, input, out, ui)
-            .await
+        req: WriteRequest,
+        input: ByteStream,
+    ) -> (Run<ConnectorExit>, ByteStream) {
+        let (mut writer, output) = output_pipe();
+        let input = Box::new(tokio_util::io::StreamReader::new(input));
+        let run = self.start(req.options.clone(), move |s, call| async move {
+            s.connector_write(&req, input, &mut writer, &call).await
+        });
+        (run, output)
     }
 
-    async fn connector_install(&self, reference: &str, ui: &Ui) -> anyhow::Result<ConnectorInfo> {
-        self.service.connector_install(reference, ui).await
+    async fn connector_install(&self, req: ConnectorRequest) -> Run<ConnectorInfo> {
+        self.start(req.options.clone(), move |s, call| async move {
+            s.connector_install(&req.connector, &call).await
+        })
     }
 
-    async fn connector_pull(&self, reference: &str, ui: &Ui) -> anyhow::Result<ConnectorInfo> {
-        self.service.connector_pull(reference, ui).await
+    async fn connector_pull(&self, req: ConnectorRequest) -> Run<ConnectorInfo> {
+        self.start(req.options.clone(), move |s, call| async move {
+            s.connector_pull(&req.connector, &call).await
+        })
     }
 
-    async fn connector_list(&self) -> anyhow::Result<Vec<ConnectorInfo>> {
-        Ok(self.service.connector_list())
+    async fn connector_list(&self) -> Result<Vec<ConnectorInfo>, ApiError> {
+        self.service.connector_list()
     }
 
-    async fn system_sweep(&self) -> anyhow::Result<SweepReport> {
+    async fn system_sweep(&self) -> Result<SweepReport, ApiError> {
         self.service.system_sweep().await
     }
 
-    async fn stop_connectors(&self) {
-        crate::connector::registry::stop_run(&self.service.run).await;
-    }
-
-    async fn db_status(&self) -> anyhow::Result<DbStatus> {
+    async fn db_status(&self) -> Result<DbStatus, ApiError> {
         self.service.db_status().await
     }
 
-    async fn actor_create(
-        &self,
-        kind: ActorKind,
-        name: &str,
-        connector: &str,
-        config: &ConfigInput,
-        check: bool,
-        ui: &Ui,
-    ) -> anyhow::Result<ActorView> {
-        self.service
-            .actor_create(kind, name, connector, config, check, ui)
-            .await
+    async fn actor_create(&self, req: ActorCreate) -> Run<Actor> {
+        self.start(req.options.clone(), move |s, call| async move {
+            s.actor_create(&req, &call).await
+        })
     }
 
-    async fn actor_update(
-        &self,
-        kind: ActorKind,
-        name: &str,
-        connector: Option<&str>,
-        config: Option<&ConfigInput>,
-        check: bool,
-        ui: &Ui,
-    ) -> anyhow::Result<ActorView> {
-        self.service
-            .actor_update(kind, name, connector, config, check, ui)
-            .await
+    async fn actor_update(&self, req: ActorUpdate) -> Run<Actor> {
+        self.start(req.options.clone(), move |s, call| async move {
+            s.actor_update(&req, &call).await
+        })
     }
 
     async fn actor_list(
         &self,
         kind: ActorKind,
         show_secrets: bool,
-    ) -> anyhow::Result<Vec<ActorView>> {
+    ) -> Result<Vec<Actor>, ApiError> {
         self.service.actor_list(kind, show_secrets).await
     }
 
@@ -319,104 +343,95 @@ impl Api for Local {
         kind: ActorKind,
         name: &str,
         show_secrets: bool,
-    ) -> anyhow::Result<ActorView> {
+    ) -> Result<Actor, ApiError> {
         self.service.actor_get(kind, name, show_secrets).await
     }
 
-    async fn actor_delete(&self, kind: ActorKind, name: &str) -> anyhow::Result<()> {
+    async fn actor_delete(&self, kind: ActorKind, name: &str) -> Result<(), ApiError> {
         self.service.actor_delete(kind, name).await
     }
 
-    async fn actor_check(
-        &self,
-        kind: ActorKind,
-        name: &str,
-        ui: &Ui,
-    ) -> anyhow::Result<ConnectionStatus> {
-        self.service.actor_check(kind, name, ui).await
+    async fn actor_check(&self, req: ActorRun) -> Run<CheckResult> {
+        self.start(req.options.clone(), move |s, call| async move {
+            s.actor_check(&req, &call).await
+        })
     }
 
-    async fn source_discover(&self, name: &str, ui: &Ui) -> anyhow::Result<AirbyteCatalog> {
-        self.service.source_discover(name, ui).await
+    async fn source_discover(&self, req: ActorRun) -> Run<AirbyteCatalog> {
+        self.start(req.options.clone(), move |s, call| async move {
+            s.source_discover(&req, &call).await
+        })
     }
 
-    async fn connection_create(
-        &self,
-        name: &str,
-        spec: &ConnectionSpec,
-        ui: &Ui,
-    ) -> anyhow::Result<ConnectionView> {
-        self.service.connection_create(name, spec, ui).await
+    async fn connection_create(&self, req: ConnectionCreate) -> Run<Connection> {
+        self.start(req.options.clone(), move |s, call| async move {
+            s.connection_create(&req, &call).await
+        })
     }
 
-    async fn connection_update(
-        &self,
-        name: &str,
-        patch: &ConnectionPatch,
-        ui: &Ui,
-    ) -> anyhow::Result<ConnectionView> {
-        self.service.connection_update(name, patch, ui).await
+    async fn connection_update(&self, req: ConnectionUpdate) -> Run<Connection> {
+        self.start(req.options.clone(), move |s, call| async move {
+            s.connection_update(&req, &call).await
+        })
     }
 
-    async fn connection_list(&self) -> anyhow::Result<Vec<ConnectionView>> {
+    async fn connection_list(&self) -> Result<Vec<Connection>, ApiError> {
         self.service.connection_list().await
     }
 
-    async fn connection_get(&self, name: &str) -> anyhow::Result<ConnectionView> {
+    async fn connection_get(&self, name: &str) -> Result<Connection, ApiError> {
         self.service.connection_get(name).await
     }
 
-    async fn connection_delete(&self, name: &str) -> anyhow::Result<()> {
+    async fn connection_delete(&self, name: &str) -> Result<(), ApiError> {
         self.service.connection_delete(name).await
     }
 
-    async fn connection_set_status(&self, name: &str, active: bool) -> anyhow::Result<()> {
-        self.service.connection_set_status(name, active).await
-    }
-
-    async fn connection_job(&self, req: JobRequest, ui: Ui) -> anyhow::Result<JobView> {
-        self.service.connection_job(req, ui).await
-    }
-
-    async fn job_list(
+    async fn connection_set_status(
         &self,
-        connection: Option<&str>,
-        status: Option<crate::model::JobStatus>,
-        limit: i64,
-    ) -> anyhow::Result<Vec<Job>> {
-        self.service.job_list(connection, status, limit).await
+        name: &str,
+        status: ConnectionStatus,
+    ) -> Result<(), ApiError> {
+        self.service.connection_set_status(name, status).await
     }
 
-    async fn job_get(&self, id: i64) -> anyhow::Result<JobView> {
+    async fn connection_job(&self, req: JobRequest) -> Run<JobDetail> {
+        self.start(req.options.clone(), move |s, call| async move {
+            s.connection_job(&req, &call).await
+        })
+    }
+
+    async fn job_list(&self, filter: JobFilter) -> Result<Vec<Job>, ApiError> {
+        self.service.job_list(&filter).await
+    }
+
+    async fn job_get(&self, id: i64) -> Result<JobDetail, ApiError> {
         self.service.job_get(id).await
     }
 
-    async fn job_logs(&self, id: i64, attempt: Option<i64>) -> anyhow::Result<String> {
+    async fn job_logs(&self, id: i64, attempt: Option<i64>) -> Result<JobLog, ApiError> {
         self.service.job_logs(id, attempt).await
     }
 
-    async fn state_get(&self, connection: &str) -> anyhow::Result<Option<StoredState>> {
+    async fn state_get(&self, connection: &str) -> Result<Option<ConnectionState>, ApiError> {
         self.service.state_get(connection).await
     }
 
-    async fn state_set(&self, connection: &str, state: serde_json::Value) -> anyhow::Result<()> {
+    async fn state_set(&self, connection: &str, state: serde_json::Value) -> Result<(), ApiError> {
         self.service.state_set(connection, state).await
     }
 
-    async fn state_reset(&self, connection: &str, streams: &[String]) -> anyhow::Result<()> {
+    async fn state_reset(&self, connection: &str, streams: &[String]) -> Result<(), ApiError> {
         self.service.state_reset(connection, streams).await
     }
 
-    async fn apply(
-        &self,
-        setup: &Setup,
-        options: ApplyOptions,
-        ui: &Ui,
-    ) -> anyhow::Result<ApplyPlan> {
-        self.service.apply(setup, options, ui).await
+    async fn apply(&self, req: ApplyRequest) -> Run<ApplyPlan> {
+        self.start(req.options.clone(), move |s, call| async move {
+            s.apply(&req, &call).await
+        })
     }
 
-    async fn export(&self) -> anyhow::Result<Setup> {
+    async fn export(&self) -> Result<Setup, ApiError> {
         self.service.export().await
     }
 }

@@ -1,10 +1,10 @@
 //! `sluice apply` and `sluice export`: the whole setup as one YAML file.
 
+use super::args::{DockerArgs, OutputFormat};
 use super::output::{self, CliOutput};
-use super::Ctx;
-use crate::cli::{DockerArgs, OutputFormat};
-use crate::error::{ExitClass, UserError};
-use crate::service::apply::{ApplyOptions, PlannedChange, Setup};
+use super::ui;
+use super::{Ctx, ExitClass};
+use crate::api::{ApiError, ApplyRequest, ChangeAction, PlannedChange, Setup};
 use clap::Args;
 use std::io::Write;
 use std::path::PathBuf;
@@ -68,7 +68,11 @@ impl CliOutput for PlannedChange {
     }
 
     fn row(&self) -> Vec<String> {
-        vec![self.action.into(), self.kind.into(), self.name.clone()]
+        vec![
+            self.action.as_str().into(),
+            self.kind.as_str().into(),
+            self.name.clone(),
+        ]
     }
 }
 
@@ -76,23 +80,23 @@ pub async fn apply(ctx: &Ctx, a: ApplyArgs) -> anyhow::Result<ExitClass> {
     let name = a.file.display().to_string();
     let text = if name == "-" {
         std::io::read_to_string(std::io::stdin())
-            .map_err(|e| UserError::new(format!("cannot read the setup from stdin: {e}")))?
+            .map_err(|e| ApiError::user(format!("cannot read the setup from stdin: {e}")))?
     } else {
         std::fs::read_to_string(&a.file)
-            .map_err(|e| UserError::new(format!("cannot read {name}: {e}")))?
+            .map_err(|e| ApiError::user(format!("cannot read {name}: {e}")))?
     };
+    // ${VAR} is read here, from the environment of whoever applies it.
     let setup = Setup::parse(&text, &name, |k| std::env::var(k).ok())?;
-    let (spinner, ui) = super::source::spinner_ui(ctx);
-    let options = ApplyOptions {
+    let request = ApplyRequest {
+        setup,
         prune: a.prune,
         dry_run: true,
         check: a.check,
+        options: ctx.options(Some(&a.docker))?,
     };
     // The plan first, then the changes.
-    let plan =
-        super::source::stop_on_ctrl_c(ctx, &spinner, ctx.api.apply(&setup, options, &ui)).await?;
-    spinner.finish();
-    let json = ctx.global.output == OutputFormat::Json;
+    let plan = ui::wait(ctx, ctx.api.apply(request.clone()).await).await?;
+    let json = ctx.json();
     if !json {
         output::print_list(&plan.changes, OutputFormat::Table)?;
     }
@@ -105,28 +109,23 @@ pub async fn apply(ctx: &Ctx, a: ApplyArgs) -> anyhow::Result<ExitClass> {
         }
         return Ok(ExitClass::Success);
     }
-    let applied = super::source::stop_on_ctrl_c(
+    let applied = ui::wait(
         ctx,
-        &spinner,
-        ctx.api.apply(
-            &setup,
-            ApplyOptions {
+        ctx.api
+            .apply(ApplyRequest {
                 dry_run: false,
-                ..options
-            },
-            &ui,
-        ),
+                ..request
+            })
+            .await,
     )
-    .await;
-    spinner.finish();
-    let applied = applied?;
+    .await?;
     if json {
         output::print_json(&applied)?;
     } else if !ctx.global.quiet {
         let changed = applied
             .changes
             .iter()
-            .filter(|c| c.action != "unchanged")
+            .filter(|c| c.action != ChangeAction::Unchanged)
             .count();
         eprintln!("Applied {name}: {changed} change(s).");
     }
@@ -138,7 +137,7 @@ pub async fn export(ctx: &Ctx, a: ExportArgs) -> anyhow::Result<ExitClass> {
     let yaml = setup.to_yaml()?;
     match &a.file {
         Some(path) => crate::fsutil::write_atomic(path, yaml.as_bytes(), 0o600)
-            .map_err(|e| UserError::new(format!("cannot write {}: {e}", path.display())))?,
+            .map_err(|e| ApiError::user(format!("cannot write {}: {e}", path.display())))?,
         None => {
             let mut out = std::io::stdout().lock();
             out.write_all(yaml.as_bytes())?;

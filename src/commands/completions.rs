@@ -1,8 +1,8 @@
 //! `sluice completions SHELL`: prints a shell completion script.
 
-use crate::cli::Cli;
-use crate::error::ExitClass;
-use clap::{Args, CommandFactory};
+use super::ExitClass;
+use clap::Args;
+use std::io::Write;
 
 /// Print a completion script for your shell.
 #[derive(Debug, Args)]
@@ -17,8 +17,14 @@ pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
 }
 
-pub fn run(args: &CompletionsArgs) -> anyhow::Result<ExitClass> {
+/// Prints the script for `command` (the whole command line's definition).
+/// It is made in memory first: writing to a closed pipe
+/// (`sluice completions bash | head -1`) is an error, not a panic.
+pub fn run(args: &CompletionsArgs, mut command: clap::Command) -> anyhow::Result<ExitClass> {
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut command, "sluice", &mut script);
     let mut out = std::io::stdout().lock();
-    clap_complete::generate(args.shell, &mut Cli::command(), "sluice", &mut out);
+    out.write_all(&script)?;
+    out.flush()?;
     Ok(ExitClass::Success)
 }

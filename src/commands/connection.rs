@@ -1,25 +1,17 @@
 //! `sluice connection ...`: connections between a stored source and a
 //! stored destination, and their jobs (sync, reset, refresh) run now.
 
+use super::args::{DestinationSyncModeArg, DockerArgs, SyncModeArg};
 use super::output::{self, CliOutput};
-use super::progress::{self, StepSpinner, SyncProgress};
-use super::source::{done, show_one};
-use super::sync::{DestinationSyncModeArg, SyncModeArg};
-use super::Ctx;
-use crate::cli::{DockerArgs, OutputFormat};
-use crate::error::{ExitClass, UserError};
-use crate::model::Schedule;
-use crate::protocol::{DestinationSyncMode, SyncMode};
-use crate::service::jobs::{JobKind, JobRequest, JobView, RetryPolicy};
-use crate::service::managed::{
-    ConnectionPatch, ConnectionSpec, ConnectionView, SchemaChangePolicy,
+use super::ui::{self, done, show_one, Show};
+use super::{Ctx, ExitClass};
+use crate::api::{
+    ApiError, Connection as ConnectionView, ConnectionCreate, ConnectionPatch, ConnectionSpec,
+    ConnectionStatus, ConnectionUpdate, JobDetail, JobKind, JobRequest, JobStatus, NamespaceRule,
+    RetryPolicy, Schedule, ScheduleError, SchemaChangePolicy,
 };
-use crate::service::Ui;
-use crate::sync::mapping::NamespaceRule;
 use clap::{Args, Subcommand, ValueEnum};
-use std::sync::Arc;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 /// Connect a stored source to a stored destination; run its jobs.
 #[derive(Debug, Subcommand)]
@@ -49,19 +41,6 @@ pub enum ConnectionCommand {
     Refresh(SyncArgs),
 }
 
-impl ConnectionCommand {
-    /// The Docker flags of the commands that run connectors.
-    pub fn docker(&self) -> Option<&DockerArgs> {
-        match self {
-            ConnectionCommand::Create(a) => Some(&a.docker),
-            ConnectionCommand::Update(a) => Some(&a.docker),
-            ConnectionCommand::Sync(a) | ConnectionCommand::Refresh(a) => Some(&a.docker),
-            ConnectionCommand::Reset(a) => Some(&a.docker),
-            _ => None,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum PolicyArg {
     Ignore,
@@ -84,22 +63,7 @@ impl From<PolicyArg> for SchemaChangePolicy {
 /// A schedule, parsed where it comes in.
 fn schedule(text: &str) -> Result<Schedule, String> {
     text.parse::<Schedule>()
-        .map_err(|e| format!("{e}; {}", crate::model::ScheduleError::HINT))
-}
-
-fn sync_mode(m: SyncModeArg) -> SyncMode {
-    match m {
-        SyncModeArg::FullRefresh => SyncMode::FullRefresh,
-        SyncModeArg::Incremental => SyncMode::Incremental,
-    }
-}
-
-fn destination_mode(m: DestinationSyncModeArg) -> DestinationSyncMode {
-    match m {
-        DestinationSyncModeArg::Overwrite => DestinationSyncMode::Overwrite,
-        DestinationSyncModeArg::Append => DestinationSyncMode::Append,
-        DestinationSyncModeArg::AppendDedup => DestinationSyncMode::AppendDedup,
-    }
+        .map_err(|e| format!("{e}; {}", ScheduleError::HINT))
 }
 
 /// Create a connection: the source is discovered and its catalog configured.
@@ -237,9 +201,9 @@ pub struct RetryArgs {
 }
 
 impl RetryArgs {
-    fn policy(&self) -> Result<RetryPolicy, UserError> {
+    fn policy(&self) -> Result<RetryPolicy, ApiError> {
         if self.max_attempts == 0 || self.max_failed_attempts == 0 {
-            return Err(UserError::new(
+            return Err(ApiError::user(
                 "--max-attempts and --max-failed-attempts must be at least 1",
             ));
         }
@@ -286,47 +250,29 @@ impl CliOutput for ConnectionView {
 }
 
 pub async fn run(ctx: &Ctx, cmd: ConnectionCommand) -> anyhow::Result<ExitClass> {
-    let (spinner, ui) = super::source::spinner_ui(ctx);
-    // A job handles Ctrl-C itself: the first one stops it gracefully.
-    let is_job = matches!(
-        cmd,
-        ConnectionCommand::Sync(_) | ConnectionCommand::Reset(_) | ConnectionCommand::Refresh(_)
-    );
-    let work = dispatch(ctx, cmd, &ui, &spinner);
-    let result = if is_job {
-        work.await
-    } else {
-        super::source::stop_on_ctrl_c(ctx, &spinner, work).await
-    };
-    spinner.finish();
-    result
-}
-
-async fn dispatch(
-    ctx: &Ctx,
-    cmd: ConnectionCommand,
-    ui: &Ui,
-    spinner: &StepSpinner,
-) -> anyhow::Result<ExitClass> {
     match cmd {
         ConnectionCommand::Create(a) => {
             let spec = ConnectionSpec {
                 source: a.source,
                 destination: a.destination,
                 streams: clean(a.streams),
-                sync_mode: a.sync_mode.map(sync_mode),
-                destination_sync_mode: a.destination_sync_mode.map(destination_mode),
+                sync_mode: a.sync_mode.map(Into::into),
+                destination_sync_mode: a.destination_sync_mode.map(Into::into),
                 schedule: a.schedule,
                 namespace: a
                     .namespace
                     .parse::<NamespaceRule>()
-                    .map_err(UserError::new)?,
+                    .map_err(ApiError::user)?,
                 prefix: a.prefix,
-                status: crate::model::ConnectionStatus::Active,
+                status: ConnectionStatus::Active,
                 schema_change: a.schema_change.into(),
             };
-            let v = ctx.api.connection_create(&a.name, &spec, ui).await?;
-            spinner.finish();
+            let req = ConnectionCreate {
+                name: a.name,
+                spec,
+                options: ctx.options(Some(&a.docker))?,
+            };
+            let v = ui::wait(ctx, ctx.api.connection_create(req).await).await?;
             show_one(
                 ctx,
                 &v,
@@ -346,18 +292,22 @@ async fn dispatch(
                 } else {
                     a.streams.map(clean)
                 },
-                sync_mode: a.sync_mode.map(sync_mode),
-                destination_sync_mode: a.destination_sync_mode.map(destination_mode),
+                sync_mode: a.sync_mode.map(Into::into),
+                destination_sync_mode: a.destination_sync_mode.map(Into::into),
                 schedule: a.schedule,
                 namespace: a
                     .namespace
-                    .map(|n| n.parse::<NamespaceRule>().map_err(UserError::new))
+                    .map(|n| n.parse::<NamespaceRule>().map_err(ApiError::user))
                     .transpose()?,
                 prefix: a.prefix,
                 schema_change: a.schema_change.map(Into::into),
             };
-            let v = ctx.api.connection_update(&a.name, &patch, ui).await?;
-            spinner.finish();
+            let req = ConnectionUpdate {
+                name: a.name,
+                patch,
+                options: ctx.options(Some(&a.docker))?,
+            };
+            let v = ui::wait(ctx, ctx.api.connection_update(req).await).await?;
             show_one(ctx, &v, &format!("Updated connection `{}`.", v.name))?;
         }
         ConnectionCommand::List(_) => {
@@ -366,7 +316,7 @@ async fn dispatch(
         }
         ConnectionCommand::Get(a) => {
             let v = ctx.api.connection_get(&a.name).await?;
-            if ctx.global.output == OutputFormat::Json {
+            if ctx.json() {
                 output::print_json(&v)?;
             } else {
                 print_connection(&v)?;
@@ -380,23 +330,19 @@ async fn dispatch(
             )?;
         }
         ConnectionCommand::Enable(a) => {
-            ctx.api.connection_set_status(&a.name, true).await?;
+            ctx.api
+                .connection_set_status(&a.name, ConnectionStatus::Active)
+                .await?;
             done(ctx, &format!("Connection `{}` is active.", a.name))?;
         }
         ConnectionCommand::Disable(a) => {
-            ctx.api.connection_set_status(&a.name, false).await?;
+            ctx.api
+                .connection_set_status(&a.name, ConnectionStatus::Inactive)
+                .await?;
             done(ctx, &format!("Connection `{}` is inactive.", a.name))?;
         }
         ConnectionCommand::Sync(a) => {
-            return run_job(
-                ctx,
-                a.name,
-                JobKind::Sync,
-                Vec::new(),
-                a.retry.policy()?,
-                spinner,
-            )
-            .await
+            return run_job(ctx, a.name, JobKind::Sync, Vec::new(), &a.retry, &a.docker).await
         }
         ConnectionCommand::Refresh(a) => {
             return run_job(
@@ -404,21 +350,14 @@ async fn dispatch(
                 a.name,
                 JobKind::Refresh,
                 Vec::new(),
-                a.retry.policy()?,
-                spinner,
+                &a.retry,
+                &a.docker,
             )
             .await
         }
         ConnectionCommand::Reset(a) => {
-            return run_job(
-                ctx,
-                a.name,
-                JobKind::Reset,
-                clean(a.streams),
-                a.retry.policy()?,
-                spinner,
-            )
-            .await
+            let streams = clean(a.streams);
+            return run_job(ctx, a.name, JobKind::Reset, streams, &a.retry, &a.docker).await;
         }
     }
     Ok(ExitClass::Success)
@@ -470,54 +409,34 @@ async fn run_job(
     connection: String,
     kind: JobKind,
     streams: Vec<String>,
-    retry: RetryPolicy,
-    spinner: &StepSpinner,
+    retry: &RetryArgs,
+    docker: &DockerArgs,
 ) -> anyhow::Result<ExitClass> {
-    let draw = progress::enabled(ctx.global.quiet);
-    let bars = Arc::new(SyncProgress::new(draw));
-    let cancel = CancellationToken::new();
-    let steps = Arc::new(StepSpinner::new(ctx.global.quiet));
-    let ui = Ui {
-        observer: bars.clone(),
-        progress: steps.clone(),
-        echo: super::sync::echo(ctx.global.verbose, bars.clone()),
-        cancel: cancel.clone(),
-    };
     let req = JobRequest {
         connection,
         kind,
         streams,
-        retry,
+        retry: retry.policy()?,
+        options: ctx.options(Some(docker))?,
     };
-    let result = tokio::select! {
-        r = ctx.api.connection_job(req, ui) => r,
-        _ = super::sync::watch_signals(cancel, bars.clone(), ctx.global.quiet) => {
-            spinner.finish();
-            steps.finish();
-            bars.finish();
-            ctx.api.stop_connectors().await;
-            std::process::exit(130);
-        }
-    };
-    steps.finish();
-    bars.finish();
-    let job = result?;
-    if ctx.global.output == OutputFormat::Json {
+    let run = ctx.api.connection_job(req).await;
+    let job = ui::follow(ctx, run, Show::Sync, |_| Ok(())).await?;
+    if ctx.json() {
         output::print_json(&job)?;
     } else {
         super::job::print_job(&job)?;
         summary(ctx, &job);
     }
-    Ok(if job.job.status == crate::model::JobStatus::Succeeded {
+    Ok(if job.job.status == JobStatus::Succeeded {
         ExitClass::Success
     } else {
         ExitClass::Failed
     })
 }
 
-fn summary(ctx: &Ctx, j: &JobView) {
+fn summary(ctx: &Ctx, j: &JobDetail) {
     let last = j.attempts.last();
-    if j.job.status == crate::model::JobStatus::Succeeded {
+    if j.job.status == JobStatus::Succeeded {
         if !ctx.global.quiet {
             eprintln!(
                 "Job {} ({}) succeeded after {} attempt(s): {} records.",

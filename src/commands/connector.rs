@@ -1,21 +1,21 @@
 //! `sluice connector ...`: run one protocol command of a connector, install
 //! or pull connectors, list them.
 
+use super::args::{DockerArgs, OutputFormat};
+use super::files::{self, ConfigArg};
 use super::output::{self, CliOutput};
-use super::progress::StepSpinner;
-use super::Ctx;
-use crate::cli::{DockerArgs, OutputFormat};
-use crate::error::ExitClass;
-use crate::protocol::{
-    AirbyteCatalog, AirbyteStream, ConnectionStatusKind, ConnectorSpecification, Message,
+use super::ui::{self, Show};
+use super::{Ctx, ExitClass};
+use crate::api::{
+    AirbyteCatalog, AirbyteStream, ByteStream, CheckResult, CheckStatus, ConnectorInfo,
+    ConnectorRequest, ConnectorSpecification, Message, ReadRequest, WriteRequest,
 };
-use crate::service::connectors::ConnectorInfo;
-use crate::service::{ConfigInput, Ui};
 use clap::{Args, Subcommand};
+use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
 use std::path::PathBuf;
-use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
 
 /// Run one protocol command of a connector, install or pull connectors, list them.
 #[derive(Debug, Subcommand)]
@@ -28,21 +28,6 @@ pub enum ConnectorCommand {
     Install(InstallArgs),
     Pull(PullArgs),
     List(ListArgs),
-}
-
-impl ConnectorCommand {
-    /// The Docker flags of the commands that run connectors.
-    pub fn docker(&self) -> Option<&DockerArgs> {
-        match self {
-            ConnectorCommand::Spec(a) => Some(&a.docker),
-            ConnectorCommand::Check(a) | ConnectorCommand::Discover(a) => Some(&a.docker),
-            ConnectorCommand::Read(a) => Some(&a.docker),
-            ConnectorCommand::Write(a) => Some(&a.docker),
-            ConnectorCommand::Install(_)
-            | ConnectorCommand::Pull(_)
-            | ConnectorCommand::List(_) => None,
-        }
-    }
 }
 
 const REF_HELP: &str =
@@ -154,47 +139,26 @@ pub struct PullArgs {
 #[command(after_help = "Example:\n  sluice connector list --output json")]
 pub struct ListArgs {}
 
-pub async fn run(ctx: &Ctx, cmd: ConnectorCommand) -> anyhow::Result<ExitClass> {
-    let spinner = Arc::new(StepSpinner::new(ctx.global.quiet));
-    let ui = Ui {
-        progress: spinner.clone(),
-        echo: super::sync::echo(
-            ctx.global.verbose,
-            Arc::new(super::progress::SyncProgress::new(false)),
-        ),
-        ..Ui::quiet()
-    };
-    // `read` stops its connector itself on Ctrl-C; for the others, Ctrl-C
-    // removes what they started (containers do not die with sluice).
-    let stops_itself = matches!(cmd, ConnectorCommand::Read(_));
-    let work = dispatch(ctx, cmd, &ui, &spinner);
-    let result = if stops_itself {
-        work.await
-    } else {
-        tokio::select! {
-            r = work => r,
-            _ = tokio::signal::ctrl_c() => {
-                spinner.finish();
-                ctx.api.stop_connectors().await;
-                std::process::exit(130);
-            }
-        }
-    };
-    spinner.finish();
-    result
+/// A connector request for `reference` with `config` (FILE|JSON).
+fn request(
+    ctx: &Ctx,
+    reference: &str,
+    config: Option<&str>,
+    docker: Option<&DockerArgs>,
+) -> anyhow::Result<ConnectorRequest> {
+    Ok(ConnectorRequest {
+        connector: reference.to_string(),
+        config: ConfigArg::read(config, "config")?.value,
+        options: ctx.options(docker)?,
+    })
 }
 
-async fn dispatch(
-    ctx: &Ctx,
-    cmd: ConnectorCommand,
-    ui: &Ui,
-    spinner: &StepSpinner,
-) -> anyhow::Result<ExitClass> {
-    let json = ctx.global.output == OutputFormat::Json;
+pub async fn run(ctx: &Ctx, cmd: ConnectorCommand) -> anyhow::Result<ExitClass> {
+    let json = ctx.json();
     match cmd {
         ConnectorCommand::Spec(a) => {
-            let spec = ctx.api.connector_spec(&a.connector, ui).await?;
-            spinner.finish();
+            let req = request(ctx, &a.connector, None, Some(&a.docker))?;
+            let spec = ui::wait(ctx, ctx.api.connector_spec(req).await).await?;
             if json {
                 print_line(&Message::Spec(spec))?;
             } else {
@@ -203,19 +167,13 @@ async fn dispatch(
             Ok(ExitClass::Success)
         }
         ConnectorCommand::Check(a) => {
-            let config = ConfigInput::parse(a.config.as_deref())?;
-            let status = ctx.api.connector_check(&a.connector, &config, ui).await?;
-            spinner.finish();
-            let ok = status.status == ConnectionStatusKind::Succeeded;
+            let req = request(ctx, &a.connector, a.config.as_deref(), Some(&a.docker))?;
+            let status = ui::wait(ctx, ctx.api.connector_check(req).await).await?;
+            let ok = status.status == CheckStatus::Succeeded;
             if json {
                 print_line(&Message::ConnectionStatus(status))?;
             } else {
-                let mut t = output::table(vec!["Status", "Message"]);
-                t.add_row(vec![
-                    if ok { "SUCCEEDED" } else { "FAILED" }.to_string(),
-                    status.message.unwrap_or_default(),
-                ]);
-                output::print_table(&t)?;
+                print_check(&status)?;
             }
             Ok(if ok {
                 ExitClass::Success
@@ -224,12 +182,8 @@ async fn dispatch(
             })
         }
         ConnectorCommand::Discover(a) => {
-            let config = ConfigInput::parse(a.config.as_deref())?;
-            let catalog = ctx
-                .api
-                .connector_discover(&a.connector, &config, ui)
-                .await?;
-            spinner.finish();
+            let req = request(ctx, &a.connector, a.config.as_deref(), Some(&a.docker))?;
+            let catalog = ui::wait(ctx, ctx.api.connector_discover(req).await).await?;
             if json {
                 print_line(&Message::Catalog(catalog))?;
             } else {
@@ -238,42 +192,45 @@ async fn dispatch(
             Ok(ExitClass::Success)
         }
         ConnectorCommand::Read(a) => {
-            let config = ConfigInput::parse(a.config.as_deref())?;
-            let mut out = tokio::io::stdout();
-            let ui = Ui {
-                cancel: cancel_on_ctrl_c(),
-                ..ui.clone()
+            let req = ReadRequest {
+                connector: a.connector.clone(),
+                config: ConfigArg::read(a.config.as_deref(), "config")?.value,
+                catalog: a.catalog.as_deref().map(files::read_catalog).transpose()?,
+                state: a
+                    .state
+                    .as_deref()
+                    .map(files::read_state)
+                    .transpose()?
+                    .flatten(),
+                options: ctx.options(Some(&a.docker))?,
             };
-            ctx.api
-                .connector_read(
-                    &a.connector,
-                    &config,
-                    a.catalog.as_ref(),
-                    a.state.as_ref(),
-                    &mut out,
-                    &ui,
-                )
-                .await?;
+            let (run, output) = ctx.api.connector_read(req).await;
+            // Ctrl-C asks the connector to stop; what it wrote is kept.
+            let (copied, exit) = tokio::join!(
+                copy_out(output),
+                ui::follow(ctx, run, Show::Graceful, |_| Ok(()))
+            );
+            exit?;
+            copied?;
             Ok(ExitClass::Success)
         }
         ConnectorCommand::Write(a) => {
-            let config = ConfigInput::parse(a.config.as_deref())?;
-            let mut out = tokio::io::stdout();
-            ctx.api
-                .connector_write(
-                    &a.connector,
-                    &config,
-                    &a.catalog,
-                    Box::new(tokio::io::stdin()),
-                    &mut out,
-                    ui,
-                )
-                .await?;
+            let req = WriteRequest {
+                connector: a.connector.clone(),
+                config: ConfigArg::read(a.config.as_deref(), "config")?.value,
+                catalog: files::read_catalog(&a.catalog)?,
+                options: ctx.options(Some(&a.docker))?,
+            };
+            let input: ByteStream = Box::pin(tokio_util::io::ReaderStream::new(tokio::io::stdin()));
+            let (run, output) = ctx.api.connector_write(req, input).await;
+            let (copied, exit) = tokio::join!(copy_out(output), ui::wait(ctx, run));
+            exit?;
+            copied?;
             Ok(ExitClass::Success)
         }
         ConnectorCommand::Install(a) => {
-            let info = ctx.api.connector_install(&a.connector, ui).await?;
-            spinner.finish();
+            let req = request(ctx, &a.connector, None, None)?;
+            let info = ui::wait(ctx, ctx.api.connector_install(req).await).await?;
             if json {
                 output::print_json(&info)?;
             } else if !ctx.global.quiet {
@@ -289,8 +246,8 @@ async fn dispatch(
             Ok(ExitClass::Success)
         }
         ConnectorCommand::Pull(a) => {
-            let info = ctx.api.connector_pull(&a.connector, ui).await?;
-            spinner.finish();
+            let req = request(ctx, &a.connector, None, None)?;
+            let info = ui::wait(ctx, ctx.api.connector_pull(req).await).await?;
             if json {
                 output::print_json(&info)?;
             } else if !ctx.global.quiet {
@@ -306,15 +263,25 @@ async fn dispatch(
     }
 }
 
-fn cancel_on_ctrl_c() -> tokio_util::sync::CancellationToken {
-    let token = tokio_util::sync::CancellationToken::new();
-    let t = token.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            t.cancel();
-        }
-    });
-    token
+/// Copies a connector's raw output to stdout as it comes.
+async fn copy_out(mut output: ByteStream) -> anyhow::Result<()> {
+    let mut out = tokio::io::stdout();
+    while let Some(chunk) = output.next().await {
+        out.write_all(&chunk?).await?;
+    }
+    out.flush().await?;
+    Ok(())
+}
+
+/// A check's answer for people.
+pub(crate) fn print_check(status: &CheckResult) -> anyhow::Result<()> {
+    let ok = status.status == CheckStatus::Succeeded;
+    let mut t = output::table(vec!["Status", "Message"]);
+    t.add_row(vec![
+        if ok { "SUCCEEDED" } else { "FAILED" }.to_string(),
+        status.message.clone().unwrap_or_default(),
+    ]);
+    output::print_table(&t)
 }
 
 pub(crate) fn print_line(m: &Message) -> anyhow::Result<()> {

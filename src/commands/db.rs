@@ -1,9 +1,7 @@
 //! `sluice db ...`: the job store itself.
 
 use super::output;
-use super::Ctx;
-use crate::cli::OutputFormat;
-use crate::error::ExitClass;
+use super::{Ctx, ExitClass};
 use clap::{Args, Subcommand};
 
 /// The job store: an SQLite file in the data dir, or PostgreSQL
@@ -27,13 +25,13 @@ pub struct NoArgs {}
 pub async fn run(ctx: &Ctx, cmd: DbCommand) -> anyhow::Result<ExitClass> {
     // Opening the store migrates it; both commands show the result.
     let status = ctx.api.db_status().await?;
-    if ctx.global.output == OutputFormat::Json {
+    if ctx.json() {
         output::print_json(&status)?;
         return Ok(ExitClass::Success);
     }
     let mut t = output::table(vec!["Backend", "URL", "Migrations"]);
     t.add_row(vec![
-        format!("{:?}", status.backend).to_lowercase(),
+        status.backend.clone(),
         status.url.clone(),
         status.applied.len().to_string(),
     ]);

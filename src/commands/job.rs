@@ -1,11 +1,9 @@
 //! `sluice job ...`: the jobs of managed connections, their attempts and logs.
 
+use super::args::possible_value;
 use super::output::{self, CliOutput};
-use super::Ctx;
-use crate::cli::OutputFormat;
-use crate::error::ExitClass;
-use crate::service::jobs::JobView;
-use crate::store::Job;
+use super::{Ctx, ExitClass};
+use crate::api::{Job, JobDetail, JobFilter, JobStatus};
 use clap::{Args, Subcommand, ValueEnum};
 use std::io::Write;
 
@@ -88,19 +86,20 @@ impl CliOutput for Job {
 }
 
 pub async fn run(ctx: &Ctx, cmd: JobCommand) -> anyhow::Result<ExitClass> {
-    let json = ctx.global.output == OutputFormat::Json;
+    let json = ctx.json();
     match cmd {
         JobCommand::List(a) => {
-            let status = a.status.map(|s| {
-                s.to_possible_value()
-                    .expect("not skipped")
-                    .get_name()
-                    .parse()
-                    .expect("a job status")
-            });
+            let status = a
+                .status
+                .map(|s| possible_value(&s).parse::<JobStatus>())
+                .transpose()?;
             let jobs = ctx
                 .api
-                .job_list(a.connection.as_deref(), status, a.limit)
+                .job_list(JobFilter {
+                    connection: a.connection,
+                    status,
+                    limit: a.limit,
+                })
                 .await?;
             output::print_list(&jobs, ctx.global.output)?;
         }
@@ -113,14 +112,12 @@ pub async fn run(ctx: &Ctx, cmd: JobCommand) -> anyhow::Result<ExitClass> {
             }
         }
         JobCommand::Logs(a) => {
-            let text = ctx.api.job_logs(a.id, a.attempt).await?;
+            let log = ctx.api.job_logs(a.id, a.attempt).await?;
             if json {
-                output::print_json(
-                    &serde_json::json!({"job": a.id, "attempt": a.attempt, "log": text}),
-                )?;
+                output::print_json(&log)?;
             } else {
                 let mut out = std::io::stdout().lock();
-                out.write_all(text.as_bytes())?;
+                out.write_all(log.log.as_bytes())?;
                 out.flush()?;
             }
         }
@@ -129,7 +126,7 @@ pub async fn run(ctx: &Ctx, cmd: JobCommand) -> anyhow::Result<ExitClass> {
 }
 
 /// A job for people: a line about it, its attempts, each attempt's streams.
-pub fn print_job(j: &JobView) -> anyhow::Result<()> {
+pub fn print_job(j: &JobDetail) -> anyhow::Result<()> {
     let job = &j.job;
     let mut t = output::table(vec![
         "Job",

@@ -1,13 +1,17 @@
 //! One file per top-level command: its arguments and its `run()`. A command
-//! parses, calls the `Api`, and renders the answer; no SQL and no process
-//! spawning happen here. Only this module knows clap, indicatif and
+//! reads what lives on the user's machine (config, catalog and state
+//! files), calls the `Api`, and renders the answer and the events of long
+//! work; no SQL and no process spawning happen here, and nothing below
+//! `crate::api` is imported. Only this module knows clap, indicatif and
 //! comfy-table.
 
 pub mod apply;
+pub mod args;
 pub mod completions;
 pub mod connection;
 pub mod connector;
 pub mod db;
+pub mod files;
 pub mod job;
 pub mod output;
 pub mod progress;
@@ -15,11 +19,32 @@ pub mod source;
 pub mod state;
 pub mod sync;
 pub mod system;
+pub mod ui;
 
-use crate::api::{Api, Local};
-use crate::cli::{Cli, Command, GlobalArgs};
-use crate::error::ExitClass;
-use crate::settings::{Flags, Settings};
+use crate::api::{Api, ApiError, ErrorClass};
+use args::{DockerArgs, GlobalArgs, OutputFormat};
+
+/// The process exit code of an outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitClass {
+    Success = 0,
+    /// The job or operation failed.
+    Failed = 1,
+    /// Usage or configuration error.
+    Usage = 2,
+    /// The daemon could not be reached.
+    Unreachable = 3,
+}
+
+impl From<ErrorClass> for ExitClass {
+    fn from(c: ErrorClass) -> ExitClass {
+        match c {
+            ErrorClass::User => ExitClass::Usage,
+            ErrorClass::Failed | ErrorClass::Internal => ExitClass::Failed,
+            ErrorClass::Unreachable => ExitClass::Unreachable,
+        }
+    }
+}
 
 /// What every command gets.
 pub struct Ctx {
@@ -27,44 +52,39 @@ pub struct Ctx {
     pub global: GlobalArgs,
 }
 
-/// Runs the parsed command line; returns how the process should exit.
-pub async fn run(cli: Cli) -> anyhow::Result<ExitClass> {
-    let global = cli.global.clone();
-    if let Command::GenerateAssets(args) = &cli.command {
-        let written = crate::cli::write_assets(&args.root)?;
-        if !global.quiet {
-            eprintln!(
-                "Wrote {} files under {}.",
-                written.len(),
-                args.root.display()
-            );
-        }
-        return Ok(ExitClass::Success);
+impl Ctx {
+    pub fn json(&self) -> bool {
+        self.global.output == OutputFormat::Json
     }
-    if let Command::Completions(args) = &cli.command {
-        return completions::run(args);
+
+    /// The run options of a command that runs connectors.
+    pub fn options(&self, docker: Option<&DockerArgs>) -> anyhow::Result<crate::api::RunOptions> {
+        self.global.run_options(docker)
     }
-    let settings = Settings::from_env(&Flags {
-        data_dir: global.data_dir.clone(),
-        database_url: global.database_url.clone(),
-        runtime: cli.command.docker_flags(),
-    })?;
-    let ctx = Ctx {
-        api: Box::new(Local::new(settings)),
-        global,
+}
+
+/// How an error that ended a command is shown, and the exit code it gives.
+/// A broken pipe on our own output (`sluice ... | head`) ends quietly.
+pub fn report_error(err: &anyhow::Error, format: OutputFormat) -> ExitClass {
+    let broken_pipe = err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    });
+    if broken_pipe {
+        return ExitClass::Success;
+    }
+    let error = match err.downcast_ref::<ApiError>() {
+        Some(e) => e.clone(),
+        None => ApiError::failed(
+            err.chain()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(": "),
+        ),
     };
-    match cli.command {
-        Command::Sync(args) => sync::run(&ctx, args).await,
-        Command::Connector(cmd) => connector::run(&ctx, cmd).await,
-        Command::System(cmd) => system::run(&ctx, cmd).await,
-        Command::Source(cmd) => source::run_source(&ctx, cmd).await,
-        Command::Destination(cmd) => source::run_destination(&ctx, cmd).await,
-        Command::Connection(cmd) => connection::run(&ctx, cmd).await,
-        Command::Job(cmd) => job::run(&ctx, cmd).await,
-        Command::State(cmd) => state::run(&ctx, cmd).await,
-        Command::Db(cmd) => db::run(&ctx, cmd).await,
-        Command::Apply(args) => apply::apply(&ctx, args).await,
-        Command::Export(args) => apply::export(&ctx, args).await,
-        Command::Completions(_) | Command::GenerateAssets(_) => unreachable!("handled above"),
+    if format == OutputFormat::Json {
+        let _ = output::print_json(&serde_json::json!({ "error": error }));
     }
+    eprintln!("{}", error.render());
+    error.class.into()
 }

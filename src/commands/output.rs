@@ -1,7 +1,7 @@
 //! Rendering answers: one trait for every list and get, behind
 //! `--output table|json`.
 
-use crate::cli::OutputFormat;
+use super::args::OutputFormat;
 use comfy_table::{presets, ContentArrangement, Table};
 use serde::Serialize;
 use std::io::{IsTerminal, Write};
@@ -66,8 +66,9 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
+/// 1536 -> "1.5 KiB", as sluice writes sizes everywhere.
 pub fn bytes(n: u64) -> String {
-    crate::connector::human_bytes(n)
+    crate::api::human_bytes(n)
 }
 
 /// A duration as people read it: "850 ms", "12.3 s", "4 min 05 s".

@@ -2,9 +2,7 @@
 //! drawn on stderr by indicatif. Nothing is drawn when stderr is not a
 //! terminal, with `--quiet`, or with NO_COLOR... only colour is dropped then.
 
-use crate::connector::InstallProgress;
-use crate::protocol::LogLevel;
-use crate::sync::{Progress, SyncObserver};
+use crate::api::StreamProgress;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::Mutex;
@@ -71,14 +69,15 @@ fn style(estimate: bool) -> ProgressStyle {
         .progress_chars("=> ")
 }
 
-impl SyncObserver for SyncProgress {
-    fn progress(&self, p: &Progress) {
+impl SyncProgress {
+    /// Draws the streams' counts, `elapsed` into the sync.
+    pub fn progress(&self, streams: &[StreamProgress], elapsed: Duration) {
         if self.multi.is_hidden() {
             return;
         }
         let mut bars = self.bars.lock().expect("bars lock");
-        let width = p.streams.iter().map(|s| s.name.len()).max().unwrap_or(0);
-        for (i, s) in p.streams.iter().enumerate() {
+        let width = streams.iter().map(|s| s.name.len()).max().unwrap_or(0);
+        for (i, s) in streams.iter().enumerate() {
             if bars.len() <= i {
                 let bar = self.multi.add(ProgressBar::new(0));
                 bar.set_style(style(false));
@@ -93,7 +92,7 @@ impl SyncObserver for SyncProgress {
             }
             bar.set_position(s.records);
             bar.set_prefix(format!("{:width$}", s.name));
-            let secs = p.elapsed.as_secs_f64().max(0.001);
+            let secs = elapsed.as_secs_f64().max(0.001);
             bar.set_message(format!(
                 "{} records  {}  {}/s  {}",
                 super::output::thousands(s.records),
@@ -103,10 +102,6 @@ impl SyncObserver for SyncProgress {
             ));
             bar.tick();
         }
-    }
-
-    fn event(&self, _level: LogLevel, message: &str) {
-        self.println(message);
     }
 }
 
@@ -134,8 +129,9 @@ impl StepSpinner {
     }
 }
 
-impl InstallProgress for StepSpinner {
-    fn step(&self, message: &str) {
+impl StepSpinner {
+    /// Shows what a long operation is doing now.
+    pub fn step(&self, message: &str) {
         if self.bar.is_hidden() {
             // Without a terminal, say only the milestones, not pip's chatter
             // or a pull's byte counts.

@@ -1,17 +1,13 @@
 //! `sluice source ...` and `sluice destination ...`: sources and
 //! destinations kept in the job store, by name.
 
+use super::args::DockerArgs;
+use super::files::ConfigArg;
 use super::output::{self, CliOutput};
-use super::progress::StepSpinner;
-use super::Ctx;
-use crate::cli::{DockerArgs, OutputFormat};
-use crate::error::ExitClass;
-use crate::protocol::{ConnectionStatusKind, Message};
-use crate::service::managed::ActorView;
-use crate::service::{ConfigInput, Ui};
-use crate::store::ActorKind;
+use super::ui::{self, done, show_one};
+use super::{Ctx, ExitClass};
+use crate::api::{Actor, ActorCreate, ActorKind, ActorRun, ActorUpdate, CheckStatus, Message};
 use clap::{Args, Subcommand};
-use std::sync::Arc;
 
 /// Define sources once, by name, and use them in connections.
 #[derive(Debug, Subcommand)]
@@ -124,33 +120,7 @@ pub struct RunArgs {
     pub docker: DockerArgs,
 }
 
-impl SourceCommand {
-    /// The Docker flags of the commands that run connectors.
-    pub fn docker(&self) -> Option<&DockerArgs> {
-        match self {
-            SourceCommand::Create(a) => Some(&a.docker),
-            SourceCommand::Update(a) => Some(&a.docker),
-            SourceCommand::Check(a) | SourceCommand::Discover(a) => Some(&a.docker),
-            SourceCommand::List(_) | SourceCommand::Get(_) | SourceCommand::Delete(_) => None,
-        }
-    }
-}
-
-impl DestinationCommand {
-    /// The Docker flags of the commands that run connectors.
-    pub fn docker(&self) -> Option<&DockerArgs> {
-        match self {
-            DestinationCommand::Create(a) => Some(&a.docker),
-            DestinationCommand::Update(a) => Some(&a.docker),
-            DestinationCommand::Check(a) => Some(&a.docker),
-            DestinationCommand::List(_)
-            | DestinationCommand::Get(_)
-            | DestinationCommand::Delete(_) => None,
-        }
-    }
-}
-
-impl CliOutput for ActorView {
+impl CliOutput for Actor {
     fn headers() -> Vec<&'static str> {
         vec!["Name", "Connector", "Config", "Updated"]
     }
@@ -200,153 +170,94 @@ enum Cmd {
     Discover(RunArgs),
 }
 
-/// A spinner for connector steps, and a Ui that reports to it.
-pub(crate) fn spinner_ui(ctx: &Ctx) -> (Arc<StepSpinner>, Ui) {
-    let spinner = Arc::new(StepSpinner::new(ctx.global.quiet));
-    let ui = Ui {
-        progress: spinner.clone(),
-        echo: super::sync::echo(
-            ctx.global.verbose,
-            Arc::new(super::progress::SyncProgress::new(false)),
-        ),
-        ..Ui::quiet()
-    };
-    (spinner, ui)
-}
-
 async fn run(ctx: &Ctx, kind: ActorKind, cmd: Cmd) -> anyhow::Result<ExitClass> {
-    let (spinner, ui) = spinner_ui(ctx);
-    let json = ctx.global.output == OutputFormat::Json;
-    let what = kind.as_str();
-    let work = async {
-        match cmd {
-            Cmd::Create(a) => {
-                let config = ConfigInput::parse(a.config.as_deref())?;
-                let v = ctx
-                    .api
-                    .actor_create(kind, &a.name, &a.connector, &config, !a.no_check, &ui)
-                    .await?;
-                spinner.finish();
-                show_one(ctx, &v, &format!("Created {what} `{}`.", v.name))?;
-            }
-            Cmd::Update(a) => {
-                let config = a
-                    .config
-                    .as_deref()
-                    .map(|c| ConfigInput::parse(Some(c)))
-                    .transpose()?;
-                let v = ctx
-                    .api
-                    .actor_update(
-                        kind,
-                        &a.name,
-                        a.connector.as_deref(),
-                        config.as_ref(),
-                        !a.no_check,
-                        &ui,
-                    )
-                    .await?;
-                spinner.finish();
-                show_one(ctx, &v, &format!("Updated {what} `{}`.", v.name))?;
-            }
-            Cmd::List(a) => {
-                let all = ctx.api.actor_list(kind, a.show_secrets).await?;
-                output::print_list(&all, ctx.global.output)?;
-            }
-            Cmd::Get(a) => {
-                let v = ctx.api.actor_get(kind, &a.name, a.show_secrets).await?;
-                if json {
-                    output::print_json(&v)?;
-                } else {
-                    let mut t = output::table(vec!["Field", "Value"]);
-                    t.add_row(vec!["Name".to_string(), v.name.clone()]);
-                    t.add_row(vec!["Connector".to_string(), v.connector.clone()]);
-                    t.add_row(vec![
-                        "Config".to_string(),
-                        serde_json::to_string_pretty(&v.config)?,
-                    ]);
-                    t.add_row(vec!["Created".to_string(), output::timestamp(v.created_at)]);
-                    t.add_row(vec!["Updated".to_string(), output::timestamp(v.updated_at)]);
-                    output::print_table(&t)?;
-                }
-            }
-            Cmd::Delete(a) => {
-                ctx.api.actor_delete(kind, &a.name).await?;
-                done(ctx, &format!("Deleted {what} `{}`.", a.name))?;
-            }
-            Cmd::Check(a) => {
-                let status = ctx.api.actor_check(kind, &a.name, &ui).await?;
-                spinner.finish();
-                let ok = status.status == ConnectionStatusKind::Succeeded;
-                if json {
-                    super::connector::print_line(&Message::ConnectionStatus(status))?;
-                } else {
-                    let mut t = output::table(vec!["Status", "Message"]);
-                    t.add_row(vec![
-                        if ok { "SUCCEEDED" } else { "FAILED" }.to_string(),
-                        status.message.unwrap_or_default(),
-                    ]);
-                    output::print_table(&t)?;
-                }
-                if !ok {
-                    return Ok(ExitClass::Failed);
-                }
-            }
-            Cmd::Discover(a) => {
-                let catalog = ctx.api.source_discover(&a.name, &ui).await?;
-                spinner.finish();
-                if json {
-                    super::connector::print_line(&Message::Catalog(catalog))?;
-                } else {
-                    super::connector::print_catalog(&catalog)?;
-                }
+    let json = ctx.json();
+    match cmd {
+        Cmd::Create(a) => {
+            let config = ConfigArg::read(a.config.as_deref(), "config")?;
+            let req = ActorCreate {
+                kind,
+                name: a.name.clone(),
+                connector: a.connector.clone(),
+                config: config.value,
+                check: !a.no_check,
+                options: ctx.options(Some(&a.docker))?,
+            };
+            let v = ui::wait(ctx, ctx.api.actor_create(req).await).await?;
+            show_one(ctx, &v, &format!("Created {kind} `{}`.", v.name))?;
+        }
+        Cmd::Update(a) => {
+            let config = a
+                .config
+                .as_deref()
+                .map(|c| ConfigArg::read(Some(c), "config"))
+                .transpose()?;
+            let req = ActorUpdate {
+                kind,
+                name: a.name.clone(),
+                connector: a.connector.clone(),
+                config: config.and_then(|c| c.value),
+                check: !a.no_check,
+                options: ctx.options(Some(&a.docker))?,
+            };
+            let v = ui::wait(ctx, ctx.api.actor_update(req).await).await?;
+            show_one(ctx, &v, &format!("Updated {kind} `{}`.", v.name))?;
+        }
+        Cmd::List(a) => {
+            let all = ctx.api.actor_list(kind, a.show_secrets).await?;
+            output::print_list(&all, ctx.global.output)?;
+        }
+        Cmd::Get(a) => {
+            let v = ctx.api.actor_get(kind, &a.name, a.show_secrets).await?;
+            if json {
+                output::print_json(&v)?;
+            } else {
+                let mut t = output::table(vec!["Field", "Value"]);
+                t.add_row(vec!["Name".to_string(), v.name.clone()]);
+                t.add_row(vec!["Connector".to_string(), v.connector.clone()]);
+                t.add_row(vec![
+                    "Config".to_string(),
+                    serde_json::to_string_pretty(&v.config)?,
+                ]);
+                t.add_row(vec!["Created".to_string(), output::timestamp(v.created_at)]);
+                t.add_row(vec!["Updated".to_string(), output::timestamp(v.updated_at)]);
+                output::print_table(&t)?;
             }
         }
-        Ok(ExitClass::Success)
-    };
-    let result = stop_on_ctrl_c(ctx, &spinner, work).await;
-    spinner.finish();
-    result
-}
-
-/// Runs `work`; on Ctrl-C, removes the connectors it started (containers
-/// do not die with sluice) and exits 130.
-pub(crate) async fn stop_on_ctrl_c<T>(
-    ctx: &Ctx,
-    spinner: &StepSpinner,
-    work: impl std::future::Future<Output = T>,
-) -> T {
-    tokio::select! {
-        r = work => r,
-        _ = tokio::signal::ctrl_c() => {
-            spinner.finish();
-            ctx.api.stop_connectors().await;
-            std::process::exit(130);
+        Cmd::Delete(a) => {
+            ctx.api.actor_delete(kind, &a.name).await?;
+            done(ctx, &format!("Deleted {kind} `{}`.", a.name))?;
+        }
+        Cmd::Check(a) => {
+            let req = ActorRun {
+                kind,
+                name: a.name.clone(),
+                options: ctx.options(Some(&a.docker))?,
+            };
+            let status = ui::wait(ctx, ctx.api.actor_check(req).await).await?;
+            let ok = status.status == CheckStatus::Succeeded;
+            if json {
+                super::connector::print_line(&Message::ConnectionStatus(status))?;
+            } else {
+                super::connector::print_check(&status)?;
+            }
+            if !ok {
+                return Ok(ExitClass::Failed);
+            }
+        }
+        Cmd::Discover(a) => {
+            let req = ActorRun {
+                kind,
+                name: a.name.clone(),
+                options: ctx.options(Some(&a.docker))?,
+            };
+            let catalog = ui::wait(ctx, ctx.api.source_discover(req).await).await?;
+            if json {
+                super::connector::print_line(&Message::Catalog(catalog))?;
+            } else {
+                super::connector::print_catalog(&catalog)?;
+            }
         }
     }
-}
-
-/// One record: JSON on stdout, or a line on stderr for people.
-pub(crate) fn show_one<T: serde::Serialize>(
-    ctx: &Ctx,
-    value: &T,
-    message: &str,
-) -> anyhow::Result<()> {
-    if ctx.global.output == OutputFormat::Json {
-        output::print_json(value)
-    } else {
-        done(ctx, message)
-    }
-}
-
-/// A confirmation for people; `{"ok": true}`-free JSON mode prints nothing.
-pub(crate) fn done(ctx: &Ctx, message: &str) -> anyhow::Result<()> {
-    if ctx.global.output == OutputFormat::Json {
-        output::print_json(&serde_json::json!({"message": message}))
-    } else {
-        if !ctx.global.quiet {
-            eprintln!("{message}");
-        }
-        Ok(())
-    }
+    Ok(ExitClass::Success)
 }

@@ -1,10 +1,10 @@
 //! `sluice state ...`: a connection's committed state, as the source sent it.
 
+use super::args::OutputFormat;
 use super::output;
-use super::source::done;
-use super::Ctx;
-use crate::cli::OutputFormat;
-use crate::error::{ExitClass, UserError};
+use super::ui::done;
+use super::{Ctx, ExitClass};
+use crate::api::ApiError;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
@@ -64,13 +64,13 @@ pub async fn run(ctx: &Ctx, cmd: StateCommand) -> anyhow::Result<ExitClass> {
         }
         StateCommand::Set(a) => {
             let bytes = std::fs::read(&a.file).map_err(|e| {
-                UserError::new(format!(
+                ApiError::user(format!(
                     "cannot read the state file {}: {e}",
                     a.file.display()
                 ))
             })?;
             let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
-                UserError::new(format!(
+                ApiError::user(format!(
                     "the state file {} is not valid JSON: {e}",
                     a.file.display()
                 ))

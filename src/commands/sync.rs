@@ -1,20 +1,20 @@
 //! `sluice sync`: one sync, inline, from a source to a destination.
 
+use super::args::{DestinationSyncModeArg, DockerArgs, OutputFormat, SyncModeArg};
+use super::files::{self, ConfigArg};
 use super::output::{self, CliOutput};
-use super::progress::{self, StepSpinner, SyncProgress};
-use super::Ctx;
-use crate::cli::{DockerArgs, OutputFormat};
-use crate::error::{ExitClass, UserError};
-use crate::protocol::codec::DEFAULT_MAX_LINE_BYTES;
-use crate::protocol::{DestinationSyncMode, LogLevel, SyncMode};
-use crate::service::catalog::StreamSelection;
-use crate::service::sync::{SyncOutcome, SyncRequest};
-use crate::service::{ConfigInput, EchoFn, Ui};
-use crate::sync::{StreamProgress, SyncStatus};
-use clap::{Args, ValueEnum};
+use super::ui::{self, Show};
+use super::{Ctx, ExitClass};
+use crate::api::{
+    ApiError, ConfigKeepers, Event, NamespaceRule, Role, StreamProgress, SyncAnswer, SyncRequest,
+    SyncStatus,
+};
+use clap::Args;
+use serde::Serialize;
 use std::path::PathBuf;
-use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
+
+/// The longest protocol line accepted unless --max-line-size says.
+const DEFAULT_MAX_LINE_BYTES: usize = 100 * 1024 * 1024;
 
 /// Run one sync now: read a source, write a destination, keep the state.
 #[derive(Debug, Args)]
@@ -100,121 +100,139 @@ pub struct SyncArgs {
     pub docker: DockerArgs,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum SyncModeArg {
-    FullRefresh,
-    Incremental,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum DestinationSyncModeArg {
-    Overwrite,
-    Append,
-    AppendDedup,
+/// What the command reads from the user's files, and where it writes back.
+struct Inputs {
+    request: SyncRequest,
+    source_config: ConfigArg,
+    destination_config: ConfigArg,
 }
 
 impl SyncArgs {
-    pub fn request(&self) -> Result<SyncRequest, UserError> {
-        Ok(SyncRequest {
+    fn inputs(&self, ctx: &Ctx) -> anyhow::Result<Inputs> {
+        let source_config = ConfigArg::read(self.source_config.as_deref(), "source config")?;
+        let destination_config =
+            ConfigArg::read(self.destination_config.as_deref(), "destination config")?;
+        let request = SyncRequest {
             source: self.source.clone(),
-            source_config: ConfigInput::parse(self.source_config.as_deref())?,
+            source_config: source_config.value.clone(),
             destination: self.destination.clone(),
-            destination_config: ConfigInput::parse(self.destination_config.as_deref())?,
-            selection: StreamSelection {
-                streams: self
-                    .streams
-                    .iter()
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect(),
-                sync_mode: self.sync_mode.map(|m| match m {
-                    SyncModeArg::FullRefresh => SyncMode::FullRefresh,
-                    SyncModeArg::Incremental => SyncMode::Incremental,
-                }),
-                destination_sync_mode: self.destination_sync_mode.map(|m| match m {
-                    DestinationSyncModeArg::Overwrite => DestinationSyncMode::Overwrite,
-                    DestinationSyncModeArg::Append => DestinationSyncMode::Append,
-                    DestinationSyncModeArg::AppendDedup => DestinationSyncMode::AppendDedup,
-                }),
+            destination_config: destination_config.value.clone(),
+            streams: self
+                .streams
+                .iter()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            sync_mode: self.sync_mode.map(Into::into),
+            destination_sync_mode: self.destination_sync_mode.map(Into::into),
+            catalog: self
+                .catalog
+                .as_deref()
+                .map(files::read_catalog)
+                .transpose()?,
+            state: self
+                .state
+                .as_deref()
+                .map(files::read_state)
+                .transpose()?
+                .flatten(),
+            keeps_state: self.state.is_some(),
+            keeps_configs: ConfigKeepers {
+                source: source_config.file.is_some(),
+                destination: destination_config.file.is_some(),
             },
-            state_file: self.state.clone(),
-            catalog_file: self.catalog.clone(),
-            namespace: self.namespace.parse().map_err(UserError::new)?,
+            namespace: self
+                .namespace
+                .parse::<NamespaceRule>()
+                .map_err(ApiError::user)?,
             prefix: self.prefix.clone(),
-            max_line_bytes: self.max_line_size,
-            log_file: self.log_file.clone(),
+            max_line_bytes: self.max_line_size as u64,
+            keep_log: self.log_file.is_none(),
+            options: ctx.options(Some(&self.docker))?,
+        };
+        Ok(Inputs {
+            request,
+            source_config,
+            destination_config,
         })
     }
 }
 
+/// What `sluice sync --output json` prints.
+#[derive(Serialize)]
+struct Outcome<'a> {
+    #[serde(flatten)]
+    answer: &'a SyncAnswer,
+    state_file: Option<&'a PathBuf>,
+}
+
 pub async fn run(ctx: &Ctx, args: SyncArgs) -> anyhow::Result<ExitClass> {
-    let req = args.request()?;
-    let draw = progress::enabled(ctx.global.quiet);
-    let bars = Arc::new(SyncProgress::new(draw));
-    let spinner = Arc::new(StepSpinner::new(ctx.global.quiet));
-    let cancel = CancellationToken::new();
-    let ui = Ui {
-        observer: bars.clone(),
-        progress: spinner.clone(),
-        echo: echo(ctx.global.verbose, bars.clone()),
-        cancel: cancel.clone(),
-    };
-    let result = tokio::select! {
-        r = ctx.api.sync(req, ui) => r,
-        _ = watch_signals(cancel, bars.clone(), ctx.global.quiet) => {
-            // Asked twice: stop at once. Processes die with sluice;
-            // containers do not, so they are removed first.
-            spinner.finish();
-            bars.finish();
-            ctx.api.stop_connectors().await;
-            std::process::exit(130);
+    let Inputs {
+        mut request,
+        source_config,
+        destination_config,
+    } = args.inputs(ctx)?;
+    // A log file of the user's own is written here, from every log line.
+    let log_file = match &args.log_file {
+        Some(path) => {
+            request.options.logs = Some(crate::api::LogLevel::Trace);
+            Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| {
+                        ApiError::user(format!(
+                            "cannot create the log file {}: {e}",
+                            path.display()
+                        ))
+                    })?,
+            )
         }
+        None => None,
     };
-    spinner.finish();
-    bars.finish();
-    let outcome = result?;
-    render(ctx, &outcome)?;
-    Ok(match outcome.report.status {
+    let mut log_file = log_file.map(std::io::LineWriter::new);
+    let run = ctx.api.sync(request).await;
+    let mut answer = ui::follow(ctx, run, Show::Sync, |event| {
+        match event {
+            Event::StateCommitted { state } => {
+                if let Some(path) = &args.state {
+                    files::write_state(path, state)?;
+                }
+            }
+            Event::ConfigUpdated { role, config } => {
+                let arg = match role {
+                    Role::Source => &source_config,
+                    Role::Destination => &destination_config,
+                };
+                if let Err(why) = arg.keep(config) {
+                    eprintln!("warning: the {role}'s updated config was not saved: {why}");
+                }
+            }
+            Event::Log {
+                at,
+                origin,
+                level,
+                message,
+            } => {
+                if let Some(f) = &mut log_file {
+                    use std::io::Write;
+                    let _ = f.write_all(Event::log_line(at, origin, *level, message).as_bytes());
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    })
+    .await?;
+    if let Some(path) = &args.log_file {
+        answer.log_file = Some(path.display().to_string());
+    }
+    render(ctx, &answer, args.state.as_ref())?;
+    Ok(match answer.status {
         SyncStatus::Succeeded => ExitClass::Success,
         SyncStatus::Failed | SyncStatus::Cancelled => ExitClass::Failed,
     })
-}
-
-/// Connector logs shown live with -v (info and up) or -vv (everything).
-pub fn echo(verbose: u8, bars: Arc<SyncProgress>) -> Option<EchoFn> {
-    if verbose == 0 {
-        return None;
-    }
-    let floor = if verbose >= 2 {
-        LogLevel::Trace
-    } else {
-        LogLevel::Info
-    };
-    Some(Arc::new(
-        move |origin: &str, level: LogLevel, message: &str| {
-            if level <= floor {
-                bars.println(&format!("{origin} {}: {message}", level.as_str()));
-            }
-        },
-    ))
-}
-
-/// First Ctrl-C (or SIGTERM): stop gracefully. Second: returns, for the
-/// caller to stop at once. Never returns when signals cannot be watched.
-pub(crate) async fn watch_signals(cancel: CancellationToken, bars: Arc<SyncProgress>, quiet: bool) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
-    if !quiet {
-        bars.println("Stopping the sync; the destination may confirm what it has (Ctrl-C again to stop at once).");
-    }
-    cancel.cancel();
-    tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
 }
 
 impl CliOutput for StreamProgress {
@@ -237,10 +255,12 @@ impl CliOutput for StreamProgress {
     }
 }
 
-fn render(ctx: &Ctx, o: &SyncOutcome) -> anyhow::Result<()> {
-    let r = &o.report;
-    if ctx.global.output == OutputFormat::Json {
-        return output::print_json(o);
+fn render(ctx: &Ctx, r: &SyncAnswer, state_file: Option<&PathBuf>) -> anyhow::Result<()> {
+    if ctx.json() {
+        return output::print_json(&Outcome {
+            answer: r,
+            state_file,
+        });
     }
     output::print_list(&r.streams, OutputFormat::Table)?;
     let took = output::duration_ms(r.duration_ms);
@@ -257,7 +277,7 @@ fn render(ctx: &Ctx, o: &SyncOutcome) -> anyhow::Result<()> {
                     output::thousands(r.records),
                     output::bytes(r.bytes),
                 );
-                if let (Some(path), true) = (&o.state_file, r.state_committed) {
+                if let (Some(path), true) = (state_file, r.state_committed) {
                     line.push_str(&format!(" State saved to {}.", path.display()));
                 }
                 eprintln!("{line}");
@@ -282,7 +302,7 @@ fn render(ctx: &Ctx, o: &SyncOutcome) -> anyhow::Result<()> {
             eprintln!("error: {what}");
             let mut hints = Vec::new();
             if r.state_committed {
-                if let Some(p) = &o.state_file {
+                if let Some(p) = state_file {
                     hints.push(format!(
                         "{} records were committed and {} holds the state to resume from",
                         output::thousands(r.records_committed),
@@ -290,8 +310,8 @@ fn render(ctx: &Ctx, o: &SyncOutcome) -> anyhow::Result<()> {
                     ));
                 }
             }
-            if let Some(log) = &o.log_file {
-                hints.push(format!("the full log is {}", log.display()));
+            if let Some(log) = &r.log_file {
+                hints.push(format!("the full log is {log}"));
             }
             if !hints.is_empty() {
                 eprintln!("\nhint: {}", hints.join("; "));

@@ -1,10 +1,9 @@
 //! `sluice system ...`: housekeeping of the machine sluice runs on.
 
+use super::args::OutputFormat;
 use super::output::{self, CliOutput};
-use super::Ctx;
-use crate::cli::OutputFormat;
-use crate::connector::registry::Swept;
-use crate::error::ExitClass;
+use super::{Ctx, ExitClass};
+use crate::api::Swept;
 use clap::{Args, Subcommand};
 
 /// Housekeeping: remove what crashed runs left behind.
@@ -30,7 +29,7 @@ pub async fn run(ctx: &Ctx, cmd: SystemCommand) -> anyhow::Result<ExitClass> {
     match cmd {
         SystemCommand::Sweep(_) => {
             let report = ctx.api.system_sweep().await?;
-            if ctx.global.output == OutputFormat::Json {
+            if ctx.json() {
                 output::print_json(&report)?;
                 return Ok(ExitClass::Success);
             }

@@ -67,7 +67,7 @@ impl Command {
 }
 
 /// Which side of a sync a connector runs on; names it in logs and errors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Source,

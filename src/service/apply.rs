@@ -1,140 +1,15 @@
 //! `apply` and `export`: the whole setup (sources, destinations,
-//! connections) as one YAML document. `${VAR}` in the document is read
-//! from the environment when it is applied; exports mask secrets.
+//! connections) as one document, compared with the store and applied.
+//! Exports mask secrets.
 
-use super::managed::{store_error, ConnectionSpec};
-use super::{ConfigInput, Service, Ui};
+use super::actors::validate_name;
+use super::{Call, Service};
+use crate::api::{
+    ActorCreate, ActorDef, ActorKind, ActorUpdate, ApiError, ApplyPlan, ApplyRequest, ChangeAction,
+    ConnectionCreate, ConnectionSpec, PlannedChange, Setup, SetupKind,
+};
 use crate::connector::config;
-use crate::error::UserError;
-use crate::store::ActorKind;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::BTreeMap;
-
-/// A source or destination in a setup file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ActorDef {
-    pub connector: String,
-    #[serde(default = "empty_object")]
-    pub config: Value,
-}
-
-fn empty_object() -> Value {
-    Value::Object(Default::default())
-}
-
-/// Everything sluice runs, by name.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Setup {
-    #[serde(default)]
-    pub sources: BTreeMap<String, ActorDef>,
-    #[serde(default)]
-    pub destinations: BTreeMap<String, ActorDef>,
-    #[serde(default)]
-    pub connections: BTreeMap<String, ConnectionSpec>,
-}
-
-impl Setup {
-    /// Parses a setup file, replacing `${VAR}` in its strings with `env(VAR)`
-    /// (`$${VAR}` stays `${VAR}`). `file` names it in errors.
-    pub fn parse(
-        text: &str,
-        file: &str,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Setup, UserError> {
-        let raw: Value = serde_norway::from_str(text)
-            .map_err(|e| UserError::new(format!("{file} is not valid YAML: {e}")))?;
-        let raw = if raw.is_null() { empty_object() } else { raw };
-        let resolved = interpolate(raw, &env, file)?;
-        serde_json::from_value(resolved).map_err(|e| {
-            UserError::new(format!("{file} is not a sluice setup: {e}")).hint(
-                "it has `sources:`, `destinations:` and `connections:`, each a map by name; `sluice export` writes one",
-            )
-        })
-    }
-
-    pub fn to_yaml(&self) -> anyhow::Result<String> {
-        Ok(serde_norway::to_string(self)?)
-    }
-}
-
-fn interpolate(
-    v: Value,
-    env: &impl Fn(&str) -> Option<String>,
-    file: &str,
-) -> Result<Value, UserError> {
-    Ok(match v {
-        Value::String(s) => Value::String(substitute(&s, env, file)?),
-        Value::Array(items) => Value::Array(
-            items
-                .into_iter()
-                .map(|i| interpolate(i, env, file))
-                .collect::<Result<_, _>>()?,
-        ),
-        Value::Object(fields) => Value::Object(
-            fields
-                .into_iter()
-                .map(|(k, v)| Ok((k, interpolate(v, env, file)?)))
-                .collect::<Result<_, UserError>>()?,
-        ),
-        other => other,
-    })
-}
-
-fn substitute(
-    s: &str,
-    env: &impl Fn(&str) -> Option<String>,
-    file: &str,
-) -> Result<String, UserError> {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i..];
-        if let Some(tail) = after.strip_prefix("$${") {
-            out.push_str("${");
-            rest = tail;
-        } else if let Some(tail) = after.strip_prefix("${") {
-            let Some(end) = tail.find('}') else {
-                return Err(UserError::new(format!(
-                    "{file}: `{s}` has a `${{` without its `}}`"
-                )));
-            };
-            let name = &tail[..end];
-            let value = env(name).ok_or_else(|| {
-                UserError::new(format!("{file} uses ${{{name}}}, which is not set"))
-                    .hint(format!("export {name}=... before running sluice"))
-            })?;
-            out.push_str(&value);
-            rest = &tail[end + 1..];
-        } else {
-            out.push('$');
-            rest = &after[1..];
-        }
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-/// One change `apply` makes (or would make).
-#[derive(Debug, Clone, Serialize)]
-pub struct PlannedChange {
-    /// source, destination or connection.
-    pub kind: &'static str,
-    pub name: String,
-    /// create, update, delete or unchanged.
-    pub action: &'static str,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ApplyPlan {
-    pub changes: Vec<PlannedChange>,
-    pub applied: bool,
-    /// Things the user should know: secrets saved as the mask itself.
-    pub warnings: Vec<String>,
-}
 
 /// The JSON Pointers of string values that are the mask itself.
 fn masked_fields(v: &Value, path: String, out: &mut Vec<String>) {
@@ -154,31 +29,19 @@ fn masked_fields(v: &Value, path: String, out: &mut Vec<String>) {
     }
 }
 
-/// How to apply.
-#[derive(Debug, Clone, Copy)]
-pub struct ApplyOptions {
-    pub prune: bool,
-    pub dry_run: bool,
-    pub check: bool,
-}
-
 impl Service {
-    /// The plan of changes from the store to `setup`, then (unless a dry
+    /// The plan of changes from the store to the setup, then (unless a dry
     /// run) the changes, in order: sources and destinations, connections,
     /// then what `prune` deletes.
-    pub async fn apply(
-        &self,
-        setup: &Setup,
-        o: ApplyOptions,
-        ui: &Ui,
-    ) -> anyhow::Result<ApplyPlan> {
+    pub async fn apply(&self, req: &ApplyRequest, call: &Call) -> Result<ApplyPlan, ApiError> {
+        let setup = &req.setup;
         for (kind, names) in [
-            ("source", setup.sources.keys().collect::<Vec<_>>()),
-            ("destination", setup.destinations.keys().collect()),
-            ("connection", setup.connections.keys().collect()),
+            (SetupKind::Source, setup.sources.keys().collect::<Vec<_>>()),
+            (SetupKind::Destination, setup.destinations.keys().collect()),
+            (SetupKind::Connection, setup.connections.keys().collect()),
         ] {
             for n in names {
-                super::managed::validate_name(kind, n)?;
+                validate_name(kind.as_str(), n)?;
             }
         }
         let store = self.store().await?;
@@ -189,7 +52,7 @@ impl Service {
             (ActorKind::Source, &setup.sources),
             (ActorKind::Destination, &setup.destinations),
         ] {
-            let current = store.list_actors(kind).await.map_err(store_error)?;
+            let current = store.list_actors(kind).await?;
             for (name, def) in wanted {
                 let stored = current.iter().find(|a| &a.name == name);
                 let mut masked = Vec::new();
@@ -200,66 +63,61 @@ impl Service {
                 masked_fields(&effective, String::new(), &mut masked);
                 if !masked.is_empty() {
                     warnings.push(format!(
-                        "{} `{name}` has no stored value for {}; it is saved as `{}` (put ${{VAR}} there to read it from the environment)",
-                        kind.as_str(),
+                        "{kind} `{name}` has no stored value for {}; it is saved as `{}` (put ${{VAR}} there to read it from the environment)",
                         masked.join(", "),
                         config::MASK
                     ));
                 }
                 let action = match stored {
-                    None => "create",
-                    Some(a) => {
-                        let merged = config::unmask(&def.config, &a.config);
-                        if a.connector == def.connector && merged == a.config {
-                            "unchanged"
-                        } else {
-                            "update"
-                        }
+                    None => ChangeAction::Create,
+                    Some(a) if a.connector == def.connector && effective == a.config => {
+                        ChangeAction::Unchanged
                     }
+                    Some(_) => ChangeAction::Update,
                 };
                 plan.push(PlannedChange {
-                    kind: kind.as_str(),
+                    kind: kind.into(),
                     name: name.clone(),
                     action,
                 });
                 actor_steps.push((kind, name.clone(), def.clone(), action));
             }
-            if o.prune {
+            if req.prune {
                 for a in current.iter().filter(|a| !wanted.contains_key(&a.name)) {
                     plan.push(PlannedChange {
-                        kind: kind.as_str(),
+                        kind: kind.into(),
                         name: a.name.clone(),
-                        action: "delete",
+                        action: ChangeAction::Delete,
                     });
                 }
             }
         }
-        let current = store.list_connections().await.map_err(store_error)?;
+        let current = store.list_connections().await?;
         for (name, spec) in &setup.connections {
             let action = match current.iter().find(|c| &c.connection.name == name) {
-                None => "create",
-                Some(c) if &ConnectionSpec::of(&c.connection) == spec => "unchanged",
-                Some(_) => "update",
+                None => ChangeAction::Create,
+                Some(c) if &ConnectionSpec::of(&c.connection) == spec => ChangeAction::Unchanged,
+                Some(_) => ChangeAction::Update,
             };
             plan.push(PlannedChange {
-                kind: "connection",
+                kind: SetupKind::Connection,
                 name: name.clone(),
                 action,
             });
         }
-        if o.prune {
+        if req.prune {
             for c in current
                 .iter()
                 .filter(|c| !setup.connections.contains_key(&c.connection.name))
             {
                 plan.push(PlannedChange {
-                    kind: "connection",
+                    kind: SetupKind::Connection,
                     name: c.connection.name.clone(),
-                    action: "delete",
+                    action: ChangeAction::Delete,
                 });
             }
         }
-        if o.dry_run {
+        if req.dry_run {
             return Ok(ApplyPlan {
                 changes: plan,
                 applied: false,
@@ -268,48 +126,67 @@ impl Service {
         }
 
         for (kind, name, def, action) in &actor_steps {
-            let config = ConfigInput::Inline(def.config.clone());
-            match *action {
-                "create" => {
-                    self.actor_create(*kind, name, &def.connector, &config, o.check, ui)
-                        .await?;
+            match action {
+                ChangeAction::Create => {
+                    self.actor_create(
+                        &ActorCreate {
+                            kind: *kind,
+                            name: name.clone(),
+                            connector: def.connector.clone(),
+                            config: Some(def.config.clone()),
+                            check: req.check,
+                            options: req.options.clone(),
+                        },
+                        call,
+                    )
+                    .await?;
                 }
-                "update" => {
+                ChangeAction::Update => {
                     self.actor_update(
-                        *kind,
-                        name,
-                        Some(&def.connector),
-                        Some(&config),
-                        o.check,
-                        ui,
+                        &ActorUpdate {
+                            kind: *kind,
+                            name: name.clone(),
+                            connector: Some(def.connector.clone()),
+                            config: Some(def.config.clone()),
+                            check: req.check,
+                            options: req.options.clone(),
+                        },
+                        call,
                     )
                     .await?;
                 }
                 _ => {}
             }
         }
-        for change in plan.iter().filter(|c| c.kind == "connection") {
+        for change in plan.iter().filter(|c| c.kind == SetupKind::Connection) {
             match change.action {
-                "create" => {
-                    self.connection_create(&change.name, &setup.connections[&change.name], ui)
+                ChangeAction::Create => {
+                    self.connection_create(
+                        &ConnectionCreate {
+                            name: change.name.clone(),
+                            spec: setup.connections[&change.name].clone(),
+                            options: req.options.clone(),
+                        },
+                        call,
+                    )
+                    .await?;
+                }
+                ChangeAction::Update => {
+                    self.connection_replace(&change.name, &setup.connections[&change.name], call)
                         .await?;
                 }
-                "update" => {
-                    self.connection_replace(&change.name, &setup.connections[&change.name], ui)
-                        .await?;
-                }
-                "delete" => self.connection_delete(&change.name).await?,
-                _ => {}
+                ChangeAction::Delete => self.connection_delete(&change.name).await?,
+                ChangeAction::Unchanged => {}
             }
         }
-        for change in plan.iter().filter(|c| c.action == "delete") {
+        for change in plan.iter().filter(|c| c.action == ChangeAction::Delete) {
             match change.kind {
-                "source" => self.actor_delete(ActorKind::Source, &change.name).await?,
-                "destination" => {
+                SetupKind::Source => self.actor_delete(ActorKind::Source, &change.name).await?,
+                SetupKind::Destination => {
                     self.actor_delete(ActorKind::Destination, &change.name)
                         .await?
                 }
-                _ => {}
+                SetupKind::Connection => {}
             }
         }
         Ok(ApplyPlan {
@@ -320,7 +197,7 @@ impl Service {
     }
 
     /// The setup in the store, secrets masked.
-    pub async fn export(&self) -> anyhow::Result<Setup> {
+    pub async fn export(&self) -> Result<Setup, ApiError> {
         let mut setup = Setup::default();
         for (kind, map) in [
             (ActorKind::Source, &mut setup.sources),
@@ -336,53 +213,11 @@ impl Service {
                 );
             }
         }
-        for c in self
-            .store()
-            .await?
-            .list_connections()
-            .await
-            .map_err(store_error)?
-        {
+        for c in self.store().await?.list_connections().await? {
             setup
                 .connections
                 .insert(c.connection.name.clone(), ConnectionSpec::of(&c.connection));
         }
         Ok(setup)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn variables_come_from_the_environment() {
-        let env = |k: &str| (k == "TOKEN").then(|| "s3cret".to_string());
-        let text = "sources:\n  a:\n    connector: sample\n    config:\n      token: ${TOKEN}\n      note: \"cost $5, literal $${TOKEN}\"\n";
-        let s = Setup::parse(text, "sluice.yaml", env).unwrap();
-        assert_eq!(s.sources["a"].config["token"], "s3cret");
-        assert_eq!(s.sources["a"].config["note"], "cost $5, literal ${TOKEN}");
-        let e =
-            Setup::parse("sources:\n  a:\n    connector: ${NOPE}\n", "f.yaml", env).unwrap_err();
-        assert_eq!(e.message, "f.yaml uses ${NOPE}, which is not set");
-    }
-
-    #[test]
-    fn unknown_keys_are_refused_and_yaml_round_trips() {
-        let e = Setup::parse("sourcez: {}\n", "f.yaml", |_| None).unwrap_err();
-        assert!(
-            e.message.starts_with("f.yaml is not a sluice setup"),
-            "{}",
-            e.message
-        );
-        let text = "sources:\n  a:\n    connector: sample\n    config:\n      count: 3\ndestinations: {}\nconnections:\n  c:\n    source: a\n    destination: d\n    streams:\n    - users\n    sync_mode: incremental\n    schedule: every:1h\n    namespace: custom:raw\n    status: active\n    schema_change: propagate_fully\n";
-        let s = Setup::parse(text, "f.yaml", |_| None).unwrap();
-        assert_eq!(s.connections["c"].namespace.to_string(), "custom:raw");
-        let again = Setup::parse(&s.to_yaml().unwrap(), "f.yaml", |_| None).unwrap();
-        assert_eq!(again, s);
-        assert_eq!(
-            Setup::parse("", "f.yaml", |_| None).unwrap(),
-            Setup::default()
-        );
     }
 }

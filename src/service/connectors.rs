@@ -2,48 +2,45 @@
 //! installing and listing connectors.
 
 use super::catalog::{self, Generation, StreamSelection};
-use super::{ConfigInput, Service, Ui};
+use super::{config_or_empty, parse_reference, Call, Resolved, Service};
+use crate::api::{
+    ApiError, CheckResult, ConnectorExit, ConnectorInfo, ConnectorRequest, Context as _,
+    ReadRequest, WriteRequest,
+};
 use crate::connector::config::Secrets;
 use crate::connector::registry;
 use crate::connector::{ConnectorError, ConnectorRef, ExitStatus, LogSink, Role};
 use crate::error::UserError;
-use crate::protocol::{
-    AirbyteCatalog, ConfiguredAirbyteCatalog, ConnectionStatus, ConnectorSpecification,
-};
+use crate::protocol::{AirbyteCatalog, ConnectorSpecification, StateSnapshot};
 use crate::sync::log::AttemptLog;
-use anyhow::Context as _;
-use std::path::{Path, PathBuf};
+use serde_json::Value;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-/// A connector sluice can run without downloading anything.
-pub type ConnectorInfo = crate::connector::registry::Installed;
-
 impl Service {
-    fn one_off_log(&self, secrets: Secrets, ui: &Ui) -> Arc<AttemptLog> {
-        Arc::new(AttemptLog::memory(secrets, ui.echo()))
+    fn one_off_log(&self, secrets: Secrets, call: &Call) -> Arc<AttemptLog> {
+        Arc::new(AttemptLog::memory(secrets, call.echo()))
     }
 
     pub async fn connector_spec(
         &self,
-        reference: &str,
-        ui: &Ui,
-    ) -> anyhow::Result<ConnectorSpecification> {
-        let c = self.resolve(reference)?;
-        let log = self.one_off_log(Secrets::default(), ui);
-        let cx = self.context(Role::Source, log, ui);
+        req: &ConnectorRequest,
+        call: &Call,
+    ) -> Result<ConnectorSpecification, ApiError> {
+        let c = self.resolve(&req.connector, call)?;
+        let log = self.one_off_log(Secrets::default(), call);
+        let cx = self.context(Role::Source, log, call);
         self.spec_of(&c, &cx).await
     }
 
     /// Validates the config against the spec, then runs `check`.
     pub async fn connector_check(
         &self,
-        reference: &str,
-        config: &ConfigInput,
-        ui: &Ui,
-    ) -> anyhow::Result<ConnectionStatus> {
-        let (c, config, log) = self.prepared(reference, config, ui).await?;
-        let cx = self.context(Role::Source, log.clone(), ui);
+        req: &ConnectorRequest,
+        call: &Call,
+    ) -> Result<CheckResult, ApiError> {
+        let (c, config, log) = self.prepared(&req.connector, &req.config, call).await?;
+        let cx = self.context(Role::Source, log.clone(), call);
         c.connector
             .check(&config, &cx)
             .await
@@ -57,12 +54,11 @@ impl Service {
 
     pub async fn connector_discover(
         &self,
-        reference: &str,
-        config: &ConfigInput,
-        ui: &Ui,
-    ) -> anyhow::Result<AirbyteCatalog> {
-        let (c, config, log) = self.prepared(reference, config, ui).await?;
-        let cx = self.context(Role::Source, log.clone(), ui);
+        req: &ConnectorRequest,
+        call: &Call,
+    ) -> Result<AirbyteCatalog, ApiError> {
+        let (c, config, log) = self.prepared(&req.connector, &req.config, call).await?;
+        let cx = self.context(Role::Source, log.clone(), call);
         c.connector
             .discover(&config, &cx)
             .await
@@ -74,34 +70,31 @@ impl Service {
     async fn prepared(
         &self,
         reference: &str,
-        config: &ConfigInput,
-        ui: &Ui,
-    ) -> anyhow::Result<(super::Resolved, serde_json::Value, Arc<AttemptLog>)> {
-        let c = self.resolve(reference)?;
-        let config = config.load("config")?;
-        let early = self.one_off_log(Secrets::default(), ui);
+        config: &Option<Value>,
+        call: &Call,
+    ) -> Result<(Resolved, Value, Arc<AttemptLog>), ApiError> {
+        let c = self.resolve(reference, call)?;
+        let config = config_or_empty(config);
+        let early = self.one_off_log(Secrets::default(), call);
         let spec = self
-            .spec_of(&c, &self.context(Role::Source, early, ui))
+            .spec_of(&c, &self.context(Role::Source, early, call))
             .await?;
         let secrets = Service::validate(&spec, &config, "the config")?;
-        Ok((c, config, self.one_off_log(secrets, ui)))
+        Ok((c, config, self.one_off_log(secrets, call)))
     }
 
     /// Runs `read` and copies its raw output to `out`. Without a catalog,
     /// every stream is read in full refresh.
     pub async fn connector_read(
         &self,
-        reference: &str,
-        config: &ConfigInput,
-        catalog_file: Option<&PathBuf>,
-        state_file: Option<&PathBuf>,
+        req: &ReadRequest,
         out: &mut (dyn AsyncWrite + Send + Unpin),
-        ui: &Ui,
-    ) -> anyhow::Result<ExitStatus> {
-        let (c, config, log) = self.prepared(reference, config, ui).await?;
-        let cx = self.context(Role::Source, log.clone(), ui);
-        let catalog = match catalog_file {
-            Some(p) => read_configured(p)?,
+        call: &Call,
+    ) -> Result<ConnectorExit, ApiError> {
+        let (c, config, log) = self.prepared(&req.connector, &req.config, call).await?;
+        let cx = self.context(Role::Source, log.clone(), call);
+        let catalog = match &req.catalog {
+            Some(c) => c.clone(),
             None => {
                 let discovered = c.connector.discover(&config, &cx).await?;
                 catalog::configure(
@@ -114,14 +107,16 @@ impl Service {
                 )?
             }
         };
-        let state = match state_file {
-            Some(p) => super::sync::read_state_file(p)?.map(|s| s.to_file_value()),
+        let state = match &req.state {
+            Some(v) => StateSnapshot::from_file_value(v.clone())
+                .map_err(|e| UserError::new(format!("the state is not valid: {e}")))?
+                .map(|s| s.to_file_value()),
             None => None,
         };
         let mut running = c.connector.read(&config, &catalog, state, &cx).await?;
         let copied = tokio::select! {
             r = tokio::io::copy(&mut running.stdout, out) => r,
-            _ = ui.cancel.cancelled() => Ok(0),
+            _ = call.cancel.cancelled() => Ok(0),
         };
         if copied.is_err() {
             running.process.kill();
@@ -141,17 +136,14 @@ impl Service {
     /// Runs `write` with `input` on its stdin and copies its output to `out`.
     pub async fn connector_write(
         &self,
-        reference: &str,
-        config: &ConfigInput,
-        catalog_file: &Path,
+        req: &WriteRequest,
         mut input: Box<dyn AsyncRead + Send + Unpin>,
         out: &mut (dyn AsyncWrite + Send + Unpin),
-        ui: &Ui,
-    ) -> anyhow::Result<ExitStatus> {
-        let (c, config, log) = self.prepared(reference, config, ui).await?;
-        let cx = self.context(Role::Destination, log.clone(), ui);
-        let catalog = read_configured(catalog_file)?;
-        let mut running = c.connector.write(&config, &catalog, &cx).await?;
+        call: &Call,
+    ) -> Result<ConnectorExit, ApiError> {
+        let (c, config, log) = self.prepared(&req.connector, &req.config, call).await?;
+        let cx = self.context(Role::Destination, log.clone(), call);
+        let mut running = c.connector.write(&config, &req.catalog, &cx).await?;
         let mut stdin = running.stdin.take().expect("write has stdin");
         let feed = async {
             let r = tokio::io::copy(&mut input, &mut stdin).await;
@@ -165,7 +157,7 @@ impl Service {
         copied.context("cannot write the connector's output")?;
         if let Err(e) = fed {
             if e.kind() != std::io::ErrorKind::BrokenPipe {
-                return Err(e).context("cannot feed the connector's input");
+                return Err(ApiError::from(e).context("cannot feed the connector's input"));
             }
         }
         finished(
@@ -182,73 +174,53 @@ impl Service {
     pub async fn connector_install(
         &self,
         reference: &str,
-        ui: &Ui,
-    ) -> anyhow::Result<ConnectorInfo> {
-        let parsed = parse(reference)?;
-        let log: Arc<dyn LogSink> = self.one_off_log(Secrets::default(), ui);
-        let cx = self.context(Role::Source, log, ui);
+        call: &Call,
+    ) -> Result<ConnectorInfo, ApiError> {
+        let parsed = parse_reference(reference)?;
+        let log: Arc<dyn LogSink> = self.one_off_log(Secrets::default(), call);
+        let cx = self.context(Role::Source, log, call);
         registry::runtime_of(&parsed)
-            .install(&parsed, &self.runtime_env(), &cx)
+            .install(&parsed, &self.runtime_env(call)?, &cx)
             .await?
             .ok_or_else(|| {
-                UserError::new(format!(
+                ApiError::user(format!(
                     "{parsed} is run by the {} runtime, which has nothing to install",
                     parsed.runtime()
                 ))
-                .into()
             })
     }
 
     /// Fetches a connector again now, whether it is there or not (an image).
-    pub async fn connector_pull(&self, reference: &str, ui: &Ui) -> anyhow::Result<ConnectorInfo> {
-        let parsed = parse(reference)?;
-        let log: Arc<dyn LogSink> = self.one_off_log(Secrets::default(), ui);
-        let cx = self.context(Role::Source, log, ui);
+    pub async fn connector_pull(
+        &self,
+        reference: &str,
+        call: &Call,
+    ) -> Result<ConnectorInfo, ApiError> {
+        let parsed = parse_reference(reference)?;
+        let log: Arc<dyn LogSink> = self.one_off_log(Secrets::default(), call);
+        let cx = self.context(Role::Source, log, call);
         registry::runtime_of(&parsed)
-            .pull(&parsed, &self.runtime_env(), &cx)
+            .pull(&parsed, &self.runtime_env(call)?, &cx)
             .await?
             .ok_or_else(|| {
-                UserError::new(format!(
+                ApiError::user(format!(
                     "{parsed} is not a Docker image; only docker:IMAGE:TAG connectors are pulled"
                 ))
                 .hint("`sluice connector install` installs Python connectors")
-                .into()
             })
     }
 
     /// Built-in connectors and installed ones.
-    pub fn connector_list(&self) -> Vec<ConnectorInfo> {
-        registry::installed(&self.runtime_env())
+    pub fn connector_list(&self) -> Result<Vec<ConnectorInfo>, ApiError> {
+        Ok(registry::installed(&self.runtime_env(&Call::quiet())?))
     }
 }
 
-fn parse(reference: &str) -> Result<ConnectorRef, UserError> {
-    reference
-        .parse()
-        .map_err(|e: crate::connector::RefError| UserError::new(e.to_string()))
-}
-
-fn read_configured(path: &Path) -> Result<ConfiguredAirbyteCatalog, UserError> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| UserError::new(format!("cannot read the catalog {}: {e}", path.display())))?;
-    serde_json::from_slice(&bytes).map_err(|e| {
-        UserError::new(format!(
-            "the catalog {} is not a configured catalog: {e}",
-            path.display()
-        ))
-    })
-}
-
-fn redacted(e: ConnectorError, log: &AttemptLog) -> anyhow::Error {
-    let config_error = e.is_config_error();
-    let text = log.redact(&e.to_string());
-    if config_error {
-        let mut user = UserError::new(text);
-        user.hint = e.hint().map(str::to_string);
-        user.into()
-    } else {
-        anyhow::anyhow!(text)
-    }
+/// A connector's error with the secrets it may quote taken out.
+fn redacted(e: ConnectorError, log: &AttemptLog) -> ApiError {
+    let mut error = ApiError::from(e);
+    error.message = log.redact(&error.message);
+    error
 }
 
 fn finished(
@@ -257,9 +229,12 @@ fn finished(
     status: ExitStatus,
     stderr: &str,
     log: &AttemptLog,
-) -> anyhow::Result<ExitStatus> {
+) -> Result<ConnectorExit, ApiError> {
     if status.success() {
-        Ok(status)
+        Ok(ConnectorExit {
+            code: status.code,
+            signal: status.signal,
+        })
     } else {
         Err(redacted(
             ConnectorError::Exited {

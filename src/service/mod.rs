@@ -1,107 +1,127 @@
-//! The operations sluice offers, whoever asks: the in-process `Api` today,
-//! the daemon's HTTP handlers later. Nothing here prints or parses flags.
+//! The operations sluice offers, whoever asks: the in-process `Api` and
+//! the daemon's HTTP handlers. They take and give the Api's types and
+//! answer with its `ApiError`; what they have to say while they run goes
+//! out as events through the [`Call`]. Nothing here prints, parses flags
+//! or reads a caller's files.
 
+pub mod actors;
 pub mod apply;
 pub mod catalog;
+pub mod configs;
+pub mod connections;
 pub mod connectors;
 pub mod jobs;
-pub mod managed;
 pub mod sync;
 pub mod system;
 
+use crate::api::{ApiError, Context as _, Event, RunOptions};
 use crate::connector::config::{self, Secrets};
 use crate::connector::{
     self, Connector, ConnectorRef, InstallProgress, LogSink, Role, RunContext, RuntimeEnv,
 };
 use crate::error::UserError;
-use crate::protocol::ConnectorSpecification;
+use crate::protocol::{ConnectorSpecification, LogLevel};
 use crate::settings::Settings;
 use crate::sync::log::Echo;
-use crate::sync::SyncObserver;
-use anyhow::Context as _;
+use crate::sync::{Progress, SyncObserver};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::Arc;
+use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
-/// A connector config as given: inline JSON, a file, or nothing (`{}`).
-#[derive(Debug, Clone)]
-pub enum ConfigInput {
-    None,
-    Inline(Value),
-    File(PathBuf),
-}
-
-impl ConfigInput {
-    /// `FILE|JSON`: text that starts with `{` is JSON, anything else a path.
-    pub fn parse(arg: Option<&str>) -> Result<ConfigInput, UserError> {
-        let Some(arg) = arg else {
-            return Ok(ConfigInput::None);
-        };
-        let trimmed = arg.trim_start();
-        if trimmed.starts_with('{') {
-            serde_json::from_str(trimmed)
-                .map(ConfigInput::Inline)
-                .map_err(|e| {
-                    UserError::new(format!("the config is not valid JSON: {e}"))
-                        .hint("quote it for the shell: --source-config '{\"count\": 10}'")
-                })
-        } else {
-            Ok(ConfigInput::File(PathBuf::from(arg)))
-        }
-    }
-
-    /// The config value; `what` names it in errors ("source config").
-    pub fn load(&self, what: &str) -> Result<Value, UserError> {
-        match self {
-            ConfigInput::None => Ok(Value::Object(Default::default())),
-            ConfigInput::Inline(v) => Ok(v.clone()),
-            ConfigInput::File(path) => {
-                let bytes = std::fs::read(path).map_err(|e| {
-                    UserError::new(format!(
-                        "cannot read the {what} file {}: {e}",
-                        path.display()
-                    ))
-                })?;
-                serde_json::from_slice(&bytes).map_err(|e| {
-                    UserError::new(format!(
-                        "the {what} file {} is not valid JSON: {e}",
-                        path.display()
-                    ))
-                })
-            }
-        }
-    }
-}
-
-/// Shows a log line live: origin, level, message.
-pub type EchoFn = Arc<dyn Fn(&str, crate::protocol::LogLevel, &str) + Send + Sync>;
-
-/// How the caller wants to hear about long work.
+/// One call of an operation: the run it is, the options it runs with,
+/// where what it says goes, and whether it was asked to stop.
 #[derive(Clone)]
-pub struct Ui {
-    pub observer: Arc<dyn SyncObserver>,
-    pub progress: Arc<dyn InstallProgress>,
-    /// Connector and engine log lines, shown live (verbose mode).
-    pub echo: Option<EchoFn>,
+pub struct Call {
+    /// What the connectors it starts belong to (see `RunContext::run`).
+    pub run: String,
+    pub options: RunOptions,
     pub cancel: CancellationToken,
+    events: Option<UnboundedSender<Event>>,
 }
 
-impl Ui {
-    /// No display at all.
-    pub fn quiet() -> Self {
-        Ui {
-            observer: Arc::new(crate::sync::NoObserver),
-            progress: Arc::new(connector::NoLog),
-            echo: None,
-            cancel: CancellationToken::new(),
+impl Call {
+    pub fn new(
+        run: String,
+        options: RunOptions,
+        cancel: CancellationToken,
+        events: UnboundedSender<Event>,
+    ) -> Self {
+        Call {
+            run,
+            options,
+            cancel,
+            events: Some(events),
         }
     }
 
+    /// A call nobody listens to.
+    pub fn quiet() -> Self {
+        Call {
+            run: connector::registry::new_run_id(),
+            options: RunOptions::default(),
+            cancel: CancellationToken::new(),
+            events: None,
+        }
+    }
+
+    pub fn send(&self, event: Event) {
+        if let Some(tx) = &self.events {
+            // A caller that stopped listening does not stop the work.
+            let _ = tx.send(event);
+        }
+    }
+
+    pub fn step(&self, message: impl Into<String>) {
+        self.send(Event::Step {
+            message: message.into(),
+        });
+    }
+
+    pub fn notice(&self, level: LogLevel, message: impl Into<String>) {
+        self.send(Event::Notice {
+            level,
+            message: message.into(),
+        });
+    }
+
+    /// Log lines as events, when the caller asked for them.
     pub(crate) fn echo(&self) -> Option<Echo> {
-        self.echo
-            .clone()
-            .map(|f| Box::new(move |o: &str, l, m: &str| f(o, l, m)) as Echo)
+        let floor = self.options.logs?;
+        let tx = self.events.clone()?;
+        Some(Box::new(
+            move |origin: &str, level: LogLevel, message: &str| {
+                if level <= floor {
+                    let at = humantime::format_rfc3339_millis(std::time::SystemTime::now());
+                    let _ = tx.send(Event::Log {
+                        at: at.to_string(),
+                        origin: origin.to_string(),
+                        level,
+                        message: message.to_string(),
+                    });
+                }
+            },
+        ))
+    }
+}
+
+impl SyncObserver for Call {
+    fn progress(&self, p: &Progress) {
+        self.send(Event::Progress {
+            streams: p.streams.clone(),
+            elapsed_ms: p.elapsed.as_millis() as u64,
+        });
+    }
+
+    fn event(&self, level: LogLevel, message: &str) {
+        self.notice(level, message);
+    }
+}
+
+impl InstallProgress for Call {
+    fn step(&self, message: &str) {
+        Call::step(self, message);
     }
 }
 
@@ -109,15 +129,12 @@ impl Ui {
 #[derive(Clone)]
 pub struct Service {
     pub settings: Settings,
-    /// What the connectors this service starts belong to, for stopping
-    /// them at once.
-    pub run: String,
     /// The job store, opened on first use: commands that need none never
     /// touch it.
     store: Arc<tokio::sync::OnceCell<crate::store::Store>>,
 }
 
-/// A resolved connector with its spec.
+/// A resolved connector.
 pub struct Resolved {
     pub reference: ConnectorRef,
     pub connector: Arc<dyn Connector>,
@@ -127,27 +144,26 @@ impl Service {
     pub fn new(settings: Settings) -> Self {
         Service {
             settings,
-            run: connector::registry::new_run_id(),
             store: Arc::new(tokio::sync::OnceCell::new()),
         }
     }
 
-    /// What runtimes run connectors with.
-    pub fn runtime_env(&self) -> RuntimeEnv {
-        RuntimeEnv {
+    /// What runtimes run a call's connectors with: its options over this
+    /// service's, checked.
+    pub fn runtime_env(&self, call: &Call) -> Result<RuntimeEnv, ApiError> {
+        let options = self.settings.runtime.overlaid(&call.options.runtime);
+        options.check()?;
+        Ok(RuntimeEnv {
             install_dir: self.settings.connectors_dir.clone(),
-            options: self.settings.runtime.clone(),
-        }
+            options,
+        })
     }
 
     /// Parses and resolves a reference; an unknown one is the user's to fix.
-    pub fn resolve(&self, reference: &str) -> anyhow::Result<Resolved> {
-        let parsed: ConnectorRef = reference
-            .parse()
-            .map_err(|e: connector::RefError| UserError::new(e.to_string()))?;
-        let connector = connector::resolve(&parsed, &self.runtime_env()).map_err(|e| {
-            UserError::new(e.to_string())
-                .hint("`sluice connector list` shows the built-in connectors")
+    pub fn resolve(&self, reference: &str, call: &Call) -> Result<Resolved, ApiError> {
+        let parsed = parse_reference(reference)?;
+        let connector = connector::resolve(&parsed, &self.runtime_env(call)?).map_err(|e| {
+            ApiError::from(e).hint("`sluice connector list` shows the built-in connectors")
         })?;
         Ok(Resolved {
             reference: parsed,
@@ -155,10 +171,10 @@ impl Service {
         })
     }
 
-    /// A run context for one-off connector commands.
-    pub fn context(&self, role: Role, log: Arc<dyn LogSink>, ui: &Ui) -> RunContext {
-        let mut cx = RunContext::new(&self.run, role, log);
-        cx.progress = ui.progress.clone();
+    /// A run context for one connector command of a call.
+    pub fn context(&self, role: Role, log: Arc<dyn LogSink>, call: &Call) -> RunContext {
+        let mut cx = RunContext::new(&call.run, role, log);
+        cx.progress = Arc::new(call.clone());
         cx
     }
 
@@ -167,7 +183,7 @@ impl Service {
         &self,
         c: &Resolved,
         cx: &RunContext,
-    ) -> anyhow::Result<ConnectorSpecification> {
+    ) -> Result<ConnectorSpecification, ApiError> {
         c.connector.prepare(cx).await?;
         c.connector
             .spec(cx)
@@ -180,10 +196,24 @@ impl Service {
         spec: &ConnectorSpecification,
         config: &Value,
         what: &str,
-    ) -> anyhow::Result<Secrets> {
+    ) -> Result<Secrets, ApiError> {
         config::validate(&spec.connection_specification, config, what)?;
         Ok(Secrets::from_config(&spec.connection_specification, config))
     }
+}
+
+/// A config as given: `{}` when none was.
+pub fn config_or_empty(config: &Option<Value>) -> Value {
+    config
+        .clone()
+        .unwrap_or_else(|| Value::Object(Default::default()))
+}
+
+/// A reference the user wrote, parsed.
+pub fn parse_reference(reference: &str) -> Result<ConnectorRef, ApiError> {
+    reference
+        .parse()
+        .map_err(|e: connector::RefError| UserError::new(e.to_string()).into())
 }
 
 /// A place for one-off logs (spec, check, discover): the logs directory.
@@ -194,29 +224,4 @@ pub fn one_off_log_path(settings: &Settings, what: &str) -> PathBuf {
     settings
         .logs_dir()
         .join(format!("{what}-{stamp}-{}.log", std::process::id()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn config_args_are_json_or_paths() {
-        assert!(matches!(
-            ConfigInput::parse(Some(" {\"a\":1}")).unwrap(),
-            ConfigInput::Inline(_)
-        ));
-        assert!(matches!(
-            ConfigInput::parse(Some("conf.json")).unwrap(),
-            ConfigInput::File(_)
-        ));
-        let e = ConfigInput::parse(Some("{nope")).unwrap_err();
-        assert!(e.message.starts_with("the config is not valid JSON"));
-        let e = ConfigInput::File("/no/such/file.json".into())
-            .load("source config")
-            .unwrap_err();
-        assert!(e
-            .message
-            .contains("cannot read the source config file /no/such/file.json"));
-    }
 }

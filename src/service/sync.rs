@@ -1,64 +1,43 @@
-//! `sync`: one sync, inline, from connector references and configs.
+//! `sync`: one sync, inline, from connector references and configs. The
+//! caller sends its configs, catalog and state as values; committed states
+//! and connectors' config updates go back to it as events.
 
 use super::catalog::{self, Generation, StreamSelection};
-use super::{ConfigInput, Service, Ui};
-use crate::connector::config::{self, Secrets};
+use super::configs::{ConfigUpdates, Keep, Slot};
+use super::{config_or_empty, Call, Service};
+use crate::api::{ApiError, Context as _, Event, SyncAnswer, SyncRequest};
 use crate::connector::{LogSink, Role};
 use crate::error::UserError;
-use crate::protocol::ConnectorSpecification;
-use crate::protocol::{ConfiguredAirbyteCatalog, StateSnapshot};
+use crate::protocol::{ConfiguredAirbyteCatalog, ConnectorSpecification, StateSnapshot};
 use crate::sync::log::AttemptLog;
-use crate::sync::mapping::{Mapping, NamespaceRule};
-use crate::sync::{self as engine, ConfigSink, NoStateSink, StateSink, SyncPlan, SyncReport};
-use anyhow::Context as _;
+use crate::sync::mapping::Mapping;
+use crate::sync::{self as engine, NoStateSink, StateSink, SyncPlan};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-
-#[derive(Debug, Clone)]
-pub struct SyncRequest {
-    pub source: String,
-    pub source_config: ConfigInput,
-    pub destination: String,
-    pub destination_config: ConfigInput,
-    pub selection: StreamSelection,
-    pub state_file: Option<PathBuf>,
-    pub catalog_file: Option<PathBuf>,
-    pub namespace: NamespaceRule,
-    pub prefix: String,
-    pub max_line_bytes: usize,
-    pub log_file: Option<PathBuf>,
-}
-
-/// What a sync did, with where to look for more.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct SyncOutcome {
-    #[serde(flatten)]
-    pub report: SyncReport,
-    pub log_file: Option<PathBuf>,
-    pub state_file: Option<PathBuf>,
-}
 
 /// How many inline sync logs are kept in the logs directory.
 const KEEP_LOGS: usize = 100;
 
 impl Service {
-    pub async fn sync(&self, req: SyncRequest, ui: Ui) -> anyhow::Result<SyncOutcome> {
-        let source = self.resolve(&req.source).context("the source")?;
-        let destination = self.resolve(&req.destination).context("the destination")?;
+    pub async fn sync(&self, req: SyncRequest, call: &Call) -> Result<SyncAnswer, ApiError> {
+        let source = self.resolve(&req.source, call).context("the source")?;
+        let destination = self
+            .resolve(&req.destination, call)
+            .context("the destination")?;
         // A missing container engine is said before anything is installed.
         source.connector.preflight().await?;
         destination.connector.preflight().await?;
-        let source_config = req.source_config.load("source config")?;
-        let destination_config = req.destination_config.load("destination config")?;
+        let source_config = config_or_empty(&req.source_config);
+        let destination_config = config_or_empty(&req.destination_config);
         let labels = job_labels();
 
         // Until the configs are validated, logs go to memory: the log file
         // is named after them and must not see a secret unredacted.
-        let early: Arc<dyn LogSink> = Arc::new(AttemptLog::memory(Secrets::default(), ui.echo()));
-        let mut scx = self.context(Role::Source, early.clone(), &ui);
-        let mut dcx = self.context(Role::Destination, early.clone(), &ui);
+        let early: Arc<dyn LogSink> = Arc::new(AttemptLog::memory(Default::default(), call.echo()));
+        let mut scx = self.context(Role::Source, early.clone(), call);
+        let mut dcx = self.context(Role::Destination, early.clone(), call);
         scx.labels = labels.clone();
         dcx.labels = labels.clone();
         let (source_spec, destination_spec) = tokio::try_join!(
@@ -76,28 +55,23 @@ impl Service {
             &destination_config,
         );
 
-        let log_path = match &req.log_file {
-            Some(p) => p.clone(),
-            None => {
-                crate::fsutil::ensure_private_dir(&self.settings.data_dir).with_context(|| {
-                    format!("cannot create {}", self.settings.data_dir.display())
-                })?;
-                prune_logs(&self.settings.logs_dir(), "sync-", KEEP_LOGS);
-                super::one_off_log_path(&self.settings, "sync")
-            }
+        let log = if req.keep_log {
+            crate::fsutil::ensure_private_dir(&self.settings.data_dir)
+                .with_context(|| format!("cannot create {}", self.settings.data_dir.display()))?;
+            prune_logs(&self.settings.logs_dir(), "sync-", KEEP_LOGS);
+            let path = super::one_off_log_path(&self.settings, "sync");
+            Arc::new(
+                AttemptLog::create(&path, secrets.clone(), call.echo())
+                    .with_context(|| format!("cannot create the log file {}", path.display()))?,
+            )
+        } else {
+            Arc::new(AttemptLog::memory(secrets.clone(), call.echo()))
         };
-        let log = Arc::new(
-            AttemptLog::create(&log_path, secrets.clone(), ui.echo())
-                .with_context(|| format!("cannot create the log file {}", log_path.display()))?,
-        );
-        let mut scx = self.context(Role::Source, log.clone(), &ui);
+        let mut scx = self.context(Role::Source, log.clone(), call);
         scx.labels = labels.clone();
 
-        let catalog = match &req.catalog_file {
-            Some(path) => {
-                let c = read_catalog(path)?;
-                catalog::filter(c, &req.selection.streams)?
-            }
+        let catalog = match req.catalog.clone() {
+            Some(c) => catalog::filter(c, &req.streams)?,
             None => {
                 let discovered = source
                     .connector
@@ -112,7 +86,11 @@ impl Service {
                     .unwrap_or(1);
                 catalog::configure(
                     &discovered,
-                    &req.selection,
+                    &StreamSelection {
+                        streams: req.streams.clone(),
+                        sync_mode: req.sync_mode,
+                        destination_sync_mode: req.destination_sync_mode,
+                    },
                     Generation {
                         sync_id: now,
                         generation_id: now,
@@ -129,24 +107,32 @@ impl Service {
             .destination_catalog(&catalog)
             .map_err(UserError::new)?;
 
-        let state = match &req.state_file {
-            Some(path) => read_state_file(path)?,
+        let state = match &req.state {
+            Some(value) => StateSnapshot::from_file_value(value.clone()).map_err(|e| {
+                UserError::new(format!("the state is not valid: {e}"))
+                    .hint("a state is what Airbyte passes to --state: an array of state messages, or a legacy state object")
+            })?,
             None => None,
         };
-        let state_sink: Arc<dyn StateSink> = match &req.state_file {
-            Some(path) => Arc::new(StateFile(path.clone())),
-            None => Arc::new(NoStateSink),
+        let state_sink: Arc<dyn StateSink> = if req.keeps_state {
+            Arc::new(StateEvents(call.clone()))
+        } else {
+            Arc::new(NoStateSink)
         };
-        let config_sink = Arc::new(FileConfigs {
-            source: (
-                req.source_config.clone(),
-                source_spec.clone(),
-                Mutex::new(source_config.clone()),
+        let config_sink = Arc::new(ConfigUpdates {
+            source: caller_slot(
+                call,
+                Role::Source,
+                req.keeps_configs.source,
+                source_spec,
+                &source_config,
             ),
-            destination: (
-                req.destination_config.clone(),
-                destination_spec.clone(),
-                Mutex::new(destination_config.clone()),
+            destination: caller_slot(
+                call,
+                Role::Destination,
+                req.keeps_configs.destination,
+                destination_spec,
+                &destination_config,
             ),
             log: log.clone(),
         });
@@ -158,27 +144,75 @@ impl Service {
             catalog,
             mapping,
             state,
-            max_line_bytes: req.max_line_bytes,
+            max_line_bytes: usize::try_from(req.max_line_bytes).unwrap_or(usize::MAX),
             labels,
-            run: self.run.clone(),
+            run: call.run.clone(),
         };
         let hooks = engine::SyncHooks {
             log: log.clone(),
-            observer: ui.observer.clone(),
+            observer: Arc::new(call.clone()),
             state_sink,
             config_sink,
-            cancel: ui.cancel.clone(),
+            cancel: call.cancel.clone(),
             grace: Duration::from_secs(10),
         };
         let mut report = engine::run(plan, hooks).await;
         if let Some(f) = &mut report.failure {
             f.message = log.redact(&f.message);
         }
-        Ok(SyncOutcome {
-            report,
-            log_file: Some(log_path),
-            state_file: req.state_file.clone(),
+        Ok(SyncAnswer {
+            status: report.status,
+            failure: report.failure,
+            streams: report.streams,
+            records: report.records,
+            bytes: report.bytes,
+            records_committed: report.records_committed,
+            duration_ms: report.duration_ms,
+            lines_skipped: report.lines_skipped,
+            records_dropped: report.records_dropped,
+            state_committed: report.state_committed,
+            log_file: log.path().map(|p| p.display().to_string()),
         })
+    }
+}
+
+/// A config the caller keeps: an update goes back to it as an event.
+fn caller_slot(
+    call: &Call,
+    role: Role,
+    kept: bool,
+    spec: ConnectorSpecification,
+    current: &Value,
+) -> Slot {
+    let call = call.clone();
+    let keep: Keep = if kept {
+        Box::new(move |config: &Value| {
+            call.send(Event::ConfigUpdated {
+                role,
+                config: config.clone(),
+            });
+            Ok(())
+        })
+    } else {
+        Box::new(|_: &Value| {
+            Err(
+                "the config was given inline, not in a file; pass it as a file to keep updates"
+                    .into(),
+            )
+        })
+    };
+    Slot::new(spec, current.clone(), keep)
+}
+
+/// Hands each committed state to the caller, which keeps it.
+struct StateEvents(Call);
+
+impl StateSink for StateEvents {
+    fn commit(&self, snapshot: &StateSnapshot) -> Result<(), String> {
+        self.0.send(Event::StateCommitted {
+            state: snapshot.to_file_value(),
+        });
+        Ok(())
     }
 }
 
@@ -228,103 +262,6 @@ fn check_destination_modes(
     Ok(())
 }
 
-fn read_catalog(path: &Path) -> Result<ConfiguredAirbyteCatalog, UserError> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| UserError::new(format!("cannot read the catalog {}: {e}", path.display())))?;
-    serde_json::from_slice(&bytes).map_err(|e| {
-        UserError::new(format!(
-            "the catalog {} is not a configured catalog: {e}",
-            path.display()
-        ))
-        .hint("a configured catalog is {\"streams\": [{\"stream\": {...}, \"sync_mode\": ..., \"destination_sync_mode\": ...}]}; `sluice connector discover` prints a source's streams")
-    })
-}
-
-/// The state in a state file; a missing or empty file is no state.
-pub fn read_state_file(path: &Path) -> Result<Option<StateSnapshot>, UserError> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(UserError::new(format!(
-                "cannot read the state file {}: {e}",
-                path.display()
-            )))
-        }
-    };
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
-    }
-    let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-        UserError::new(format!(
-            "the state file {} is not valid JSON: {e}",
-            path.display()
-        ))
-    })?;
-    StateSnapshot::from_file_value(value).map_err(|e| {
-        UserError::new(format!("the state file {} is not valid: {e}", path.display()))
-            .hint("a state file is what Airbyte passes to --state: an array of state messages, or a legacy state object")
-    })
-}
-
-/// Rewrites the state file, atomically, after each commit.
-struct StateFile(PathBuf);
-
-impl StateSink for StateFile {
-    fn commit(&self, snapshot: &StateSnapshot) -> Result<(), String> {
-        let mut bytes =
-            serde_json::to_vec_pretty(&snapshot.to_file_value()).map_err(|e| e.to_string())?;
-        bytes.push(b'\n');
-        crate::fsutil::write_atomic(&self.0, &bytes, 0o600)
-            .map_err(|e| format!("{}: {e}", self.0.display()))
-    }
-}
-
-type ConfigSlot = (ConfigInput, ConnectorSpecification, Mutex<Value>);
-
-/// Saves CONTROL config updates to the config file they came from.
-struct FileConfigs {
-    source: ConfigSlot,
-    destination: ConfigSlot,
-    log: Arc<AttemptLog>,
-}
-
-impl ConfigSink for FileConfigs {
-    fn update(&self, role: Role, update: &Value) -> Result<(), String> {
-        let (input, spec, current) = match role {
-            Role::Source => &self.source,
-            Role::Destination => &self.destination,
-        };
-        let schema = &spec.connection_specification;
-        let mut merged = current.lock().expect("config lock");
-        let mut next = merged.clone();
-        if let (Some(obj), Some(upd)) = (next.as_object_mut(), update.as_object()) {
-            for (k, v) in upd {
-                obj.insert(k.clone(), v.clone());
-            }
-        }
-        self.log.add_secrets(schema, &next);
-        config::validate(schema, &next, "the updated config").map_err(|e| e.to_string())?;
-        match input {
-            ConfigInput::File(path) => {
-                let mut bytes = serde_json::to_vec_pretty(&next).map_err(|e| e.to_string())?;
-                bytes.push(b'\n');
-                let mode = std::fs::metadata(path)
-                    .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
-                    .unwrap_or(0o600);
-                crate::fsutil::write_atomic(path.as_ref(), &bytes, mode)
-                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-                *merged = next;
-                Ok(())
-            }
-            _ => Err(
-                "the config was given inline, not in a file; pass it as a file to keep updates"
-                    .into(),
-            ),
-        }
-    }
-}
-
 /// Keeps the newest `keep` files named `prefix*` in `dir`.
 fn prune_logs(dir: &Path, prefix: &str, keep: usize) {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -347,22 +284,6 @@ fn prune_logs(dir: &Path, prefix: &str, keep: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn state_files_missing_or_empty_are_no_state() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("state.json");
-        assert_eq!(read_state_file(&p).unwrap(), None);
-        std::fs::write(&p, "  \n").unwrap();
-        assert_eq!(read_state_file(&p).unwrap(), None);
-        std::fs::write(&p, "[{\"type\":\"STREAM\"}]").unwrap();
-        let e = read_state_file(&p).unwrap_err();
-        assert!(
-            e.message.contains("is not valid: state entry 0"),
-            "{}",
-            e.message
-        );
-    }
 
     #[test]
     fn pruning_keeps_the_newest() {

@@ -72,19 +72,24 @@ impl AttemptLog {
     }
 }
 
+/// A message as log files hold it: a line per line of the message, each
+/// with the time, origin and level; continuation lines indented.
+pub fn format_line(at: &str, origin: &str, level: LogLevel, message: &str) -> String {
+    let mut out = String::with_capacity(message.len() + 48);
+    for (i, line) in message.lines().enumerate() {
+        let gap = if i == 0 { "" } else { "  " };
+        out.push_str(&format!("{at} {origin} {} {gap}{line}\n", level.as_str()));
+    }
+    out
+}
+
 impl LogSink for AttemptLog {
     fn log(&self, origin: &str, level: LogLevel, message: &str) {
         let message = self.redact(message);
         if let Some(file) = &self.file {
-            let now = humantime::format_rfc3339_millis(std::time::SystemTime::now());
+            let now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
             let mut f = file.lock().expect("log lock");
-            for (i, line) in message.lines().enumerate() {
-                let _ = if i == 0 {
-                    writeln!(f, "{now} {origin} {} {line}", level.as_str())
-                } else {
-                    writeln!(f, "{now} {origin} {}   {line}", level.as_str())
-                };
-            }
+            let _ = f.write_all(format_line(&now, origin, level, &message).as_bytes());
         }
         if let Some(echo) = &self.echo {
             echo(origin, level, &message);

@@ -7,6 +7,7 @@ mod builtin;
 mod docker;
 mod faker;
 mod guarantees;
+mod layers;
 mod managed;
 mod postgres;
 mod process;

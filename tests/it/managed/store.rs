@@ -37,14 +37,15 @@ fn db_status_names_the_backend(env: &Env) {
     let status = env.json(&["--database-url", &url, "db", "status"]);
     assert_eq!(status["url"], url);
     assert!(other.exists());
-    // An unreachable server: said with the password masked, and what to do.
+    // An unreachable server: said with the password masked, and what to do;
+    // a setting the user must fix, so exit 2.
     let down = env.run(&[
         "--database-url",
         "postgres://u:pw-XYZ@127.0.0.1:1/x",
         "db",
         "status",
     ]);
-    down.expect_code(1);
+    down.expect_code(2);
     let err = down.stderr();
     assert!(
         err.contains("cannot open the job store at postgres://u:****@127.0.0.1:1/x"),

@@ -1,0 +1,251 @@
+//! Managed connections: a stored source and destination, the streams and
+//! modes chosen, and the configured catalog built from the source's
+//! discovery; run by name.
+
+use super::actors::{not_found, validate_name};
+use super::catalog::{self, Generation, StreamSelection};
+use super::{Call, Service};
+use crate::api::{
+    ActorKind, ApiError, CatalogStream, Connection as ConnectionView, ConnectionCreate,
+    ConnectionPatch, ConnectionSpec, ConnectionStatus, ConnectionUpdate, LastJob,
+};
+use crate::error::UserError;
+use crate::store::{self, Connection, ConnectionFields, StoreError};
+use crate::sync::mapping::Mapping;
+
+impl ConnectionSpec {
+    /// The spec of a stored connection.
+    pub(crate) fn of(c: &Connection) -> Self {
+        ConnectionSpec {
+            source: c.source.clone(),
+            destination: c.destination.clone(),
+            streams: c.streams.clone(),
+            sync_mode: c.sync_mode,
+            destination_sync_mode: c.destination_sync_mode,
+            schedule: c.schedule.clone(),
+            namespace: c.namespace.clone(),
+            prefix: c.prefix.clone(),
+            status: c.status,
+            schema_change: c.schema_change,
+        }
+    }
+
+    pub(crate) fn selection(&self) -> StreamSelection {
+        StreamSelection {
+            streams: self.streams.clone(),
+            sync_mode: self.sync_mode,
+            destination_sync_mode: self.destination_sync_mode,
+        }
+    }
+
+    /// This spec with a patch's fields over it.
+    fn patched(mut self, p: &ConnectionPatch) -> Self {
+        let p = p.clone();
+        self.source = p.source.unwrap_or(self.source);
+        self.destination = p.destination.unwrap_or(self.destination);
+        self.streams = p.streams.unwrap_or(self.streams);
+        self.sync_mode = p.sync_mode.or(self.sync_mode);
+        self.destination_sync_mode = p.destination_sync_mode.or(self.destination_sync_mode);
+        self.schedule = p.schedule.unwrap_or(self.schedule);
+        self.namespace = p.namespace.unwrap_or(self.namespace);
+        self.prefix = p.prefix.unwrap_or(self.prefix);
+        self.schema_change = p.schema_change.unwrap_or(self.schema_change);
+        self
+    }
+}
+
+impl ConnectionView {
+    pub(crate) fn of(c: &Connection, last: Option<&store::Job>, full: bool) -> Self {
+        ConnectionView {
+            name: c.name.clone(),
+            spec: ConnectionSpec::of(c),
+            catalog_streams: c
+                .catalog
+                .streams
+                .iter()
+                .map(|s| CatalogStream {
+                    name: s.stream.descriptor().to_string(),
+                    sync_mode: s.sync_mode,
+                    destination_sync_mode: s.destination_sync_mode,
+                })
+                .collect(),
+            last_job: last.map(|j| LastJob {
+                id: j.id,
+                status: j.status,
+                at: j.ended_at.or(j.started_at).unwrap_or(j.created_at),
+            }),
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+            catalog: full.then(|| c.catalog.clone()),
+        }
+    }
+}
+
+impl Service {
+    pub async fn connection(&self, name: &str) -> Result<Connection, ApiError> {
+        self.store()
+            .await?
+            .get_connection(name)
+            .await?
+            .ok_or_else(|| not_found("connection", name))
+    }
+
+    /// The stored fields of a connection from its spec: names resolved, the
+    /// source discovered and its catalog configured.
+    async fn connection_fields(
+        &self,
+        name: &str,
+        spec: &ConnectionSpec,
+        call: &Call,
+    ) -> Result<ConnectionFields, ApiError> {
+        let source = self.actor(ActorKind::Source, &spec.source).await?;
+        let destination = self
+            .actor(ActorKind::Destination, &spec.destination)
+            .await?;
+        let discovered = self.discover_actor(&source, call).await?;
+        let configured = catalog::configure(
+            &discovered,
+            &spec.selection(),
+            Generation {
+                sync_id: 0,
+                generation_id: 0,
+            },
+        )
+        .map_err(|e| ApiError::from(e).context(format!("connection `{name}`")))?;
+        let mapping = Mapping {
+            namespace: spec.namespace.clone(),
+            prefix: spec.prefix.clone(),
+        };
+        mapping
+            .destination_catalog(&configured)
+            .map_err(UserError::new)?;
+        Ok(ConnectionFields {
+            name: name.into(),
+            source_id: source.id,
+            destination_id: destination.id,
+            streams: spec.streams.clone(),
+            sync_mode: spec.sync_mode,
+            destination_sync_mode: spec.destination_sync_mode,
+            catalog: configured,
+            schedule: spec.schedule.clone(),
+            namespace: spec.namespace.clone(),
+            prefix: spec.prefix.clone(),
+            status: spec.status,
+            schema_change: spec.schema_change,
+        })
+    }
+
+    pub async fn connection_create(
+        &self,
+        req: &ConnectionCreate,
+        call: &Call,
+    ) -> Result<ConnectionView, ApiError> {
+        let name = req.name.as_str();
+        validate_name("connection", name)?;
+        let store = self.store().await?;
+        if store.get_connection(name).await?.is_some() {
+            return Err(StoreError::Exists {
+                kind: "connection",
+                name: name.into(),
+            }
+            .into());
+        }
+        let fields = self.connection_fields(name, &req.spec, call).await?;
+        let c = store.create_connection(&fields).await?;
+        Ok(ConnectionView::of(&c, None, false))
+    }
+
+    /// Replaces a connection with `spec`; the catalog is built again only
+    /// when what it is built from changed.
+    pub async fn connection_replace(
+        &self,
+        name: &str,
+        spec: &ConnectionSpec,
+        call: &Call,
+    ) -> Result<ConnectionView, ApiError> {
+        let old = self.connection(name).await?;
+        let old_spec = ConnectionSpec::of(&old);
+        let fields = if old_spec.source == spec.source
+            && old_spec.streams == spec.streams
+            && old_spec.sync_mode == spec.sync_mode
+            && old_spec.destination_sync_mode == spec.destination_sync_mode
+            && old_spec.namespace == spec.namespace
+            && old_spec.prefix == spec.prefix
+        {
+            let destination = self
+                .actor(ActorKind::Destination, &spec.destination)
+                .await?;
+            ConnectionFields {
+                destination_id: destination.id,
+                schedule: spec.schedule.clone(),
+                status: spec.status,
+                schema_change: spec.schema_change,
+                ..ConnectionFields::from(&old)
+            }
+        } else {
+            self.connection_fields(name, spec, call).await?
+        };
+        let c = self
+            .store()
+            .await?
+            .update_connection(&fields)
+            .await?
+            .ok_or_else(|| not_found("connection", name))?;
+        Ok(ConnectionView::of(&c, None, false))
+    }
+
+    pub async fn connection_update(
+        &self,
+        req: &ConnectionUpdate,
+        call: &Call,
+    ) -> Result<ConnectionView, ApiError> {
+        let old = self.connection(&req.name).await?;
+        let spec = ConnectionSpec::of(&old).patched(&req.patch);
+        self.connection_replace(&req.name, &spec, call).await
+    }
+
+    pub async fn connection_list(&self) -> Result<Vec<ConnectionView>, ApiError> {
+        let all = self.store().await?.list_connections().await?;
+        Ok(all
+            .iter()
+            .map(|s| ConnectionView::of(&s.connection, s.last_job.as_ref(), false))
+            .collect())
+    }
+
+    pub async fn connection_get(&self, name: &str) -> Result<ConnectionView, ApiError> {
+        let c = self.connection(name).await?;
+        let last = self
+            .store()
+            .await?
+            .list_jobs(&store::JobFilter {
+                connection_id: Some(c.id),
+                status: None,
+                limit: 1,
+            })
+            .await?;
+        Ok(ConnectionView::of(&c, last.first(), true))
+    }
+
+    pub async fn connection_delete(&self, name: &str) -> Result<(), ApiError> {
+        if !self.store().await?.delete_connection(name).await? {
+            return Err(not_found("connection", name));
+        }
+        Ok(())
+    }
+
+    pub async fn connection_set_status(
+        &self,
+        name: &str,
+        status: ConnectionStatus,
+    ) -> Result<(), ApiError> {
+        if !self
+            .store()
+            .await?
+            .set_connection_status(name, status)
+            .await?
+        {
+            return Err(not_found("connection", name));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,284 @@
+//! A source's schema, followed: what changed between a connection's
+//! catalog and the source's streams now, and what the connection's policy
+//! does about it before a job runs.
+
+use super::{Prepared, Service};
+use crate::api::{ApiError, ConnectionStatus, SchemaChangePolicy};
+use crate::model::SchemaChange;
+use crate::protocol::{AirbyteCatalog, ConfiguredAirbyteCatalog, StreamDescriptor, SyncMode};
+use crate::service::Call;
+use crate::store::{self, Job, Store};
+use serde_json::Value;
+
+impl Service {
+    /// Compares the connection's catalog with the source's streams now and
+    /// follows the connection's policy; a breaking change is an error.
+    pub(super) async fn follow_schema(
+        &self,
+        store: &Store,
+        c: &store::Connection,
+        catalog: ConfiguredAirbyteCatalog,
+        p: &Prepared,
+        job: &Job,
+        call: &Call,
+    ) -> Result<ConfiguredAirbyteCatalog, ApiError> {
+        let discovered = self.discover_actor(&p.source_actor, call).await?;
+        let changes = schema_changes(&catalog, &discovered);
+        if changes.is_empty() {
+            return Ok(catalog);
+        }
+        store.set_job_changes(job.id, &changes).await?;
+        let breaking: Vec<String> = changes
+            .iter()
+            .filter(|ch| ch.breaking)
+            .map(|ch| format!("stream `{}`: {}", ch.stream, ch.change))
+            .collect();
+        if !breaking.is_empty() {
+            return Err(ApiError::user(format!(
+                "the source's schema changed in a way connection `{}` cannot follow: {}",
+                c.name,
+                breaking.join("; ")
+            ))
+            .hint(format!(
+                "update the connection to the source's streams (`sluice connection update {} --streams ...`)",
+                c.name
+            )));
+        }
+        let spec = crate::api::ConnectionSpec::of(c);
+        let mut next = catalog.clone();
+        match spec.schema_change {
+            SchemaChangePolicy::Ignore => return Ok(catalog),
+            SchemaChangePolicy::Disable => {
+                store
+                    .set_connection_status(&c.name, ConnectionStatus::Inactive)
+                    .await?;
+                return Err(ApiError::user(format!(
+                    "the source's schema changed and connection `{}` disables itself on changes; it is now inactive",
+                    c.name
+                ))
+                .hint(format!("`sluice job get {}` shows the changes; `sluice connection enable {}` turns it back on", job.id, c.name))
+                );
+            }
+            SchemaChangePolicy::PropagateColumns | SchemaChangePolicy::PropagateFully => {
+                for s in &mut next.streams {
+                    if let Some(now) = discovered
+                        .streams
+                        .iter()
+                        .find(|d| d.descriptor() == s.stream.descriptor())
+                    {
+                        s.stream = now.clone();
+                    }
+                }
+            }
+        }
+        if spec.schema_change == SchemaChangePolicy::PropagateFully {
+            let new: Vec<String> = changes
+                .iter()
+                .filter(|ch| ch.change == "new stream")
+                .map(|ch| ch.stream.clone())
+                .collect();
+            let mut added_names = Vec::new();
+            let mut notes = changes.clone();
+            for name in new {
+                // Each new stream on its own: one that cannot be synced the
+                // connection's way is left out, not the whole job failed.
+                let one = crate::service::catalog::configure(
+                    &discovered,
+                    &crate::service::catalog::StreamSelection {
+                        streams: vec![name.clone()],
+                        sync_mode: spec.sync_mode,
+                        destination_sync_mode: spec.destination_sync_mode,
+                    },
+                    crate::service::catalog::Generation {
+                        sync_id: job.id,
+                        generation_id: 0,
+                    },
+                );
+                match one {
+                    Ok(added) => {
+                        next.streams.extend(added.streams);
+                        added_names.push(name);
+                    }
+                    Err(e) => {
+                        for n in notes
+                            .iter_mut()
+                            .filter(|n| n.stream == name && n.change == "new stream")
+                        {
+                            n.change = format!("new stream, not added: {}", e.message);
+                        }
+                    }
+                }
+            }
+            if notes != changes {
+                store.set_job_changes(job.id, &notes).await?;
+            }
+            if !spec.streams.is_empty() && !added_names.is_empty() {
+                let mut fields = store::ConnectionFields::from(c);
+                fields.streams.extend(added_names);
+                store.update_connection(&fields).await?;
+            }
+        }
+        Ok(next)
+    }
+}
+
+/// The differences between a configured catalog and a fresh discovery.
+pub fn schema_changes(
+    configured: &ConfiguredAirbyteCatalog,
+    discovered: &AirbyteCatalog,
+) -> Vec<SchemaChange> {
+    let mut out = Vec::new();
+    let change = |stream: &StreamDescriptor, change: String, breaking: bool| SchemaChange {
+        stream: stream.to_string(),
+        change,
+        breaking,
+    };
+    for c in &configured.streams {
+        let d = c.stream.descriptor();
+        let Some(now) = discovered.streams.iter().find(|s| s.descriptor() == d) else {
+            out.push(change(&d, "the stream is gone".into(), true));
+            continue;
+        };
+        let old = properties(&c.stream.json_schema);
+        let new = properties(&now.json_schema);
+        let key_fields: Vec<&String> = c.primary_key.iter().filter_map(|p| p.first()).collect();
+        let cursor = (c.sync_mode == SyncMode::Incremental
+            && c.stream.source_defined_cursor != Some(true))
+        .then(|| c.cursor_field.first())
+        .flatten();
+        for (field, schema) in &old {
+            match new.iter().find(|(f, _)| f == field) {
+                None if key_fields.contains(&field) => out.push(change(
+                    &d,
+                    format!("primary key field `{field}` is gone"),
+                    true,
+                )),
+                None if cursor == Some(field) => {
+                    out.push(change(&d, format!("cursor field `{field}` is gone"), true))
+                }
+                None => out.push(change(&d, format!("column `{field}` removed"), false)),
+                Some((_, s)) if s != schema => {
+                    out.push(change(&d, format!("column `{field}` changed type"), false))
+                }
+                Some(_) => {}
+            }
+        }
+        for (field, _) in &new {
+            if !old.iter().any(|(f, _)| f == field) {
+                out.push(change(&d, format!("column `{field}` added"), false));
+            }
+        }
+    }
+    for s in &discovered.streams {
+        let d = s.descriptor();
+        if !configured
+            .streams
+            .iter()
+            .any(|c| c.stream.descriptor() == d)
+        {
+            out.push(change(&d, "new stream".into(), false));
+        }
+    }
+    out
+}
+
+fn properties(schema: &Value) -> Vec<(String, Value)> {
+    schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|p| p.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{AirbyteStream, ConfiguredAirbyteStream, DestinationSyncMode, Extra};
+    use serde_json::json;
+
+    fn stream(name: &str, props: Value) -> AirbyteStream {
+        let mut s = AirbyteStream::new(name, json!({"type": "object", "properties": props}));
+        s.supported_sync_modes = vec![SyncMode::FullRefresh, SyncMode::Incremental];
+        s
+    }
+
+    fn configured(s: AirbyteStream, cursor: &str, key: &str) -> ConfiguredAirbyteStream {
+        ConfiguredAirbyteStream {
+            stream: s,
+            sync_mode: SyncMode::Incremental,
+            cursor_field: vec![cursor.into()],
+            destination_sync_mode: DestinationSyncMode::Append,
+            destination_object_name: None,
+            primary_key: vec![vec![key.into()]],
+            generation_id: None,
+            minimum_generation_id: None,
+            sync_id: None,
+            include_files: None,
+            extra: Extra::new(),
+        }
+    }
+
+    #[test]
+    fn schema_changes_are_found_and_classified() {
+        let old = ConfiguredAirbyteCatalog {
+            streams: vec![configured(
+                stream(
+                    "users",
+                    json!({"id": {"type": "integer"}, "at": {"type": "string"}, "x": {"type": "string"}}),
+                ),
+                "at",
+                "id",
+            )],
+            extra: Extra::new(),
+        };
+        let same = AirbyteCatalog {
+            streams: vec![old.streams[0].stream.clone()],
+            extra: Extra::new(),
+        };
+        assert!(schema_changes(&old, &same).is_empty());
+
+        let grown = AirbyteCatalog {
+            streams: vec![
+                stream(
+                    "users",
+                    json!({"id": {"type": "integer"}, "at": {"type": "string"}, "x": {"type": "number"}, "y": {}}),
+                ),
+                stream("orders", json!({})),
+            ],
+            extra: Extra::new(),
+        };
+        let changes = schema_changes(&old, &grown);
+        let text: Vec<(String, String, bool)> = changes
+            .into_iter()
+            .map(|c| (c.stream, c.change, c.breaking))
+            .collect();
+        assert_eq!(
+            text,
+            vec![
+                ("users".into(), "column `x` changed type".into(), false),
+                ("users".into(), "column `y` added".into(), false),
+                ("orders".into(), "new stream".into(), false),
+            ]
+        );
+
+        let broken = AirbyteCatalog {
+            streams: vec![stream("users", json!({"x": {"type": "string"}}))],
+            extra: Extra::new(),
+        };
+        let changes = schema_changes(&old, &broken);
+        assert!(changes.iter().all(|c| c.breaking));
+        assert_eq!(
+            changes
+                .iter()
+                .map(|c| c.change.as_str())
+                .collect::<Vec<_>>(),
+            [
+                "primary key field `id` is gone",
+                "cursor field `at` is gone"
+            ]
+        );
+        let gone = schema_changes(&old, &AirbyteCatalog::default());
+        assert_eq!(gone[0].change, "the stream is gone");
+        assert!(gone[0].breaking);
+    }
+}
