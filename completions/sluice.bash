@@ -212,7 +212,7 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__apply)
-            opts="-f -o -q -v -h -V --file --dry-run --prune --check --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
+            opts="-f -o -q -v -h -V --file --dry-run --prune --check --runtime-option --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -223,6 +223,10 @@ _sluice() {
                     return 0
                     ;;
                 -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --runtime-option)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -330,7 +334,7 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__connection__subcmd__create)
-            opts="-o -q -v -h -V --source --destination --streams --all-streams --sync-mode --destination-sync-mode --schedule --namespace --prefix --schema-change --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
+            opts="-o -q -v -h -V --source --destination --streams --all-streams --sync-mode --destination-sync-mode --schedule --namespace --prefix --schema-change --runtime-option --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -370,6 +374,10 @@ _sluice() {
                     ;;
                 --schema-change)
                     COMPREPLY=($(compgen -W "ignore propagate-columns propagate-fully disable" -- "${cur}"))
+                    return 0
+                    ;;
+                --runtime-option)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --pull)
@@ -566,7 +574,7 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__connection__subcmd__refresh)
-            opts="-o -q -v -h -V --max-failed-attempts --max-attempts --retry-backoff --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
+            opts="-o -q -v -h -V --max-failed-attempts --max-attempts --retry-backoff --runtime-option --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -581,6 +589,10 @@ _sluice() {
                     return 0
                     ;;
                 --retry-backoff)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --runtime-option)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -628,7 +640,7 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__connection__subcmd__reset)
-            opts="-o -q -v -h -V --stream --max-failed-attempts --max-attempts --retry-backoff --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
+            opts="-o -q -v -h -V --stream --max-failed-attempts --max-attempts --retry-backoff --runtime-option --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -647,6 +659,10 @@ _sluice() {
                     return 0
                     ;;
                 --retry-backoff)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --runtime-option)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -694,7 +710,7 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__connection__subcmd__sync)
-            opts="-o -q -v -h -V --max-failed-attempts --max-attempts --retry-backoff --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
+            opts="-o -q -v -h -V --max-failed-attempts --max-attempts --retry-backoff --runtime-option --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -709,6 +725,10 @@ _sluice() {
                     return 0
                     ;;
                 --retry-backoff)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --runtime-option)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -756,7 +776,7 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__connection__subcmd__update)
-            opts="-o -q -v -h -V --source --destination --streams --all-streams --sync-mode --destination-sync-mode --schedule --namespace --prefix --schema-change --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
+            opts="-o -q -v -h -V --source --destination --streams --all-streams --sync-mode --destination-sync-mode --schedule --namespace --prefix --schema-change --runtime-option --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -796,6 +816,10 @@ _sluice() {
                     ;;
                 --schema-change)
                     COMPREPLY=($(compgen -W "ignore propagate-columns propagate-fully disable" -- "${cur}"))
+                    return 0
+                    ;;
+                --runtime-option)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --pull)
@@ -872,13 +896,17 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__connector__subcmd__check)
-            opts="-o -q -v -h -V --config --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
+            opts="-o -q -v -h -V --config --runtime-option --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --runtime-option)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -926,13 +954,17 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__connector__subcmd__discover)
-            opts="-o -q -v -h -V --config --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
+            opts="-o -q -v -h -V --config --runtime-option --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --runtime-option)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1070,7 +1102,7 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__connector__subcmd__read)
-            opts="-o -q -v -h -V --config --catalog --state --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
+            opts="-o -q -v -h -V --config --catalog --state --runtime-option --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1085,6 +1117,10 @@ _sluice() {
                     return 0
                     ;;
                 --state)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --runtime-option)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1132,12 +1168,16 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__connector__subcmd__spec)
-            opts="-o -q -v -h -V --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
+            opts="-o -q -v -h -V --runtime-option --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --runtime-option)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --pull)
                     COMPREPLY=($(compgen -W "always missing never" -- "${cur}"))
                     return 0
@@ -1182,7 +1222,7 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__connector__subcmd__write)
-            opts="-o -q -v -h -V --config --catalog --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
+            opts="-o -q -v -h -V --config --catalog --runtime-option --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1193,6 +1233,10 @@ _sluice() {
                     return 0
                     ;;
                 --catalog)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --runtime-option)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1360,12 +1404,16 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__destination__subcmd__check)
-            opts="-o -q -v -h -V --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
+            opts="-o -q -v -h -V --runtime-option --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --runtime-option)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --pull)
                     COMPREPLY=($(compgen -W "always missing never" -- "${cur}"))
                     return 0
@@ -1410,7 +1458,7 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__destination__subcmd__create)
-            opts="-o -q -v -h -V --connector --config --no-check --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
+            opts="-o -q -v -h -V --connector --config --no-check --runtime-option --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1421,6 +1469,10 @@ _sluice() {
                     return 0
                     ;;
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --runtime-option)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1558,7 +1610,7 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__destination__subcmd__update)
-            opts="-o -q -v -h -V --connector --config --no-check --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
+            opts="-o -q -v -h -V --connector --config --no-check --runtime-option --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1569,6 +1621,10 @@ _sluice() {
                     return 0
                     ;;
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --runtime-option)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1854,12 +1910,16 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__source__subcmd__check)
-            opts="-o -q -v -h -V --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
+            opts="-o -q -v -h -V --runtime-option --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --runtime-option)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --pull)
                     COMPREPLY=($(compgen -W "always missing never" -- "${cur}"))
                     return 0
@@ -1904,7 +1964,7 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__source__subcmd__create)
-            opts="-o -q -v -h -V --connector --config --no-check --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
+            opts="-o -q -v -h -V --connector --config --no-check --runtime-option --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1915,6 +1975,10 @@ _sluice() {
                     return 0
                     ;;
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --runtime-option)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1992,12 +2056,16 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__source__subcmd__discover)
-            opts="-o -q -v -h -V --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
+            opts="-o -q -v -h -V --runtime-option --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --runtime-option)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --pull)
                     COMPREPLY=($(compgen -W "always missing never" -- "${cur}"))
                     return 0
@@ -2102,7 +2170,7 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__source__subcmd__update)
-            opts="-o -q -v -h -V --connector --config --no-check --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
+            opts="-o -q -v -h -V --connector --config --no-check --runtime-option --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2113,6 +2181,10 @@ _sluice() {
                     return 0
                     ;;
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --runtime-option)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2292,7 +2364,7 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__sync)
-            opts="-o -q -v -h -V --source --source-config --destination --destination-config --streams --sync-mode --destination-sync-mode --state --catalog --namespace --prefix --max-line-size --log-file --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
+            opts="-o -q -v -h -V --source --source-config --destination --destination-config --streams --sync-mode --destination-sync-mode --state --catalog --namespace --prefix --max-line-size --log-file --runtime-option --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2347,6 +2419,10 @@ _sluice() {
                     return 0
                     ;;
                 --log-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --runtime-option)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

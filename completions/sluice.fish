@@ -61,6 +61,7 @@ complete -c sluice -n "__fish_sluice_using_subcommand sync" -l namespace -d 'Whe
 complete -c sluice -n "__fish_sluice_using_subcommand sync" -l prefix -d 'A prefix for every stream name in the destination' -r
 complete -c sluice -n "__fish_sluice_using_subcommand sync" -l max-line-size -d 'The longest protocol line accepted, in bytes; longer fails the sync' -r
 complete -c sluice -n "__fish_sluice_using_subcommand sync" -l log-file -d 'Write the sync\'s log here instead of the data directory' -r -F
+complete -c sluice -n "__fish_sluice_using_subcommand sync" -l runtime-option -d 'An option of a runtime, as RUNTIME.NAME=VALUE (repeatable), e.g. docker.memory=1g or python.interpreter=python3.11 [env: SLUICE_*]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand sync" -l pull -d 'When to pull a Docker connector\'s image [env: SLUICE_DOCKER_PULL] [default: missing]' -r -f -a "always\t'Before the first use in each run'
 missing\t'When the engine does not have the image'
 never\t'Never; a missing image is an error'"
@@ -92,6 +93,7 @@ complete -c sluice -n "__fish_sluice_using_subcommand connector; and not __fish_
 complete -c sluice -n "__fish_sluice_using_subcommand connector; and not __fish_seen_subcommand_from spec check discover read write install pull list" -f -a "install" -d 'Install a connector now (Python connectors are otherwise installed on first use; Docker images are pulled unless the engine has them)'
 complete -c sluice -n "__fish_sluice_using_subcommand connector; and not __fish_seen_subcommand_from spec check discover read write install pull list" -f -a "pull" -d 'Pull a Docker connector\'s image now, even when the engine has it'
 complete -c sluice -n "__fish_sluice_using_subcommand connector; and not __fish_seen_subcommand_from spec check discover read write install pull list" -f -a "list" -d 'List built-in and installed connectors'
+complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from spec" -l runtime-option -d 'An option of a runtime, as RUNTIME.NAME=VALUE (repeatable), e.g. docker.memory=1g or python.interpreter=python3.11 [env: SLUICE_*]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from spec" -l pull -d 'When to pull a Docker connector\'s image [env: SLUICE_DOCKER_PULL] [default: missing]' -r -f -a "always\t'Before the first use in each run'
 missing\t'When the engine does not have the image'
 never\t'Never; a missing image is an error'"
@@ -108,6 +110,7 @@ complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen
 complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from spec" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from spec" -s V -l version -d 'Print version'
 complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from check" -l config -d 'Its config: a JSON file, or JSON text starting with `{`' -r
+complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from check" -l runtime-option -d 'An option of a runtime, as RUNTIME.NAME=VALUE (repeatable), e.g. docker.memory=1g or python.interpreter=python3.11 [env: SLUICE_*]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from check" -l pull -d 'When to pull a Docker connector\'s image [env: SLUICE_DOCKER_PULL] [default: missing]' -r -f -a "always\t'Before the first use in each run'
 missing\t'When the engine does not have the image'
 never\t'Never; a missing image is an error'"
@@ -124,6 +127,7 @@ complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen
 complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from check" -s V -l version -d 'Print version'
 complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from discover" -l config -d 'Its config: a JSON file, or JSON text starting with `{`' -r
+complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from discover" -l runtime-option -d 'An option of a runtime, as RUNTIME.NAME=VALUE (repeatable), e.g. docker.memory=1g or python.interpreter=python3.11 [env: SLUICE_*]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from discover" -l pull -d 'When to pull a Docker connector\'s image [env: SLUICE_DOCKER_PULL] [default: missing]' -r -f -a "always\t'Before the first use in each run'
 missing\t'When the engine does not have the image'
 never\t'Never; a missing image is an error'"
@@ -142,6 +146,7 @@ complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen
 complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from read" -l config -d 'Its config: a JSON file, or JSON text starting with `{`' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from read" -l catalog -d 'A configured catalog [default: every stream, full refresh]' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from read" -l state -d 'A state file to resume from' -r -F
+complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from read" -l runtime-option -d 'An option of a runtime, as RUNTIME.NAME=VALUE (repeatable), e.g. docker.memory=1g or python.interpreter=python3.11 [env: SLUICE_*]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from read" -l pull -d 'When to pull a Docker connector\'s image [env: SLUICE_DOCKER_PULL] [default: missing]' -r -f -a "always\t'Before the first use in each run'
 missing\t'When the engine does not have the image'
 never\t'Never; a missing image is an error'"
@@ -159,6 +164,7 @@ complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen
 complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from read" -s V -l version -d 'Print version'
 complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from write" -l config -d 'Its config: a JSON file, or JSON text starting with `{`' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from write" -l catalog -d 'The configured catalog the messages belong to' -r -F
+complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from write" -l runtime-option -d 'An option of a runtime, as RUNTIME.NAME=VALUE (repeatable), e.g. docker.memory=1g or python.interpreter=python3.11 [env: SLUICE_*]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from write" -l pull -d 'When to pull a Docker connector\'s image [env: SLUICE_DOCKER_PULL] [default: missing]' -r -f -a "always\t'Before the first use in each run'
 missing\t'When the engine does not have the image'
 never\t'Never; a missing image is an error'"
@@ -215,6 +221,7 @@ complete -c sluice -n "__fish_sluice_using_subcommand source; and not __fish_see
 complete -c sluice -n "__fish_sluice_using_subcommand source; and not __fish_seen_subcommand_from create list get update delete check discover" -f -a "discover" -d 'List the source\'s streams (its catalog)'
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from create" -l connector -d 'The connector: a built-in name, python:PACKAGE==VERSION, docker:IMAGE:TAG or exec:PATH' -r
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from create" -l config -d 'Its config: a JSON file, or JSON text starting with `{`' -r
+complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from create" -l runtime-option -d 'An option of a runtime, as RUNTIME.NAME=VALUE (repeatable), e.g. docker.memory=1g or python.interpreter=python3.11 [env: SLUICE_*]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from create" -l pull -d 'When to pull a Docker connector\'s image [env: SLUICE_DOCKER_PULL] [default: missing]' -r -f -a "always\t'Before the first use in each run'
 missing\t'When the engine does not have the image'
 never\t'Never; a missing image is an error'"
@@ -251,6 +258,7 @@ complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_su
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from get" -s V -l version -d 'Print version'
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from update" -l connector -r
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from update" -l config -d 'The new config: a JSON file, or JSON text starting with `{`' -r
+complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from update" -l runtime-option -d 'An option of a runtime, as RUNTIME.NAME=VALUE (repeatable), e.g. docker.memory=1g or python.interpreter=python3.11 [env: SLUICE_*]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from update" -l pull -d 'When to pull a Docker connector\'s image [env: SLUICE_DOCKER_PULL] [default: missing]' -r -f -a "always\t'Before the first use in each run'
 missing\t'When the engine does not have the image'
 never\t'Never; a missing image is an error'"
@@ -275,6 +283,7 @@ complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_su
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from delete" -s v -l verbose -d 'Show connector logs as they come (-vv for debug lines too)'
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help'
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from delete" -s V -l version -d 'Print version'
+complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from check" -l runtime-option -d 'An option of a runtime, as RUNTIME.NAME=VALUE (repeatable), e.g. docker.memory=1g or python.interpreter=python3.11 [env: SLUICE_*]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from check" -l pull -d 'When to pull a Docker connector\'s image [env: SLUICE_DOCKER_PULL] [default: missing]' -r -f -a "always\t'Before the first use in each run'
 missing\t'When the engine does not have the image'
 never\t'Never; a missing image is an error'"
@@ -290,6 +299,7 @@ complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_su
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from check" -s v -l verbose -d 'Show connector logs as they come (-vv for debug lines too)'
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from check" -s V -l version -d 'Print version'
+complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from discover" -l runtime-option -d 'An option of a runtime, as RUNTIME.NAME=VALUE (repeatable), e.g. docker.memory=1g or python.interpreter=python3.11 [env: SLUICE_*]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from discover" -l pull -d 'When to pull a Docker connector\'s image [env: SLUICE_DOCKER_PULL] [default: missing]' -r -f -a "always\t'Before the first use in each run'
 missing\t'When the engine does not have the image'
 never\t'Never; a missing image is an error'"
@@ -321,6 +331,7 @@ complete -c sluice -n "__fish_sluice_using_subcommand destination; and not __fis
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and not __fish_seen_subcommand_from create list get update delete check" -f -a "check" -d 'Run the connector\'s check with the stored config'
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from create" -l connector -d 'The connector: a built-in name, python:PACKAGE==VERSION, docker:IMAGE:TAG or exec:PATH' -r
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from create" -l config -d 'Its config: a JSON file, or JSON text starting with `{`' -r
+complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from create" -l runtime-option -d 'An option of a runtime, as RUNTIME.NAME=VALUE (repeatable), e.g. docker.memory=1g or python.interpreter=python3.11 [env: SLUICE_*]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from create" -l pull -d 'When to pull a Docker connector\'s image [env: SLUICE_DOCKER_PULL] [default: missing]' -r -f -a "always\t'Before the first use in each run'
 missing\t'When the engine does not have the image'
 never\t'Never; a missing image is an error'"
@@ -357,6 +368,7 @@ complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_se
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from get" -s V -l version -d 'Print version'
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from update" -l connector -r
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from update" -l config -d 'The new config: a JSON file, or JSON text starting with `{`' -r
+complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from update" -l runtime-option -d 'An option of a runtime, as RUNTIME.NAME=VALUE (repeatable), e.g. docker.memory=1g or python.interpreter=python3.11 [env: SLUICE_*]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from update" -l pull -d 'When to pull a Docker connector\'s image [env: SLUICE_DOCKER_PULL] [default: missing]' -r -f -a "always\t'Before the first use in each run'
 missing\t'When the engine does not have the image'
 never\t'Never; a missing image is an error'"
@@ -381,6 +393,7 @@ complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_se
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from delete" -s v -l verbose -d 'Show connector logs as they come (-vv for debug lines too)'
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help'
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from delete" -s V -l version -d 'Print version'
+complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from check" -l runtime-option -d 'An option of a runtime, as RUNTIME.NAME=VALUE (repeatable), e.g. docker.memory=1g or python.interpreter=python3.11 [env: SLUICE_*]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from check" -l pull -d 'When to pull a Docker connector\'s image [env: SLUICE_DOCKER_PULL] [default: missing]' -r -f -a "always\t'Before the first use in each run'
 missing\t'When the engine does not have the image'
 never\t'Never; a missing image is an error'"
@@ -429,6 +442,7 @@ complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_see
 propagate-columns\t''
 propagate-fully\t''
 disable\t''"
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from create" -l runtime-option -d 'An option of a runtime, as RUNTIME.NAME=VALUE (repeatable), e.g. docker.memory=1g or python.interpreter=python3.11 [env: SLUICE_*]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from create" -l pull -d 'When to pull a Docker connector\'s image [env: SLUICE_DOCKER_PULL] [default: missing]' -r -f -a "always\t'Before the first use in each run'
 missing\t'When the engine does not have the image'
 never\t'Never; a missing image is an error'"
@@ -476,6 +490,7 @@ complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_see
 propagate-columns\t''
 propagate-fully\t''
 disable\t''"
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from update" -l runtime-option -d 'An option of a runtime, as RUNTIME.NAME=VALUE (repeatable), e.g. docker.memory=1g or python.interpreter=python3.11 [env: SLUICE_*]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from update" -l pull -d 'When to pull a Docker connector\'s image [env: SLUICE_DOCKER_PULL] [default: missing]' -r -f -a "always\t'Before the first use in each run'
 missing\t'When the engine does not have the image'
 never\t'Never; a missing image is an error'"
@@ -519,6 +534,7 @@ complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_see
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from sync" -l max-failed-attempts -d 'Attempts in a row that commit nothing before the job fails' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from sync" -l max-attempts -d 'Attempts in all before the job fails' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from sync" -l retry-backoff -d 'The wait after the first attempt that commits nothing, tripled after each further one (at most 30 min)' -r
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from sync" -l runtime-option -d 'An option of a runtime, as RUNTIME.NAME=VALUE (repeatable), e.g. docker.memory=1g or python.interpreter=python3.11 [env: SLUICE_*]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from sync" -l pull -d 'When to pull a Docker connector\'s image [env: SLUICE_DOCKER_PULL] [default: missing]' -r -f -a "always\t'Before the first use in each run'
 missing\t'When the engine does not have the image'
 never\t'Never; a missing image is an error'"
@@ -538,6 +554,7 @@ complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_see
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from reset" -l max-failed-attempts -d 'Attempts in a row that commit nothing before the job fails' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from reset" -l max-attempts -d 'Attempts in all before the job fails' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from reset" -l retry-backoff -d 'The wait after the first attempt that commits nothing, tripled after each further one (at most 30 min)' -r
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from reset" -l runtime-option -d 'An option of a runtime, as RUNTIME.NAME=VALUE (repeatable), e.g. docker.memory=1g or python.interpreter=python3.11 [env: SLUICE_*]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from reset" -l pull -d 'When to pull a Docker connector\'s image [env: SLUICE_DOCKER_PULL] [default: missing]' -r -f -a "always\t'Before the first use in each run'
 missing\t'When the engine does not have the image'
 never\t'Never; a missing image is an error'"
@@ -556,6 +573,7 @@ complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_see
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from refresh" -l max-failed-attempts -d 'Attempts in a row that commit nothing before the job fails' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from refresh" -l max-attempts -d 'Attempts in all before the job fails' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from refresh" -l retry-backoff -d 'The wait after the first attempt that commits nothing, tripled after each further one (at most 30 min)' -r
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from refresh" -l runtime-option -d 'An option of a runtime, as RUNTIME.NAME=VALUE (repeatable), e.g. docker.memory=1g or python.interpreter=python3.11 [env: SLUICE_*]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from refresh" -l pull -d 'When to pull a Docker connector\'s image [env: SLUICE_DOCKER_PULL] [default: missing]' -r -f -a "always\t'Before the first use in each run'
 missing\t'When the engine does not have the image'
 never\t'Never; a missing image is an error'"
@@ -678,6 +696,7 @@ complete -c sluice -n "__fish_sluice_using_subcommand db; and __fish_seen_subcom
 complete -c sluice -n "__fish_sluice_using_subcommand db; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help'
 complete -c sluice -n "__fish_sluice_using_subcommand db; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
 complete -c sluice -n "__fish_sluice_using_subcommand apply" -s f -l file -d 'The setup file (`-` for stdin)' -r -F
+complete -c sluice -n "__fish_sluice_using_subcommand apply" -l runtime-option -d 'An option of a runtime, as RUNTIME.NAME=VALUE (repeatable), e.g. docker.memory=1g or python.interpreter=python3.11 [env: SLUICE_*]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand apply" -l pull -d 'When to pull a Docker connector\'s image [env: SLUICE_DOCKER_PULL] [default: missing]' -r -f -a "always\t'Before the first use in each run'
 missing\t'When the engine does not have the image'
 never\t'Never; a missing image is an error'"

@@ -13,6 +13,18 @@ fn main() -> ExitCode {
             libc::mallopt(libc::M_TRIM_THRESHOLD, 128 << 20);
         }
     }
+    // Diagnostics of sluice itself, with a span per job and attempt; off
+    // unless SLUICE_LOG says (`SLUICE_LOG=info`, `SLUICE_LOG=sluice=debug`).
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG") {
+        use std::io::IsTerminal;
+        let colour = std::io::stderr().is_terminal()
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(colour)
+            .init();
+    }
     let cli = Cli::parse();
     let format = cli.global.output;
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -1,6 +1,6 @@
 //! `sluice apply` and `sluice export`: the whole setup as one YAML file.
 
-use super::args::{DockerArgs, OutputFormat};
+use super::args::{OutputFormat, RuntimeArgs};
 use super::output::{self, CliOutput};
 use super::ui;
 use super::{Ctx, ExitClass};
@@ -48,7 +48,7 @@ pub struct ApplyArgs {
     #[arg(long)]
     pub check: bool,
     #[command(flatten)]
-    pub docker: DockerArgs,
+    pub runtime: RuntimeArgs,
 }
 
 /// Write the current setup as YAML (secrets masked), in `apply`'s format.
@@ -92,7 +92,7 @@ pub async fn apply(ctx: &Ctx, a: ApplyArgs) -> anyhow::Result<ExitClass> {
         prune: a.prune,
         dry_run: true,
         check: a.check,
-        options: ctx.options(Some(&a.docker))?,
+        options: ctx.options(Some(&a.runtime))?,
     };
     // The plan first, then the changes.
     let plan = ui::wait(ctx, ctx.api.apply(request.clone()).await).await?;

@@ -36,9 +36,20 @@ pub enum OutputFormat {
     Json,
 }
 
-/// How Docker connectors run: on every command that runs connectors.
+/// How runtimes run connectors, on every command that runs them: the
+/// Docker runtime's flags, and any runtime's options by name.
 #[derive(Debug, Clone, Default, Args)]
-pub struct DockerArgs {
+pub struct RuntimeArgs {
+    /// An option of a runtime, as RUNTIME.NAME=VALUE (repeatable), e.g.
+    /// docker.memory=1g or python.interpreter=python3.11 [env: SLUICE_*].
+    #[arg(
+        long = "runtime-option",
+        value_name = "RUNTIME.NAME=VALUE",
+        value_parser = runtime_option,
+        help_heading = "Runtimes"
+    )]
+    pub options: Vec<(String, String, String)>,
+
     /// When to pull a Docker connector's image
     /// [env: SLUICE_DOCKER_PULL] [default: missing].
     #[arg(
@@ -80,11 +91,15 @@ pub enum PullArg {
     Never,
 }
 
-impl DockerArgs {
-    /// The Docker runtime's options these flags give. A relative
-    /// `--local-root` is made absolute here, where it was written.
+impl RuntimeArgs {
+    /// The runtime options these flags give; the named flags win over
+    /// `--runtime-option`. A relative `--local-root` is made absolute
+    /// here, where it was written.
     pub fn runtime(&self) -> anyhow::Result<RuntimeOptions> {
         let mut o = RuntimeOptions::default();
+        for (runtime, name, value) in &self.options {
+            o.set(runtime, name, value.clone());
+        }
         let mut set = |name: &str, value: Option<String>| {
             if let Some(v) = value {
                 o.set("docker", name, v);
@@ -108,6 +123,17 @@ impl DockerArgs {
     }
 }
 
+/// `RUNTIME.NAME=VALUE`.
+fn runtime_option(text: &str) -> Result<(String, String, String), String> {
+    let form = || format!("`{text}` is not RUNTIME.NAME=VALUE (e.g. docker.memory=1g)");
+    let (key, value) = text.split_once('=').ok_or_else(form)?;
+    let (runtime, name) = key.split_once('.').ok_or_else(form)?;
+    if runtime.is_empty() || name.is_empty() {
+        return Err(form());
+    }
+    Ok((runtime.into(), name.into(), value.into()))
+}
+
 /// The name clap shows for a value.
 pub fn possible_value(v: &impl ValueEnum) -> String {
     v.to_possible_value()
@@ -119,9 +145,9 @@ pub fn possible_value(v: &impl ValueEnum) -> String {
 impl GlobalArgs {
     /// The run options of a command: runtime flags, and the log lines to
     /// hear (-v: info and up; -vv: all).
-    pub fn run_options(&self, docker: Option<&DockerArgs>) -> anyhow::Result<RunOptions> {
+    pub fn run_options(&self, runtime: Option<&RuntimeArgs>) -> anyhow::Result<RunOptions> {
         Ok(RunOptions {
-            runtime: match docker {
+            runtime: match runtime {
                 Some(d) => d.runtime()?,
                 None => RuntimeOptions::default(),
             },

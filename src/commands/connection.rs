@@ -1,7 +1,7 @@
 //! `sluice connection ...`: connections between a stored source and a
 //! stored destination, and their jobs (sync, reset, refresh) run now.
 
-use super::args::{DestinationSyncModeArg, DockerArgs, SyncModeArg};
+use super::args::{DestinationSyncModeArg, RuntimeArgs, SyncModeArg};
 use super::output::{self, CliOutput};
 use super::ui::{self, done, show_one, Show};
 use super::{Ctx, ExitClass};
@@ -111,7 +111,7 @@ pub struct CreateArgs {
     )]
     pub schema_change: PolicyArg,
     #[command(flatten)]
-    pub docker: DockerArgs,
+    pub runtime: RuntimeArgs,
 }
 
 /// List connections with their last job.
@@ -155,7 +155,7 @@ pub struct UpdateArgs {
     #[arg(long, value_enum, value_name = "POLICY")]
     pub schema_change: Option<PolicyArg>,
     #[command(flatten)]
-    pub docker: DockerArgs,
+    pub runtime: RuntimeArgs,
 }
 
 /// Run a job now, inline, retrying failed attempts from the last committed state.
@@ -168,7 +168,7 @@ pub struct SyncArgs {
     #[command(flatten)]
     pub retry: RetryArgs,
     #[command(flatten)]
-    pub docker: DockerArgs,
+    pub runtime: RuntimeArgs,
 }
 
 /// Clear a connection's state and its data in the destination (all streams,
@@ -183,7 +183,7 @@ pub struct ResetArgs {
     #[command(flatten)]
     pub retry: RetryArgs,
     #[command(flatten)]
-    pub docker: DockerArgs,
+    pub runtime: RuntimeArgs,
 }
 
 #[derive(Debug, Args)]
@@ -270,7 +270,7 @@ pub async fn run(ctx: &Ctx, cmd: ConnectionCommand) -> anyhow::Result<ExitClass>
             let req = ConnectionCreate {
                 name: a.name,
                 spec,
-                options: ctx.options(Some(&a.docker))?,
+                options: ctx.options(Some(&a.runtime))?,
             };
             let v = ui::wait(ctx, ctx.api.connection_create(req).await).await?;
             show_one(
@@ -305,7 +305,7 @@ pub async fn run(ctx: &Ctx, cmd: ConnectionCommand) -> anyhow::Result<ExitClass>
             let req = ConnectionUpdate {
                 name: a.name,
                 patch,
-                options: ctx.options(Some(&a.docker))?,
+                options: ctx.options(Some(&a.runtime))?,
             };
             let v = ui::wait(ctx, ctx.api.connection_update(req).await).await?;
             show_one(ctx, &v, &format!("Updated connection `{}`.", v.name))?;
@@ -342,7 +342,7 @@ pub async fn run(ctx: &Ctx, cmd: ConnectionCommand) -> anyhow::Result<ExitClass>
             done(ctx, &format!("Connection `{}` is inactive.", a.name))?;
         }
         ConnectionCommand::Sync(a) => {
-            return run_job(ctx, a.name, JobKind::Sync, Vec::new(), &a.retry, &a.docker).await
+            return run_job(ctx, a.name, JobKind::Sync, Vec::new(), &a.retry, &a.runtime).await
         }
         ConnectionCommand::Refresh(a) => {
             return run_job(
@@ -351,13 +351,13 @@ pub async fn run(ctx: &Ctx, cmd: ConnectionCommand) -> anyhow::Result<ExitClass>
                 JobKind::Refresh,
                 Vec::new(),
                 &a.retry,
-                &a.docker,
+                &a.runtime,
             )
             .await
         }
         ConnectionCommand::Reset(a) => {
             let streams = clean(a.streams);
-            return run_job(ctx, a.name, JobKind::Reset, streams, &a.retry, &a.docker).await;
+            return run_job(ctx, a.name, JobKind::Reset, streams, &a.retry, &a.runtime).await;
         }
     }
     Ok(ExitClass::Success)
@@ -410,14 +410,14 @@ async fn run_job(
     kind: JobKind,
     streams: Vec<String>,
     retry: &RetryArgs,
-    docker: &DockerArgs,
+    runtime: &RuntimeArgs,
 ) -> anyhow::Result<ExitClass> {
     let req = JobRequest {
         connection,
         kind,
         streams,
         retry: retry.policy()?,
-        options: ctx.options(Some(docker))?,
+        options: ctx.options(Some(runtime))?,
     };
     let run = ctx.api.connection_job(req).await;
     let job = ui::follow(ctx, run, Show::Sync, |_| Ok(())).await?;
@@ -448,15 +448,7 @@ fn summary(ctx: &Ctx, j: &JobDetail) {
         }
         return;
     }
-    let why = last
-        .and_then(|a| a.failure.as_ref())
-        .map(|f| {
-            format!(
-                "{} error from the {}: {}",
-                f.failure_type, f.origin, f.message
-            )
-        })
-        .unwrap_or_else(|| "no reason was given".into());
+    let why = output::failure(last.and_then(|a| a.failure.as_ref()));
     eprintln!(
         "error: job {} {} after {} attempt(s) ({why})",
         j.job.id,

@@ -1,7 +1,7 @@
 //! `sluice connector ...`: run one protocol command of a connector, install
 //! or pull connectors, list them.
 
-use super::args::{DockerArgs, OutputFormat};
+use super::args::{OutputFormat, RuntimeArgs};
 use super::files::{self, ConfigArg};
 use super::output::{self, CliOutput};
 use super::ui::{self, Show};
@@ -44,7 +44,7 @@ pub struct SpecArgs {
     #[arg(value_name = "REF", help = REF_HELP)]
     pub connector: String,
     #[command(flatten)]
-    pub docker: DockerArgs,
+    pub runtime: RuntimeArgs,
 }
 
 /// Check a config works (check) or list a source's streams (discover).
@@ -63,7 +63,7 @@ pub struct ConfigArgs {
     #[arg(long, value_name = "FILE|JSON")]
     pub config: Option<String>,
     #[command(flatten)]
-    pub docker: DockerArgs,
+    pub runtime: RuntimeArgs,
 }
 
 /// Run a source's read and print its raw protocol messages.
@@ -86,7 +86,7 @@ pub struct ReadArgs {
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
     #[command(flatten)]
-    pub docker: DockerArgs,
+    pub runtime: RuntimeArgs,
 }
 
 /// Run a destination's write with protocol messages from stdin; print what
@@ -106,7 +106,7 @@ pub struct WriteArgs {
     #[arg(long, value_name = "FILE")]
     pub catalog: PathBuf,
     #[command(flatten)]
-    pub docker: DockerArgs,
+    pub runtime: RuntimeArgs,
 }
 
 /// Install a connector now (Python connectors are otherwise installed on
@@ -144,12 +144,12 @@ fn request(
     ctx: &Ctx,
     reference: &str,
     config: Option<&str>,
-    docker: Option<&DockerArgs>,
+    runtime: Option<&RuntimeArgs>,
 ) -> anyhow::Result<ConnectorRequest> {
     Ok(ConnectorRequest {
         connector: reference.to_string(),
         config: ConfigArg::read(config, "config")?.value,
-        options: ctx.options(docker)?,
+        options: ctx.options(runtime)?,
     })
 }
 
@@ -157,7 +157,7 @@ pub async fn run(ctx: &Ctx, cmd: ConnectorCommand) -> anyhow::Result<ExitClass> 
     let json = ctx.json();
     match cmd {
         ConnectorCommand::Spec(a) => {
-            let req = request(ctx, &a.connector, None, Some(&a.docker))?;
+            let req = request(ctx, &a.connector, None, Some(&a.runtime))?;
             let spec = ui::wait(ctx, ctx.api.connector_spec(req).await).await?;
             if json {
                 print_line(&Message::Spec(spec))?;
@@ -167,7 +167,7 @@ pub async fn run(ctx: &Ctx, cmd: ConnectorCommand) -> anyhow::Result<ExitClass> 
             Ok(ExitClass::Success)
         }
         ConnectorCommand::Check(a) => {
-            let req = request(ctx, &a.connector, a.config.as_deref(), Some(&a.docker))?;
+            let req = request(ctx, &a.connector, a.config.as_deref(), Some(&a.runtime))?;
             let status = ui::wait(ctx, ctx.api.connector_check(req).await).await?;
             let ok = status.status == CheckStatus::Succeeded;
             if json {
@@ -182,7 +182,7 @@ pub async fn run(ctx: &Ctx, cmd: ConnectorCommand) -> anyhow::Result<ExitClass> 
             })
         }
         ConnectorCommand::Discover(a) => {
-            let req = request(ctx, &a.connector, a.config.as_deref(), Some(&a.docker))?;
+            let req = request(ctx, &a.connector, a.config.as_deref(), Some(&a.runtime))?;
             let catalog = ui::wait(ctx, ctx.api.connector_discover(req).await).await?;
             if json {
                 print_line(&Message::Catalog(catalog))?;
@@ -202,7 +202,7 @@ pub async fn run(ctx: &Ctx, cmd: ConnectorCommand) -> anyhow::Result<ExitClass> 
                     .map(files::read_state)
                     .transpose()?
                     .flatten(),
-                options: ctx.options(Some(&a.docker))?,
+                options: ctx.options(Some(&a.runtime))?,
             };
             let (run, output) = ctx.api.connector_read(req).await;
             // Ctrl-C asks the connector to stop; what it wrote is kept.
@@ -210,8 +210,9 @@ pub async fn run(ctx: &Ctx, cmd: ConnectorCommand) -> anyhow::Result<ExitClass> 
                 copy_out(output),
                 ui::follow(ctx, run, Show::Graceful, |_| Ok(()))
             );
-            exit?;
+            // Our own output closed (`| head`) ends the read quietly.
             copied?;
+            exit?;
             Ok(ExitClass::Success)
         }
         ConnectorCommand::Write(a) => {
@@ -219,13 +220,13 @@ pub async fn run(ctx: &Ctx, cmd: ConnectorCommand) -> anyhow::Result<ExitClass> 
                 connector: a.connector.clone(),
                 config: ConfigArg::read(a.config.as_deref(), "config")?.value,
                 catalog: files::read_catalog(&a.catalog)?,
-                options: ctx.options(Some(&a.docker))?,
+                options: ctx.options(Some(&a.runtime))?,
             };
             let input: ByteStream = Box::pin(tokio_util::io::ReaderStream::new(tokio::io::stdin()));
             let (run, output) = ctx.api.connector_write(req, input).await;
             let (copied, exit) = tokio::join!(copy_out(output), ui::wait(ctx, run));
-            exit?;
             copied?;
+            exit?;
             Ok(ExitClass::Success)
         }
         ConnectorCommand::Install(a) => {

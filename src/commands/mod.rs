@@ -22,7 +22,7 @@ pub mod system;
 pub mod ui;
 
 use crate::api::{Api, ApiError, ErrorClass};
-use args::{DockerArgs, GlobalArgs, OutputFormat};
+use args::{GlobalArgs, OutputFormat, RuntimeArgs};
 
 /// The process exit code of an outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,8 +58,8 @@ impl Ctx {
     }
 
     /// The run options of a command that runs connectors.
-    pub fn options(&self, docker: Option<&DockerArgs>) -> anyhow::Result<crate::api::RunOptions> {
-        self.global.run_options(docker)
+    pub fn options(&self, runtime: Option<&RuntimeArgs>) -> anyhow::Result<crate::api::RunOptions> {
+        self.global.run_options(runtime)
     }
 }
 

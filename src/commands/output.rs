@@ -71,6 +71,22 @@ pub fn bytes(n: u64) -> String {
     crate::api::human_bytes(n)
 }
 
+/// Why something failed, for people: "a config error in the source: ...".
+pub fn failure(f: Option<&crate::api::Failure>) -> String {
+    match f {
+        Some(f) => {
+            let kind = f.failure_type.as_str().replace('_', " ");
+            let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                "an"
+            } else {
+                "a"
+            };
+            format!("{article} {kind} in the {}: {}", f.origin, f.message)
+        }
+        None => "no reason was given".into(),
+    }
+}
+
 /// A duration as people read it: "850 ms", "12.3 s", "4 min 05 s".
 pub fn duration_ms(ms: u64) -> String {
     if ms < 1000 {

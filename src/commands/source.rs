@@ -1,7 +1,7 @@
 //! `sluice source ...` and `sluice destination ...`: sources and
 //! destinations kept in the job store, by name.
 
-use super::args::DockerArgs;
+use super::args::RuntimeArgs;
 use super::files::ConfigArg;
 use super::output::{self, CliOutput};
 use super::ui::{self, done, show_one};
@@ -66,7 +66,7 @@ pub struct CreateArgs {
     #[arg(long)]
     pub no_check: bool,
     #[command(flatten)]
-    pub docker: DockerArgs,
+    pub runtime: RuntimeArgs,
 }
 
 /// List them (secrets masked).
@@ -102,7 +102,7 @@ pub struct UpdateArgs {
     #[arg(long)]
     pub no_check: bool,
     #[command(flatten)]
-    pub docker: DockerArgs,
+    pub runtime: RuntimeArgs,
 }
 
 #[derive(Debug, Args)]
@@ -117,7 +117,7 @@ pub struct RunArgs {
     /// Its name.
     pub name: String,
     #[command(flatten)]
-    pub docker: DockerArgs,
+    pub runtime: RuntimeArgs,
 }
 
 impl CliOutput for Actor {
@@ -181,7 +181,7 @@ async fn run(ctx: &Ctx, kind: ActorKind, cmd: Cmd) -> anyhow::Result<ExitClass> 
                 connector: a.connector.clone(),
                 config: config.value,
                 check: !a.no_check,
-                options: ctx.options(Some(&a.docker))?,
+                options: ctx.options(Some(&a.runtime))?,
             };
             let v = ui::wait(ctx, ctx.api.actor_create(req).await).await?;
             show_one(ctx, &v, &format!("Created {kind} `{}`.", v.name))?;
@@ -198,7 +198,7 @@ async fn run(ctx: &Ctx, kind: ActorKind, cmd: Cmd) -> anyhow::Result<ExitClass> 
                 connector: a.connector.clone(),
                 config: config.and_then(|c| c.value),
                 check: !a.no_check,
-                options: ctx.options(Some(&a.docker))?,
+                options: ctx.options(Some(&a.runtime))?,
             };
             let v = ui::wait(ctx, ctx.api.actor_update(req).await).await?;
             show_one(ctx, &v, &format!("Updated {kind} `{}`.", v.name))?;
@@ -232,7 +232,7 @@ async fn run(ctx: &Ctx, kind: ActorKind, cmd: Cmd) -> anyhow::Result<ExitClass> 
             let req = ActorRun {
                 kind,
                 name: a.name.clone(),
-                options: ctx.options(Some(&a.docker))?,
+                options: ctx.options(Some(&a.runtime))?,
             };
             let status = ui::wait(ctx, ctx.api.actor_check(req).await).await?;
             let ok = status.status == CheckStatus::Succeeded;
@@ -249,7 +249,7 @@ async fn run(ctx: &Ctx, kind: ActorKind, cmd: Cmd) -> anyhow::Result<ExitClass> 
             let req = ActorRun {
                 kind,
                 name: a.name.clone(),
-                options: ctx.options(Some(&a.docker))?,
+                options: ctx.options(Some(&a.runtime))?,
             };
             let catalog = ui::wait(ctx, ctx.api.source_discover(req).await).await?;
             if json {

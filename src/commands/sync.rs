@@ -1,6 +1,6 @@
 //! `sluice sync`: one sync, inline, from a source to a destination.
 
-use super::args::{DestinationSyncModeArg, DockerArgs, OutputFormat, SyncModeArg};
+use super::args::{DestinationSyncModeArg, OutputFormat, RuntimeArgs, SyncModeArg};
 use super::files::{self, ConfigArg};
 use super::output::{self, CliOutput};
 use super::ui::{self, Show};
@@ -97,7 +97,7 @@ pub struct SyncArgs {
     pub log_file: Option<PathBuf>,
 
     #[command(flatten)]
-    pub docker: DockerArgs,
+    pub runtime: RuntimeArgs,
 }
 
 /// What the command reads from the user's files, and where it writes back.
@@ -148,7 +148,7 @@ impl SyncArgs {
             prefix: self.prefix.clone(),
             max_line_bytes: self.max_line_size as u64,
             keep_log: self.log_file.is_none(),
-            options: ctx.options(Some(&self.docker))?,
+            options: ctx.options(Some(&self.runtime))?,
         };
         Ok(Inputs {
             request,
@@ -288,16 +288,7 @@ fn render(ctx: &Ctx, r: &SyncAnswer, state_file: Option<&PathBuf>) -> anyhow::Re
             let what = if r.status == SyncStatus::Cancelled {
                 "the sync was cancelled".to_string()
             } else {
-                match f {
-                    Some(f) => format!(
-                        "the sync failed ({} error from the {}): {}",
-                        f.failure_type, f.origin, f.message
-                    ),
-                    None => {
-                        "the sync failed (unknown error from the platform): no reason was given"
-                            .to_string()
-                    }
-                }
+                format!("the sync failed, with {}", output::failure(f))
             };
             eprintln!("error: {what}");
             let mut hints = Vec::new();

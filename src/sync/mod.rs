@@ -256,6 +256,7 @@ pub async fn run(plan: SyncPlan, hooks: SyncHooks) -> SyncReport {
         Failure::new(origin_of(role), failure_type, e.to_string())
     };
 
+    tracing::debug!(streams = n, source = %plan.source.reference(), destination = %plan.destination.reference(), run = %plan.run, "Sync started.");
     hooks.log.log(
         "sluice",
         LogLevel::Info,

@@ -4,6 +4,7 @@ mod common;
 
 mod assets;
 mod builtin;
+mod cli;
 mod docker;
 mod faker;
 mod guarantees;

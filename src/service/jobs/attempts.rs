@@ -20,6 +20,7 @@ use crate::sync::{self as engine, StateSink, SyncPlan};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument as _;
 
 impl Service {
     /// Runs a job's attempts until one succeeds, the job is cancelled, or
@@ -166,7 +167,16 @@ impl Service {
                 cancel: call.cancel.clone(),
                 grace: Duration::from_secs(10),
             };
-            let report = engine::run(plan, hooks).await;
+            let span = tracing::info_span!("attempt", number);
+            let report = engine::run(plan, hooks).instrument(span).await;
+            tracing::info!(
+                job = job.id,
+                attempt = number,
+                status = %report.status,
+                records = report.records,
+                committed = report.records_committed,
+                "Attempt ended."
+            );
             let failure = match (report.status, &report.failure) {
                 (SyncStatus::Cancelled, _) => Some(Failure::new(
                     FailureOrigin::Platform,

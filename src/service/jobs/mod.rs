@@ -24,6 +24,7 @@ use crate::store::{self, Actor, AttemptEnd, Job, Store};
 use crate::sync::log::AttemptLog;
 use std::path::PathBuf;
 use std::sync::Arc;
+use tracing::Instrument as _;
 
 /// What a job runs against, resolved once.
 struct Prepared {
@@ -156,12 +157,15 @@ impl Service {
             other => other,
         }?;
         call.send(Event::JobStarted { job: job.id });
+        let span = tracing::info_span!("job", id = job.id, connection = %c.name, kind = %req.kind);
+        tracing::info!(parent: &span, run = %call.run, "Job started.");
         let jobs_dir = self.settings.data_dir.join("jobs");
         crate::fsutil::ensure_private_dir(&self.settings.data_dir)
             .and_then(|()| crate::fsutil::ensure_private_dir(&jobs_dir))
             .with_context(|| format!("cannot create {}", jobs_dir.display()))?;
         let status = match self
             .run_attempts(&store, &c, reset_streams, &prepared, &job, req, call)
+            .instrument(span.clone())
             .await
         {
             Ok(status) => status,
@@ -174,6 +178,7 @@ impl Service {
             }
         };
         store.finish_job(job.id, status).await?;
+        tracing::info!(parent: &span, status = %status, "Job ended.");
         self.job_get(job.id).await
     }
 

@@ -1,0 +1,191 @@
+//! What a user reads when something goes wrong: the exit code, stdout and
+//! stderr of the main error paths, together, as snapshots reviewed as text
+//! (the sandbox's paths, times and durations filtered out).
+
+use crate::common::{Run, Sandbox};
+
+/// `sluice ARGS` in `sandbox`, as one text: the exit code, then stdout and
+/// stderr, with what changes between runs filtered out.
+fn transcript(sandbox: &Sandbox, args: &[&str]) -> String {
+    let run: Run = sandbox.run(args);
+    format!(
+        "$ sluice {}\nexit: {}\n--- stdout\n{}--- stderr\n{}",
+        args.join(" "),
+        run.code(),
+        run.stdout(),
+        run.stderr()
+    )
+}
+
+macro_rules! cli_snapshot {
+    ($sandbox:expr, $name:literal, $args:expr) => {{
+        let mut settings = insta::Settings::clone_current();
+        settings.add_filter(
+            &regex_escape(&$sandbox.dir.path().display().to_string()),
+            "[SANDBOX]",
+        );
+        settings.add_filter(r"\d{4}-\d\d-\d\dT\d\d:?\d\d:?\d\d(\.\d+)?Z", "[TIME]");
+        settings.add_filter(r"\b\d+(\.\d)? (ms|s)\b", "[DURATION]");
+        settings.add_filter(r"-\d+\.log\b", "-[PID].log");
+        settings.bind(|| insta::assert_snapshot!($name, transcript(&$sandbox, $args)));
+    }};
+}
+
+fn regex_escape(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '/' || c == '_' {
+                c.to_string()
+            } else {
+                format!("\\{c}")
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn bad_references_configs_and_files() {
+    let s = Sandbox::new();
+    cli_snapshot!(
+        s,
+        "unknown_builtin",
+        &["sync", "--source", "nope", "--destination", "devnull"]
+    );
+    cli_snapshot!(s, "unknown_kind", &["connector", "spec", "ftp:somewhere"]);
+    cli_snapshot!(
+        s,
+        "config_not_json",
+        &[
+            "sync",
+            "--source",
+            "sample",
+            "--source-config",
+            "{count: 1}",
+            "--destination",
+            "devnull"
+        ]
+    );
+    cli_snapshot!(
+        s,
+        "config_file_missing",
+        &[
+            "sync",
+            "--source",
+            "sample",
+            "--source-config",
+            "no-such.json",
+            "--destination",
+            "devnull"
+        ]
+    );
+    cli_snapshot!(
+        s,
+        "config_against_spec",
+        &[
+            "sync",
+            "--source",
+            "sample",
+            "--source-config",
+            r#"{"count": "many"}"#,
+            "--destination",
+            "devnull"
+        ]
+    );
+    cli_snapshot!(
+        s,
+        "unknown_stream",
+        &[
+            "sync",
+            "--source",
+            "sample",
+            "--streams",
+            "nope",
+            "--destination",
+            "devnull"
+        ]
+    );
+    cli_snapshot!(
+        s,
+        "bad_runtime_option",
+        &["connector", "spec", "sample", "--memory", "lots"]
+    );
+    cli_snapshot!(
+        s,
+        "error_as_json",
+        &["-o", "json", "connector", "spec", "ftp:somewhere"]
+    );
+}
+
+#[test]
+fn a_failed_sync_says_why_and_where_the_log_is() {
+    let s = Sandbox::new();
+    let source = s.script(
+        "fails.sh",
+        r#"case "$1" in
+spec) echo '{"type":"SPEC","spec":{"connectionSpecification":{"type":"object"}}}' ;;
+discover) echo '{"type":"CATALOG","catalog":{"streams":[{"name":"s","json_schema":{},"supported_sync_modes":["full_refresh"]}]}}' ;;
+read) echo 'the database is on fire' >&2; exit 3 ;;
+esac"#,
+    );
+    cli_snapshot!(
+        s,
+        "sync_failed",
+        &["sync", "--source", &source, "--destination", "devnull"]
+    );
+}
+
+#[test]
+fn names_that_name_nothing() {
+    let s = Sandbox::new();
+    cli_snapshot!(s, "source_not_found", &["source", "get", "nope"]);
+    cli_snapshot!(
+        s,
+        "connection_with_unknown_source",
+        &[
+            "connection",
+            "create",
+            "c",
+            "--source",
+            "nope",
+            "--destination",
+            "d"
+        ]
+    );
+    cli_snapshot!(s, "job_not_found", &["job", "logs", "42"]);
+    cli_snapshot!(
+        s,
+        "bad_schedule",
+        &[
+            "connection",
+            "create",
+            "c",
+            "--source",
+            "a",
+            "--destination",
+            "b",
+            "--schedule",
+            "hourly"
+        ]
+    );
+}
+
+#[test]
+fn an_inactive_connection_refuses_to_sync() {
+    let s = Sandbox::new();
+    s.run(&["source", "create", "gen", "--connector", "sample"])
+        .expect_code(0);
+    s.run(&["destination", "create", "nul", "--connector", "devnull"])
+        .expect_code(0);
+    s.run(&[
+        "connection",
+        "create",
+        "c",
+        "--source",
+        "gen",
+        "--destination",
+        "nul",
+    ])
+    .expect_code(0);
+    s.run(&["connection", "disable", "c"]).expect_code(0);
+    cli_snapshot!(s, "inactive_connection", &["connection", "sync", "c"]);
+}
