@@ -67,7 +67,7 @@ missing\t'When the engine does not have the image'
 never\t'Never; a missing image is an error'"
 complete -c sluice -n "__fish_sluice_using_subcommand sync" -l memory -d 'The memory limit of each connector container, e.g. 512m or 2g [env: SLUICE_DOCKER_MEMORY] [default: 2g]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand sync" -l cpus -d 'The CPUs each connector container may use, e.g. 0.5 [env: SLUICE_DOCKER_CPUS] [default: 2]' -r
-complete -c sluice -n "__fish_sluice_using_subcommand sync" -l network -d 'The Docker network connector containers join, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: bridge]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand sync" -l network -d 'The Docker network connector containers join: host (the machine\'s network, as Airbyte runs them), bridge (the engine\'s own, isolated), or a network\'s name, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: host]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand sync" -l local-root -d 'A host directory mounted at /local in connector containers, where file destinations write [env: SLUICE_DOCKER_LOCAL_ROOT]' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand sync" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"
@@ -99,7 +99,7 @@ missing\t'When the engine does not have the image'
 never\t'Never; a missing image is an error'"
 complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from spec" -l memory -d 'The memory limit of each connector container, e.g. 512m or 2g [env: SLUICE_DOCKER_MEMORY] [default: 2g]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from spec" -l cpus -d 'The CPUs each connector container may use, e.g. 0.5 [env: SLUICE_DOCKER_CPUS] [default: 2]' -r
-complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from spec" -l network -d 'The Docker network connector containers join, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: bridge]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from spec" -l network -d 'The Docker network connector containers join: host (the machine\'s network, as Airbyte runs them), bridge (the engine\'s own, isolated), or a network\'s name, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: host]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from spec" -l local-root -d 'A host directory mounted at /local in connector containers, where file destinations write [env: SLUICE_DOCKER_LOCAL_ROOT]' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from spec" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"
@@ -116,7 +116,7 @@ missing\t'When the engine does not have the image'
 never\t'Never; a missing image is an error'"
 complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from check" -l memory -d 'The memory limit of each connector container, e.g. 512m or 2g [env: SLUICE_DOCKER_MEMORY] [default: 2g]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from check" -l cpus -d 'The CPUs each connector container may use, e.g. 0.5 [env: SLUICE_DOCKER_CPUS] [default: 2]' -r
-complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from check" -l network -d 'The Docker network connector containers join, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: bridge]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from check" -l network -d 'The Docker network connector containers join: host (the machine\'s network, as Airbyte runs them), bridge (the engine\'s own, isolated), or a network\'s name, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: host]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from check" -l local-root -d 'A host directory mounted at /local in connector containers, where file destinations write [env: SLUICE_DOCKER_LOCAL_ROOT]' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from check" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"
@@ -133,7 +133,7 @@ missing\t'When the engine does not have the image'
 never\t'Never; a missing image is an error'"
 complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from discover" -l memory -d 'The memory limit of each connector container, e.g. 512m or 2g [env: SLUICE_DOCKER_MEMORY] [default: 2g]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from discover" -l cpus -d 'The CPUs each connector container may use, e.g. 0.5 [env: SLUICE_DOCKER_CPUS] [default: 2]' -r
-complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from discover" -l network -d 'The Docker network connector containers join, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: bridge]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from discover" -l network -d 'The Docker network connector containers join: host (the machine\'s network, as Airbyte runs them), bridge (the engine\'s own, isolated), or a network\'s name, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: host]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from discover" -l local-root -d 'A host directory mounted at /local in connector containers, where file destinations write [env: SLUICE_DOCKER_LOCAL_ROOT]' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from discover" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"
@@ -152,7 +152,7 @@ missing\t'When the engine does not have the image'
 never\t'Never; a missing image is an error'"
 complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from read" -l memory -d 'The memory limit of each connector container, e.g. 512m or 2g [env: SLUICE_DOCKER_MEMORY] [default: 2g]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from read" -l cpus -d 'The CPUs each connector container may use, e.g. 0.5 [env: SLUICE_DOCKER_CPUS] [default: 2]' -r
-complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from read" -l network -d 'The Docker network connector containers join, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: bridge]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from read" -l network -d 'The Docker network connector containers join: host (the machine\'s network, as Airbyte runs them), bridge (the engine\'s own, isolated), or a network\'s name, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: host]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from read" -l local-root -d 'A host directory mounted at /local in connector containers, where file destinations write [env: SLUICE_DOCKER_LOCAL_ROOT]' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from read" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"
@@ -170,7 +170,7 @@ missing\t'When the engine does not have the image'
 never\t'Never; a missing image is an error'"
 complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from write" -l memory -d 'The memory limit of each connector container, e.g. 512m or 2g [env: SLUICE_DOCKER_MEMORY] [default: 2g]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from write" -l cpus -d 'The CPUs each connector container may use, e.g. 0.5 [env: SLUICE_DOCKER_CPUS] [default: 2]' -r
-complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from write" -l network -d 'The Docker network connector containers join, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: bridge]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from write" -l network -d 'The Docker network connector containers join: host (the machine\'s network, as Airbyte runs them), bridge (the engine\'s own, isolated), or a network\'s name, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: host]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from write" -l local-root -d 'A host directory mounted at /local in connector containers, where file destinations write [env: SLUICE_DOCKER_LOCAL_ROOT]' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand connector; and __fish_seen_subcommand_from write" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"
@@ -227,7 +227,7 @@ missing\t'When the engine does not have the image'
 never\t'Never; a missing image is an error'"
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from create" -l memory -d 'The memory limit of each connector container, e.g. 512m or 2g [env: SLUICE_DOCKER_MEMORY] [default: 2g]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from create" -l cpus -d 'The CPUs each connector container may use, e.g. 0.5 [env: SLUICE_DOCKER_CPUS] [default: 2]' -r
-complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from create" -l network -d 'The Docker network connector containers join, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: bridge]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from create" -l network -d 'The Docker network connector containers join: host (the machine\'s network, as Airbyte runs them), bridge (the engine\'s own, isolated), or a network\'s name, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: host]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from create" -l local-root -d 'A host directory mounted at /local in connector containers, where file destinations write [env: SLUICE_DOCKER_LOCAL_ROOT]' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from create" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"
@@ -264,7 +264,7 @@ missing\t'When the engine does not have the image'
 never\t'Never; a missing image is an error'"
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from update" -l memory -d 'The memory limit of each connector container, e.g. 512m or 2g [env: SLUICE_DOCKER_MEMORY] [default: 2g]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from update" -l cpus -d 'The CPUs each connector container may use, e.g. 0.5 [env: SLUICE_DOCKER_CPUS] [default: 2]' -r
-complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from update" -l network -d 'The Docker network connector containers join, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: bridge]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from update" -l network -d 'The Docker network connector containers join: host (the machine\'s network, as Airbyte runs them), bridge (the engine\'s own, isolated), or a network\'s name, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: host]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from update" -l local-root -d 'A host directory mounted at /local in connector containers, where file destinations write [env: SLUICE_DOCKER_LOCAL_ROOT]' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from update" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"
@@ -289,7 +289,7 @@ missing\t'When the engine does not have the image'
 never\t'Never; a missing image is an error'"
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from check" -l memory -d 'The memory limit of each connector container, e.g. 512m or 2g [env: SLUICE_DOCKER_MEMORY] [default: 2g]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from check" -l cpus -d 'The CPUs each connector container may use, e.g. 0.5 [env: SLUICE_DOCKER_CPUS] [default: 2]' -r
-complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from check" -l network -d 'The Docker network connector containers join, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: bridge]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from check" -l network -d 'The Docker network connector containers join: host (the machine\'s network, as Airbyte runs them), bridge (the engine\'s own, isolated), or a network\'s name, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: host]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from check" -l local-root -d 'A host directory mounted at /local in connector containers, where file destinations write [env: SLUICE_DOCKER_LOCAL_ROOT]' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from check" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"
@@ -305,7 +305,7 @@ missing\t'When the engine does not have the image'
 never\t'Never; a missing image is an error'"
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from discover" -l memory -d 'The memory limit of each connector container, e.g. 512m or 2g [env: SLUICE_DOCKER_MEMORY] [default: 2g]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from discover" -l cpus -d 'The CPUs each connector container may use, e.g. 0.5 [env: SLUICE_DOCKER_CPUS] [default: 2]' -r
-complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from discover" -l network -d 'The Docker network connector containers join, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: bridge]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from discover" -l network -d 'The Docker network connector containers join: host (the machine\'s network, as Airbyte runs them), bridge (the engine\'s own, isolated), or a network\'s name, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: host]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from discover" -l local-root -d 'A host directory mounted at /local in connector containers, where file destinations write [env: SLUICE_DOCKER_LOCAL_ROOT]' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand source; and __fish_seen_subcommand_from discover" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"
@@ -337,7 +337,7 @@ missing\t'When the engine does not have the image'
 never\t'Never; a missing image is an error'"
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from create" -l memory -d 'The memory limit of each connector container, e.g. 512m or 2g [env: SLUICE_DOCKER_MEMORY] [default: 2g]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from create" -l cpus -d 'The CPUs each connector container may use, e.g. 0.5 [env: SLUICE_DOCKER_CPUS] [default: 2]' -r
-complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from create" -l network -d 'The Docker network connector containers join, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: bridge]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from create" -l network -d 'The Docker network connector containers join: host (the machine\'s network, as Airbyte runs them), bridge (the engine\'s own, isolated), or a network\'s name, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: host]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from create" -l local-root -d 'A host directory mounted at /local in connector containers, where file destinations write [env: SLUICE_DOCKER_LOCAL_ROOT]' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from create" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"
@@ -374,7 +374,7 @@ missing\t'When the engine does not have the image'
 never\t'Never; a missing image is an error'"
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from update" -l memory -d 'The memory limit of each connector container, e.g. 512m or 2g [env: SLUICE_DOCKER_MEMORY] [default: 2g]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from update" -l cpus -d 'The CPUs each connector container may use, e.g. 0.5 [env: SLUICE_DOCKER_CPUS] [default: 2]' -r
-complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from update" -l network -d 'The Docker network connector containers join, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: bridge]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from update" -l network -d 'The Docker network connector containers join: host (the machine\'s network, as Airbyte runs them), bridge (the engine\'s own, isolated), or a network\'s name, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: host]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from update" -l local-root -d 'A host directory mounted at /local in connector containers, where file destinations write [env: SLUICE_DOCKER_LOCAL_ROOT]' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from update" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"
@@ -399,7 +399,7 @@ missing\t'When the engine does not have the image'
 never\t'Never; a missing image is an error'"
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from check" -l memory -d 'The memory limit of each connector container, e.g. 512m or 2g [env: SLUICE_DOCKER_MEMORY] [default: 2g]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from check" -l cpus -d 'The CPUs each connector container may use, e.g. 0.5 [env: SLUICE_DOCKER_CPUS] [default: 2]' -r
-complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from check" -l network -d 'The Docker network connector containers join, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: bridge]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from check" -l network -d 'The Docker network connector containers join: host (the machine\'s network, as Airbyte runs them), bridge (the engine\'s own, isolated), or a network\'s name, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: host]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from check" -l local-root -d 'A host directory mounted at /local in connector containers, where file destinations write [env: SLUICE_DOCKER_LOCAL_ROOT]' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand destination; and __fish_seen_subcommand_from check" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"
@@ -448,7 +448,7 @@ missing\t'When the engine does not have the image'
 never\t'Never; a missing image is an error'"
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from create" -l memory -d 'The memory limit of each connector container, e.g. 512m or 2g [env: SLUICE_DOCKER_MEMORY] [default: 2g]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from create" -l cpus -d 'The CPUs each connector container may use, e.g. 0.5 [env: SLUICE_DOCKER_CPUS] [default: 2]' -r
-complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from create" -l network -d 'The Docker network connector containers join, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: bridge]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from create" -l network -d 'The Docker network connector containers join: host (the machine\'s network, as Airbyte runs them), bridge (the engine\'s own, isolated), or a network\'s name, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: host]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from create" -l local-root -d 'A host directory mounted at /local in connector containers, where file destinations write [env: SLUICE_DOCKER_LOCAL_ROOT]' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from create" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"
@@ -496,7 +496,7 @@ missing\t'When the engine does not have the image'
 never\t'Never; a missing image is an error'"
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from update" -l memory -d 'The memory limit of each connector container, e.g. 512m or 2g [env: SLUICE_DOCKER_MEMORY] [default: 2g]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from update" -l cpus -d 'The CPUs each connector container may use, e.g. 0.5 [env: SLUICE_DOCKER_CPUS] [default: 2]' -r
-complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from update" -l network -d 'The Docker network connector containers join, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: bridge]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from update" -l network -d 'The Docker network connector containers join: host (the machine\'s network, as Airbyte runs them), bridge (the engine\'s own, isolated), or a network\'s name, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: host]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from update" -l local-root -d 'A host directory mounted at /local in connector containers, where file destinations write [env: SLUICE_DOCKER_LOCAL_ROOT]' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from update" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"
@@ -540,7 +540,7 @@ missing\t'When the engine does not have the image'
 never\t'Never; a missing image is an error'"
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from sync" -l memory -d 'The memory limit of each connector container, e.g. 512m or 2g [env: SLUICE_DOCKER_MEMORY] [default: 2g]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from sync" -l cpus -d 'The CPUs each connector container may use, e.g. 0.5 [env: SLUICE_DOCKER_CPUS] [default: 2]' -r
-complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from sync" -l network -d 'The Docker network connector containers join, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: bridge]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from sync" -l network -d 'The Docker network connector containers join: host (the machine\'s network, as Airbyte runs them), bridge (the engine\'s own, isolated), or a network\'s name, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: host]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from sync" -l local-root -d 'A host directory mounted at /local in connector containers, where file destinations write [env: SLUICE_DOCKER_LOCAL_ROOT]' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from sync" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"
@@ -560,7 +560,7 @@ missing\t'When the engine does not have the image'
 never\t'Never; a missing image is an error'"
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from reset" -l memory -d 'The memory limit of each connector container, e.g. 512m or 2g [env: SLUICE_DOCKER_MEMORY] [default: 2g]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from reset" -l cpus -d 'The CPUs each connector container may use, e.g. 0.5 [env: SLUICE_DOCKER_CPUS] [default: 2]' -r
-complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from reset" -l network -d 'The Docker network connector containers join, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: bridge]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from reset" -l network -d 'The Docker network connector containers join: host (the machine\'s network, as Airbyte runs them), bridge (the engine\'s own, isolated), or a network\'s name, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: host]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from reset" -l local-root -d 'A host directory mounted at /local in connector containers, where file destinations write [env: SLUICE_DOCKER_LOCAL_ROOT]' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from reset" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"
@@ -579,7 +579,7 @@ missing\t'When the engine does not have the image'
 never\t'Never; a missing image is an error'"
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from refresh" -l memory -d 'The memory limit of each connector container, e.g. 512m or 2g [env: SLUICE_DOCKER_MEMORY] [default: 2g]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from refresh" -l cpus -d 'The CPUs each connector container may use, e.g. 0.5 [env: SLUICE_DOCKER_CPUS] [default: 2]' -r
-complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from refresh" -l network -d 'The Docker network connector containers join, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: bridge]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from refresh" -l network -d 'The Docker network connector containers join: host (the machine\'s network, as Airbyte runs them), bridge (the engine\'s own, isolated), or a network\'s name, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: host]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from refresh" -l local-root -d 'A host directory mounted at /local in connector containers, where file destinations write [env: SLUICE_DOCKER_LOCAL_ROOT]' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from refresh" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"
@@ -702,7 +702,7 @@ missing\t'When the engine does not have the image'
 never\t'Never; a missing image is an error'"
 complete -c sluice -n "__fish_sluice_using_subcommand apply" -l memory -d 'The memory limit of each connector container, e.g. 512m or 2g [env: SLUICE_DOCKER_MEMORY] [default: 2g]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand apply" -l cpus -d 'The CPUs each connector container may use, e.g. 0.5 [env: SLUICE_DOCKER_CPUS] [default: 2]' -r
-complete -c sluice -n "__fish_sluice_using_subcommand apply" -l network -d 'The Docker network connector containers join, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: bridge]' -r
+complete -c sluice -n "__fish_sluice_using_subcommand apply" -l network -d 'The Docker network connector containers join: host (the machine\'s network, as Airbyte runs them), bridge (the engine\'s own, isolated), or a network\'s name, to reach a database in another container [env: SLUICE_DOCKER_NETWORK] [default: host]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand apply" -l local-root -d 'A host directory mounted at /local in connector containers, where file destinations write [env: SLUICE_DOCKER_LOCAL_ROOT]' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand apply" -s o -l output -d 'How to print results: tables for people, JSON for scripts' -r -f -a "table\t''
 json\t''"

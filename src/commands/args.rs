@@ -70,8 +70,10 @@ pub struct RuntimeArgs {
     #[arg(long, value_name = "CPUS", help_heading = "Docker connectors")]
     pub cpus: Option<String>,
 
-    /// The Docker network connector containers join, to reach a database
-    /// in another container [env: SLUICE_DOCKER_NETWORK] [default: bridge].
+    /// The Docker network connector containers join: host (the machine's
+    /// network, as Airbyte runs them), bridge (the engine's own, isolated),
+    /// or a network's name, to reach a database in another container
+    /// [env: SLUICE_DOCKER_NETWORK] [default: host].
     #[arg(long, value_name = "NAME", help_heading = "Docker connectors")]
     pub network: Option<String>,
 

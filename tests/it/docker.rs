@@ -585,7 +585,12 @@ fn a_container_killed_mid_sync_fails_it_and_keeps_the_committed_state() {
     assert_eq!(c["HostConfig"]["NanoCpus"], 2_000_000_000u64);
     assert_eq!(c["HostConfig"]["Privileged"], false);
     assert_eq!(c["HostConfig"]["CapDrop"], json!(["ALL"]));
-    assert_eq!(c["HostConfig"]["NetworkMode"], "bridge");
+    // The machine's network by default, as Airbyte's launcher does.
+    assert_eq!(c["HostConfig"]["NetworkMode"], "host");
+    assert_eq!(
+        labels["sluice.run"].as_str().map(str::is_empty),
+        Some(false)
+    );
     let mounts = c["Mounts"].as_array().unwrap();
     assert!(
         mounts

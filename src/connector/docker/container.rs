@@ -142,12 +142,7 @@ pub async fn start(
             // No swap: the limit is the limit, and exceeding it is an OOM kill.
             memory_swap: Some(memory),
             nano_cpus: Some((config.cpus * 1e9) as i64),
-            network_mode: Some(
-                config
-                    .network
-                    .clone()
-                    .unwrap_or_else(|| "bridge".to_string()),
-            ),
+            network_mode: Some(config.network.clone()),
             privileged: Some(false),
             cap_drop: Some(vec!["ALL".into()]),
             security_opt: Some(vec!["no-new-privileges".into()]),

@@ -101,8 +101,9 @@ pub struct DockerConfig {
     pub memory: u64,
     /// CPUs each container may use.
     pub cpus: f64,
-    /// The network containers join; the engine's default bridge when unset.
-    pub network: Option<String>,
+    /// The network containers join: `host` (the default, as Airbyte's
+    /// launcher), `bridge`, or a network of the user's.
+    pub network: String,
     /// A host directory mounted at /local, as Airbyte's platform does for
     /// destinations that write files.
     pub local_root: Option<PathBuf>,
@@ -110,6 +111,11 @@ pub struct DockerConfig {
 }
 
 pub const DEFAULT_MEMORY: u64 = 2 << 30;
+/// The machine's own network, as Airbyte's Docker launcher runs connectors
+/// (its `DOCKER_NETWORK`, default `host`): a container reaches what the
+/// machine reaches, `localhost` included, and starts without a network of
+/// its own to set up.
+pub const DEFAULT_NETWORK: &str = "host";
 pub const DEFAULT_CPUS: f64 = 2.0;
 
 impl Default for DockerConfig {
@@ -118,7 +124,7 @@ impl Default for DockerConfig {
             pull: PullPolicy::Missing,
             memory: DEFAULT_MEMORY,
             cpus: DEFAULT_CPUS,
-            network: None,
+            network: DEFAULT_NETWORK.into(),
             local_root: None,
             transport: Transport::Auto,
         }
@@ -189,7 +195,7 @@ const OPTIONS: &[OptionSpec] = &[
     OptionSpec {
         name: "network",
         env: "SLUICE_DOCKER_NETWORK",
-        help: "the network connector containers join [default: the engine's bridge]",
+        help: "the network connector containers join: host, bridge or a network's name [default: host]",
         path: false,
     },
     OptionSpec {
@@ -231,8 +237,11 @@ impl DockerRuntime {
                 .parsed(self, "cpus", parse_cpus)?
                 .unwrap_or(defaults.cpus),
             network: env
-                .parsed(self, "network", |v| Ok(v.trim().to_string()))?
-                .or(defaults.network),
+                .parsed(self, "network", |v| match v.trim() {
+                    "" => Err("the network is empty".into()),
+                    name => Ok(name.to_string()),
+                })?
+                .unwrap_or(defaults.network),
             local_root,
             transport: env
                 .parsed(self, "transport", str::parse)?
