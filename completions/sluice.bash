@@ -334,7 +334,7 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__connection__subcmd__create)
-            opts="-o -q -v -h -V --source --destination --streams --all-streams --sync-mode --destination-sync-mode --schedule --namespace --prefix --schema-change --runtime-option --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
+            opts="-o -q -v -h -V --source --destination --streams --all-streams --sync-mode --destination-sync-mode --cursor --primary-key --schedule --namespace --prefix --schema-change --runtime-option --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -353,11 +353,19 @@ _sluice() {
                     return 0
                     ;;
                 --sync-mode)
-                    COMPREPLY=($(compgen -W "full-refresh incremental" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "full_refresh incremental" -- "${cur}"))
                     return 0
                     ;;
                 --destination-sync-mode)
-                    COMPREPLY=($(compgen -W "overwrite append append-dedup" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "overwrite append append_dedup" -- "${cur}"))
+                    return 0
+                    ;;
+                --cursor)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --primary-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --schedule)
@@ -373,7 +381,7 @@ _sluice() {
                     return 0
                     ;;
                 --schema-change)
-                    COMPREPLY=($(compgen -W "ignore propagate-columns propagate-fully disable" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "ignore propagate_columns propagate_fully disable" -- "${cur}"))
                     return 0
                     ;;
                 --runtime-option)
@@ -776,7 +784,7 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__connection__subcmd__update)
-            opts="-o -q -v -h -V --source --destination --streams --all-streams --sync-mode --destination-sync-mode --schedule --namespace --prefix --schema-change --runtime-option --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
+            opts="-o -q -v -h -V --source --destination --streams --all-streams --sync-mode --destination-sync-mode --cursor --primary-key --schedule --namespace --prefix --schema-change --runtime-option --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -795,11 +803,19 @@ _sluice() {
                     return 0
                     ;;
                 --sync-mode)
-                    COMPREPLY=($(compgen -W "full-refresh incremental" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "full_refresh incremental" -- "${cur}"))
                     return 0
                     ;;
                 --destination-sync-mode)
-                    COMPREPLY=($(compgen -W "overwrite append append-dedup" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "overwrite append append_dedup" -- "${cur}"))
+                    return 0
+                    ;;
+                --cursor)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --primary-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --schedule)
@@ -815,7 +831,7 @@ _sluice() {
                     return 0
                     ;;
                 --schema-change)
-                    COMPREPLY=($(compgen -W "ignore propagate-columns propagate-fully disable" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "ignore propagate_columns propagate_fully disable" -- "${cur}"))
                     return 0
                     ;;
                 --runtime-option)
@@ -2364,7 +2380,7 @@ _sluice() {
             return 0
             ;;
         sluice__subcmd__sync)
-            opts="-o -q -v -h -V --source --source-config --destination --destination-config --streams --sync-mode --destination-sync-mode --state --catalog --namespace --prefix --max-line-size --log-file --runtime-option --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
+            opts="-o -q -v -h -V --source --source-config --destination --destination-config --streams --sync-mode --destination-sync-mode --cursor --primary-key --state --catalog --namespace --prefix --max-line-size --log-file --runtime-option --pull --memory --cpus --network --local-root --output --quiet --verbose --data-dir --database-url --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2391,11 +2407,19 @@ _sluice() {
                     return 0
                     ;;
                 --sync-mode)
-                    COMPREPLY=($(compgen -W "full-refresh incremental" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "full_refresh incremental" -- "${cur}"))
                     return 0
                     ;;
                 --destination-sync-mode)
-                    COMPREPLY=($(compgen -W "overwrite append append-dedup" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "overwrite append append_dedup" -- "${cur}"))
+                    return 0
+                    ;;
+                --cursor)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --primary-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --state)

@@ -50,11 +50,13 @@ complete -c sluice -n "__fish_sluice_using_subcommand sync" -l source-config -d 
 complete -c sluice -n "__fish_sluice_using_subcommand sync" -l destination -d 'The destination connector' -r
 complete -c sluice -n "__fish_sluice_using_subcommand sync" -l destination-config -d 'The destination config: a JSON file, or JSON text starting with `{`' -r
 complete -c sluice -n "__fish_sluice_using_subcommand sync" -l streams -d 'Only these streams (comma-separated names, or namespace.name)' -r
-complete -c sluice -n "__fish_sluice_using_subcommand sync" -l sync-mode -d 'How to read the streams' -r -f -a "full-refresh\t''
+complete -c sluice -n "__fish_sluice_using_subcommand sync" -l sync-mode -d 'How to read the streams: full_refresh (everything, every time) or incremental (what is new since the state) [default: full_refresh]' -r -f -a "full_refresh\t''
 incremental\t''"
-complete -c sluice -n "__fish_sluice_using_subcommand sync" -l destination-sync-mode -d 'How to write them [default: overwrite for full_refresh, append for incremental]' -r -f -a "overwrite\t''
+complete -c sluice -n "__fish_sluice_using_subcommand sync" -l destination-sync-mode -d 'How to write the streams: overwrite (replace the stream\'s data when the sync completes), append (add what is read), append_dedup (add, keeping the newest row per primary key) [default: overwrite for full_refresh, append for incremental]. A sync interrupted after records but before their state was committed sends them again when it resumes (Airbyte\'s at-least-once delivery): append then holds them twice, append_dedup once.' -r -f -a "overwrite\t''
 append\t''
-append-dedup\t''"
+append_dedup\t''"
+complete -c sluice -n "__fish_sluice_using_subcommand sync" -l cursor -d 'The cursor of a stream for incremental syncs, as STREAM=FIELD (a nested field as a.b; repeatable), over the source\'s default' -r
+complete -c sluice -n "__fish_sluice_using_subcommand sync" -l primary-key -d 'The primary key of a stream, as STREAM=FIELD[,FIELD...] (repeatable), over the source\'s; append_dedup needs one' -r
 complete -c sluice -n "__fish_sluice_using_subcommand sync" -l state -d 'A state file: read at start if it exists, rewritten after every committed checkpoint (Airbyte\'s --state format)' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand sync" -l catalog -d 'A configured catalog to use instead of discovering the source' -r -F
 complete -c sluice -n "__fish_sluice_using_subcommand sync" -l namespace -d 'Where streams land: source, destination, or custom:NAME (${SOURCE_NAMESPACE} in NAME is replaced)' -r
@@ -430,17 +432,19 @@ complete -c sluice -n "__fish_sluice_using_subcommand connection; and not __fish
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from create" -l source -d 'The stored source' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from create" -l destination -d 'The stored destination' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from create" -l streams -d 'Only these streams (comma-separated names, or namespace.name)' -r
-complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from create" -l sync-mode -r -f -a "full-refresh\t''
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from create" -l sync-mode -d 'How to read the streams: full_refresh (everything, every time) or incremental (what is new since the state) [default: full_refresh]' -r -f -a "full_refresh\t''
 incremental\t''"
-complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from create" -l destination-sync-mode -d '[default: overwrite for full_refresh, append for incremental]' -r -f -a "overwrite\t''
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from create" -l destination-sync-mode -d 'How to write the streams: overwrite (replace the stream\'s data when the sync completes), append (add what is read), append_dedup (add, keeping the newest row per primary key) [default: overwrite for full_refresh, append for incremental]. A sync interrupted after records but before their state was committed sends them again when it resumes (Airbyte\'s at-least-once delivery): append then holds them twice, append_dedup once.' -r -f -a "overwrite\t''
 append\t''
-append-dedup\t''"
+append_dedup\t''"
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from create" -l cursor -d 'The cursor of a stream for incremental syncs, as STREAM=FIELD (a nested field as a.b; repeatable), over the source\'s default' -r
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from create" -l primary-key -d 'The primary key of a stream, as STREAM=FIELD[,FIELD...] (repeatable), over the source\'s; append_dedup needs one' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from create" -l schedule -d 'manual, every:DURATION (every:1h) or cron:\'0 */6 * * *\'' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from create" -l namespace -d 'Where streams land: source, destination or custom:NAME' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from create" -l prefix -d 'A prefix for every stream name in the destination' -r
-complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from create" -l schema-change -d 'What to do when the source\'s schema changes' -r -f -a "ignore\t''
-propagate-columns\t''
-propagate-fully\t''
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from create" -l schema-change -d 'What a job does when the source\'s schema changed: ignore (sync the catalog as it was), propagate_columns (take new and changed columns of the selected streams), propagate_fully (also add new streams) or disable (turn the connection off)' -r -f -a "ignore\t''
+propagate_columns\t''
+propagate_fully\t''
 disable\t''"
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from create" -l runtime-option -d 'An option of a runtime, as RUNTIME.NAME=VALUE (repeatable), e.g. docker.memory=1g or python.interpreter=python3.11 [env: SLUICE_*]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from create" -l pull -d 'When to pull a Docker connector\'s image [env: SLUICE_DOCKER_PULL] [default: missing]' -r -f -a "always\t'Before the first use in each run'
@@ -478,17 +482,19 @@ complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_see
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from update" -l source -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from update" -l destination -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from update" -l streams -r
-complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from update" -l sync-mode -r -f -a "full-refresh\t''
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from update" -l sync-mode -d 'How to read the streams: full_refresh or incremental' -r -f -a "full_refresh\t''
 incremental\t''"
-complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from update" -l destination-sync-mode -r -f -a "overwrite\t''
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from update" -l destination-sync-mode -d 'How to write the streams: overwrite (replace the stream\'s data when the sync completes), append (add what is read), append_dedup (add, keeping the newest row per primary key) [default: overwrite for full_refresh, append for incremental]. A sync interrupted after records but before their state was committed sends them again when it resumes (Airbyte\'s at-least-once delivery): append then holds them twice, append_dedup once.' -r -f -a "overwrite\t''
 append\t''
-append-dedup\t''"
+append_dedup\t''"
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from update" -l cursor -d 'The cursor of a stream for incremental syncs, as STREAM=FIELD (a nested field as a.b; repeatable), over the source\'s default' -r
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from update" -l primary-key -d 'The primary key of a stream, as STREAM=FIELD[,FIELD...] (repeatable), over the source\'s; append_dedup needs one' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from update" -l schedule -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from update" -l namespace -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from update" -l prefix -r
-complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from update" -l schema-change -r -f -a "ignore\t''
-propagate-columns\t''
-propagate-fully\t''
+complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from update" -l schema-change -d 'What a job does when the source\'s schema changed: ignore, propagate_columns, propagate_fully or disable' -r -f -a "ignore\t''
+propagate_columns\t''
+propagate_fully\t''
 disable\t''"
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from update" -l runtime-option -d 'An option of a runtime, as RUNTIME.NAME=VALUE (repeatable), e.g. docker.memory=1g or python.interpreter=python3.11 [env: SLUICE_*]' -r
 complete -c sluice -n "__fish_sluice_using_subcommand connection; and __fish_seen_subcommand_from update" -l pull -d 'When to pull a Docker connector\'s image [env: SLUICE_DOCKER_PULL] [default: missing]' -r -f -a "always\t'Before the first use in each run'
@@ -601,7 +607,7 @@ complete -c sluice -n "__fish_sluice_using_subcommand job; and not __fish_seen_s
 complete -c sluice -n "__fish_sluice_using_subcommand job; and not __fish_seen_subcommand_from list get logs" -f -a "get" -d 'Show a job: its attempts, per-stream records and bytes, durations and failure reasons, and the schema changes found before it ran'
 complete -c sluice -n "__fish_sluice_using_subcommand job; and not __fish_seen_subcommand_from list get logs" -f -a "logs" -d 'Print the log of a job\'s attempt (the last one by default)'
 complete -c sluice -n "__fish_sluice_using_subcommand job; and __fish_seen_subcommand_from list" -l connection -d 'Only this connection\'s jobs' -r
-complete -c sluice -n "__fish_sluice_using_subcommand job; and __fish_seen_subcommand_from list" -l status -r -f -a "pending\t''
+complete -c sluice -n "__fish_sluice_using_subcommand job; and __fish_seen_subcommand_from list" -l status -d 'Only jobs with this status: pending, running, succeeded, failed or cancelled' -r -f -a "pending\t''
 running\t''
 succeeded\t''
 failed\t''

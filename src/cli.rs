@@ -34,7 +34,30 @@ Examples:
 
   # What a connector needs, and what it offers
   sluice connector spec python:airbyte-source-faker==7.2.1
-  sluice connector discover sample --config '{\"streams\": [\"users\", \"orders\"]}'";
+  sluice connector discover sample --config '{\"streams\": [\"users\", \"orders\"]}'
+
+Exit status:
+  0  it worked
+  1  a sync or job ran and failed (or a connector's check said FAILED)
+  2  something to fix in the command, a config, a file or the setup
+  3  the daemon could not be reached";
+
+/// The EXIT STATUS section of the man page `sluice.1`.
+const EXIT_STATUS_ROFF: &str = "\
+.SH \"EXIT STATUS\"
+.TP
+0
+It worked.
+.TP
+1
+A sync or job ran and failed, or a connector's check said FAILED.
+.TP
+2
+Something to fix in the command, a config, a file or the setup; nothing ran.
+.TP
+3
+The daemon could not be reached.
+";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -174,6 +197,9 @@ fn write_man(
     let page = cmd.clone().name(name.to_string());
     let mut buf = Vec::new();
     clap_mangen::Man::new(page).render(&mut buf)?;
+    if name == "sluice" {
+        buf.extend_from_slice(EXIT_STATUS_ROFF.as_bytes());
+    }
     let path = dir.join(format!("{name}.1"));
     std::fs::write(&path, buf)?;
     written.push(path);

@@ -109,6 +109,29 @@ mod tests {
     }
 
     #[test]
+    fn modes_and_policies_take_either_spelling() {
+        let text = "connections:\n  c:\n    source: a\n    destination: d\n    sync_mode: full-refresh\n    destination_sync_mode: append-dedup\n    schema_change: propagate-fully\n";
+        let s = Setup::parse(text, "f.yaml", |_| None).unwrap();
+        let c = &s.connections["c"];
+        assert_eq!(c.sync_mode, Some(crate::api::SyncMode::FullRefresh));
+        assert_eq!(
+            c.destination_sync_mode,
+            Some(crate::api::DestinationSyncMode::AppendDedup)
+        );
+        assert_eq!(
+            c.schema_change,
+            crate::api::SchemaChangePolicy::PropagateFully
+        );
+        let yaml = s.to_yaml().unwrap();
+        assert!(yaml.contains("sync_mode: full_refresh"), "{yaml}");
+        assert!(
+            yaml.contains("destination_sync_mode: append_dedup"),
+            "{yaml}"
+        );
+        assert!(yaml.contains("schema_change: propagate_fully"), "{yaml}");
+    }
+
+    #[test]
     fn unknown_keys_are_refused_and_yaml_round_trips() {
         let e = Setup::parse("sourcez: {}\n", "f.yaml", |_| None).unwrap_err();
         assert!(

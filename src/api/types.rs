@@ -106,6 +106,13 @@ pub struct SyncRequest {
     pub sync_mode: Option<SyncMode>,
     #[serde(default)]
     pub destination_sync_mode: Option<DestinationSyncMode>,
+    /// Cursors chosen by stream name (a field path each), over the
+    /// source's defaults.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cursors: BTreeMap<String, Vec<String>>,
+    /// Primary keys chosen by stream name (field paths), over the source's.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub primary_keys: BTreeMap<String, Vec<Vec<String>>>,
     /// A configured catalog to use instead of discovering the source.
     #[serde(default)]
     pub catalog: Option<ConfiguredAirbyteCatalog>,
@@ -233,10 +240,25 @@ pub struct ConnectionSpec {
     /// Stream names; empty means every stream.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub streams: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "spelled",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub sync_mode: Option<SyncMode>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "spelled",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub destination_sync_mode: Option<DestinationSyncMode>,
+    /// Cursors chosen by stream name (a field path each), over the
+    /// source's defaults.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cursors: BTreeMap<String, Vec<String>>,
+    /// Primary keys chosen by stream name (field paths), over the source's.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub primary_keys: BTreeMap<String, Vec<Vec<String>>>,
     #[serde(default)]
     pub schedule: Schedule,
     #[serde(default)]
@@ -247,6 +269,19 @@ pub struct ConnectionSpec {
     pub status: ConnectionStatus,
     #[serde(default)]
     pub schema_change: SchemaChangePolicy,
+}
+
+/// A mode as people write it in a setup file: `full_refresh` or
+/// `full-refresh`.
+fn spelled<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    Option::<String>::deserialize(d)?
+        .map(|s| s.parse().map_err(serde::de::Error::custom))
+        .transpose()
 }
 
 fn active() -> ConnectionStatus {
@@ -261,6 +296,8 @@ impl ConnectionSpec {
             streams: Vec::new(),
             sync_mode: None,
             destination_sync_mode: None,
+            cursors: BTreeMap::new(),
+            primary_keys: BTreeMap::new(),
             schedule: Schedule::Manual,
             namespace: NamespaceRule::Source,
             prefix: String::new(),
@@ -287,6 +324,10 @@ pub struct ConnectionPatch {
     pub streams: Option<Vec<String>>,
     pub sync_mode: Option<SyncMode>,
     pub destination_sync_mode: Option<DestinationSyncMode>,
+    /// Replaces the chosen cursors.
+    pub cursors: Option<BTreeMap<String, Vec<String>>>,
+    /// Replaces the chosen primary keys.
+    pub primary_keys: Option<BTreeMap<String, Vec<Vec<String>>>>,
     pub schedule: Option<Schedule>,
     pub namespace: Option<NamespaceRule>,
     pub prefix: Option<String>,
@@ -704,6 +745,8 @@ mod tests {
             streams: vec!["users".into()],
             sync_mode: Some(SyncMode::Incremental),
             destination_sync_mode: Some(DestinationSyncMode::AppendDedup),
+            cursors: BTreeMap::from([("users".into(), vec!["updated_at".into()])]),
+            primary_keys: BTreeMap::from([("users".into(), vec![vec!["id".into()]])]),
             schedule: "cron:0 */6 * * *".parse().unwrap(),
             namespace: NamespaceRule::Custom("raw_${SOURCE_NAMESPACE}".into()),
             prefix: "p_".into(),
@@ -765,6 +808,8 @@ mod tests {
             streams: vec!["users".into()],
             sync_mode: Some(SyncMode::FullRefresh),
             destination_sync_mode: Some(DestinationSyncMode::Overwrite),
+            cursors: BTreeMap::from([("users".into(), vec!["at".into()])]),
+            primary_keys: BTreeMap::new(),
             catalog: Some(catalog()),
             state: Some(json!({"cursor": 1})),
             keeps_state: true,

@@ -1,32 +1,37 @@
 //! Arguments several commands share: the global options, how output is
 //! printed, the Docker runtime's flags and the sync modes.
 
-use crate::api::{DestinationSyncMode, RunOptions, RuntimeOptions, SyncMode};
+use crate::api::{RunOptions, RuntimeOptions};
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, ValueEnum};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::str::FromStr;
+
+const GLOBAL: &str = "Global options";
 
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// How to print results: tables for people, JSON for scripts.
-    #[arg(long, short = 'o', global = true, value_enum, default_value_t = OutputFormat::Table)]
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = OutputFormat::Table, help_heading = GLOBAL)]
     pub output: OutputFormat,
 
     /// Print no progress and no informational messages.
-    #[arg(long, short = 'q', global = true)]
+    #[arg(long, short = 'q', global = true, help_heading = GLOBAL)]
     pub quiet: bool,
 
     /// Show connector logs as they come (-vv for debug lines too).
-    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count, help_heading = GLOBAL)]
     pub verbose: u8,
 
     /// Where sluice keeps logs and installed connectors
     /// [env: SLUICE_DATA_DIR] [default: the XDG data dir, ~/.local/share/sluice].
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR", help_heading = GLOBAL)]
     pub data_dir: Option<PathBuf>,
 
     /// The job store: postgres://USER:PASSWORD@HOST/DB for PostgreSQL
     /// [env: SLUICE_DATABASE_URL] [default: sluice.db, SQLite, in the data dir].
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(long, global = true, value_name = "URL", help_heading = GLOBAL)]
     pub database_url: Option<String>,
 }
 
@@ -125,6 +130,77 @@ impl RuntimeArgs {
     }
 }
 
+/// Cursors and primary keys chosen per stream, over the source's.
+#[derive(Debug, Clone, Default, Args)]
+pub struct StreamChoices {
+    /// The cursor of a stream for incremental syncs, as STREAM=FIELD
+    /// (a nested field as a.b; repeatable), over the source's default.
+    #[arg(long = "cursor", value_name = "STREAM=FIELD", value_parser = stream_cursor)]
+    pub cursors: Vec<(String, Vec<String>)>,
+
+    /// The primary key of a stream, as STREAM=FIELD[,FIELD...]
+    /// (repeatable), over the source's; append_dedup needs one.
+    #[arg(long = "primary-key", value_name = "STREAM=FIELDS", value_parser = stream_key)]
+    pub primary_keys: Vec<(String, Vec<Vec<String>>)>,
+}
+
+impl StreamChoices {
+    pub fn cursors(&self) -> BTreeMap<String, Vec<String>> {
+        self.cursors.iter().cloned().collect()
+    }
+
+    pub fn primary_keys(&self) -> BTreeMap<String, Vec<Vec<String>>> {
+        self.primary_keys.iter().cloned().collect()
+    }
+
+    /// Whether any was given (an update replaces both then).
+    pub fn given(&self) -> bool {
+        !self.cursors.is_empty() || !self.primary_keys.is_empty()
+    }
+}
+
+fn stream_and(text: &str, what: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((stream, rest)) if !stream.trim().is_empty() && !rest.trim().is_empty() => {
+            Ok((stream.trim().to_string(), rest.trim().to_string()))
+        }
+        _ => Err(format!("`{text}` is not STREAM={what}")),
+    }
+}
+
+/// A field path: `updated_at`, `meta.updated_at`.
+fn path(field: &str) -> Vec<String> {
+    field.split('.').map(str::to_string).collect()
+}
+
+fn stream_cursor(text: &str) -> Result<(String, Vec<String>), String> {
+    let (stream, field) = stream_and(text, "FIELD")?;
+    Ok((stream, path(&field)))
+}
+
+fn stream_key(text: &str) -> Result<(String, Vec<Vec<String>>), String> {
+    let (stream, fields) = stream_and(text, "FIELD[,FIELD...]")?;
+    Ok((stream, fields.split(',').map(|f| path(f.trim())).collect()))
+}
+
+/// Stream names as given to `--streams a,b`: trimmed; a list that names
+/// none (`--streams ''`) is an error, not "all streams".
+pub fn stream_names(given: &[String]) -> Result<Vec<String>, crate::api::ApiError> {
+    let names: Vec<String> = given
+        .iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if !given.is_empty() && names.is_empty() {
+        return Err(
+            crate::api::ApiError::user("--streams names no stream").hint(
+                "name streams (--streams users,orders), or leave --streams out for all of them",
+            ),
+        );
+    }
+    Ok(names)
+}
+
 /// `RUNTIME.NAME=VALUE`.
 fn runtime_option(text: &str) -> Result<(String, String, String), String> {
     let form = || format!("`{text}` is not RUNTIME.NAME=VALUE (e.g. docker.memory=1g)");
@@ -162,34 +238,36 @@ impl GlobalArgs {
     }
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum SyncModeArg {
-    FullRefresh,
-    Incremental,
-}
-
-impl From<SyncModeArg> for SyncMode {
-    fn from(m: SyncModeArg) -> SyncMode {
-        match m {
-            SyncModeArg::FullRefresh => SyncMode::FullRefresh,
-            SyncModeArg::Incremental => SyncMode::Incremental,
+/// A word's values as clap offers and completes them: each spelled as
+/// sluice prints it (`full_refresh`), the dashed spelling (`full-refresh`)
+/// taken too.
+pub fn words<T>(names: &[&'static str]) -> impl TypedValueParser<Value = T>
+where
+    T: FromStr + Clone + Send + Sync + 'static,
+    T::Err: std::fmt::Display,
+{
+    PossibleValuesParser::new(names.iter().map(|n| {
+        let value = PossibleValue::new(*n);
+        if n.contains('_') {
+            value.alias(n.replace('_', "-"))
+        } else {
+            value
         }
-    }
+    }))
+    .try_map(|s| s.parse::<T>().map_err(|e| e.to_string()))
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum DestinationSyncModeArg {
-    Overwrite,
-    Append,
-    AppendDedup,
-}
+pub const SYNC_MODES: [&str; 2] = ["full_refresh", "incremental"];
+pub const DESTINATION_SYNC_MODES: [&str; 3] = ["overwrite", "append", "append_dedup"];
+pub const SCHEMA_CHANGE_POLICIES: [&str; 4] =
+    ["ignore", "propagate_columns", "propagate_fully", "disable"];
+pub const JOB_STATUSES: [&str; 5] = ["pending", "running", "succeeded", "failed", "cancelled"];
 
-impl From<DestinationSyncModeArg> for DestinationSyncMode {
-    fn from(m: DestinationSyncModeArg) -> DestinationSyncMode {
-        match m {
-            DestinationSyncModeArg::Overwrite => DestinationSyncMode::Overwrite,
-            DestinationSyncModeArg::Append => DestinationSyncMode::Append,
-            DestinationSyncModeArg::AppendDedup => DestinationSyncMode::AppendDedup,
-        }
-    }
-}
+/// The help of `--destination-sync-mode`, for every command that takes it.
+pub const DESTINATION_SYNC_MODE_HELP: &str = "\
+How to write the streams: overwrite (replace the stream's data when the sync \
+completes), append (add what is read), append_dedup (add, keeping the newest \
+row per primary key) [default: overwrite for full_refresh, append for \
+incremental]. A sync interrupted after records but before their state was \
+committed sends them again when it resumes (Airbyte's at-least-once \
+delivery): append then holds them twice, append_dedup once.";

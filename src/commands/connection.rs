@@ -1,16 +1,19 @@
 //! `sluice connection ...`: connections between a stored source and a
 //! stored destination, and their jobs (sync, reset, refresh) run now.
 
-use super::args::{DestinationSyncModeArg, RuntimeArgs, SyncModeArg};
+use super::args::{
+    stream_names, words, RuntimeArgs, StreamChoices, DESTINATION_SYNC_MODES,
+    DESTINATION_SYNC_MODE_HELP, SCHEMA_CHANGE_POLICIES, SYNC_MODES,
+};
 use super::output::{self, CliOutput};
 use super::ui::{self, done, show_one, Show};
 use super::{Ctx, ExitClass};
 use crate::api::{
     ApiError, Connection as ConnectionView, ConnectionCreate, ConnectionPatch, ConnectionSpec,
-    ConnectionStatus, ConnectionUpdate, JobDetail, JobKind, JobRequest, JobStatus, NamespaceRule,
-    RetryPolicy, Schedule, ScheduleError, SchemaChangePolicy,
+    ConnectionStatus, ConnectionUpdate, DestinationSyncMode, JobDetail, JobKind, JobRequest,
+    JobStatus, NamespaceRule, RetryPolicy, Schedule, ScheduleError, SchemaChangePolicy, SyncMode,
 };
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use std::time::Duration;
 
 /// Connect a stored source to a stored destination; run its jobs.
@@ -41,25 +44,6 @@ pub enum ConnectionCommand {
     Refresh(SyncArgs),
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum PolicyArg {
-    Ignore,
-    PropagateColumns,
-    PropagateFully,
-    Disable,
-}
-
-impl From<PolicyArg> for SchemaChangePolicy {
-    fn from(p: PolicyArg) -> Self {
-        match p {
-            PolicyArg::Ignore => SchemaChangePolicy::Ignore,
-            PolicyArg::PropagateColumns => SchemaChangePolicy::PropagateColumns,
-            PolicyArg::PropagateFully => SchemaChangePolicy::PropagateFully,
-            PolicyArg::Disable => SchemaChangePolicy::Disable,
-        }
-    }
-}
-
 /// A schedule, parsed where it comes in.
 fn schedule(text: &str) -> Result<Schedule, String> {
     text.parse::<Schedule>()
@@ -88,11 +72,14 @@ pub struct CreateArgs {
     /// Every stream the source has (the default).
     #[arg(long)]
     pub all_streams: bool,
-    #[arg(long, value_enum, value_name = "MODE")]
-    pub sync_mode: Option<SyncModeArg>,
-    /// [default: overwrite for full_refresh, append for incremental]
-    #[arg(long, value_enum, value_name = "MODE")]
-    pub destination_sync_mode: Option<DestinationSyncModeArg>,
+    /// How to read the streams: full_refresh (everything, every time) or
+    /// incremental (what is new since the state) [default: full_refresh].
+    #[arg(long, value_name = "MODE", value_parser = words::<SyncMode>(&SYNC_MODES))]
+    pub sync_mode: Option<SyncMode>,
+    #[arg(long, value_name = "MODE", value_parser = words::<DestinationSyncMode>(&DESTINATION_SYNC_MODES), help = DESTINATION_SYNC_MODE_HELP)]
+    pub destination_sync_mode: Option<DestinationSyncMode>,
+    #[command(flatten)]
+    pub choices: StreamChoices,
     /// manual, every:DURATION (every:1h) or cron:'0 */6 * * *'.
     #[arg(long, default_value = "manual", value_name = "SCHEDULE", value_parser = schedule)]
     pub schedule: Schedule,
@@ -102,14 +89,17 @@ pub struct CreateArgs {
     /// A prefix for every stream name in the destination.
     #[arg(long, default_value = "", value_name = "PREFIX")]
     pub prefix: String,
-    /// What to do when the source's schema changes.
+    /// What a job does when the source's schema changed: ignore (sync the
+    /// catalog as it was), propagate_columns (take new and changed columns
+    /// of the selected streams), propagate_fully (also add new streams) or
+    /// disable (turn the connection off).
     #[arg(
         long,
-        value_enum,
-        default_value = "propagate-columns",
-        value_name = "POLICY"
+        default_value = "propagate_columns",
+        value_name = "POLICY",
+        value_parser = words::<SchemaChangePolicy>(&SCHEMA_CHANGE_POLICIES)
     )]
-    pub schema_change: PolicyArg,
+    pub schema_change: SchemaChangePolicy,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
 }
@@ -142,18 +132,24 @@ pub struct UpdateArgs {
     pub streams: Option<Vec<String>>,
     #[arg(long)]
     pub all_streams: bool,
-    #[arg(long, value_enum, value_name = "MODE")]
-    pub sync_mode: Option<SyncModeArg>,
-    #[arg(long, value_enum, value_name = "MODE")]
-    pub destination_sync_mode: Option<DestinationSyncModeArg>,
+    /// How to read the streams: full_refresh or incremental.
+    #[arg(long, value_name = "MODE", value_parser = words::<SyncMode>(&SYNC_MODES))]
+    pub sync_mode: Option<SyncMode>,
+    #[arg(long, value_name = "MODE", value_parser = words::<DestinationSyncMode>(&DESTINATION_SYNC_MODES), help = DESTINATION_SYNC_MODE_HELP)]
+    pub destination_sync_mode: Option<DestinationSyncMode>,
+    /// Cursors and primary keys given here replace those chosen before.
+    #[command(flatten)]
+    pub choices: StreamChoices,
     #[arg(long, value_name = "SCHEDULE", value_parser = schedule)]
     pub schedule: Option<Schedule>,
     #[arg(long, value_name = "RULE")]
     pub namespace: Option<String>,
     #[arg(long, value_name = "PREFIX")]
     pub prefix: Option<String>,
-    #[arg(long, value_enum, value_name = "POLICY")]
-    pub schema_change: Option<PolicyArg>,
+    /// What a job does when the source's schema changed: ignore,
+    /// propagate_columns, propagate_fully or disable.
+    #[arg(long, value_name = "POLICY", value_parser = words::<SchemaChangePolicy>(&SCHEMA_CHANGE_POLICIES))]
+    pub schema_change: Option<SchemaChangePolicy>,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
 }
@@ -255,9 +251,11 @@ pub async fn run(ctx: &Ctx, cmd: ConnectionCommand) -> anyhow::Result<ExitClass>
             let spec = ConnectionSpec {
                 source: a.source,
                 destination: a.destination,
-                streams: clean(a.streams),
-                sync_mode: a.sync_mode.map(Into::into),
-                destination_sync_mode: a.destination_sync_mode.map(Into::into),
+                streams: stream_names(&a.streams)?,
+                sync_mode: a.sync_mode,
+                destination_sync_mode: a.destination_sync_mode,
+                cursors: a.choices.cursors(),
+                primary_keys: a.choices.primary_keys(),
                 schedule: a.schedule,
                 namespace: a
                     .namespace
@@ -265,7 +263,7 @@ pub async fn run(ctx: &Ctx, cmd: ConnectionCommand) -> anyhow::Result<ExitClass>
                     .map_err(ApiError::user)?,
                 prefix: a.prefix,
                 status: ConnectionStatus::Active,
-                schema_change: a.schema_change.into(),
+                schema_change: a.schema_change,
             };
             let req = ConnectionCreate {
                 name: a.name,
@@ -290,17 +288,19 @@ pub async fn run(ctx: &Ctx, cmd: ConnectionCommand) -> anyhow::Result<ExitClass>
                 streams: if a.all_streams {
                     Some(Vec::new())
                 } else {
-                    a.streams.map(clean)
+                    a.streams.as_deref().map(stream_names).transpose()?
                 },
-                sync_mode: a.sync_mode.map(Into::into),
-                destination_sync_mode: a.destination_sync_mode.map(Into::into),
+                sync_mode: a.sync_mode,
+                destination_sync_mode: a.destination_sync_mode,
+                cursors: a.choices.given().then(|| a.choices.cursors()),
+                primary_keys: a.choices.given().then(|| a.choices.primary_keys()),
                 schedule: a.schedule,
                 namespace: a
                     .namespace
                     .map(|n| n.parse::<NamespaceRule>().map_err(ApiError::user))
                     .transpose()?,
                 prefix: a.prefix,
-                schema_change: a.schema_change.map(Into::into),
+                schema_change: a.schema_change,
             };
             let req = ConnectionUpdate {
                 name: a.name,
@@ -356,19 +356,11 @@ pub async fn run(ctx: &Ctx, cmd: ConnectionCommand) -> anyhow::Result<ExitClass>
             .await
         }
         ConnectionCommand::Reset(a) => {
-            let streams = clean(a.streams);
+            let streams = stream_names(&a.streams)?;
             return run_job(ctx, a.name, JobKind::Reset, streams, &a.retry, &a.runtime).await;
         }
     }
     Ok(ExitClass::Success)
-}
-
-fn clean(names: Vec<String>) -> Vec<String> {
-    names
-        .into_iter()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect()
 }
 
 fn print_connection(v: &ConnectionView) -> anyhow::Result<()> {

@@ -1,10 +1,10 @@
 //! `sluice job ...`: the jobs of managed connections, their attempts and logs.
 
-use super::args::possible_value;
+use super::args::{words, JOB_STATUSES};
 use super::output::{self, CliOutput};
 use super::{Ctx, ExitClass};
 use crate::api::{Job, JobDetail, JobFilter, JobStatus};
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use std::io::Write;
 
 /// See the jobs of connections: their attempts, stats, failures and logs.
@@ -20,23 +20,16 @@ pub enum JobCommand {
     Logs(LogsArgs),
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum StatusArg {
-    Pending,
-    Running,
-    Succeeded,
-    Failed,
-    Cancelled,
-}
-
 /// List jobs, newest first.
 #[derive(Debug, Args)]
 pub struct ListArgs {
     /// Only this connection's jobs.
     #[arg(long, value_name = "CONNECTION")]
     pub connection: Option<String>,
-    #[arg(long, value_enum, value_name = "STATUS")]
-    pub status: Option<StatusArg>,
+    /// Only jobs with this status: pending, running, succeeded, failed or
+    /// cancelled.
+    #[arg(long, value_name = "STATUS", value_parser = words::<JobStatus>(&JOB_STATUSES))]
+    pub status: Option<JobStatus>,
     /// At most this many (0: all).
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub limit: i64,
@@ -89,15 +82,11 @@ pub async fn run(ctx: &Ctx, cmd: JobCommand) -> anyhow::Result<ExitClass> {
     let json = ctx.json();
     match cmd {
         JobCommand::List(a) => {
-            let status = a
-                .status
-                .map(|s| possible_value(&s).parse::<JobStatus>())
-                .transpose()?;
             let jobs = ctx
                 .api
                 .job_list(JobFilter {
                     connection: a.connection,
-                    status,
+                    status: a.status,
                     limit: a.limit,
                 })
                 .await?;

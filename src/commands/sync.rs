@@ -1,13 +1,16 @@
 //! `sluice sync`: one sync, inline, from a source to a destination.
 
-use super::args::{DestinationSyncModeArg, OutputFormat, RuntimeArgs, SyncModeArg};
+use super::args::{
+    stream_names, words, RuntimeArgs, StreamChoices, DESTINATION_SYNC_MODES,
+    DESTINATION_SYNC_MODE_HELP, SYNC_MODES,
+};
 use super::files::{self, ConfigArg};
 use super::output::{self, CliOutput};
 use super::ui::{self, Show};
 use super::{Ctx, ExitClass};
 use crate::api::{
-    ApiError, ConfigKeepers, Event, NamespaceRule, Role, StreamProgress, SyncAnswer, SyncRequest,
-    SyncStatus,
+    ApiError, ConfigKeepers, DestinationSyncMode, Event, NamespaceRule, Role, StreamProgress,
+    SyncAnswer, SyncMode, SyncRequest, SyncStatus,
 };
 use clap::Args;
 use serde::Serialize;
@@ -62,13 +65,16 @@ pub struct SyncArgs {
     #[arg(long, value_delimiter = ',', value_name = "STREAMS")]
     pub streams: Vec<String>,
 
-    /// How to read the streams.
-    #[arg(long, value_enum, value_name = "MODE")]
-    pub sync_mode: Option<SyncModeArg>,
+    /// How to read the streams: full_refresh (everything, every time) or
+    /// incremental (what is new since the state) [default: full_refresh].
+    #[arg(long, value_name = "MODE", value_parser = words::<SyncMode>(&SYNC_MODES))]
+    pub sync_mode: Option<SyncMode>,
 
-    /// How to write them [default: overwrite for full_refresh, append for incremental].
-    #[arg(long, value_enum, value_name = "MODE")]
-    pub destination_sync_mode: Option<DestinationSyncModeArg>,
+    #[arg(long, value_name = "MODE", value_parser = words::<DestinationSyncMode>(&DESTINATION_SYNC_MODES), help = DESTINATION_SYNC_MODE_HELP)]
+    pub destination_sync_mode: Option<DestinationSyncMode>,
+
+    #[command(flatten)]
+    pub choices: StreamChoices,
 
     /// A state file: read at start if it exists, rewritten after every
     /// committed checkpoint (Airbyte's --state format).
@@ -117,14 +123,11 @@ impl SyncArgs {
             source_config: source_config.value.clone(),
             destination: self.destination.clone(),
             destination_config: destination_config.value.clone(),
-            streams: self
-                .streams
-                .iter()
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect(),
-            sync_mode: self.sync_mode.map(Into::into),
-            destination_sync_mode: self.destination_sync_mode.map(Into::into),
+            streams: stream_names(&self.streams)?,
+            sync_mode: self.sync_mode,
+            destination_sync_mode: self.destination_sync_mode,
+            cursors: self.choices.cursors(),
+            primary_keys: self.choices.primary_keys(),
             catalog: self
                 .catalog
                 .as_deref()
@@ -172,6 +175,16 @@ pub async fn run(ctx: &Ctx, args: SyncArgs) -> anyhow::Result<ExitClass> {
         source_config,
         destination_config,
     } = args.inputs(ctx)?;
+    if args.state.is_some()
+        && request.catalog.is_none()
+        && request.sync_mode != Some(SyncMode::Incremental)
+        && !ctx.global.quiet
+    {
+        eprintln!(
+            "note: --state is ignored by a full refresh, which reads every stream from the start; \
+             the file still gets the states the sync commits (--sync-mode incremental resumes from it)."
+        );
+    }
     // A log file of the user's own is written here, from every log line.
     let log_file = match &args.log_file {
         Some(path) => {
@@ -241,18 +254,32 @@ impl CliOutput for StreamProgress {
     }
 
     fn row(&self) -> Vec<String> {
-        let name = match &self.namespace {
-            Some(ns) => format!("{ns}.{}", self.name),
-            None => self.name.clone(),
-        };
         vec![
-            name,
+            self.descriptor(),
             output::thousands(self.records),
             output::bytes(self.bytes),
             output::thousands(self.records_committed),
             output::thousands(self.checkpoints),
         ]
     }
+}
+
+/// A sync's streams for people. Once a sync has succeeded, everything it
+/// read is in the destination, checkpoints or not (a full refresh commits
+/// at its end), and the table says so.
+fn streams_table(r: &SyncAnswer) -> anyhow::Result<()> {
+    let mut t = output::table(StreamProgress::headers());
+    for s in &r.streams {
+        let mut row = s.row();
+        if r.status == SyncStatus::Succeeded {
+            row[3] = output::thousands(s.records);
+            if s.checkpoints == 0 {
+                row[4] = "0 (at the end)".into();
+            }
+        }
+        t.add_row(row);
+    }
+    output::print_table(&t)
 }
 
 fn render(ctx: &Ctx, r: &SyncAnswer, state_file: Option<&PathBuf>) -> anyhow::Result<()> {
@@ -262,7 +289,7 @@ fn render(ctx: &Ctx, r: &SyncAnswer, state_file: Option<&PathBuf>) -> anyhow::Re
             state_file,
         });
     }
-    output::print_list(&r.streams, OutputFormat::Table)?;
+    streams_table(r)?;
     let took = output::duration_ms(r.duration_ms);
     let rate = output::thousands(
         (r.records * 1000)

@@ -6,6 +6,7 @@ use crate::protocol::{
     AirbyteCatalog, ConfiguredAirbyteCatalog, ConfiguredAirbyteStream, DestinationSyncMode, Extra,
     SyncMode,
 };
+use std::collections::BTreeMap;
 
 /// What the user asked of the streams.
 #[derive(Debug, Clone, Default)]
@@ -14,6 +15,10 @@ pub struct StreamSelection {
     pub streams: Vec<String>,
     pub sync_mode: Option<SyncMode>,
     pub destination_sync_mode: Option<DestinationSyncMode>,
+    /// Cursors chosen by stream name, over the source's defaults.
+    pub cursors: BTreeMap<String, Vec<String>>,
+    /// Primary keys chosen by stream name, over the source's.
+    pub primary_keys: BTreeMap<String, Vec<Vec<String>>>,
 }
 
 /// Ids Airbyte's platform gives each sync (see ConfiguredAirbyteStream).
@@ -34,7 +39,12 @@ pub fn configure(
         .iter()
         .map(|s| s.descriptor().to_string())
         .collect();
-    for wanted in &selection.streams {
+    let named = selection
+        .streams
+        .iter()
+        .chain(selection.cursors.keys())
+        .chain(selection.primary_keys.keys());
+    for wanted in named {
         if !discovered.streams.iter().any(|s| matches(wanted, s)) {
             return Err(
                 UserError::new(format!("the source has no stream `{wanted}`"))
@@ -66,25 +76,35 @@ pub fn configure(
             SyncMode::Incremental => DestinationSyncMode::Append,
         });
         let cursor_field = if sync_mode == SyncMode::Incremental {
-            // A source that defines its own cursor needs none named.
-            if s.default_cursor_field.is_empty() && s.source_defined_cursor != Some(true) {
-                return Err(UserError::new(format!(
-                    "stream `{name}` has no default cursor, which an incremental sync needs"
-                ))
-                .hint(
-                    "pass a configured catalog that names its cursor_field with --catalog FILE",
-                ));
+            match chosen(&selection.cursors, s) {
+                Some(cursor) => cursor,
+                // A source that defines its own cursor needs none named.
+                None if s.default_cursor_field.is_empty()
+                    && s.source_defined_cursor != Some(true) =>
+                {
+                    return Err(UserError::new(format!(
+                        "stream `{name}` has no default cursor, which an incremental sync needs"
+                    ))
+                    .hint(format!(
+                        "name one with --cursor {}=FIELD (its cursor candidates are in `sluice connector discover`), or pass a configured catalog with --catalog FILE",
+                        s.name
+                    )));
+                }
+                None => s.default_cursor_field.clone(),
             }
-            s.default_cursor_field.clone()
         } else {
             Vec::new()
         };
-        let primary_key = s.source_defined_primary_key.clone();
+        let primary_key = chosen(&selection.primary_keys, s)
+            .unwrap_or_else(|| s.source_defined_primary_key.clone());
         if destination_sync_mode == DestinationSyncMode::AppendDedup && primary_key.is_empty() {
             return Err(UserError::new(format!(
                 "stream `{name}` has no primary key, which append_dedup needs"
             ))
-            .hint("use --destination-sync-mode append, or pass a catalog with a primary_key via --catalog FILE"));
+            .hint(format!(
+                "name one with --primary-key {}=FIELD[,FIELD...], use --destination-sync-mode append, or pass a catalog with --catalog FILE",
+                s.name
+            )));
         }
         streams.push(ConfiguredAirbyteStream {
             stream: s.clone(),
@@ -116,6 +136,13 @@ pub fn minimum_generation(mode: DestinationSyncMode, g: Generation) -> i64 {
         DestinationSyncMode::Overwrite => g.generation_id,
         _ => 0,
     }
+}
+
+/// What the user chose for a stream, by its name.
+fn chosen<T: Clone>(map: &BTreeMap<String, T>, s: &crate::protocol::AirbyteStream) -> Option<T> {
+    map.iter()
+        .find(|(wanted, _)| matches(wanted, s))
+        .map(|(_, v)| v.clone())
 }
 
 fn matches(wanted: &str, s: &crate::protocol::AirbyteStream) -> bool {
@@ -190,7 +217,7 @@ mod tests {
         let sel = StreamSelection {
             streams: vec!["public.users".into()],
             sync_mode: Some(SyncMode::Incremental),
-            destination_sync_mode: None,
+            ..Default::default()
         };
         let c = configure(&discovered(), &sel, G).unwrap();
         assert_eq!(c.streams.len(), 1);
@@ -233,5 +260,61 @@ mod tests {
         };
         let e = configure(&discovered(), &sel, G).unwrap_err();
         assert!(e.to_string().contains("no primary key"), "{e}");
+        assert!(
+            e.hint
+                .as_deref()
+                .unwrap()
+                .contains("--primary-key logs=FIELD"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn cursors_and_keys_can_be_chosen_per_stream() {
+        let sel = StreamSelection {
+            streams: vec!["logs".into()],
+            sync_mode: Some(SyncMode::FullRefresh),
+            destination_sync_mode: Some(DestinationSyncMode::AppendDedup),
+            primary_keys: BTreeMap::from([(
+                "logs".into(),
+                vec![vec!["a".into()], vec!["b".into()]],
+            )]),
+            ..Default::default()
+        };
+        let c = configure(&discovered(), &sel, G).unwrap();
+        assert_eq!(
+            c.streams[0].primary_key,
+            vec![vec!["a".to_string()], vec!["b".to_string()]]
+        );
+        let mut users = discovered();
+        users.streams[0].default_cursor_field.clear();
+        users.streams[0]
+            .supported_sync_modes
+            .push(SyncMode::Incremental);
+        let sel = StreamSelection {
+            streams: vec!["public.users".into()],
+            sync_mode: Some(SyncMode::Incremental),
+            ..Default::default()
+        };
+        let e = configure(&users, &sel, G).unwrap_err();
+        assert!(
+            e.hint.as_deref().unwrap().contains("--cursor users=FIELD"),
+            "{e:?}"
+        );
+        let sel = StreamSelection {
+            cursors: BTreeMap::from([("public.users".into(), vec!["meta".into(), "at".into()])]),
+            ..sel
+        };
+        let c = configure(&users, &sel, G).unwrap();
+        assert_eq!(
+            c.streams[0].cursor_field,
+            vec!["meta".to_string(), "at".to_string()]
+        );
+        let sel = StreamSelection {
+            cursors: BTreeMap::from([("nope".into(), vec!["x".into()])]),
+            ..Default::default()
+        };
+        let e = configure(&users, &sel, G).unwrap_err();
+        assert_eq!(e.message, "the source has no stream `nope`");
     }
 }

@@ -22,6 +22,8 @@ impl ConnectionSpec {
             streams: c.streams.clone(),
             sync_mode: c.sync_mode,
             destination_sync_mode: c.destination_sync_mode,
+            cursors: c.cursors.clone(),
+            primary_keys: c.primary_keys.clone(),
             schedule: c.schedule.clone(),
             namespace: c.namespace.clone(),
             prefix: c.prefix.clone(),
@@ -35,6 +37,8 @@ impl ConnectionSpec {
             streams: self.streams.clone(),
             sync_mode: self.sync_mode,
             destination_sync_mode: self.destination_sync_mode,
+            cursors: self.cursors.clone(),
+            primary_keys: self.primary_keys.clone(),
         }
     }
 
@@ -46,6 +50,8 @@ impl ConnectionSpec {
         self.streams = p.streams.unwrap_or(self.streams);
         self.sync_mode = p.sync_mode.or(self.sync_mode);
         self.destination_sync_mode = p.destination_sync_mode.or(self.destination_sync_mode);
+        self.cursors = p.cursors.unwrap_or(self.cursors);
+        self.primary_keys = p.primary_keys.unwrap_or(self.primary_keys);
         self.schedule = p.schedule.unwrap_or(self.schedule);
         self.namespace = p.namespace.unwrap_or(self.namespace);
         self.prefix = p.prefix.unwrap_or(self.prefix);
@@ -132,6 +138,13 @@ impl Service {
             prefix: spec.prefix.clone(),
             status: spec.status,
             schema_change: spec.schema_change,
+            cursors: spec.cursors.clone(),
+            primary_keys: spec.primary_keys.clone(),
+            known_streams: discovered
+                .streams
+                .iter()
+                .map(|s| s.descriptor().to_string())
+                .collect(),
         })
     }
 
@@ -171,6 +184,8 @@ impl Service {
             && old_spec.destination_sync_mode == spec.destination_sync_mode
             && old_spec.namespace == spec.namespace
             && old_spec.prefix == spec.prefix
+            && old_spec.cursors == spec.cursors
+            && old_spec.primary_keys == spec.primary_keys
         {
             let destination = self
                 .actor(ActorKind::Destination, &spec.destination)

@@ -90,6 +90,8 @@ impl Service {
                         streams: req.streams.clone(),
                         sync_mode: req.sync_mode,
                         destination_sync_mode: req.destination_sync_mode,
+                        cursors: req.cursors.clone(),
+                        primary_keys: req.primary_keys.clone(),
                     },
                     Generation {
                         sync_id: now,

@@ -121,6 +121,8 @@ json_fields!(
     Vec<String>,
     Vec<crate::model::StreamProgress>,
     Vec<crate::model::SchemaChange>,
+    std::collections::BTreeMap<String, Vec<String>>,
+    std::collections::BTreeMap<String, Vec<Vec<String>>>,
 );
 
 /// Implements the column traits for this crate's serde types, as JSON

@@ -6,6 +6,7 @@ use super::jobs::Job;
 use super::{is_unique_violation, now_ms, query_err, Result, Store, StoreError};
 use crate::model::{ConnectionStatus, NamespaceRule, Schedule, SchemaChangePolicy};
 use crate::protocol::{ConfiguredAirbyteCatalog, DestinationSyncMode, SyncMode};
+use std::collections::BTreeMap;
 
 /// A stored connection, with the names of its source and destination.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -29,9 +30,23 @@ pub struct Connection {
     pub prefix: String,
     pub status: ConnectionStatus,
     pub schema_change: SchemaChangePolicy,
+    /// Cursors chosen by stream name.
+    #[sqlx(try_from = "JsonText<StreamPaths>")]
+    pub cursors: StreamPaths,
+    /// Primary keys chosen by stream name.
+    #[sqlx(try_from = "JsonText<StreamKeys>")]
+    pub primary_keys: StreamKeys,
+    /// Every stream the source had when the connection last looked.
+    #[sqlx(try_from = "JsonText<Vec<String>>")]
+    pub known_streams: Vec<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
+
+/// A field path per stream name.
+pub type StreamPaths = BTreeMap<String, Vec<String>>;
+/// Field paths per stream name.
+pub type StreamKeys = BTreeMap<String, Vec<Vec<String>>>;
 
 /// What a connection is made of.
 #[derive(Debug, Clone)]
@@ -48,6 +63,9 @@ pub struct ConnectionFields {
     pub prefix: String,
     pub status: ConnectionStatus,
     pub schema_change: SchemaChangePolicy,
+    pub cursors: StreamPaths,
+    pub primary_keys: StreamKeys,
+    pub known_streams: Vec<String>,
 }
 
 impl From<&Connection> for ConnectionFields {
@@ -66,6 +84,9 @@ impl From<&Connection> for ConnectionFields {
             prefix: c.prefix.clone(),
             status: c.status,
             schema_change: c.schema_change,
+            cursors: c.cursors.clone(),
+            primary_keys: c.primary_keys.clone(),
+            known_streams: c.known_streams.clone(),
         }
     }
 }
@@ -85,8 +106,8 @@ impl Store {
     pub async fn create_connection(&self, f: &ConnectionFields) -> Result<Connection> {
         const SQL: &str = "INSERT INTO connections (name, source_id, destination_id, streams, \
             sync_mode, destination_sync_mode, catalog, schedule, namespace, prefix, status, \
-            schema_change, created_at, updated_at) \
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)";
+            schema_change, cursors, primary_keys, known_streams, created_at, updated_at) \
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)";
         let now = now_ms();
         let inserted = on_pool!(self, pool => {
             sqlx::query(SQL)
@@ -102,6 +123,9 @@ impl Store {
                 .bind(&f.prefix)
                 .bind(f.status)
                 .bind(f.schema_change)
+                .bind(json(&f.cursors))
+                .bind(json(&f.primary_keys))
+                .bind(json(&f.known_streams))
                 .bind(now)
                 .execute(pool)
                 .await
@@ -158,7 +182,8 @@ impl Store {
         const SQL: &str = "UPDATE connections SET source_id = $1, destination_id = $2, \
             streams = $3, sync_mode = $4, destination_sync_mode = $5, catalog = $6, \
             schedule = $7, namespace = $8, prefix = $9, status = $10, schema_change = $11, \
-            updated_at = $12 WHERE name = $13";
+            cursors = $12, primary_keys = $13, known_streams = $14, updated_at = $15 \
+            WHERE name = $16";
         let n = on_pool!(self, pool => {
             sqlx::query(SQL)
                 .bind(f.source_id)
@@ -172,6 +197,9 @@ impl Store {
                 .bind(&f.prefix)
                 .bind(f.status)
                 .bind(f.schema_change)
+                .bind(json(&f.cursors))
+                .bind(json(&f.primary_keys))
+                .bind(json(&f.known_streams))
                 .bind(now_ms())
                 .bind(&f.name)
                 .execute(pool)
@@ -198,6 +226,19 @@ impl Store {
                 .execute(pool)
                 .await
                 .map_err(query_err("save a connection's catalog"))?;
+        });
+        Ok(())
+    }
+
+    /// Records the streams the source has now.
+    pub async fn set_known_streams(&self, id: i64, streams: &[String]) -> Result<()> {
+        on_pool!(self, pool => {
+            sqlx::query("UPDATE connections SET known_streams = $1 WHERE id = $2")
+                .bind(json(&streams))
+                .bind(id)
+                .execute(pool)
+                .await
+                .map_err(query_err("save a connection's known streams"))?;
         });
         Ok(())
     }

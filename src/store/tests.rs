@@ -166,6 +166,9 @@ fn connection(name: &str, source_id: i64, destination_id: i64) -> ConnectionFiel
         prefix: "".into(),
         status: ConnectionStatus::Active,
         schema_change: SchemaChangePolicy::PropagateColumns,
+        cursors: [("users".to_string(), vec!["updated_at".to_string()])].into(),
+        primary_keys: Default::default(),
+        known_streams: vec!["users".into(), "orders".into()],
     }
 }
 
@@ -281,6 +284,11 @@ async fn store_connections_with_their_last_job(t: &TestStore) {
     assert_eq!((c.source.as_str(), c.destination.as_str()), ("src", "dst"));
     assert_eq!(c.streams, vec!["users".to_string()]);
     assert_eq!(c.sync_mode, Some(SyncMode::Incremental));
+    assert_eq!(c.cursors["users"], vec!["updated_at".to_string()]);
+    assert_eq!(
+        c.known_streams,
+        vec!["users".to_string(), "orders".to_string()]
+    );
     assert_eq!(c.destination_sync_mode, None);
     let e = s
         .create_connection(&connection("c", src.id, dst.id))

@@ -23,7 +23,17 @@ impl Service {
         call: &Call,
     ) -> Result<ConfiguredAirbyteCatalog, ApiError> {
         let discovered = self.discover_actor(&p.source_actor, call).await?;
-        let changes = schema_changes(&catalog, &discovered);
+        let known = Known::of(c);
+        let changes = schema_changes(&catalog, &discovered, &known);
+        // A new stream is said once: from now on it is known.
+        let now: Vec<String> = discovered
+            .streams
+            .iter()
+            .map(|s| s.descriptor().to_string())
+            .collect();
+        if now != c.known_streams {
+            store.set_known_streams(c.id, &now).await?;
+        }
         if changes.is_empty() {
             return Ok(catalog);
         }
@@ -86,8 +96,7 @@ impl Service {
                     &discovered,
                     &crate::service::catalog::StreamSelection {
                         streams: vec![name.clone()],
-                        sync_mode: spec.sync_mode,
-                        destination_sync_mode: spec.destination_sync_mode,
+                        ..spec.selection()
                     },
                     crate::service::catalog::Generation {
                         sync_id: job.id,
@@ -122,10 +131,39 @@ impl Service {
     }
 }
 
-/// The differences between a configured catalog and a fresh discovery.
+/// Which of the source's streams a connection knew of, to tell a stream
+/// that is new from one that was there and not selected.
+pub struct Known<'a> {
+    /// Every stream the source had when the connection last looked; empty
+    /// for connections made before sluice kept it.
+    pub streams: &'a [String],
+    /// Whether the connection syncs every stream (then any other is new).
+    pub all_selected: bool,
+}
+
+impl<'a> Known<'a> {
+    pub fn of(c: &'a store::Connection) -> Self {
+        Known {
+            streams: &c.known_streams,
+            all_selected: c.streams.is_empty(),
+        }
+    }
+
+    fn is_new(&self, stream: &str) -> bool {
+        if self.streams.is_empty() {
+            self.all_selected
+        } else {
+            !self.streams.iter().any(|k| k == stream)
+        }
+    }
+}
+
+/// The differences between a configured catalog and a fresh discovery:
+/// the selected streams' changes, and the streams that are new.
 pub fn schema_changes(
     configured: &ConfiguredAirbyteCatalog,
     discovered: &AirbyteCatalog,
+    known: &Known,
 ) -> Vec<SchemaChange> {
     let mut out = Vec::new();
     let change = |stream: &StreamDescriptor, change: String, breaking: bool| SchemaChange {
@@ -171,11 +209,11 @@ pub fn schema_changes(
     }
     for s in &discovered.streams {
         let d = s.descriptor();
-        if !configured
+        let selected = configured
             .streams
             .iter()
-            .any(|c| c.stream.descriptor() == d)
-        {
+            .any(|c| c.stream.descriptor() == d);
+        if !selected && known.is_new(&d.to_string()) {
             out.push(change(&d, "new stream".into(), false));
         }
     }
@@ -235,7 +273,11 @@ mod tests {
             streams: vec![old.streams[0].stream.clone()],
             extra: Extra::new(),
         };
-        assert!(schema_changes(&old, &same).is_empty());
+        let all = Known {
+            streams: &[],
+            all_selected: true,
+        };
+        assert!(schema_changes(&old, &same, &all).is_empty());
 
         let grown = AirbyteCatalog {
             streams: vec![
@@ -247,7 +289,7 @@ mod tests {
             ],
             extra: Extra::new(),
         };
-        let changes = schema_changes(&old, &grown);
+        let changes = schema_changes(&old, &grown, &all);
         let text: Vec<(String, String, bool)> = changes
             .into_iter()
             .map(|c| (c.stream, c.change, c.breaking))
@@ -265,7 +307,7 @@ mod tests {
             streams: vec![stream("users", json!({"x": {"type": "string"}}))],
             extra: Extra::new(),
         };
-        let changes = schema_changes(&old, &broken);
+        let changes = schema_changes(&old, &broken, &all);
         assert!(changes.iter().all(|c| c.breaking));
         assert_eq!(
             changes
@@ -277,8 +319,31 @@ mod tests {
                 "cursor field `at` is gone"
             ]
         );
-        let gone = schema_changes(&old, &AirbyteCatalog::default());
+        let gone = schema_changes(&old, &AirbyteCatalog::default(), &all);
         assert_eq!(gone[0].change, "the stream is gone");
         assert!(gone[0].breaking);
+
+        // A stream that was there and not selected is not new; one that
+        // was not there is, once.
+        let known = vec!["users".to_string(), "orders".to_string()];
+        let chosen = Known {
+            streams: &known,
+            all_selected: false,
+        };
+        let mut more = grown.clone();
+        more.streams.push(stream("invoices", json!({})));
+        let news: Vec<String> = schema_changes(&old, &more, &chosen)
+            .into_iter()
+            .filter(|c| c.change == "new stream")
+            .map(|c| c.stream)
+            .collect();
+        assert_eq!(news, ["invoices"]);
+        let unknown = Known {
+            streams: &[],
+            all_selected: false,
+        };
+        assert!(schema_changes(&old, &more, &unknown)
+            .iter()
+            .all(|c| c.change != "new stream"));
     }
 }
