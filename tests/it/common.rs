@@ -83,6 +83,54 @@ impl Sandbox {
     }
 }
 
+/// A configured catalog of every stream `connector discover SOURCE` finds,
+/// read in full and written with `destination_sync_mode`, as a file in the
+/// sandbox; its path.
+pub fn configured_catalog(
+    sandbox: &Sandbox,
+    (source, config): (&str, &str),
+    destination_sync_mode: &str,
+) -> PathBuf {
+    let run = sandbox.run(&[
+        "-o",
+        "json",
+        "connector",
+        "discover",
+        source,
+        "--config",
+        config,
+    ]);
+    run.expect_code(0);
+    let streams: Vec<Value> = run.catalog()["streams"]
+        .as_array()
+        .expect("streams")
+        .iter()
+        .map(|s| {
+            serde_json::json!({"stream": s, "sync_mode": "full_refresh",
+                "destination_sync_mode": destination_sync_mode})
+        })
+        .collect();
+    sandbox.write(
+        "catalog.json",
+        &serde_json::json!({ "streams": streams }).to_string(),
+    )
+}
+
+/// The names of the entries of a directory, hidden ones too, sorted.
+pub fn dir_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .map(|e| {
+            e.expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
 /// A finished `sluice` run.
 pub struct Run(pub Output);
 
