@@ -405,6 +405,11 @@ impl Builtin for Postgres {
         block_on(async {
             let mut c = Conn::open(&config).await?;
             c.execute("SELECT 1").await?;
+            // Only a source reads `schemas`; one that is not there would
+            // make no streams, so the check says so.
+            if let Some(schemas) = &config.schemas {
+                source::check_schemas(&mut c, schemas).await?;
+            }
             c.close().await;
             Ok(())
         })?
