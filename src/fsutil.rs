@@ -110,9 +110,10 @@ impl Unfinished {
         &self.path
     }
 
-    /// The child process writing into the path: at exit it is killed and
-    /// waited for before the path is removed, so it cannot write the path
-    /// back. (A drop does not kill it: its owner stops it first.)
+    /// The child process writing into the path, while it runs: it is killed
+    /// and waited for before an unfinished path is removed, so it cannot
+    /// write the path back. Clear it (`None`) once the child was waited
+    /// for, as its pid may then be reused.
     pub fn written_by(&self, pid: Option<u32>) {
         if let Some(entry) = unfinished().iter_mut().find(|e| e.0 == self.id) {
             entry.2 = pid;
@@ -127,10 +128,34 @@ impl Unfinished {
 
 impl Drop for Unfinished {
     fn drop(&mut self) {
-        unfinished().retain(|e| e.0 != self.id);
+        let mut list = unfinished();
+        let writer = list.iter().find(|e| e.0 == self.id).and_then(|e| e.2);
+        list.retain(|e| e.0 != self.id);
+        drop(list);
         if !self.finished {
+            stop_writer(writer);
             remove_path(&self.path);
         }
+    }
+}
+
+/// Kills a child and waits until it has exited, without reaping it: its
+/// owner (tokio) still does.
+fn stop_writer(pid: Option<u32>) {
+    let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) else {
+        return;
+    };
+    // SAFETY: plain syscalls on a child of ours that has not been reaped
+    // (its owner clears the pid once it has), so the pid is still its own.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOWAIT,
+        );
     }
 }
 
@@ -150,15 +175,7 @@ extern "C" fn remove_unfinished_at_exit() {
     let _ = std::panic::catch_unwind(|| {
         let list = std::mem::take(&mut *unfinished());
         for (_, path, writer) in list {
-            if let Some(pid) = writer.and_then(|p| i32::try_from(p).ok()) {
-                // SAFETY: plain syscalls on a child of ours that its owner
-                // has not waited for yet (it clears the pid once it has),
-                // so the pid is still its own.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                    libc::waitpid(pid, std::ptr::null_mut(), 0);
-                }
-            }
+            stop_writer(writer);
             remove_path(&path);
         }
     });
@@ -220,6 +237,27 @@ mod tests {
         std::fs::write(&p, "x").unwrap();
         Unfinished::new(&p).finish();
         assert!(p.exists(), "a finished one stays");
+        let tree = dir.path().join("tree");
+        let mut writer = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "for _ in $(seq 300); do mkdir -p {0}/lib; echo x >> {0}/lib/f; sleep 0.01; done",
+                tree.display()
+            ))
+            .spawn()
+            .unwrap();
+        let u = Unfinished::new(&tree);
+        u.written_by(Some(writer.id()));
+        while !tree.join("lib/f").exists() {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        drop(u);
+        assert!(
+            writer.try_wait().unwrap().is_some(),
+            "the writer was stopped"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(!tree.exists(), "and the directory stays gone");
 
         let status = std::process::Command::new(std::env::current_exe().unwrap())
             .args([
