@@ -375,6 +375,43 @@ fn secrets_never_reach_output_errors_or_logs() {
     assert!(!run.stderr().contains(secret), "{}", run.stderr());
 }
 
+#[test]
+fn a_short_secret_is_masked_as_a_value_and_the_words_around_it_stay() {
+    let sandbox = Sandbox::new();
+    // The source prints its config, then fails with a message of its own.
+    let read =
+        "cat \"$3\" >&2\necho >&2\necho 'pipeline stopped: the token was rejected' >&2\nexit 4";
+    let src = source(&sandbox, read);
+    let (run, _) = sync(
+        &sandbox,
+        &src,
+        "devnull",
+        &["--source-config", r#"{"token": "p", "n": 1}"#],
+    );
+    run.expect_code(1);
+    let summary = run.json();
+    let log = std::fs::read_to_string(summary["log_file"].as_str().unwrap()).unwrap();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.split_once(" source ").map(|(_, rest)| rest))
+        .collect();
+    assert!(
+        lines.contains(&r#"INFO {"token":"**********","n":1}"#),
+        "{log}"
+    );
+    assert!(
+        lines.contains(&"INFO pipeline stopped: the token was rejected"),
+        "{log}"
+    );
+    let message = summary["failure"]["message"].as_str().unwrap();
+    assert!(
+        message.ends_with(
+            "\n  {\"token\":\"**********\",\"n\":1}\n  pipeline stopped: the token was rejected"
+        ),
+        "{message}"
+    );
+}
+
 /// Waits until `ready` holds, for 20 s at most.
 #[track_caller]
 fn wait_for(what: &str, ready: impl Fn() -> bool) {
