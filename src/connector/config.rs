@@ -631,6 +631,14 @@ mod tests {
         }
     }
 
+    /// Each message, which must stay as it is.
+    #[track_caller]
+    fn keeps(s: &Secrets, texts: &[&str]) {
+        for text in texts {
+            assert_eq!(s.redact(text), *text);
+        }
+    }
+
     /// Messages where the secret stands as a value, whatever its length.
     fn value_cases(user: &str, pw: &str) -> Vec<(String, String)> {
         let m = MASK;
@@ -662,32 +670,20 @@ mod tests {
     fn a_one_or_two_character_secret_is_masked_only_as_a_value() {
         let s = login("alice", "p");
         redacts_values(&s, "alice", "p");
-        redacts(
+        keeps(
             &s,
             &[
-                (
-                    r#"password authentication failed for user "alice" on pipeline p"#,
-                    r#"password authentication failed for user "alice" on pipeline p"#,
-                ),
-                (
-                    "option -p 5432 is deprecated",
-                    "option -p 5432 is deprecated",
-                ),
+                r#"password authentication failed for user "alice" on pipeline p"#,
+                "option -p 5432 is deprecated",
                 // Not a URL's password: a host and port.
-                ("http://p:80@x", "http://p:80@x"),
+                "http://p:80@x",
             ],
         );
         let s = login("alice", "o5");
         redacts_values(&s, "alice", "o5");
-        redacts(
+        keeps(
             &s,
-            &[
-                (
-                    "the o5 shard of region o5 is down",
-                    "the o5 shard of region o5 is down",
-                ),
-                ("user=alice pw=o5x", "user=alice pw=o5x"),
-            ],
+            &["the o5 shard of region o5 is down", "user=alice pw=o5x"],
         );
     }
 
@@ -706,13 +702,7 @@ mod tests {
         // A word: masking it in prose would say which word the secret is.
         let s = login("alice", "data");
         redacts_values(&s, "alice", "data");
-        redacts(
-            &s,
-            &[(
-                r#"reading data from "data_raw": no data"#,
-                r#"reading data from "data_raw": no data"#,
-            )],
-        );
+        keeps(&s, &[r#"reading data from "data_raw": no data"#]);
     }
 
     #[test]

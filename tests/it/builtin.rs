@@ -69,15 +69,7 @@ fn csv_file_source_to_csv_destination() {
         "id,name,score\n1,Ada,3.5\n2,Grace,4\n3,\"Lin, Jr\",\n",
     );
     let source = format!(r#"{{"path": "{}"}}"#, sandbox.path("in/*.csv").display());
-    let discover = sandbox.run(&[
-        "-o",
-        "json",
-        "connector",
-        "discover",
-        "file",
-        "--config",
-        &source,
-    ]);
+    let discover = sandbox.connector("discover", "file", &source);
     discover.expect_code(0);
     let catalog = discover.catalog();
     let props = &catalog["streams"][0]["json_schema"]["properties"];
@@ -270,16 +262,8 @@ fn a_file_source_that_finds_no_file_fails_as_a_config_error_and_keeps_the_destin
         run.expect_code(2);
         assert!(run.stderr().contains(&want), "{}", run.stderr());
     }
-    let check = sandbox.run(&[
-        "-o",
-        "json",
-        "connector",
-        "check",
-        "file",
-        "--config",
-        r#"{"path": "nope/*.csv"}"#,
-    ]);
-    assert_eq!(check.messages()[0]["connectionStatus"]["status"], "FAILED");
+    let check = sandbox.connector("check", "file", r#"{"path": "nope/*.csv"}"#);
+    assert_eq!(check.connection_status()["status"], "FAILED");
 
     // The files went away after the catalog was made: the read fails
     // before it sends anything, so overwrite keeps the old file whole.

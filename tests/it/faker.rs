@@ -1,7 +1,7 @@
 //! Against the real Airbyte connector `airbyte-source-faker` 7.2.1 from PyPI,
 //! and Python installs that fail or are interrupted.
 
-use crate::common::{dir_names, read_jsonl, records_by_stream, require, Run, Sandbox};
+use crate::common::{dir_names, read_jsonl, records_by_stream, require, send_signal, Run, Sandbox};
 use std::process::Command;
 
 const FAKER: &str = "python:airbyte-source-faker==7.2.1";
@@ -20,15 +20,7 @@ fn discover_lists_the_faker_streams() {
         return;
     }
     let sandbox = Sandbox::new();
-    let run = sandbox.run(&[
-        "-o",
-        "json",
-        "connector",
-        "discover",
-        FAKER,
-        "--config",
-        CONFIG,
-    ]);
+    let run = sandbox.connector("discover", FAKER, CONFIG);
     run.expect_code(0);
     let catalog = run.catalog();
     let mut names: Vec<&str> = catalog["streams"]
@@ -198,11 +190,7 @@ fn an_interrupted_python_install_leaves_nothing_and_the_next_installs_cleanly() 
     );
     // pip is resolving and downloading: Ctrl-C.
     std::thread::sleep(std::time::Duration::from_secs(1));
-    let sent = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
+    send_signal(child.id(), "-INT");
     assert_eq!(child.wait().unwrap().code(), Some(130), "{seen:?}");
     for _ in 0..2 {
         // Nothing is left, and pip does not write it back afterwards.

@@ -2,7 +2,7 @@
 //! that misbehave on purpose: garbage, crashes, errors, lost acknowledgements,
 //! Ctrl-C, overlong lines, secrets.
 
-use crate::common::{dir_names, read_jsonl, Run, Sandbox};
+use crate::common::{dir_names, read_jsonl, send_signal, Run, Sandbox};
 use serde_json::Value;
 
 const SPEC: &str = r#"{"type":"SPEC","spec":{"connectionSpecification":{"type":"object","properties":{"token":{"type":"string","airbyte_secret":true},"n":{"type":"integer"}}}}}"#;
@@ -302,11 +302,7 @@ fn ctrl_c_stops_both_connectors_and_keeps_the_committed_state() {
         .unwrap()
         .trim()
         .to_string();
-    let sent = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
+    send_signal(child.id(), "-INT");
     let started = std::time::Instant::now();
     let out = child.wait_with_output().unwrap();
     assert!(
@@ -464,11 +460,7 @@ fn a_cancelled_overwrite_leaves_the_old_file_and_no_partial_file() {
             partial.metadata().is_ok_and(|m| m.len() > 2_000_000)
         });
         for (i, signal) in signals.iter().enumerate() {
-            let sent = std::process::Command::new("kill")
-                .args([*signal, &child.id().to_string()])
-                .status()
-                .unwrap();
-            assert!(sent.success());
+            send_signal(child.id(), signal);
             if i == 0 {
                 let stopping = lines
                     .recv_timeout(std::time::Duration::from_secs(20))

@@ -3,7 +3,7 @@
 //! sandbox's data dir, `postgres::NAME` a database of its own on the test
 //! server (skipped outside CI when it is missing, failed under CI).
 
-use crate::common::{read_jsonl, require, PgDatabase, Run, Sandbox};
+use crate::common::{read_jsonl, require, send_signal, PgDatabase, Run, Sandbox};
 use serde_json::{json, Value};
 use std::process::Command;
 
@@ -1146,11 +1146,7 @@ fn ctrl_c_cancels_the_job_and_keeps_the_committed_state(env: &Env) {
     }
     // Let the destination confirm the first state, then Ctrl-C.
     std::thread::sleep(std::time::Duration::from_millis(500));
-    let sent = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
+    send_signal(child.id(), "-INT");
     let out = child.wait_with_output().unwrap();
     assert_eq!(
         out.status.code(),

@@ -96,15 +96,7 @@ fn postgres_every_type_round_trips_and_discover_types_it() {
     src.sql(TYPES_TABLE);
     let sandbox = Sandbox::new();
 
-    let discover = sandbox.run(&[
-        "-o",
-        "json",
-        "connector",
-        "discover",
-        "postgres",
-        "--config",
-        &url_config(&src),
-    ]);
+    let discover = sandbox.connector("discover", "postgres", &url_config(&src));
     discover.expect_code(0);
     let catalog = discover.catalog();
     let stream = &catalog["streams"][0];
@@ -716,15 +708,7 @@ fn postgres_wrong_password_is_a_clear_error_without_the_password() {
         let all = failed_sync(&sandbox, &config);
         assert!(all.contains("password authentication failed"), "{all}");
         assert!(!all.contains(secret), "{all}");
-        let check = sandbox.run(&[
-            "-o",
-            "json",
-            "connector",
-            "check",
-            "postgres",
-            "--config",
-            &config,
-        ]);
+        let check = sandbox.connector("check", "postgres", &config);
         let all = format!("{}{}", check.stdout(), check.stderr());
         assert!(all.contains("password authentication failed"), "{all}");
         assert!(!all.contains(secret), "{all}");
@@ -794,15 +778,7 @@ fn postgres_incremental_checkpoints_between_cursor_values_and_resumes_mid_table(
     );
     let sandbox = Sandbox::new();
     let config = serde_json::json!({"url": src.url, "checkpoint_every": 3}).to_string();
-    let discover = sandbox.run(&[
-        "-o",
-        "json",
-        "connector",
-        "discover",
-        "postgres",
-        "--config",
-        &config,
-    ]);
+    let discover = sandbox.connector("discover", "postgres", &config);
     discover.expect_code(0);
     let stream = discover.catalog()["streams"][0].clone();
     let catalog = serde_json::json!({"streams": [{
@@ -1159,16 +1135,8 @@ fn postgres_a_schema_that_does_not_exist_is_a_config_error_and_an_empty_one_is_n
     };
 
     // check FAILED, naming the schema; a schema in another case is pointed at.
-    let check = sandbox.run(&[
-        "-o",
-        "json",
-        "connector",
-        "check",
-        "postgres",
-        "--config",
-        &config(&["sales", "Empty"]),
-    ]);
-    let status = &check.messages()[0]["connectionStatus"];
+    let check = sandbox.connector("check", "postgres", &config(&["sales", "Empty"]));
+    let status = check.connection_status();
     assert_eq!(status["status"], "FAILED");
     assert_eq!(
         status["message"],
@@ -1183,28 +1151,9 @@ fn postgres_a_schema_that_does_not_exist_is_a_config_error_and_an_empty_one_is_n
     assert!(run.stderr().contains(&want), "{}", run.stderr());
     // A schema with no tables is no streams, not an error of the source's.
     let empty = config(&["empty"]);
-    let check = sandbox.run(&[
-        "-o",
-        "json",
-        "connector",
-        "check",
-        "postgres",
-        "--config",
-        &empty,
-    ]);
-    assert_eq!(
-        check.messages()[0]["connectionStatus"]["status"],
-        "SUCCEEDED"
-    );
-    let discover = sandbox.run(&[
-        "-o",
-        "json",
-        "connector",
-        "discover",
-        "postgres",
-        "--config",
-        &empty,
-    ]);
+    let check = sandbox.connector("check", "postgres", &empty);
+    assert_eq!(check.connection_status()["status"], "SUCCEEDED");
+    let discover = sandbox.connector("discover", "postgres", &empty);
     discover.expect_code(0);
     assert_eq!(discover.catalog()["streams"], serde_json::json!([]));
 

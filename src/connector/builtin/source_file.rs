@@ -907,22 +907,20 @@ mod tests {
     #[test]
     fn a_relative_pattern_names_the_directory_it_was_looked_for_from() {
         let cwd = std::env::current_dir().unwrap();
-        let config = json!({"path": "nope/*.csv"});
-        assert_eq!(
-            FileSource.check(&config).unwrap_err().message,
-            format!(
-                "no file matches `nope/*.csv` (stream `file`): the directory nope (in {}) does not exist; check `path`",
-                cwd.display()
-            )
-        );
-        let config = json!({"path": "nope.csv"});
-        assert_eq!(
-            FileSource.check(&config).unwrap_err().message,
-            format!(
-                "no file matches `nope.csv` (stream `nope`): check `path`: a relative path is looked for from the current directory, {}",
-                cwd.display()
-            )
-        );
+        let cwd = cwd.display();
+        for (path, want) in [
+            (
+                "nope/*.csv",
+                format!("no file matches `nope/*.csv` (stream `file`): the directory nope (in {cwd}) does not exist; check `path`"),
+            ),
+            (
+                "nope.csv",
+                format!("no file matches `nope.csv` (stream `nope`): check `path`: a relative path is looked for from the current directory, {cwd}"),
+            ),
+        ] {
+            let err = FileSource.check(&json!({ "path": path })).unwrap_err();
+            assert_eq!(err.message, want);
+        }
     }
 
     #[test]
