@@ -532,9 +532,9 @@ mod tests {
                 .read(&config, &catalog(mode), state.as_ref(), &mut out)
                 .unwrap_err();
             out.flush().unwrap();
-            assert_eq!(err.message, want);
-            assert_eq!(err.failure_type, crate::protocol::FailureType::ConfigError);
             assert!(buf.lock().unwrap().is_empty(), "nothing is sent first");
+            assert_eq!(err.failure_type, crate::protocol::FailureType::ConfigError);
+            assert_eq!(err.message, want);
         }
     }
 

@@ -893,14 +893,14 @@ mod tests {
             ),
         ];
         for (config, streams, want) in cases {
-            assert_eq!(FileSource.check(&config).unwrap_err().message, want);
-            let err = FileSource.discover(&config).unwrap_err();
-            assert_eq!(err.failure_type, FailureType::ConfigError);
-            assert_eq!(err.message, want);
-            let (sent, err) = read_err(&config, &configured(streams));
-            assert_eq!(err.failure_type, FailureType::ConfigError);
-            assert_eq!(err.message, want);
+            let (sent, read) = read_err(&config, &configured(streams));
             assert_eq!(sent, "", "nothing is sent before the error");
+            let discover = FileSource.discover(&config).expect_err("discover fails");
+            for err in [read, discover] {
+                assert_eq!(err.failure_type, FailureType::ConfigError);
+                assert_eq!(err.message, want);
+            }
+            assert_eq!(FileSource.check(&config).unwrap_err().message, want);
         }
     }
 
@@ -959,13 +959,13 @@ mod tests {
         std::fs::write(dir.path().join("users.csv"), "id\n1\n").unwrap();
         let config = json!({"path": dir.path().join("users.csv")});
         let (sent, err) = read_err(&config, &configured(&["users", "orders"]));
+        assert_eq!(sent, "", "nothing is sent before the error");
         assert_eq!(err.failure_type, FailureType::ConfigError);
         assert_eq!(
             err.message,
             "the catalog names stream `orders`, which the config does not define \
              (its streams: users); discover the streams again"
         );
-        assert_eq!(sent, "");
     }
 
     #[test]
