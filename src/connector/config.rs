@@ -169,9 +169,78 @@ pub fn unmask(new: &Value, old: &Value) -> Value {
 }
 
 /// The secret values of one or more configs, to redact from text.
-#[derive(Debug, Clone, Default)]
+///
+/// How far a secret is looked for depends on how likely its text is to turn
+/// up by chance: masking a word wherever it stands would garble messages
+/// and tell a reader which word the secret is.
+/// - A secret of 8 or more characters that mixes kinds of characters (or
+///   of 12 or more of one kind) is masked wherever it occurs, even inside
+///   other text (a token in a URL path or a header).
+/// - A shorter one of mixed kinds (4 to 7 characters) is masked as a whole
+///   token: quoted, or between spaces or punctuation.
+/// - Any other (1 to 3 characters, or a plain word or number such as
+///   `password`, `sluice`, `1234`), and any secret that is also a value of
+///   a config that is not secret (a password equal to the username), is
+///   masked only where the text says it is a value: after a secret's key
+///   (`password=S`, `"password": "S"`, `password: S`, `--password S`), or as
+///   a URL's password (`postgres://user:S@host`).
+///
+/// Each secret is also looked for JSON-escaped and percent-encoded.
+#[derive(Clone, Default)]
 pub struct Secrets {
     values: Vec<String>,
+    /// Values of the configs that are not secret (a username, a host).
+    plain: Vec<String>,
+    /// Field names secrets are kept under, lowercase, besides [`SECRET_KEYS`].
+    keys: Vec<String>,
+    /// What [`Secrets::redact`] looks for, longest first.
+    forms: Vec<Form>,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secrets")
+            .field("values", &self.values.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Names that mark the value after them as a secret (`db_password=...`,
+/// `PGPASSWORD=...`, `"access_token": ...`): a key ending with one of them.
+const SECRET_KEYS: &[&str] = &[
+    "password",
+    "passwd",
+    "pwd",
+    "pass",
+    "secret",
+    "token",
+    "apikey",
+    "api_key",
+    "api-key",
+    "access_key",
+    "private_key",
+    "credential",
+    "credentials",
+    "authorization",
+];
+
+/// One text to look for, and where it counts.
+#[derive(Clone)]
+struct Form {
+    text: String,
+    finder: memchr::memmem::Finder<'static>,
+    reach: Reach,
+}
+
+/// Where a secret's text is masked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// Where the text says it is a value.
+    Values,
+    /// Also as a whole token.
+    Tokens,
+    /// Anywhere.
+    Everywhere,
 }
 
 impl Secrets {
@@ -183,19 +252,30 @@ impl Secrets {
     }
 
     pub fn add_config(&mut self, schema: &Value, config: &Value) {
-        walk(schema, config, String::new(), &mut |_, v| {
-            collect_strings(v, &mut self.values)
+        let mut pointers = Vec::new();
+        walk(schema, config, String::new(), &mut |path, v| {
+            collect_strings(v, &mut self.values);
+            pointers.push(path);
         });
-        // Longest first, so a secret that contains another is redacted whole.
-        self.values.sort_by_key(|v| std::cmp::Reverse(v.len()));
-        self.values.dedup();
+        for pointer in &pointers {
+            let field = pointer
+                .rsplit('/')
+                .find(|seg| !seg.is_empty() && !seg.bytes().all(|b| b.is_ascii_digit()));
+            if let Some(field) = field {
+                let field = field.replace("~1", "/").replace("~0", "~").to_lowercase();
+                if !self.keys.contains(&field) {
+                    self.keys.push(field);
+                }
+            }
+        }
+        collect_plain(config, "", &pointers, &mut self.plain);
+        self.rebuild();
     }
 
     pub fn add(&mut self, value: &str) {
         if !value.is_empty() {
             self.values.push(value.to_string());
-            self.values.sort_by_key(|v| std::cmp::Reverse(v.len()));
-            self.values.dedup();
+            self.rebuild();
         }
     }
 
@@ -203,21 +283,237 @@ impl Secrets {
         self.values.is_empty()
     }
 
-    /// `text` with every secret replaced by [`MASK`].
-    pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        let mut out = Cow::Borrowed(text);
-        for secret in &self.values {
-            if out.contains(secret.as_str()) {
-                out = Cow::Owned(out.replace(secret.as_str(), MASK));
-            }
-            // JSON-escaped forms appear in messages that quote a config.
-            let escaped = serde_json::to_string(secret).unwrap_or_default();
-            let escaped = &escaped[1..escaped.len().saturating_sub(1)];
-            if escaped != secret && !escaped.is_empty() && out.contains(escaped) {
-                out = Cow::Owned(out.replace(escaped, MASK));
+    /// Works out what to look for from the secrets, their keys and the
+    /// plain values known so far.
+    fn rebuild(&mut self) {
+        // The password in a connection URL is a secret of its own, and its
+        // user is not one.
+        let mut values = self.values.clone();
+        for v in &self.values {
+            if let Some((user, password)) = url_credentials(v) {
+                values.extend([password.to_string(), percent_decode(password)]);
+                if !user.is_empty() && !self.plain.iter().any(|p| p == user) {
+                    self.plain.push(user.to_string());
+                }
             }
         }
-        out
+        values.retain(|v| !v.is_empty());
+        values.sort();
+        values.dedup();
+        let mut forms: Vec<Form> = Vec::new();
+        for v in &values {
+            let reach = reach_of(v, &self.plain);
+            let escaped = serde_json::to_string(v).unwrap_or_default();
+            let escaped = escaped[1..escaped.len().saturating_sub(1)].to_string();
+            for text in [v.clone(), escaped, percent_encode(v)] {
+                if !text.is_empty() && !forms.iter().any(|f| f.text == text) {
+                    let finder = memchr::memmem::Finder::new(text.as_bytes()).into_owned();
+                    forms.push(Form {
+                        text,
+                        finder,
+                        reach,
+                    });
+                }
+            }
+        }
+        // Longest first, so a secret that contains another is masked whole.
+        forms.sort_by_key(|f| std::cmp::Reverse(f.text.len()));
+        self.forms = forms;
+    }
+
+    /// `text` with every secret that stands where its reach says replaced
+    /// by [`MASK`]. Runs on every log line: it allocates only when it masks.
+    pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let bytes = text.as_bytes();
+        let mut spans: Vec<(usize, usize)> = Vec::new();
+        for form in &self.forms {
+            for i in form.finder.find_iter(bytes) {
+                let j = i + form.text.len();
+                if spans.iter().any(|&(a, b)| i < b && a < j) {
+                    continue;
+                }
+                let masked = match form.reach {
+                    Reach::Everywhere => true,
+                    Reach::Tokens => whole_token(bytes, i, j) || self.stands_as_value(bytes, i, j),
+                    Reach::Values => self.stands_as_value(bytes, i, j),
+                };
+                if masked {
+                    spans.push((i, j));
+                }
+            }
+        }
+        if spans.is_empty() {
+            return Cow::Borrowed(text);
+        }
+        spans.sort_unstable();
+        let mut out = String::with_capacity(text.len() + spans.len() * MASK.len());
+        let mut at = 0;
+        for (i, j) in spans {
+            out.push_str(&text[at..i]);
+            out.push_str(MASK);
+            at = j;
+        }
+        out.push_str(&text[at..]);
+        Cow::Owned(out)
+    }
+
+    /// Whether `text[i..j]` is written as a value: a URL's password, or
+    /// after a key that names a secret.
+    fn stands_as_value(&self, text: &[u8], i: usize, j: usize) -> bool {
+        let next = text.get(j).copied();
+        if i > 0 && text[i - 1] == b':' && next == Some(b'@') {
+            return url_password_at(&text[..i - 1]);
+        }
+        if !next.is_none_or(ends_value) {
+            return false;
+        }
+        // Back over the value's opening quote (maybe JSON-escaped), then the
+        // separator, then the key's closing quote, to the key.
+        let mut k = i;
+        let mut quoted = false;
+        while k > 0 && i - k < 3 && matches!(text[k - 1], b'"' | b'\'' | b'\\') {
+            quoted = true;
+            k -= 1;
+        }
+        let skip_blanks = |mut k: usize| {
+            while k > 0 && matches!(text[k - 1], b' ' | b'\t') {
+                k -= 1;
+            }
+            k
+        };
+        k = skip_blanks(k);
+        let separated = k > 0 && matches!(text[k - 1], b'=' | b':');
+        if separated {
+            k = skip_blanks(k - 1);
+            while k > 0 && matches!(text[k - 1], b'"' | b'\'' | b'\\') {
+                k -= 1;
+            }
+        } else if k == i {
+            return false;
+        }
+        let end = k;
+        while k > 0
+            && end - k < 64
+            && (text[k - 1].is_ascii_alphanumeric() || matches!(text[k - 1], b'_' | b'-' | b'.'))
+        {
+            k -= 1;
+        }
+        let key = &text[k..end];
+        // `--password S` and `PASSWORD 'S'` have no separator.
+        let flag = key.starts_with(b"-");
+        if key.is_empty() || !(separated || quoted || flag) {
+            return false;
+        }
+        let key = String::from_utf8_lossy(key).to_lowercase();
+        SECRET_KEYS.iter().any(|name| key.ends_with(name))
+            || self.keys.iter().any(|name| key.ends_with(name.as_str()))
+    }
+}
+
+/// How far to look for a secret: see [`Secrets`]. Masking every mention of
+/// a plain value (the username) would tell that the secret equals it, and
+/// masking a short token inside one (`db1x` of `db1x.internal`) that the
+/// secret is that part of it.
+fn reach_of(secret: &str, plain: &[String]) -> Reach {
+    if plain.iter().any(|p| p == secret) {
+        return Reach::Values;
+    }
+    let n = secret.chars().count();
+    let one_kind =
+        secret.chars().all(char::is_alphabetic) || secret.chars().all(|c| c.is_ascii_digit());
+    match (one_kind, n) {
+        (true, 12..) | (false, 8..) => Reach::Everywhere,
+        (false, 4..) if !plain.iter().any(|p| p.contains(secret)) => Reach::Tokens,
+        _ => Reach::Values,
+    }
+}
+
+/// A byte that can be part of a word (non-ASCII ones may be letters).
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
+}
+
+fn whole_token(text: &[u8], i: usize, j: usize) -> bool {
+    (i == 0 || !is_word(text[i - 1])) && text.get(j).is_none_or(|&b| !is_word(b))
+}
+
+/// Whether a byte can end a value: a blank, a quote, punctuation.
+fn ends_value(b: u8) -> bool {
+    b.is_ascii_whitespace() || b"\"'\\,;&)}]>`|.".contains(&b)
+}
+
+/// Whether `before` ends with `scheme://user`: what comes before a URL's
+/// `:password@`.
+fn url_password_at(before: &[u8]) -> bool {
+    let user_start = before
+        .iter()
+        .rposition(|&b| b.is_ascii_whitespace() || b"/@:\"'".contains(&b))
+        .map_or(0, |p| p + 1);
+    before[..user_start].ends_with(b"://")
+}
+
+/// The user and password of `scheme://user:password@host...`.
+fn url_credentials(url: &str) -> Option<(&str, &str)> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let userinfo = authority.rsplit_once('@')?.0;
+    userinfo.split_once(':')
+}
+
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| text.to_string())
+}
+
+/// The values of `config` outside the `secret` pointers, as text.
+fn collect_plain(config: &Value, path: &str, secret: &[String], out: &mut Vec<String>) {
+    if secret.iter().any(|p| p == path) {
+        return;
+    }
+    match config {
+        Value::Object(fields) => {
+            for (k, v) in fields {
+                collect_plain(v, &format!("{path}/{}", escape_pointer(k)), secret, out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                collect_plain(v, &format!("{path}/{i}"), secret, out);
+            }
+        }
+        Value::String(s) if !s.is_empty() && !out.contains(s) => out.push(s.clone()),
+        Value::Number(n) if !out.contains(&n.to_string()) => out.push(n.to_string()),
+        _ => {}
     }
 }
 
@@ -286,9 +582,14 @@ mod tests {
             "auth": {"method": "key", "api_key": "key-2"}, "tokens": ["t-3", "t-4"]});
         let s = Secrets::from_config(&schema(), &config);
         let text = "connecting with pw-1 and key-2, tokens t-3,t-4 to h";
+        // Tokens of 3 characters are masked only where they stand as values.
         assert_eq!(
             s.redact(text),
-            "connecting with ********** and **********, tokens **********,********** to h"
+            "connecting with ********** and **********, tokens t-3,t-4 to h"
+        );
+        assert_eq!(
+            s.redact(r#"{"tokens": "t-3", "token": "t-4"}"#),
+            r#"{"tokens": "**********", "token": "**********"}"#
         );
         assert_eq!(
             mask_pointers(&config, &secret_pointers(&schema(), &config)),
@@ -309,6 +610,168 @@ mod tests {
             s.redact(r#"{"password":"p\"w"}"#),
             r#"{"password":"**********"}"#
         );
+    }
+
+    /// The secrets of a database config with this user and password.
+    fn login(user: &str, password: &str) -> Secrets {
+        let schema = json!({"type": "object", "properties": {
+            "host": {"type": "string"}, "username": {"type": "string"},
+            "password": {"type": "string", "airbyte_secret": true}}});
+        Secrets::from_config(
+            &schema,
+            &json!({"host": "db.example.com", "username": user, "password": password}),
+        )
+    }
+
+    /// Each message, redacted, against what it must become.
+    #[track_caller]
+    fn redacts(s: &Secrets, cases: &[(&str, &str)]) {
+        for (text, want) in cases {
+            assert_eq!(s.redact(text), *want, "redacting {text:?}");
+        }
+    }
+
+    /// Each message, which must stay as it is.
+    #[track_caller]
+    fn keeps(s: &Secrets, texts: &[&str]) {
+        for text in texts {
+            assert_eq!(s.redact(text), *text);
+        }
+    }
+
+    /// Messages where the secret stands as a value, whatever its length.
+    fn value_cases(user: &str, pw: &str) -> Vec<(String, String)> {
+        let m = MASK;
+        [
+            (format!("connecting to postgres://{user}:{pw}@db.example.com:5432/app"),
+             format!("connecting to postgres://{user}:{m}@db.example.com:5432/app")),
+            (format!(r#"config: {{"host": "db.example.com", "username": "{user}", "password": "{pw}"}}"#),
+             format!(r#"config: {{"host": "db.example.com", "username": "{user}", "password": "{m}"}}"#)),
+            (format!(r#"{{\"password\":\"{pw}\"}}"#), format!(r#"{{\"password\":\"{m}\"}}"#)),
+            (format!("password: {pw}\nusername: {user}"), format!("password: {m}\nusername: {user}")),
+            (format!("psql host=db user={user} password={pw} dbname=app"),
+             format!("psql host=db user={user} password={m} dbname=app")),
+            (format!("PGPASSWORD='{pw}' psql -U {user}"), format!("PGPASSWORD='{m}' psql -U {user}")),
+            (format!("run --password {pw} --user {user}"), format!("run --password {m} --user {user}")),
+            (format!("ALTER ROLE {user} PASSWORD '{pw}'"), format!("ALTER ROLE {user} PASSWORD '{m}'")),
+        ]
+        .into_iter()
+        .collect()
+    }
+
+    #[track_caller]
+    fn redacts_values(s: &Secrets, user: &str, pw: &str) {
+        for (text, want) in value_cases(user, pw) {
+            assert_eq!(s.redact(&text), want, "redacting {text:?}");
+        }
+    }
+
+    #[test]
+    fn a_one_or_two_character_secret_is_masked_only_as_a_value() {
+        let s = login("alice", "p");
+        redacts_values(&s, "alice", "p");
+        keeps(
+            &s,
+            &[
+                r#"password authentication failed for user "alice" on pipeline p"#,
+                "option -p 5432 is deprecated",
+                // Not a URL's password: a host and port.
+                "http://p:80@x",
+            ],
+        );
+        let s = login("alice", "o5");
+        redacts_values(&s, "alice", "o5");
+        keeps(
+            &s,
+            &["the o5 shard of region o5 is down", "user=alice pw=o5x"],
+        );
+    }
+
+    #[test]
+    fn a_four_character_secret_is_masked_as_a_token_unless_it_is_a_plain_word() {
+        let s = login("alice", "p4s!");
+        redacts_values(&s, "alice", "p4s!");
+        redacts(
+            &s,
+            &[
+                ("login with p4s! failed", "login with ********** failed"),
+                ("value 'p4s!' rejected", "value '**********' rejected"),
+                ("xp4s!y stays", "xp4s!y stays"),
+            ],
+        );
+        // A word: masking it in prose would say which word the secret is.
+        let s = login("alice", "data");
+        redacts_values(&s, "alice", "data");
+        keeps(&s, &[r#"reading data from "data_raw": no data"#]);
+    }
+
+    #[test]
+    fn a_secret_equal_to_the_username_is_masked_only_as_a_value() {
+        for pw in ["sluice", "svc-loader-2024"] {
+            let s = login(pw, pw);
+            redacts_values(&s, pw, pw);
+            let text = format!(r#"password authentication failed for user "{pw}" ({pw}@db)"#);
+            assert_eq!(s.redact(&text), text);
+        }
+    }
+
+    #[test]
+    fn a_common_word_as_a_secret_leaves_the_words_alone() {
+        for word in ["password", "sluice"] {
+            let s = login("alice", word);
+            redacts_values(&s, "alice", word);
+            let text = "password authentication failed: sluice stopped reading the stream";
+            assert_eq!(s.redact(text), text);
+        }
+    }
+
+    #[test]
+    fn a_long_random_secret_is_masked_wherever_it_occurs() {
+        let pw = "Xk9mQ2vL7pW4zR8t";
+        let s = login("alice", pw);
+        redacts_values(&s, "alice", pw);
+        redacts(
+            &s,
+            &[
+                (
+                    "GET https://api.example.com/v1/Xk9mQ2vL7pW4zR8t/items",
+                    "GET https://api.example.com/v1/**********/items",
+                ),
+                (
+                    "Authorization: Bearer Xk9mQ2vL7pW4zR8t",
+                    "Authorization: Bearer **********",
+                ),
+                ("key=abcXk9mQ2vL7pW4zR8tdef;", "key=abc**********def;"),
+            ],
+        );
+    }
+
+    #[test]
+    fn a_connection_url_masks_its_password_wherever_it_stands_and_not_its_user() {
+        let schema = json!({"type": "object", "properties": {
+            "url": {"type": "string", "airbyte_secret": true}}});
+        let s = Secrets::from_config(&schema, &json!({"url": "postgres://bob:p%40ss@h:5432/app"}));
+        redacts(
+            &s,
+            &[
+                (
+                    "cannot connect to postgres://bob:p%40ss@h:5432/app",
+                    "cannot connect to **********",
+                ),
+                (
+                    "retrying postgres://bob:p%40ss@h:5432/other as bob",
+                    "retrying postgres://bob:**********@h:5432/other as bob",
+                ),
+                ("password=p@ss for bob", "password=********** for bob"),
+            ],
+        );
+    }
+
+    #[test]
+    fn nothing_to_mask_borrows_the_text() {
+        let s = login("alice", "p");
+        assert!(matches!(s.redact("pipeline p paused"), Cow::Borrowed(_)));
+        assert!(!format!("{s:?}").contains('p'), "{s:?}");
     }
 
     #[test]

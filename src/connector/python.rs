@@ -5,14 +5,18 @@
 //! `<install dir>/python/<package>-<version>`, created on first use (or by
 //! `sluice connector install`). A manifest written last marks an install
 //! complete, and an exclusive lock keeps two sluice processes from
-//! installing the same connector at once. The connector then runs as a
-//! process, exactly like `exec:`.
+//! installing the same connector at once. An install that fails or is
+//! interrupted removes its virtualenv (stopping pip first when sluice
+//! exits mid-install), so no half-made directory is left; one left by a
+//! killed sluice has no manifest and is made again. The connector then
+//! runs as a process, exactly like `exec:`.
 
 use super::registry::{Installed, OptionSpec};
 use super::{
     process, Connector, ConnectorError, ConnectorRef, ConnectorSpecification, Invocation,
     RunContext, Running, Runtime, RuntimeEnv,
 };
+use crate::fsutil::Unfinished;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -214,6 +218,8 @@ impl PythonConnector {
             std::fs::remove_dir_all(&dir)
                 .map_err(|e| self.err(format!("cannot remove {}: {e}", dir.display())))?;
         }
+        // Until the manifest is written, the virtualenv goes on any failure.
+        let venv = Unfinished::new(&dir);
         let spec = format!("{}=={}", self.package, version);
         cx.progress.step(&format!(
             "Creating a virtualenv for {spec} with {}",
@@ -222,6 +228,7 @@ impl PythonConnector {
         self.run_logged(
             Path::new(&self.python),
             &["-m", "venv", &dir.to_string_lossy()],
+            &venv,
             cx,
         )
         .await?;
@@ -239,9 +246,11 @@ impl PythonConnector {
                 "off",
                 &spec,
             ],
+            &venv,
             cx,
         )
-        .await?;
+        .await
+        .map_err(|e| self.not_on_pypi(e, &spec))?;
         let entrypoint = self.find_entrypoint(&py).await?;
         let manifest = Manifest {
             package: self.package.clone(),
@@ -257,16 +266,18 @@ impl PythonConnector {
             0o644,
         )
         .map_err(|e| self.err(format!("cannot write the install manifest: {e}")))?;
+        venv.finish();
         cx.progress.step(&format!("Installed {spec}"));
         Ok((dir, manifest))
     }
 
-    /// Runs an install step, passing its output on as progress; fails with
-    /// the tail of that output.
+    /// Runs an install step that writes into `venv`, passing its output on
+    /// as progress; fails with the tail of that output.
     async fn run_logged(
         &self,
         program: &Path,
         args: &[&str],
+        venv: &Unfinished,
         cx: &RunContext,
     ) -> Result<(), ConnectorError> {
         let mut child = tokio::process::Command::new(program)
@@ -283,6 +294,7 @@ impl PythonConnector {
                     program.display()
                 ))
             })?;
+        venv.written_by(child.id());
         let tail = super::StderrTail::default();
         let mut out = BufReader::new(child.stdout.take().expect("piped")).lines();
         let err_task = tokio::spawn(super::drain_stderr(
@@ -299,10 +311,9 @@ impl PythonConnector {
                 tail.push(line.to_string());
             }
         }
-        let status = child
-            .wait()
-            .await
-            .map_err(|e| self.err(format!("{} failed: {e}", program.display())))?;
+        let status = child.wait().await;
+        venv.written_by(None);
+        let status = status.map_err(|e| self.err(format!("{} failed: {e}", program.display())))?;
         let _ = err_task.await;
         if status.success() {
             Ok(())
@@ -313,6 +324,35 @@ impl PythonConnector {
                 args.join(" "),
                 tail.text()
             )))
+        }
+    }
+
+    /// pip's failure to find the package, as the user's to fix (exit 2):
+    /// a name or version that PyPI does not have, or no PyPI to ask.
+    fn not_on_pypi(&self, e: ConnectorError, spec: &str) -> ConnectorError {
+        let ConnectorError::Install { message, .. } = &e else {
+            return e;
+        };
+        if !message.contains("No matching distribution found") {
+            return e;
+        }
+        let pip_says: Vec<&str> = message
+            .lines()
+            .filter(|l| l.starts_with("ERROR:"))
+            .map(|l| l.trim_start_matches("ERROR:").trim())
+            .collect();
+        ConnectorError::Unavailable {
+            connector: self.reference.to_string(),
+            message: format!(
+                "{}: pip found no {spec} to install ({})",
+                self.reference,
+                pip_says.join("; ")
+            ),
+            hint: format!(
+                "check the package name and version (https://pypi.org/project/{}/ lists \
+                 its versions), and that this machine reaches PyPI or your package index",
+                self.package
+            ),
         }
     }
 

@@ -85,7 +85,10 @@ pub fn format_line(at: &str, origin: &str, level: LogLevel, message: &str) -> St
 
 impl LogSink for AttemptLog {
     fn log(&self, origin: &str, level: LogLevel, message: &str) {
-        let message = self.redact(message);
+        // Borrowed unless something is masked: no copy of most lines.
+        let secrets = self.secrets.read().expect("secrets lock");
+        let message = secrets.redact(message);
+        drop(secrets);
         if let Some(file) = &self.file {
             let now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
             let mut f = file.lock().expect("log lock");
@@ -124,5 +127,38 @@ mod tests {
             "{first}"
         );
         assert!(text.lines().nth(1).unwrap().ends_with("second line"));
+    }
+
+    #[test]
+    fn a_short_password_is_masked_as_a_value_and_leaves_the_words_around_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        let schema = json!({"type":"object","properties":{
+            "user":{"type":"string"},"password":{"type":"string","airbyte_secret":true}}});
+        let secrets = Secrets::from_config(&schema, &json!({"user": "pat", "password": "pa"}));
+        let log = AttemptLog::create(&path, secrets, None).unwrap();
+        log.log(
+            "source",
+            LogLevel::Error,
+            "password authentication failed for user pat (postgres://pat:pa@db/app)",
+        );
+        log.log(
+            "source",
+            LogLevel::Info,
+            r#"config {"user": "pat", "password": "pa"}"#,
+        );
+        drop(log);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text
+            .lines()
+            .map(|l| l.split_once(" source ").unwrap().1)
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "ERROR password authentication failed for user pat (postgres://pat:**********@db/app)",
+                r#"INFO config {"user": "pat", "password": "**********"}"#,
+            ]
+        );
     }
 }

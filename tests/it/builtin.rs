@@ -1,6 +1,6 @@
 //! Syncs between built-in connectors, and the command line itself.
 
-use crate::common::{read_jsonl, records_by_stream, Sandbox};
+use crate::common::{configured_catalog, dir_names, read_jsonl, records_by_stream, Sandbox};
 
 fn dest(dir: &std::path::Path) -> String {
     format!(r#"{{"path": "{}"}}"#, dir.display())
@@ -69,15 +69,7 @@ fn csv_file_source_to_csv_destination() {
         "id,name,score\n1,Ada,3.5\n2,Grace,4\n3,\"Lin, Jr\",\n",
     );
     let source = format!(r#"{{"path": "{}"}}"#, sandbox.path("in/*.csv").display());
-    let discover = sandbox.run(&[
-        "-o",
-        "json",
-        "connector",
-        "discover",
-        "file",
-        "--config",
-        &source,
-    ]);
+    let discover = sandbox.connector("discover", "file", &source);
     discover.expect_code(0);
     let catalog = discover.catalog();
     let props = &catalog["streams"][0]["json_schema"]["properties"];
@@ -228,4 +220,71 @@ fn prefix_applies_to_records_and_is_reverted_on_states() {
     // The state file speaks the source's names, so the next run resumes.
     assert_eq!(saved[0]["stream"]["stream_descriptor"]["name"], "users");
     assert_eq!(summary["streams"][0]["checkpoints"], 3);
+}
+
+#[test]
+fn a_file_source_that_finds_no_file_fails_as_a_config_error_and_keeps_the_destination() {
+    let sandbox = Sandbox::new();
+    std::fs::create_dir(sandbox.path("in")).unwrap();
+    sandbox.write("in/users.csv", "id\n1\n2\n");
+    let out = sandbox.path("out");
+    let good = r#"{"path": "in/users.csv"}"#;
+    sandbox.sync(("file", good), ("jsonl", &dest(&out)), &[]);
+    let before = std::fs::read_to_string(out.join("users.jsonl")).unwrap();
+    assert_eq!(before.lines().count(), 2);
+    let dest_config = dest(&out);
+    let sync = |config: &str, extra: &[&str]| {
+        let mut args = vec!["-o", "json", "sync", "--source", "file"];
+        args.extend(["--source-config", config, "--destination", "jsonl"]);
+        args.extend(["--destination-config", &dest_config]);
+        args.extend(extra);
+        sandbox.run(&args)
+    };
+    let cwd = sandbox.dir.path().canonicalize().unwrap();
+    let cwd = cwd.display();
+
+    // A typo, in each form the config takes: discover fails, exit 2.
+    for (config, want) in [
+        (
+            r#"{"path": "nope/*.csv"}"#.to_string(),
+            format!("no file matches `nope/*.csv` (stream `file`): the directory nope (in {cwd}) does not exist; check `path`"),
+        ),
+        (
+            r#"{"path": "in/userz.csv", "name": "users"}"#.to_string(),
+            format!("no file matches `in/userz.csv` (stream `users`): check `path`: a relative path is looked for from the current directory, {cwd}"),
+        ),
+        (
+            r#"{"streams": [{"name": "users", "path": "in/users.csv"}, {"path": "in/orders_*.csv"}]}"#.to_string(),
+            format!("no file matches `in/orders_*.csv` (stream `orders`): check `streams[1].path`: a relative path is looked for from the current directory, {cwd}"),
+        ),
+    ] {
+        let run = sync(&config, &[]);
+        run.expect_code(2);
+        assert!(run.stderr().contains(&want), "{}", run.stderr());
+    }
+    let check = sandbox.connector("check", "file", r#"{"path": "nope/*.csv"}"#);
+    assert_eq!(check.connection_status()["status"], "FAILED");
+
+    // The files went away after the catalog was made: the read fails
+    // before it sends anything, so overwrite keeps the old file whole.
+    let catalog = configured_catalog(&sandbox, ("file", good), "overwrite");
+    std::fs::remove_file(sandbox.path("in/users.csv")).unwrap();
+    let run = sync(good, &["--catalog", catalog.to_str().unwrap()]);
+    run.expect_code(1);
+    let summary = run.json();
+    assert_eq!(
+        summary["failure"]["failure_type"], "config_error",
+        "{summary}"
+    );
+    assert_eq!(summary["failure"]["origin"], "source", "{summary}");
+    assert_eq!(
+        summary["failure"]["message"],
+        format!("no file matches `in/users.csv` (stream `users`): check `path`: a relative path is looked for from the current directory, {cwd}")
+    );
+    assert_eq!(summary["records"], 0, "{summary}");
+    assert_eq!(
+        std::fs::read_to_string(out.join("users.jsonl")).unwrap(),
+        before
+    );
+    assert_eq!(dir_names(&out), ["users.jsonl"]);
 }

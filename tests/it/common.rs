@@ -45,6 +45,19 @@ impl Sandbox {
         Run(self.cmd().args(args).output().expect("run sluice"))
     }
 
+    /// `sluice -o json connector COMMAND CONNECTOR --config CONFIG`.
+    pub fn connector(&self, command: &str, connector: &str, config: &str) -> Run {
+        self.run(&[
+            "-o",
+            "json",
+            "connector",
+            command,
+            connector,
+            "--config",
+            config,
+        ])
+    }
+
     /// Writes an executable `/bin/sh` script and returns its `exec:` reference.
     pub fn script(&self, name: &str, body: &str) -> String {
         let path = self.path(name);
@@ -83,6 +96,64 @@ impl Sandbox {
     }
 }
 
+/// A configured catalog of every stream `connector discover SOURCE` finds,
+/// read in full and written with `destination_sync_mode`, as a file in the
+/// sandbox; its path.
+pub fn configured_catalog(
+    sandbox: &Sandbox,
+    (source, config): (&str, &str),
+    destination_sync_mode: &str,
+) -> PathBuf {
+    let run = sandbox.run(&[
+        "-o",
+        "json",
+        "connector",
+        "discover",
+        source,
+        "--config",
+        config,
+    ]);
+    run.expect_code(0);
+    let streams: Vec<Value> = run.catalog()["streams"]
+        .as_array()
+        .expect("streams")
+        .iter()
+        .map(|s| {
+            serde_json::json!({"stream": s, "sync_mode": "full_refresh",
+                "destination_sync_mode": destination_sync_mode})
+        })
+        .collect();
+    sandbox.write(
+        "catalog.json",
+        &serde_json::json!({ "streams": streams }).to_string(),
+    )
+}
+
+/// Sends `signal` (`-INT`, `-TERM`) to the process `pid` with kill(1).
+#[track_caller]
+pub fn send_signal(pid: u32, signal: &str) {
+    let sent = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(sent.success(), "kill {signal} {pid}");
+}
+
+/// The names of the entries of a directory, hidden ones too, sorted.
+pub fn dir_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .map(|e| {
+            e.expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
 /// A finished `sluice` run.
 pub struct Run(pub Output);
 
@@ -116,6 +187,17 @@ impl Run {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
             .collect()
+    }
+
+    /// The CONNECTION_STATUS of `connector check --output json`.
+    pub fn connection_status(&self) -> Value {
+        let status = self
+            .messages()
+            .into_iter()
+            .find(|m| m["type"] == "CONNECTION_STATUS");
+        status.unwrap_or_else(|| panic!("no CONNECTION_STATUS in:\n{}", self.stdout()))
+            ["connectionStatus"]
+            .clone()
     }
 
     /// The CATALOG message among the messages on stdout.

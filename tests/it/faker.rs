@@ -1,6 +1,7 @@
-//! Against the real Airbyte connector `airbyte-source-faker` 7.2.1 from PyPI.
+//! Against the real Airbyte connector `airbyte-source-faker` 7.2.1 from PyPI,
+//! and Python installs that fail or are interrupted.
 
-use crate::common::{read_jsonl, records_by_stream, require, Sandbox};
+use crate::common::{dir_names, read_jsonl, records_by_stream, require, send_signal, Run, Sandbox};
 use std::process::Command;
 
 const FAKER: &str = "python:airbyte-source-faker==7.2.1";
@@ -19,15 +20,7 @@ fn discover_lists_the_faker_streams() {
         return;
     }
     let sandbox = Sandbox::new();
-    let run = sandbox.run(&[
-        "-o",
-        "json",
-        "connector",
-        "discover",
-        FAKER,
-        "--config",
-        CONFIG,
-    ]);
+    let run = sandbox.connector("discover", FAKER, CONFIG);
     run.expect_code(0);
     let catalog = run.catalog();
     let mut names: Vec<&str> = catalog["streams"]
@@ -120,4 +113,103 @@ fn full_refresh_then_incremental_with_state() {
     let resaved: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&state).expect("state file")).expect("JSON");
     assert_eq!(resaved.as_array().map(Vec::len), Some(3));
+}
+
+/// `sluice ARGS` with a connectors directory of the sandbox's own, so that
+/// installs start from nothing.
+fn own_install(sandbox: &Sandbox, args: &[&str]) -> Command {
+    let mut cmd = sandbox.cmd();
+    cmd.env("SLUICE_CONNECTORS_DIR", sandbox.path("connectors"))
+        .args(args);
+    cmd
+}
+
+#[test]
+fn a_python_package_that_is_not_on_pypi_is_the_users_to_fix_and_leaves_nothing() {
+    if !require(python_available(), "python3 with venv") {
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let missing = "python:airbyte-source-does-not-exist==1.0.0";
+    // Twice: the second attempt finds nothing of the first.
+    for _ in 0..2 {
+        let run = Run(own_install(&sandbox, &["connector", "install", missing])
+            .output()
+            .unwrap());
+        run.expect_code(2);
+        let stderr = run.stderr();
+        assert!(
+            stderr.contains(
+                "error: python:airbyte-source-does-not-exist==1.0.0: pip found no \
+                 airbyte-source-does-not-exist==1.0.0 to install (Could not find a version \
+                 that satisfies the requirement airbyte-source-does-not-exist==1.0.0"
+            ),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains(
+                "hint: check the package name and version \
+                 (https://pypi.org/project/airbyte-source-does-not-exist/ lists its versions)"
+            ),
+            "{stderr}"
+        );
+        assert_eq!(
+            dir_names(&sandbox.path("connectors/python")),
+            [".airbyte-source-does-not-exist-1.0.0.lock"],
+            "no virtualenv is left"
+        );
+    }
+}
+
+#[test]
+fn an_interrupted_python_install_leaves_nothing_and_the_next_installs_cleanly() {
+    if !require(python_available(), "python3 with venv") {
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let mut child = own_install(&sandbox, &["connector", "install", FAKER])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    for line in std::io::BufRead::lines(stderr) {
+        let line = line.unwrap();
+        let pip_runs = line.starts_with("Installing airbyte-source-faker==7.2.1 from PyPI");
+        seen.push(line);
+        if pip_runs {
+            break;
+        }
+    }
+    assert!(
+        sandbox
+            .path("connectors/python/airbyte-source-faker-7.2.1/bin")
+            .exists(),
+        "{seen:?}"
+    );
+    // pip is resolving and downloading: Ctrl-C.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    send_signal(child.id(), "-INT");
+    assert_eq!(child.wait().unwrap().code(), Some(130), "{seen:?}");
+    for _ in 0..2 {
+        // Nothing is left, and pip does not write it back afterwards.
+        assert_eq!(
+            dir_names(&sandbox.path("connectors/python")),
+            [".airbyte-source-faker-7.2.1.lock"]
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+
+    let run = Run(own_install(&sandbox, &["connector", "install", FAKER])
+        .output()
+        .unwrap());
+    run.expect_code(0);
+    let spec = Run(
+        own_install(&sandbox, &["-o", "json", "connector", "spec", FAKER])
+            .output()
+            .unwrap(),
+    );
+    spec.expect_code(0);
+    assert_eq!(spec.messages()[0]["type"], "SPEC");
 }

@@ -2,7 +2,7 @@
 //! that misbehave on purpose: garbage, crashes, errors, lost acknowledgements,
 //! Ctrl-C, overlong lines, secrets.
 
-use crate::common::{read_jsonl, Run, Sandbox};
+use crate::common::{dir_names, read_jsonl, send_signal, Run, Sandbox};
 use serde_json::Value;
 
 const SPEC: &str = r#"{"type":"SPEC","spec":{"connectionSpecification":{"type":"object","properties":{"token":{"type":"string","airbyte_secret":true},"n":{"type":"integer"}}}}}"#;
@@ -302,11 +302,7 @@ fn ctrl_c_stops_both_connectors_and_keeps_the_committed_state() {
         .unwrap()
         .trim()
         .to_string();
-    let sent = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
+    send_signal(child.id(), "-INT");
     let started = std::time::Instant::now();
     let out = child.wait_with_output().unwrap();
     assert!(
@@ -373,4 +369,163 @@ fn secrets_never_reach_output_errors_or_logs() {
     run.expect_code(2);
     assert!(run.stderr().contains("n"), "{}", run.stderr());
     assert!(!run.stderr().contains(secret), "{}", run.stderr());
+}
+
+#[test]
+fn a_short_secret_is_masked_as_a_value_and_the_words_around_it_stay() {
+    let sandbox = Sandbox::new();
+    // The source prints its config, then fails with a message of its own.
+    let read =
+        "cat \"$3\" >&2\necho >&2\necho 'pipeline stopped: the token was rejected' >&2\nexit 4";
+    let src = source(&sandbox, read);
+    let (run, _) = sync(
+        &sandbox,
+        &src,
+        "devnull",
+        &["--source-config", r#"{"token": "p", "n": 1}"#],
+    );
+    run.expect_code(1);
+    let summary = run.json();
+    let log = std::fs::read_to_string(summary["log_file"].as_str().unwrap()).unwrap();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.split_once(" source ").map(|(_, rest)| rest))
+        .collect();
+    assert!(
+        lines.contains(&r#"INFO {"token":"**********","n":1}"#),
+        "{log}"
+    );
+    assert!(
+        lines.contains(&"INFO pipeline stopped: the token was rejected"),
+        "{log}"
+    );
+    let message = summary["failure"]["message"].as_str().unwrap();
+    assert!(
+        message.ends_with(
+            "\n  {\"token\":\"**********\",\"n\":1}\n  pipeline stopped: the token was rejected"
+        ),
+        "{message}"
+    );
+}
+
+/// Waits until `ready` holds, for 20 s at most.
+#[track_caller]
+fn wait_for(what: &str, ready: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} never happened"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_cancelled_overwrite_leaves_the_old_file_and_no_partial_file() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.path("out");
+    std::fs::create_dir(&out).unwrap();
+    let old = "{\"old\":1}\n";
+    std::fs::write(out.join("users.jsonl"), old).unwrap();
+    let partial = out.join(".users.jsonl.partial");
+    for (what, signals, code) in [
+        ("one SIGTERM", &["-TERM"][..], 1),
+        ("one Ctrl-C", &["-INT"][..], 1),
+        // The second one while the destination is still busy with its
+        // input: sluice exits at once.
+        ("Ctrl-C twice", &["-INT", "-INT"][..], 130),
+    ] {
+        let mut child = sandbox
+            .cmd()
+            .args(["-o", "json", "sync", "--source", "sample"])
+            .args(["--source-config", r#"{"count": 100000000}"#])
+            .args(["--destination", "jsonl"])
+            .arg(format!("--destination-config={}", jsonl(&sandbox)))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // stderr, line by line, as it comes.
+        let (lines_tx, lines) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines() {
+                let line = line.unwrap();
+                let _ = lines_tx.send(line.clone());
+            }
+        });
+        wait_for("a partial file of 2 MB", || {
+            partial.metadata().is_ok_and(|m| m.len() > 2_000_000)
+        });
+        for (i, signal) in signals.iter().enumerate() {
+            send_signal(child.id(), signal);
+            if i == 0 {
+                let stopping = lines
+                    .recv_timeout(std::time::Duration::from_secs(20))
+                    .unwrap();
+                assert!(stopping.starts_with("Stopping the sync"), "{stopping}");
+            }
+        }
+        let status = child.wait().unwrap();
+        reader.join().unwrap();
+        let rest: Vec<String> = lines.try_iter().collect();
+        assert_eq!(status.code(), Some(code), "{what}: {rest:?}");
+        assert_eq!(dir_names(&out), ["users.jsonl"], "{what}");
+        assert_eq!(
+            std::fs::read_to_string(out.join("users.jsonl")).unwrap(),
+            old,
+            "{what}"
+        );
+    }
+}
+
+#[test]
+fn a_destination_write_error_leaves_the_old_file_and_no_partial_file() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.path("out");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("users.jsonl"), "{\"old\":1}\n").unwrap();
+    // Files may grow to 64 KiB at most (dash counts 512-byte blocks), and
+    // writing past that fails (EFBIG) instead of killing sluice. The
+    // records (about 500 KB) outgrow it, yet fit in the pipes, so the
+    // source is never left blocked on a destination that is gone.
+    let base = sandbox.cmd();
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args(["-c", "trap '' XFSZ; ulimit -f 128; exec \"$@\"", "sh"])
+        .arg(base.get_program())
+        .args([
+            "-o",
+            "json",
+            "sync",
+            "--source",
+            "sample",
+            "--source-config",
+        ])
+        .args([r#"{"count": 2000}"#, "--destination", "jsonl"])
+        .arg(format!("--destination-config={}", jsonl(&sandbox)))
+        .current_dir(sandbox.dir.path());
+    for (k, v) in base.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let run = Run(cmd.output().unwrap());
+    run.expect_code(1);
+    let failure = &run.json()["failure"];
+    assert_eq!(failure["origin"], "destination", "{failure}");
+    assert!(
+        failure["message"]
+            .as_str()
+            .unwrap()
+            .contains("File too large"),
+        "{failure}"
+    );
+    assert_eq!(dir_names(&out), ["users.jsonl"]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("users.jsonl")).unwrap(),
+        "{\"old\":1}\n"
+    );
 }

@@ -8,11 +8,15 @@
 //!   one only when the source reports the stream COMPLETE, so a failed sync
 //!   leaves the old file whole. States that follow records of an unfinished
 //!   overwrite stream are emitted back only once it is swapped in.
+//! - A partial file never outlives the write: it is removed when the input
+//!   ends first, on any error, when sluice stops the connector, and when
+//!   sluice exits mid-write (a second Ctrl-C); see [`Unfinished`].
 //!
 //! `jsonl` writes each record's `data` exactly as the source sent it (no
 //! parse); `csv` writes the columns of the stream's JSON schema.
 
 use super::{parse_config, Builtin, BuiltinError, BuiltinResult, Kind, Output};
+use crate::fsutil::Unfinished;
 use crate::protocol::envelope::{self, MessageKind};
 use crate::protocol::{
     ConfiguredAirbyteCatalog, ConnectorSpecification, DestinationSyncMode, Extra, LogLevel,
@@ -135,7 +139,12 @@ impl Builtin for FileDestination {
         let mut line = Vec::with_capacity(64 * 1024);
         let mut held: Vec<Vec<u8>> = Vec::new();
         let mut row = Vec::with_capacity(1024);
+        let mut n = 0u64;
         loop {
+            n += 1;
+            if n.is_multiple_of(4096) {
+                out.check_cancel()?;
+            }
             line.clear();
             if input.read_until(b'\n', &mut line)? == 0 {
                 break;
@@ -196,9 +205,10 @@ struct StreamFile {
     name: StreamDescriptor,
     mode: DestinationSyncMode,
     final_path: PathBuf,
-    /// Where overwrite writes until the stream completes.
-    partial_path: Option<PathBuf>,
     w: Option<BufWriter<File>>,
+    /// Where overwrite writes until the stream completes; removed unless
+    /// it is renamed into place.
+    partial: Option<Unfinished>,
     dirty: bool,
     /// Written to since the stream started, in overwrite mode.
     overwrite_written: bool,
@@ -342,7 +352,7 @@ impl StreamFiles {
                     (Some(c), extra)
                 }
             };
-            let (w, partial_path) = match mode {
+            let (w, partial) = match mode {
                 DestinationSyncMode::Append => {
                     let existed = final_path.metadata().map(|m| m.len() > 0).unwrap_or(false);
                     if existed {
@@ -361,8 +371,8 @@ impl StreamFiles {
                     (w, None)
                 }
                 DestinationSyncMode::Overwrite => {
-                    let partial = parent.join(format!(".{file_name}.partial"));
-                    let f = File::create(&partial)?;
+                    let partial = Unfinished::new(parent.join(format!(".{file_name}.partial")));
+                    let f = File::create(partial.path())?;
                     let mut w = BufWriter::with_capacity(256 * 1024, f);
                     write_header(&mut w, columns.as_deref())?;
                     (w, Some(partial))
@@ -379,8 +389,8 @@ impl StreamFiles {
                 name,
                 mode,
                 final_path,
-                partial_path,
                 w: Some(w),
+                partial,
                 dirty: true,
                 overwrite_written: false,
                 complete: false,
@@ -426,9 +436,10 @@ impl StreamFiles {
             return Ok(());
         }
         f.sync()?;
-        if let Some(partial) = f.partial_path.take() {
+        if let Some(partial) = f.partial.take() {
             f.w = None;
-            std::fs::rename(&partial, &f.final_path)?;
+            std::fs::rename(partial.path(), &f.final_path)?;
+            partial.finish();
             if let Some(parent) = f.final_path.parent() {
                 crate::fsutil::sync_dir(parent)?;
             }
@@ -442,9 +453,9 @@ impl StreamFiles {
     fn abandon_incomplete(&mut self) -> BuiltinResult<Vec<String>> {
         let mut names = Vec::new();
         for f in &mut self.files {
-            if let Some(partial) = f.partial_path.take() {
+            if let Some(partial) = f.partial.take() {
                 f.w = None;
-                let _ = std::fs::remove_file(&partial);
+                drop(partial);
                 names.push(f.name.to_string());
             }
         }
@@ -600,6 +611,66 @@ mod tests {
             std::fs::read_to_string(&file).unwrap(),
             "{\"id\":1,\"name\":\"a, b\"}\n{\"id\":2,\"extra\":[1]}\n"
         );
+    }
+
+    /// The names in `dir`, hidden ones too.
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_failed_or_stopped_overwrite_leaves_no_partial_file() {
+        const GHOST: &str =
+            r#"{"type":"RECORD","record":{"stream":"ghost","data":{},"emitted_at":1}}"#;
+        const TRACE_ERROR: &str = r#"{"type":"TRACE","trace":{"type":"ERROR","emitted_at":1,"error":{"message":"boom","failure_type":"system_error"}}}"#;
+        let many = format!("{REC1}\n").repeat(5000);
+        let cases = [
+            (
+                "an error while writing",
+                format!("{REC1}\n{STATE}\n{GHOST}\n{REC2}\n"),
+                false,
+                "not in the catalog",
+            ),
+            ("stopped by sluice", many.clone(), true, "stopped by sluice"),
+            (
+                "a source error, then the end of input",
+                format!("{REC1}\n{STATE}\n{TRACE_ERROR}\n"),
+                false,
+                "",
+            ),
+        ];
+        for format in [FileDestination::jsonl(), FileDestination::csv()] {
+            for (what, input, cancel, error) in &cases {
+                let dir = tempfile::tempdir().unwrap();
+                let file = dir.path().join(format!("users.{}", format.ext()));
+                std::fs::write(&file, "old\n").unwrap();
+                let cat = catalog(DestinationSyncMode::Overwrite, json!({}));
+                let (mut out, _) = Output::capture();
+                out.cancel
+                    .store(*cancel, std::sync::atomic::Ordering::Relaxed);
+                let result = format.write(
+                    &json!({"path": dir.path()}),
+                    &cat,
+                    &mut std::io::Cursor::new(input.as_bytes().to_vec()),
+                    &mut out,
+                );
+                match result {
+                    Err(e) => assert!(e.message.contains(error), "{what}: {}", e.message),
+                    Ok(()) => assert!(error.is_empty(), "{what}: no error"),
+                }
+                assert_eq!(
+                    names(dir.path()),
+                    [format!("users.{}", format.ext())],
+                    "{what}"
+                );
+                assert_eq!(std::fs::read_to_string(&file).unwrap(), "old\n", "{what}");
+            }
+        }
     }
 
     #[test]

@@ -160,21 +160,28 @@ impl Builtin for Sample {
             None => None,
         };
         let filler = Filler::new(config.seed);
+        // Each stream is checked against the config and the state before any
+        // is read: one the config lost fails the read before any record.
+        let mut plan = Vec::with_capacity(catalog.streams.len());
         for configured in &catalog.streams {
             let stream = &configured.stream;
             if !config.streams.contains(&stream.name) {
                 return Err(BuiltinError::config(format!(
-                    "sample has no stream `{}` (its streams: {})",
+                    "sample has no stream `{}` (its streams: {}); discover the streams again \
+                     or add it to `streams`",
                     stream.name,
                     config.streams.join(", ")
                 )));
             }
-            let descriptor = stream.descriptor();
             let incremental = configured.sync_mode == SyncMode::Incremental;
             let start = match (&state, incremental) {
-                (Some(s), true) => resume_after(s, &descriptor)?,
+                (Some(s), true) => resume_after(s, &stream.descriptor())?,
                 _ => 0,
             };
+            plan.push((stream, incremental, start));
+        }
+        for (stream, incremental, start) in plan {
+            let descriptor = stream.descriptor();
             out.stream_status(&descriptor, StreamStatus::Started)?;
             out.message(&Message::Trace(TraceMessage {
                 kind: TraceKind::Estimate,
@@ -498,6 +505,37 @@ mod tests {
             None,
         ));
         assert_ne!(ra, other, "another seed, other records");
+    }
+
+    #[test]
+    fn a_stream_the_config_or_state_cannot_serve_fails_before_any_record() {
+        let bad_state = json!([{"type": "STREAM", "stream": {
+            "stream_descriptor": {"name": "orders"}, "stream_state": {"updated_at": "soon"}}}]);
+        let cases = [
+            (
+                json!({"streams": ["users", "ordrs"]}),
+                SyncMode::FullRefresh,
+                None,
+                "sample has no stream `orders` (its streams: users, ordrs); \
+                 discover the streams again or add it to `streams`",
+            ),
+            (
+                json!({"streams": ["users", "orders"]}),
+                SyncMode::Incremental,
+                Some(bad_state),
+                "the state of `orders` has a bad cursor `soon`: timestamp format is invalid",
+            ),
+        ];
+        for (config, mode, state, want) in cases {
+            let (mut out, buf) = Output::capture();
+            let err = Sample
+                .read(&config, &catalog(mode), state.as_ref(), &mut out)
+                .unwrap_err();
+            out.flush().unwrap();
+            assert!(buf.lock().unwrap().is_empty(), "nothing is sent first");
+            assert_eq!(err.failure_type, crate::protocol::FailureType::ConfigError);
+            assert_eq!(err.message, want);
+        }
     }
 
     #[test]

@@ -7,6 +7,10 @@
 //! `_ab_source_file_url` and `_ab_source_file_last_modified`, and
 //! incremental syncs skip files already read (by path and modification
 //! time), with a state after each file.
+//!
+//! A pattern that matches no file is the config's fault, never an empty
+//! stream: `check`, `discover` and `read` fail on it, `read` before it sends
+//! anything, so a destination is never told to replace its data with none.
 
 use super::{parse_config, Builtin, BuiltinError, BuiltinResult, Kind, Output};
 use crate::protocol::{
@@ -58,18 +62,26 @@ struct FileStream {
     name: String,
     pattern: String,
     format: FileFormat,
+    /// The config field the pattern came from (`path`, `streams[1].path`).
+    field: String,
 }
 
 impl Config {
     fn streams(config: &Value) -> BuiltinResult<Vec<FileStream>> {
         let c: Config = parse_config("file", config)?;
-        let mut list = c.streams;
+        let mut list: Vec<(String, StreamConfig)> = c
+            .streams
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| (format!("streams[{i}].path"), s))
+            .collect();
         if let Some(path) = c.path {
-            list.push(StreamConfig {
+            let shorthand = StreamConfig {
                 name: c.name,
                 path,
                 format: c.format,
-            });
+            };
+            list.push(("path".into(), shorthand));
         }
         if list.is_empty() {
             return Err(BuiltinError::config(
@@ -77,7 +89,7 @@ impl Config {
             ));
         }
         let mut out: Vec<FileStream> = Vec::new();
-        for s in list {
+        for (field, s) in list {
             let format = match s.format {
                 Some(f) => f,
                 None => guess_format(&s.path).ok_or_else(|| {
@@ -100,6 +112,7 @@ impl Config {
                 name,
                 pattern: s.path,
                 format,
+                field,
             });
         }
         Ok(out)
@@ -140,6 +153,79 @@ fn stream_name_from(pattern: &str) -> String {
 struct Found {
     path: PathBuf,
     modified: String,
+}
+
+impl FileStream {
+    /// The stream's files, oldest first; none is a config error.
+    fn files(&self) -> BuiltinResult<Vec<Found>> {
+        let found = list_files(&self.pattern)?;
+        if found.is_empty() {
+            return Err(BuiltinError::config(self.no_file_message()));
+        }
+        Ok(found)
+    }
+
+    /// Why the pattern matched no file, as far as can be told, and what to
+    /// do.
+    fn no_file_message(&self) -> String {
+        let pattern = Path::new(&self.pattern);
+        let cwd = std::env::current_dir()
+            .map(|d| d.display().to_string())
+            .unwrap_or_else(|_| "unknown".into());
+        let literal = literal_prefix(pattern);
+        let why = if let Some(rest) = self.pattern.strip_prefix("~/") {
+            let home = std::env::var("HOME").unwrap_or_else(|_| "/home/you".into());
+            format!(
+                "`~` is not expanded in a config; write the home directory out, as `{home}/{rest}`"
+            )
+        } else if !self.pattern.contains(['*', '?', '[']) && pattern.is_dir() {
+            let ext = match self.format {
+                FileFormat::Csv => "csv",
+                FileFormat::Jsonl => "jsonl",
+            };
+            format!(
+                "it is a directory; point `{}` at its files, such as `{}`",
+                self.field,
+                pattern.join(format!("*.{ext}")).display()
+            )
+        } else if !literal.as_os_str().is_empty() && !literal.is_dir() {
+            let shown = if literal.is_absolute() {
+                literal.display().to_string()
+            } else {
+                format!("{} (in {cwd})", literal.display())
+            };
+            format!(
+                "the directory {shown} does not exist; check `{}`",
+                self.field
+            )
+        } else if pattern.is_absolute() {
+            format!("check `{}`", self.field)
+        } else {
+            format!(
+                "check `{}`: a relative path is looked for from the current directory, {cwd}",
+                self.field
+            )
+        };
+        format!(
+            "no file matches `{}` (stream `{}`): {why}",
+            self.pattern, self.name
+        )
+    }
+}
+
+/// The directories of a pattern before its first glob character (`data/in`
+/// of `data/in/*.csv`, `data` of `data/a.csv`).
+fn literal_prefix(pattern: &Path) -> PathBuf {
+    let mut prefix = PathBuf::new();
+    let parts: Vec<_> = pattern.components().collect();
+    for (i, part) in parts.iter().enumerate() {
+        let text = part.as_os_str().to_string_lossy();
+        if i + 1 == parts.len() || text.contains(['*', '?', '[']) {
+            break;
+        }
+        prefix.push(part);
+    }
+    prefix
 }
 
 fn list_files(pattern: &str) -> BuiltinResult<Vec<Found>> {
@@ -428,12 +514,7 @@ impl Builtin for FileSource {
 
     fn check(&self, config: &Value) -> BuiltinResult<()> {
         for s in Config::streams(config)? {
-            if list_files(&s.pattern)?.is_empty() {
-                return Err(BuiltinError::config(format!(
-                    "no file matches `{}` (stream `{}`)",
-                    s.pattern, s.name
-                )));
-            }
+            s.files()?;
         }
         Ok(())
     }
@@ -441,7 +522,7 @@ impl Builtin for FileSource {
     fn discover(&self, config: &Value) -> BuiltinResult<AirbyteCatalog> {
         let mut streams = Vec::new();
         for s in Config::streams(config)? {
-            let files = list_files(&s.pattern)?;
+            let files = s.files()?;
             let mut stream = AirbyteStream::new(&s.name, infer(&s, &files)?);
             stream.supported_sync_modes = vec![SyncMode::FullRefresh, SyncMode::Incremental];
             stream.source_defined_cursor = Some(true);
@@ -468,17 +549,26 @@ impl Builtin for FileSource {
                 .map_err(|e| BuiltinError::config(format!("invalid state: {e}")))?,
             None => None,
         };
+        // Every stream and its files are found before anything is sent: a
+        // config that no longer fits the catalog fails the read whole.
+        let mut plan = Vec::with_capacity(catalog.streams.len());
         for configured in &catalog.streams {
-            let descriptor = configured.stream.descriptor();
             let stream = streams
                 .iter()
                 .find(|s| s.name == configured.stream.name)
                 .ok_or_else(|| {
+                    let names: Vec<&str> = streams.iter().map(|s| s.name.as_str()).collect();
                     BuiltinError::config(format!(
-                        "the catalog names stream `{}`, which the config does not define",
-                        configured.stream.name
+                        "the catalog names stream `{}`, which the config does not define \
+                         (its streams: {}); discover the streams again",
+                        configured.stream.name,
+                        names.join(", ")
                     ))
                 })?;
+            plan.push((configured, stream, stream.files()?));
+        }
+        for (configured, stream, files) in plan {
+            let descriptor = configured.stream.descriptor();
             let incremental = configured.sync_mode == SyncMode::Incremental;
             let mut history: Map<String, Value> = match (&state, incremental) {
                 (Some(s), true) => s
@@ -492,7 +582,7 @@ impl Builtin for FileSource {
             let props = configured.stream.json_schema.get("properties");
             out.stream_status(&descriptor, StreamStatus::Started)?;
             out.stream_status(&descriptor, StreamStatus::Running)?;
-            for f in list_files(&stream.pattern)? {
+            for f in files {
                 let url = f.path.to_string_lossy().into_owned();
                 if history.get(&url).and_then(Value::as_str) == Some(f.modified.as_str()) {
                     continue;
@@ -655,6 +745,7 @@ fn read_jsonl(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::FailureType;
 
     #[test]
     fn names_and_formats_come_from_the_pattern() {
@@ -743,6 +834,138 @@ mod tests {
             .read(&config, &catalog, None, &mut out)
             .unwrap_err();
         assert!(err.message.contains("line 1: not JSON"), "{err:?}");
+    }
+
+    fn configured(names: &[&str]) -> ConfiguredAirbyteCatalog {
+        let streams: Vec<Value> = names
+            .iter()
+            .map(|n| {
+                json!({"stream": AirbyteStream::new(n, json!({"type": "object"})),
+                    "sync_mode": "full_refresh", "destination_sync_mode": "overwrite"})
+            })
+            .collect();
+        serde_json::from_value(json!({ "streams": streams })).unwrap()
+    }
+
+    /// What `read` sent before it returned, and its error.
+    fn read_err(config: &Value, catalog: &ConfiguredAirbyteCatalog) -> (String, BuiltinError) {
+        let (mut out, buf) = Output::capture();
+        let err = FileSource
+            .read(config, catalog, None, &mut out)
+            .expect_err("the read fails");
+        out.flush().unwrap();
+        let sent = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
+        (sent, err)
+    }
+
+    #[test]
+    fn a_pattern_that_matches_no_file_is_a_config_error_everywhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        std::fs::write(dir.path().join("users.csv"), "id\n1\n").unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        // Every way of pointing at files, each matching nothing, with the
+        // stream that does match first so a partial read would show.
+        let cases = [
+            (
+                json!({"path": format!("{d}/nope/*.csv")}),
+                &["file"][..],
+                format!(
+                    "no file matches `{d}/nope/*.csv` (stream `file`): the directory {d}/nope does not exist; check `path`"
+                ),
+            ),
+            (
+                json!({"streams": [{"path": format!("{d}/users.csv")}, {"name": "orders", "path": format!("{d}/orders_*.csv")}]}),
+                &["users", "orders"][..],
+                format!("no file matches `{d}/orders_*.csv` (stream `orders`): check `streams[1].path`"),
+            ),
+            (
+                json!({"path": format!("{d}/users.csv"), "streams": [{"name": "gone", "path": format!("{d}/gone.jsonl")}]}),
+                &["users", "gone"][..],
+                format!("no file matches `{d}/gone.jsonl` (stream `gone`): check `streams[0].path`"),
+            ),
+            (
+                json!({"path": format!("{d}/sub"), "format": "csv"}),
+                &["sub"][..],
+                format!(
+                    "no file matches `{d}/sub` (stream `sub`): it is a directory; point `path` at its files, such as `{d}/sub/*.csv`"
+                ),
+            ),
+        ];
+        for (config, streams, want) in cases {
+            let (sent, read) = read_err(&config, &configured(streams));
+            assert_eq!(sent, "", "nothing is sent before the error");
+            let discover = FileSource.discover(&config).expect_err("discover fails");
+            for err in [read, discover] {
+                assert_eq!(err.failure_type, FailureType::ConfigError);
+                assert_eq!(err.message, want);
+            }
+            assert_eq!(FileSource.check(&config).unwrap_err().message, want);
+        }
+    }
+
+    #[test]
+    fn a_relative_pattern_names_the_directory_it_was_looked_for_from() {
+        let cwd = std::env::current_dir().unwrap();
+        let cwd = cwd.display();
+        for (path, want) in [
+            (
+                "nope/*.csv",
+                format!("no file matches `nope/*.csv` (stream `file`): the directory nope (in {cwd}) does not exist; check `path`"),
+            ),
+            (
+                "nope.csv",
+                format!("no file matches `nope.csv` (stream `nope`): check `path`: a relative path is looked for from the current directory, {cwd}"),
+            ),
+        ] {
+            let err = FileSource.check(&json!({ "path": path })).unwrap_err();
+            assert_eq!(err.message, want);
+        }
+    }
+
+    #[test]
+    fn a_pattern_in_the_home_directory_says_tilde_is_not_expanded() {
+        let home = std::env::var("HOME").unwrap();
+        let config = json!({"path": "~/sluice-test-nope/*.csv"});
+        assert_eq!(
+            FileSource.check(&config).unwrap_err().message,
+            format!(
+                "no file matches `~/sluice-test-nope/*.csv` (stream `file`): `~` is not expanded in a config; \
+                 write the home directory out, as `{home}/sluice-test-nope/*.csv`"
+            )
+        );
+    }
+
+    #[test]
+    fn an_empty_file_is_an_empty_stream_not_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("users.jsonl"), "").unwrap();
+        let config = json!({"path": dir.path().join("users.jsonl")});
+        FileSource.check(&config).unwrap();
+        FileSource.discover(&config).unwrap();
+        let (mut out, buf) = Output::capture();
+        FileSource
+            .read(&config, &configured(&["users"]), None, &mut out)
+            .unwrap();
+        drop(out);
+        let sent = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
+        assert!(sent.contains("COMPLETE"), "{sent}");
+        assert!(!sent.contains("RECORD"), "{sent}");
+    }
+
+    #[test]
+    fn a_catalog_stream_the_config_lost_fails_the_read_before_any_record() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("users.csv"), "id\n1\n").unwrap();
+        let config = json!({"path": dir.path().join("users.csv")});
+        let (sent, err) = read_err(&config, &configured(&["users", "orders"]));
+        assert_eq!(sent, "", "nothing is sent before the error");
+        assert_eq!(err.failure_type, FailureType::ConfigError);
+        assert_eq!(
+            err.message,
+            "the catalog names stream `orders`, which the config does not define \
+             (its streams: users); discover the streams again"
+        );
     }
 
     #[test]

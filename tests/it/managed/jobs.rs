@@ -4,7 +4,7 @@
 //! ended by the next).
 
 use super::{echo_lines, record, script_source, setup_connection, state, Env};
-use crate::common::read_jsonl;
+use crate::common::{read_jsonl, send_signal};
 use serde_json::{json, Value};
 use std::process::Command;
 
@@ -158,11 +158,7 @@ fn ctrl_c_cancels_the_job_and_keeps_the_committed_state(env: &Env) {
     }
     // Let the destination confirm the first state, then Ctrl-C.
     std::thread::sleep(std::time::Duration::from_millis(500));
-    let sent = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
+    send_signal(child.id(), "-INT");
     let out = child.wait_with_output().unwrap();
     assert_eq!(
         out.status.code(),

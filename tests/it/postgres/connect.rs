@@ -38,15 +38,7 @@ fn postgres_wrong_password_is_a_clear_error_without_the_password() {
         let all = failed_sync(&sandbox, &config);
         assert!(all.contains("password authentication failed"), "{all}");
         assert!(!all.contains(secret), "{all}");
-        let check = sandbox.run(&[
-            "-o",
-            "json",
-            "connector",
-            "check",
-            "postgres",
-            "--config",
-            &config,
-        ]);
+        let check = sandbox.connector("check", "postgres", &config);
         let all = format!("{}{}", check.stdout(), check.stderr());
         assert!(all.contains("password authentication failed"), "{all}");
         assert!(!all.contains(secret), "{all}");

@@ -3,7 +3,7 @@
 //! from, and large tables read in parallel key ranges.
 
 use super::url_config;
-use crate::common::{PgDatabase, Sandbox};
+use crate::common::{configured_catalog, dir_names, read_jsonl, PgDatabase, Sandbox};
 use serde_json::Value;
 
 const ITEMS: &str = "CREATE TABLE items (id int PRIMARY KEY, name text, updated_at timestamptz NOT NULL);
@@ -99,15 +99,7 @@ fn postgres_incremental_checkpoints_between_cursor_values_and_resumes_mid_table(
     );
     let sandbox = Sandbox::new();
     let config = serde_json::json!({"url": src.url, "checkpoint_every": 3}).to_string();
-    let discover = sandbox.run(&[
-        "-o",
-        "json",
-        "connector",
-        "discover",
-        "postgres",
-        "--config",
-        &config,
-    ]);
+    let discover = sandbox.connector("discover", "postgres", &config);
     discover.expect_code(0);
     let stream = discover.catalog()["streams"][0].clone();
     let catalog = serde_json::json!({"streams": [{
@@ -164,4 +156,90 @@ fn postgres_incremental_checkpoints_between_cursor_values_and_resumes_mid_table(
         .map(|m| m["record"]["data"]["id"].as_i64().unwrap())
         .collect();
     assert_eq!(ids, (8..=20).collect::<Vec<_>>());
+}
+
+#[test]
+fn postgres_a_schema_that_does_not_exist_is_a_config_error_and_an_empty_one_is_not() {
+    let Some(db) = PgDatabase::create() else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    db.sql(
+        "CREATE SCHEMA empty; CREATE SCHEMA sales; \
+         CREATE TABLE sales.orders (id int PRIMARY KEY); INSERT INTO sales.orders VALUES (1), (2); \
+         CREATE TABLE public.users (id int PRIMARY KEY); INSERT INTO public.users VALUES (1);",
+    );
+    let config =
+        |schemas: &[&str]| serde_json::json!({"url": db.url, "schemas": schemas}).to_string();
+    let target = format!("sluice@localhost:5432/{}", db.name);
+    let out = sandbox.path("out");
+    let dest = serde_json::json!({ "path": out }).to_string();
+    let sync = |config: &str, extra: &[&str]| {
+        let mut args = vec![
+            "-o",
+            "json",
+            "sync",
+            "--source",
+            "postgres",
+            "--source-config",
+        ];
+        args.extend([
+            config,
+            "--destination",
+            "jsonl",
+            "--destination-config",
+            &dest,
+        ]);
+        args.extend(extra);
+        sandbox.run(&args)
+    };
+
+    // check FAILED, naming the schema; a schema in another case is pointed at.
+    let check = sandbox.connector("check", "postgres", &config(&["sales", "Empty"]));
+    let status = check.connection_status();
+    assert_eq!(status["status"], "FAILED");
+    assert_eq!(
+        status["message"],
+        format!("the schema `Empty` does not exist in {target} (there is `empty`: schema names are case-sensitive); check `schemas`")
+    );
+    // discover fails as a config error: the sync exits 2.
+    let run = sync(&config(&["sales", "nope"]), &[]);
+    run.expect_code(2);
+    let want = format!(
+        "the schema `nope` does not exist in {target} (its schemas: empty, public, sales); check `schemas`"
+    );
+    assert!(run.stderr().contains(&want), "{}", run.stderr());
+    // A schema with no tables is no streams, not an error of the source's.
+    let empty = config(&["empty"]);
+    let check = sandbox.connector("check", "postgres", &empty);
+    assert_eq!(check.connection_status()["status"], "SUCCEEDED");
+    let discover = sandbox.connector("discover", "postgres", &empty);
+    discover.expect_code(0);
+    assert_eq!(discover.catalog()["streams"], serde_json::json!([]));
+
+    // A catalog stream whose schema went away fails the read before any
+    // stream is sent, so overwrite keeps what the destination has.
+    let both = config(&["public", "sales"]);
+    sync(&both, &[]).expect_code(0);
+    let catalog = configured_catalog(&sandbox, ("postgres", &both), "overwrite");
+    db.sql("INSERT INTO public.users VALUES (2); DROP SCHEMA sales CASCADE;");
+    let run = sync(&both, &["--catalog", catalog.to_str().unwrap()]);
+    run.expect_code(1);
+    let failure = &run.json()["failure"];
+    assert_eq!(failure["failure_type"], "config_error", "{failure}");
+    assert_eq!(
+        failure["message"],
+        "stream `sales.orders`: the schema `sales` does not exist or cannot be used; run discover again"
+    );
+    assert_eq!(
+        read_jsonl(&out.join("public/users.jsonl")).len(),
+        1,
+        "not overwritten"
+    );
+    assert_eq!(
+        read_jsonl(&out.join("sales/orders.jsonl")).len(),
+        2,
+        "not overwritten"
+    );
+    assert_eq!(dir_names(&out.join("public")), ["users.jsonl"]);
 }

@@ -91,15 +91,7 @@ fn postgres_every_type_round_trips_and_discover_types_it() {
     src.sql(TYPES_TABLE);
     let sandbox = Sandbox::new();
 
-    let discover = sandbox.run(&[
-        "-o",
-        "json",
-        "connector",
-        "discover",
-        "postgres",
-        "--config",
-        &url_config(&src),
-    ]);
+    let discover = sandbox.connector("discover", "postgres", &url_config(&src));
     discover.expect_code(0);
     let catalog = discover.catalog();
     let stream = &catalog["streams"][0];

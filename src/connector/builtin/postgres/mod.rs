@@ -5,7 +5,8 @@
 //! into JSON (`source.rs`). As a destination it writes Airbyte's
 //! Destinations V2 final tables with `COPY ... FROM STDIN` (`destination/`).
 //! The password never reaches a message: every error text from the server
-//! or the driver passes through [`Conn::mask`].
+//! or the driver passes through `mask`, which redacts the config's secrets
+//! as the engine's log does ([`Secrets`]).
 
 mod binary;
 mod destination;
@@ -13,7 +14,7 @@ mod source;
 mod types;
 
 use super::{parse_config, Builtin, BuiltinError, BuiltinResult, Kind, Output};
-use crate::connector::config::MASK;
+use crate::connector::config::{Secrets, MASK};
 use crate::protocol::{
     AirbyteCatalog, ConfiguredAirbyteCatalog, ConnectorSpecification, DestinationSyncMode, Extra,
 };
@@ -61,6 +62,9 @@ struct Config {
     /// on it (views, foreign keys), as Airbyte's destination-postgres does.
     #[serde(default)]
     drop_cascade: bool,
+    /// The secrets of the config, to mask in messages.
+    #[serde(skip)]
+    secrets: Secrets,
 }
 
 impl std::fmt::Debug for Config {
@@ -146,7 +150,8 @@ impl Ssl {
 
 impl Config {
     fn parse(config: &Value) -> BuiltinResult<Config> {
-        let c: Config = parse_config("postgres", config)?;
+        let mut c: Config = parse_config("postgres", config)?;
+        c.secrets = Secrets::from_config(&spec(), config);
         if c.url.is_none() && c.host.is_none() {
             return Err(BuiltinError::config(
                 "postgres needs `host` (with `database`, `username`, `password`) or a `url`",
@@ -198,19 +203,9 @@ impl Config {
             .disable_statement_logging())
     }
 
-    /// The password in `text`, replaced.
+    /// The secrets in `text`, replaced.
     fn mask(&self, text: &str) -> String {
-        let mut text = text.to_string();
-        let from_url = self
-            .url
-            .as_deref()
-            .and_then(|u| url_password(u).map(str::to_string));
-        for secret in self.password.iter().chain(from_url.iter()) {
-            if !secret.is_empty() {
-                text = text.replace(secret.as_str(), MASK);
-            }
-        }
-        text
+        self.secrets.redact(text).into_owned()
     }
 
     /// The schemas a source reads.
@@ -238,13 +233,6 @@ impl Config {
     }
 }
 
-/// The password of a `postgres://user:password@host/db` URL.
-fn url_password(url: &str) -> Option<&str> {
-    let rest = url.split_once("://")?.1;
-    let userinfo = rest.split('/').next()?.rsplit_once('@')?.0;
-    Some(userinfo.split_once(':')?.1)
-}
-
 /// One connection, with the config it came from for masking errors.
 struct Conn {
     conn: PgConnection,
@@ -253,19 +241,13 @@ struct Conn {
 
 /// What errors need from the config, shared by every connection.
 struct ConfigRef {
-    secrets: Vec<String>,
+    secrets: Secrets,
     target: String,
 }
 
 impl ConfigRef {
     fn mask(&self, text: &str) -> String {
-        let mut text = text.to_string();
-        for s in &self.secrets {
-            if !s.is_empty() {
-                text = text.replace(s.as_str(), MASK);
-            }
-        }
-        text
+        self.secrets.redact(text).into_owned()
     }
 }
 
@@ -280,18 +262,7 @@ impl Conn {
             options.get_database().unwrap_or(options.get_username())
         );
         let r = ConfigRef {
-            secrets: config
-                .password
-                .iter()
-                .cloned()
-                .chain(
-                    config
-                        .url
-                        .as_deref()
-                        .and_then(url_password)
-                        .map(str::to_string),
-                )
-                .collect(),
+            secrets: config.secrets.clone(),
             target,
         };
         let conn = options.connect().await.map_err(|e| {
@@ -405,6 +376,11 @@ impl Builtin for Postgres {
         block_on(async {
             let mut c = Conn::open(&config).await?;
             c.execute("SELECT 1").await?;
+            // Only a source reads `schemas`; one that is not there would
+            // make no streams, so the check says so.
+            if let Some(schemas) = &config.schemas {
+                source::check_schemas(&mut c, schemas).await?;
+            }
             c.close().await;
             Ok(())
         })?
@@ -517,10 +493,19 @@ mod tests {
     fn secrets_are_masked_in_errors() {
         let c = Config::parse(&json!({"url": "postgres://u:s3cret@h/db"})).unwrap();
         assert_eq!(c.mask("bad s3cret"), format!("bad {MASK}"));
-        assert_eq!(url_password("postgres://u:p@ss@h:1/db"), Some("p@ss"));
-        assert_eq!(url_password("postgres://h/db"), None);
-        let c = Config::parse(&json!({"host": "h", "password": "pw"})).unwrap();
-        assert!(!format!("{c:?}").contains("pw"));
+        let c = Config::parse(&json!({"url": "postgres://u:p@ss@h:1/db"})).unwrap();
+        assert_eq!(
+            c.mask("password=p@ss rejected for u"),
+            format!("password={MASK} rejected for u")
+        );
+        // A short password leaves the server's words whole.
+        let c =
+            Config::parse(&json!({"host": "h", "username": "postgres", "password": "ss"})).unwrap();
+        assert!(!format!("{c:?}").contains("\"ss\""));
+        assert_eq!(
+            c.mask(r#"password authentication failed for user "postgres""#),
+            r#"password authentication failed for user "postgres""#
+        );
     }
 
     #[test]

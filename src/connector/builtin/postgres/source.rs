@@ -13,8 +13,8 @@ use super::types::{JsonKind, PgColumn};
 use super::{ident, literal, Config, Conn};
 use crate::connector::builtin::{record_head, BuiltinError, BuiltinResult, Output};
 use crate::protocol::{
-    now_millis, AirbyteCatalog, AirbyteStream, ConfiguredAirbyteCatalog, Extra, StateMessage,
-    StateSnapshot, StreamDescriptor, StreamStatus, SyncMode,
+    now_millis, AirbyteCatalog, AirbyteStream, ConfiguredAirbyteCatalog, ConfiguredAirbyteStream,
+    Extra, StateMessage, StateSnapshot, StreamDescriptor, StreamStatus, SyncMode,
 };
 use futures_util::StreamExt;
 use serde_json::{json, Value};
@@ -142,8 +142,73 @@ fn stream_of(t: &Table) -> AirbyteStream {
     s
 }
 
+/// A schema `schemas` names, as the server knows it.
+enum SchemaProblem {
+    Missing(String),
+    NoUsage(String),
+}
+
+/// What is wrong with the schemas a source is to read, if anything. A
+/// schema that does not exist (or cannot be used) is a wrong setting, not
+/// an empty one: its tables would silently be no streams.
+async fn schema_problems(conn: &mut Conn, schemas: &[String]) -> BuiltinResult<Vec<SchemaProblem>> {
+    let found: Vec<(String, bool)> = sqlx::query_as(
+        "SELECT nspname::text, has_schema_privilege(oid, 'USAGE') FROM pg_namespace \
+         WHERE nspname = ANY($1)",
+    )
+    .bind(schemas)
+    .fetch_all(&mut conn.conn)
+    .await
+    .map_err(|e| conn.err("cannot list the schemas", e))?;
+    Ok(schemas
+        .iter()
+        .filter_map(|s| match found.iter().find(|(name, _)| name == s) {
+            None => Some(SchemaProblem::Missing(s.clone())),
+            Some((_, false)) => Some(SchemaProblem::NoUsage(s.clone())),
+            Some((_, true)) => None,
+        })
+        .collect())
+}
+
+/// Fails with what to do when a schema in `schemas` cannot be read.
+pub(super) async fn check_schemas(conn: &mut Conn, schemas: &[String]) -> BuiltinResult<()> {
+    let Some(problem) = schema_problems(conn, schemas).await?.into_iter().next() else {
+        return Ok(());
+    };
+    Err(BuiltinError::config(match problem {
+        SchemaProblem::Missing(name) => {
+            let existing: Vec<String> = sqlx::query_scalar(
+                "SELECT nspname::text FROM pg_namespace \
+                 WHERE nspname !~ '^pg_' AND nspname <> 'information_schema' ORDER BY 1",
+            )
+            .fetch_all(&mut conn.conn)
+            .await
+            .map_err(|e| conn.err("cannot list the schemas", e))?;
+            missing_schema_message(&name, &conn.config.target, &existing)
+        }
+        SchemaProblem::NoUsage(name) => format!(
+            "the schema `{name}` in {} cannot be read: the user has no USAGE right on it \
+             (GRANT USAGE ON SCHEMA {} TO the user); check `schemas`",
+            conn.config.target,
+            ident(&name)
+        ),
+    }))
+}
+
+fn missing_schema_message(name: &str, target: &str, existing: &[String]) -> String {
+    let like = existing.iter().find(|e| e.eq_ignore_ascii_case(name));
+    let known = match like {
+        Some(e) => format!("there is `{e}`: schema names are case-sensitive"),
+        None if existing.is_empty() => "it has no schemas".into(),
+        None if existing.len() > 20 => format!("its schemas include {}", existing[..20].join(", ")),
+        None => format!("its schemas: {}", existing.join(", ")),
+    };
+    format!("the schema `{name}` does not exist in {target} ({known}); check `schemas`")
+}
+
 pub(super) async fn discover(config: &Config) -> BuiltinResult<AirbyteCatalog> {
     let mut conn = Conn::open(config).await?;
+    check_schemas(&mut conn, &config.schemas()).await?;
     let tables = tables(&mut conn, &config.schemas()).await?;
     conn.close().await;
     Ok(AirbyteCatalog {
@@ -175,42 +240,22 @@ pub(super) async fn read(
         schemas = config.schemas();
     }
     let all = tables(&mut conn, &schemas).await?;
+    let missing = schema_problems(&mut conn, &schemas).await?;
+    // Every stream is matched to its table, columns and cursor before any
+    // is read: a catalog the database no longer fits fails the read whole,
+    // before a destination is sent anything.
+    let mut plan = Vec::with_capacity(catalog.streams.len());
     for configured in &catalog.streams {
-        let stream = &configured.stream;
-        let descriptor = stream.descriptor();
-        let table = all
-            .iter()
-            .find(|t| {
-                t.name == stream.name
-                    && stream.namespace.as_deref().is_none_or(|ns| ns == t.schema)
-            })
-            .ok_or_else(|| {
-                BuiltinError::config(format!(
-                    "stream `{descriptor}`: there is no such table or view (or no SELECT right on it); \
-                     run discover again"
-                ))
-            })?;
-        // The fields the catalog selects, in the table's order.
-        let selected: Option<Vec<&str>> = stream
-            .json_schema
-            .get("properties")
-            .and_then(Value::as_object)
-            .map(|p| p.keys().map(String::as_str).collect());
-        let columns: Vec<&PgColumn> = table
-            .columns
-            .iter()
-            .filter(|c| {
-                selected
-                    .as_ref()
-                    .is_none_or(|s| s.contains(&c.name.as_str()))
-            })
-            .collect();
-        if columns.is_empty() {
-            return Err(BuiltinError::config(format!(
-                "stream `{descriptor}` selects none of the columns of {}",
-                table.qualified()
-            )));
-        }
+        plan.push(plan_stream(configured, &all, &missing, state.as_ref())?);
+    }
+    for Planned {
+        configured,
+        table,
+        columns,
+        cursor,
+    } in plan
+    {
+        let descriptor = configured.stream.descriptor();
         let select: Vec<String> = columns.iter().map(|c| c.select_text()).collect();
         let row = format!("SELECT {} FROM {} s", select.join(", "), table.qualified());
         let json = RowJson::new(&columns);
@@ -218,26 +263,7 @@ pub(super) async fn read(
         out.stream_status(&descriptor, StreamStatus::Started)?;
         out.stream_status(&descriptor, StreamStatus::Running)?;
         let mut w = RecordWriter::new(&descriptor);
-        if configured.sync_mode == SyncMode::Incremental {
-            let cursor_name = configured.cursor_field.first().ok_or_else(|| {
-                BuiltinError::config(format!(
-                    "stream `{descriptor}` is incremental but names no cursor_field"
-                ))
-            })?;
-            let cursor = table.column(cursor_name).ok_or_else(|| {
-                BuiltinError::config(format!(
-                    "stream `{descriptor}`: the cursor `{cursor_name}` is not a column of {}",
-                    table.qualified()
-                ))
-            })?;
-            if !cursor.cursor_candidate() {
-                return Err(BuiltinError::config(format!(
-                    "stream `{descriptor}`: the column `{cursor_name}` ({}) cannot be a cursor; \
-                     choose a number, text, date or timestamp column",
-                    cursor.sql_type
-                )));
-            }
-            let saved = saved_cursor(state.as_ref(), &descriptor)?;
+        if let Some((cursor_name, cursor, saved)) = cursor {
             let col = format!("s.{}", ident(&cursor.name));
             let filter = match &saved {
                 Some(v) => format!(" WHERE {col} > {}::{}", literal(v), cursor.sql_type),
@@ -301,6 +327,101 @@ pub(super) async fn read(
     }
     conn.close().await;
     out.flush()
+}
+
+/// One configured stream, matched to what the database has.
+struct Planned<'a> {
+    configured: &'a ConfiguredAirbyteStream,
+    table: &'a Table,
+    /// The columns the catalog selects, in the table's order.
+    columns: Vec<&'a PgColumn>,
+    /// Incremental reads: the cursor's name, column and saved value.
+    cursor: Option<(&'a str, &'a PgColumn, Option<String>)>,
+}
+
+fn plan_stream<'a>(
+    configured: &'a ConfiguredAirbyteStream,
+    all: &'a [Table],
+    missing: &[SchemaProblem],
+    state: Option<&StateSnapshot>,
+) -> BuiltinResult<Planned<'a>> {
+    let stream = &configured.stream;
+    let descriptor = stream.descriptor();
+    let table = all
+        .iter()
+        .find(|t| {
+            t.name == stream.name && stream.namespace.as_deref().is_none_or(|ns| ns == t.schema)
+        })
+        .ok_or_else(|| {
+            let schema = missing.iter().find_map(|p| match p {
+                SchemaProblem::Missing(s) | SchemaProblem::NoUsage(s)
+                    if stream.namespace.as_deref() == Some(s.as_str()) =>
+                {
+                    Some(s)
+                }
+                _ => None,
+            });
+            BuiltinError::config(match schema {
+                Some(s) => format!(
+                    "stream `{descriptor}`: the schema `{s}` does not exist or cannot be used; \
+                     run discover again"
+                ),
+                None => format!(
+                    "stream `{descriptor}`: there is no such table or view (or no SELECT right on it); \
+                     run discover again"
+                ),
+            })
+        })?;
+    let selected: Option<Vec<&str>> = stream
+        .json_schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|p| p.keys().map(String::as_str).collect());
+    let columns: Vec<&PgColumn> = table
+        .columns
+        .iter()
+        .filter(|c| {
+            selected
+                .as_ref()
+                .is_none_or(|s| s.contains(&c.name.as_str()))
+        })
+        .collect();
+    if columns.is_empty() {
+        return Err(BuiltinError::config(format!(
+            "stream `{descriptor}` selects none of the columns of {}",
+            table.qualified()
+        )));
+    }
+    let cursor = if configured.sync_mode == SyncMode::Incremental {
+        let cursor_name = configured.cursor_field.first().ok_or_else(|| {
+            BuiltinError::config(format!(
+                "stream `{descriptor}` is incremental but names no cursor_field"
+            ))
+        })?;
+        let cursor = table.column(cursor_name).ok_or_else(|| {
+            BuiltinError::config(format!(
+                "stream `{descriptor}`: the cursor `{cursor_name}` is not a column of {}",
+                table.qualified()
+            ))
+        })?;
+        if !cursor.cursor_candidate() {
+            return Err(BuiltinError::config(format!(
+                "stream `{descriptor}`: the column `{cursor_name}` ({}) cannot be a cursor; \
+                 choose a number, text, date or timestamp column",
+                cursor.sql_type
+            )));
+        }
+        let saved = saved_cursor(state, &descriptor)?;
+        Some((cursor_name.as_str(), cursor, saved))
+    } else {
+        None
+    };
+    Ok(Planned {
+        configured,
+        table,
+        columns,
+        cursor,
+    })
 }
 
 /// What is done with each line of a COPY's output.
@@ -781,6 +902,24 @@ mod tests {
             r.render(b"1", &mut Vec::new(), None).is_err(),
             "too few fields"
         );
+    }
+
+    #[test]
+    fn a_missing_schema_is_named_with_what_the_database_has() {
+        let some: Vec<String> = ["public", "Sales"].map(String::from).to_vec();
+        assert_eq!(
+            missing_schema_message("sales", "u@h:5432/db", &some),
+            "the schema `sales` does not exist in u@h:5432/db (there is `Sales`: \
+             schema names are case-sensitive); check `schemas`"
+        );
+        assert_eq!(
+            missing_schema_message("x", "u@h:5432/db", &some),
+            "the schema `x` does not exist in u@h:5432/db (its schemas: public, Sales); check `schemas`"
+        );
+        let many: Vec<String> = (0..30).map(|i| format!("s{i:02}")).collect();
+        let text = missing_schema_message("x", "t", &many);
+        assert!(text.contains("its schemas include s00, s01,"), "{text}");
+        assert!(text.contains("s19)") && !text.contains("s20"), "{text}");
     }
 
     #[test]
