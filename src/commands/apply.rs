@@ -86,43 +86,39 @@ pub async fn apply(ctx: &Ctx, a: ApplyArgs) -> anyhow::Result<ExitClass> {
             .map_err(|e| ApiError::user(format!("cannot read {name}: {e}")))?
     };
     // ${VAR} is read here, from the environment of whoever applies it.
-    let setup = Setup::parse(&text, &name, |k| std::env::var(k).ok())?;
+    let mut setup = Setup::parse(&text, &name, |k| std::env::var(k).ok())?;
+    // Paths are made absolute here, where the file's relative paths mean
+    // something.
+    for def in setup
+        .sources
+        .values_mut()
+        .chain(setup.destinations.values_mut())
+    {
+        let config = std::mem::take(&mut def.config);
+        def.config = super::source::stored_config(ctx, &def.connector, Some(config), &a.runtime)
+            .await?
+            .unwrap_or_default();
+    }
     let request = ApplyRequest {
         setup,
         prune: a.prune,
-        dry_run: true,
+        dry_run: a.dry_run,
         check: a.check,
         options: ctx.options(Some(&a.runtime))?,
     };
-    // The plan first, then the changes.
-    let plan = ui::wait(ctx, ctx.api.apply(request.clone()).await).await?;
-    let json = ctx.json();
-    if !json {
-        output::print_list(&plan.changes, OutputFormat::Table)?;
-    }
+    // Everything is checked before anything changes, so one call both
+    // plans and (unless a dry run) applies.
+    let plan = ui::wait(ctx, ctx.api.apply(request).await).await?;
     for w in &plan.warnings {
         eprintln!("warning: {w}");
     }
-    if a.dry_run {
-        if json {
-            output::print_json(&plan)?;
-        }
+    if ctx.json() {
+        output::print_json(&plan)?;
         return Ok(ExitClass::Success);
     }
-    let applied = ui::wait(
-        ctx,
-        ctx.api
-            .apply(ApplyRequest {
-                dry_run: false,
-                ..request
-            })
-            .await,
-    )
-    .await?;
-    if json {
-        output::print_json(&applied)?;
-    } else if !ctx.global.quiet {
-        let changed = applied
+    output::print_list(&plan.changes, OutputFormat::Table)?;
+    if !a.dry_run && !ctx.global.quiet {
+        let changed = plan
             .changes
             .iter()
             .filter(|c| c.action != ChangeAction::Unchanged)

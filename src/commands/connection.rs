@@ -12,6 +12,7 @@ use crate::api::{
     ApiError, Connection as ConnectionView, ConnectionCreate, ConnectionPatch, ConnectionSpec,
     ConnectionStatus, ConnectionUpdate, DestinationSyncMode, JobDetail, JobKind, JobRequest,
     JobStatus, NamespaceRule, RetryPolicy, Schedule, ScheduleError, SchemaChangePolicy, SyncMode,
+    SyncStatus,
 };
 use clap::{Args, Subcommand};
 use std::time::Duration;
@@ -419,11 +420,18 @@ async fn run_job(
         super::job::print_job(&job)?;
         summary(ctx, &job);
     }
-    Ok(if job.job.status == JobStatus::Succeeded {
-        ExitClass::Success
-    } else {
-        ExitClass::Failed
-    })
+    let last = job.attempts.last();
+    let status = match job.job.status {
+        JobStatus::Succeeded => SyncStatus::Succeeded,
+        JobStatus::Cancelled => SyncStatus::Cancelled,
+        _ => SyncStatus::Failed,
+    };
+    let records = job.attempts.iter().map(|a| a.records.max(0) as u64).sum();
+    Ok(super::outcome_class(
+        status,
+        last.and_then(|a| a.failure.as_ref()),
+        records,
+    ))
 }
 
 fn summary(ctx: &Ctx, j: &JobDetail) {

@@ -67,6 +67,62 @@ impl ConfigArg {
     }
 }
 
+/// Makes the relative paths of a config absolute, where its connector's
+/// spec marks a field as a path (`"sluice_path": true`): a stored source
+/// or destination must not move with the directory a command ran in (a
+/// daemon has none). Returns each change, as (field, given, kept).
+pub fn absolute_paths(schema: &Value, config: &mut Value) -> Vec<(String, String, String)> {
+    let mut changes = Vec::new();
+    absolutize(schema, config, String::new(), &mut changes);
+    changes
+}
+
+fn absolutize(
+    schema: &Value,
+    value: &mut Value,
+    at: String,
+    changes: &mut Vec<(String, String, String)>,
+) {
+    match value {
+        Value::String(text)
+            if schema.get("sluice_path") == Some(&Value::Bool(true))
+                && Path::new(text.as_str()).is_relative() =>
+        {
+            if let Ok(absolute) = std::path::absolute(text.as_str()) {
+                let absolute = absolute.to_string_lossy().into_owned();
+                changes.push((at, text.clone(), absolute.clone()));
+                *text = absolute;
+            }
+        }
+        Value::Object(fields) => {
+            for (name, v) in fields.iter_mut() {
+                let field = format!("{at}{}{name}", if at.is_empty() { "" } else { "." });
+                if let Some(sub) = schema.get("properties").and_then(|p| p.get(name)) {
+                    absolutize(sub, v, field.clone(), changes);
+                }
+                for branch in schema
+                    .get("oneOf")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(sub) = branch.get("properties").and_then(|p| p.get(name)) {
+                        absolutize(sub, v, field.clone(), changes);
+                    }
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(sub) = schema.get("items") {
+                for (i, v) in items.iter_mut().enumerate() {
+                    absolutize(sub, v, format!("{at}[{i}]"), changes);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 pub fn read_catalog(path: &Path) -> Result<ConfiguredAirbyteCatalog, ApiError> {
     let bytes = std::fs::read(path)
         .map_err(|e| ApiError::user(format!("cannot read the catalog {}: {e}", path.display())))?;
@@ -129,6 +185,29 @@ mod tests {
         assert!(e
             .message
             .contains("cannot read the source config file /no/such/file.json"));
+    }
+
+    #[test]
+    fn relative_paths_in_path_fields_become_absolute() {
+        let schema = serde_json::json!({"properties": {
+            "path": {"type": "string", "sluice_path": true},
+            "name": {"type": "string"},
+            "streams": {"type": "array", "items": {"properties": {
+                "path": {"type": "string", "sluice_path": true}}}}
+        }});
+        let mut config = serde_json::json!({"path": "./out", "name": "./not-a-path",
+            "streams": [{"path": "/abs/*.csv"}, {"path": "in/*.csv"}]});
+        let changes = absolute_paths(&schema, &mut config);
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(config["path"], cwd.join("out").to_string_lossy().as_ref());
+        assert_eq!(config["name"], "./not-a-path");
+        assert_eq!(config["streams"][0]["path"], "/abs/*.csv");
+        assert_eq!(
+            config["streams"][1]["path"],
+            cwd.join("in/*.csv").to_string_lossy().as_ref()
+        );
+        let fields: Vec<&str> = changes.iter().map(|c| c.0.as_str()).collect();
+        assert_eq!(fields, ["path", "streams[1].path"]);
     }
 
     #[test]

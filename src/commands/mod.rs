@@ -46,6 +46,27 @@ impl From<ErrorClass> for ExitClass {
     }
 }
 
+/// How a sync or job that ran to its end exits: 0 when it succeeded; 2
+/// when it stopped on a config error before it moved any record (the
+/// user's input or setup to fix, as an error found before it started);
+/// else 1.
+pub fn outcome_class(
+    status: crate::api::SyncStatus,
+    failure: Option<&crate::api::Failure>,
+    records: u64,
+) -> ExitClass {
+    use crate::api::{FailureType, SyncStatus};
+    match (status, failure) {
+        (SyncStatus::Succeeded, _) => ExitClass::Success,
+        (SyncStatus::Failed, Some(f))
+            if f.failure_type == FailureType::ConfigError && records == 0 =>
+        {
+            ExitClass::Usage
+        }
+        _ => ExitClass::Failed,
+    }
+}
+
 /// What every command gets.
 pub struct Ctx {
     pub api: Box<dyn Api>,

@@ -2,12 +2,15 @@
 //! destinations kept in the job store, by name.
 
 use super::args::RuntimeArgs;
-use super::files::ConfigArg;
+use super::files::{self, ConfigArg};
 use super::output::{self, CliOutput};
 use super::ui::{self, done, show_one};
 use super::{Ctx, ExitClass};
-use crate::api::{Actor, ActorCreate, ActorKind, ActorRun, ActorUpdate, CheckStatus, Message};
+use crate::api::{
+    Actor, ActorCreate, ActorKind, ActorRun, ActorUpdate, CheckStatus, ConnectorRequest, Message,
+};
 use clap::{Args, Subcommand};
+use serde_json::Value;
 
 /// Define sources once, by name, and use them in connections.
 #[derive(Debug, Subcommand)]
@@ -170,16 +173,44 @@ enum Cmd {
     Discover(RunArgs),
 }
 
+/// A config as it will be stored: paths made absolute where the
+/// connector's spec says a field is a path, with a note for each.
+pub(crate) async fn stored_config(
+    ctx: &Ctx,
+    connector: &str,
+    config: Option<Value>,
+    runtime: &RuntimeArgs,
+) -> anyhow::Result<Option<Value>> {
+    let Some(mut config) = config else {
+        return Ok(None);
+    };
+    let req = ConnectorRequest {
+        connector: connector.to_string(),
+        config: None,
+        options: ctx.options(Some(runtime))?,
+    };
+    let spec = ui::wait(ctx, ctx.api.connector_spec(req).await).await?;
+    for (field, given, kept) in files::absolute_paths(&spec.connection_specification, &mut config) {
+        if !ctx.global.quiet {
+            eprintln!(
+                "note: `{field}` {given} is kept as {kept}, so that it does not move with the current directory."
+            );
+        }
+    }
+    Ok(Some(config))
+}
+
 async fn run(ctx: &Ctx, kind: ActorKind, cmd: Cmd) -> anyhow::Result<ExitClass> {
     let json = ctx.json();
     match cmd {
         Cmd::Create(a) => {
-            let config = ConfigArg::read(a.config.as_deref(), "config")?;
+            let config = ConfigArg::read(a.config.as_deref(), "config")?.value;
+            let config = stored_config(ctx, &a.connector, config, &a.runtime).await?;
             let req = ActorCreate {
                 kind,
                 name: a.name.clone(),
                 connector: a.connector.clone(),
-                config: config.value,
+                config,
                 check: !a.no_check,
                 options: ctx.options(Some(&a.runtime))?,
             };
@@ -192,11 +223,21 @@ async fn run(ctx: &Ctx, kind: ActorKind, cmd: Cmd) -> anyhow::Result<ExitClass> 
                 .as_deref()
                 .map(|c| ConfigArg::read(Some(c), "config"))
                 .transpose()?;
+            let config = match config.and_then(|c| c.value) {
+                Some(config) => {
+                    let connector = match &a.connector {
+                        Some(c) => c.clone(),
+                        None => ctx.api.actor_get(kind, &a.name, false).await?.connector,
+                    };
+                    stored_config(ctx, &connector, Some(config), &a.runtime).await?
+                }
+                None => None,
+            };
             let req = ActorUpdate {
                 kind,
                 name: a.name.clone(),
                 connector: a.connector.clone(),
-                config: config.and_then(|c| c.value),
+                config,
                 check: !a.no_check,
                 options: ctx.options(Some(&a.runtime))?,
             };

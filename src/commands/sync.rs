@@ -242,10 +242,11 @@ pub async fn run(ctx: &Ctx, args: SyncArgs) -> anyhow::Result<ExitClass> {
         answer.log_file = Some(path.display().to_string());
     }
     render(ctx, &answer, args.state.as_ref())?;
-    Ok(match answer.status {
-        SyncStatus::Succeeded => ExitClass::Success,
-        SyncStatus::Failed | SyncStatus::Cancelled => ExitClass::Failed,
-    })
+    Ok(super::outcome_class(
+        answer.status,
+        answer.failure.as_ref(),
+        answer.records,
+    ))
 }
 
 impl CliOutput for StreamProgress {

@@ -472,6 +472,18 @@ pub trait Connector: Send + Sync {
     /// Starts one protocol command.
     async fn start(&self, inv: Invocation, cx: &RunContext) -> Result<Running, ConnectorError>;
 
+    /// Whether it can be the source or the destination of a sync; `None`
+    /// when that cannot be told without running it.
+    fn plays(&self, _role: Role) -> Option<bool> {
+        None
+    }
+
+    /// Whether its `check` is cheap enough to run before every sync, so
+    /// that a config that cannot work fails before any record is read.
+    fn checks_cheaply(&self) -> bool {
+        false
+    }
+
     /// Checks what the runtime needs is there (a container engine), before
     /// anything else runs; a no-op for most runtimes.
     async fn preflight(&self) -> Result<(), ConnectorError> {

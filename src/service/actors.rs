@@ -72,7 +72,7 @@ impl Service {
     }
 
     /// Validates a config against its connector's spec; its secret fields.
-    async fn validated(
+    pub(crate) async fn validated(
         &self,
         kind: ActorKind,
         name: &str,
@@ -81,6 +81,7 @@ impl Service {
         call: &Call,
     ) -> Result<Vec<String>, ApiError> {
         let c = self.resolve(connector, call)?;
+        c.plays(role(kind))?;
         c.connector.preflight().await?;
         let log = Arc::new(AttemptLog::memory(Secrets::default(), call.echo()));
         let cx = self.context(role(kind), log, call);
@@ -94,7 +95,7 @@ impl Service {
     }
 
     /// Runs the connector's check; a FAILED answer is an error.
-    async fn checked(
+    pub(crate) async fn checked(
         &self,
         kind: ActorKind,
         name: &str,

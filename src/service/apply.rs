@@ -5,11 +5,13 @@
 use super::actors::validate_name;
 use super::{Call, Service};
 use crate::api::{
-    ActorCreate, ActorDef, ActorKind, ActorUpdate, ApiError, ApplyPlan, ApplyRequest, ChangeAction,
-    ConnectionCreate, ConnectionSpec, PlannedChange, Setup, SetupKind,
+    ActorDef, ActorKind, ApiError, ApplyPlan, ApplyRequest, ChangeAction, ConnectionSpec,
+    PlannedChange, Setup, SetupKind,
 };
 use crate::connector::config;
+use crate::store::{Actor, ActorFields, Change, ConnectionWrite, SetupChanges};
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 /// The JSON Pointers of string values that are the mask itself.
 fn masked_fields(v: &Value, path: String, out: &mut Vec<String>) {
@@ -30,9 +32,11 @@ fn masked_fields(v: &Value, path: String, out: &mut Vec<String>) {
 }
 
 impl Service {
-    /// The plan of changes from the store to the setup, then (unless a dry
-    /// run) the changes, in order: sources and destinations, connections,
-    /// then what `prune` deletes.
+    /// Applies a setup, all or nothing. Every source, destination and
+    /// connection that changes is checked first (its connector resolved
+    /// and installed, its config against the spec, the references between
+    /// them, the source's streams discovered); a dry run stops there with
+    /// the plan. Then every store change is made in one transaction.
     pub async fn apply(&self, req: &ApplyRequest, call: &Call) -> Result<ApplyPlan, ApiError> {
         let setup = &req.setup;
         for (kind, names) in [
@@ -46,44 +50,86 @@ impl Service {
         }
         let store = self.store().await?;
         let mut plan = Vec::new();
-        let mut warnings = Vec::new();
-        let mut actor_steps = Vec::new();
+        let mut changes = SetupChanges::default();
+        // What a connection of the setup finds: each source and destination
+        // as it will be, and which will be gone.
+        let mut after: BTreeMap<(ActorKind, String), Actor> = BTreeMap::new();
         for (kind, wanted) in [
             (ActorKind::Source, &setup.sources),
             (ActorKind::Destination, &setup.destinations),
         ] {
             let current = store.list_actors(kind).await?;
+            for a in &current {
+                after.insert((kind, a.name.clone()), a.clone());
+            }
             for (name, def) in wanted {
                 let stored = current.iter().find(|a| &a.name == name);
-                let mut masked = Vec::new();
-                let effective = match stored {
+                // A field left masked keeps the stored secret; there must be one.
+                let config = match stored {
                     Some(a) => config::unmask(&def.config, &a.config),
                     None => def.config.clone(),
                 };
-                masked_fields(&effective, String::new(), &mut masked);
+                let mut masked = Vec::new();
+                masked_fields(&config, String::new(), &mut masked);
                 if !masked.is_empty() {
-                    warnings.push(format!(
-                        "{kind} `{name}` has no stored value for {}; it is saved as `{}` (put ${{VAR}} there to read it from the environment)",
+                    return Err(ApiError::user(format!(
+                        "{kind} `{name}` gives {} as `{}`, and there is no stored secret to keep",
                         masked.join(", "),
                         config::MASK
-                    ));
+                    ))
+                    .hint("put the value there, or ${VAR} to read it from the environment"));
                 }
                 let action = match stored {
                     None => ChangeAction::Create,
-                    Some(a) if a.connector == def.connector && effective == a.config => {
+                    Some(a) if a.connector == def.connector && config == a.config => {
                         ChangeAction::Unchanged
                     }
                     Some(_) => ChangeAction::Update,
                 };
+                if action != ChangeAction::Unchanged {
+                    let secret_paths = self
+                        .validated(kind, name, &def.connector, &config, call)
+                        .await?;
+                    if req.check {
+                        self.checked(kind, name, &def.connector, &config, call)
+                            .await?;
+                    }
+                    let fields = ActorFields {
+                        name: name.clone(),
+                        connector: def.connector.clone(),
+                        config: config.clone(),
+                        secret_paths,
+                    };
+                    changes.actors.push((
+                        kind,
+                        match action {
+                            ChangeAction::Create => Change::Create(fields),
+                            _ => Change::Update(fields),
+                        },
+                    ));
+                }
+                let entry = after.entry((kind, name.clone())).or_insert_with(|| Actor {
+                    id: 0,
+                    kind,
+                    name: name.clone(),
+                    connector: def.connector.clone(),
+                    config: config.clone(),
+                    secret_paths: Vec::new(),
+                    created_at: 0,
+                    updated_at: 0,
+                });
+                entry.connector = def.connector.clone();
+                entry.config = config;
                 plan.push(PlannedChange {
                     kind: kind.into(),
                     name: name.clone(),
                     action,
                 });
-                actor_steps.push((kind, name.clone(), def.clone(), action));
             }
             if req.prune {
                 for a in current.iter().filter(|a| !wanted.contains_key(&a.name)) {
+                    after.remove(&(kind, a.name.clone()));
+                    changes.actors.push((kind, Change::Delete(a.name.clone())));
                     plan.push(PlannedChange {
                         kind: kind.into(),
                         name: a.name.clone(),
@@ -92,107 +138,99 @@ impl Service {
                 }
             }
         }
+
         let current = store.list_connections().await?;
+        let mut staying: Vec<(String, String, String)> = Vec::new();
         for (name, spec) in &setup.connections {
-            let action = match current.iter().find(|c| &c.connection.name == name) {
+            let old = current.iter().find(|c| &c.connection.name == name);
+            let action = match old {
                 None => ChangeAction::Create,
                 Some(c) if &ConnectionSpec::of(&c.connection) == spec => ChangeAction::Unchanged,
                 Some(_) => ChangeAction::Update,
             };
+            let source = after.get(&(ActorKind::Source, spec.source.clone()));
+            let destination = after.get(&(ActorKind::Destination, spec.destination.clone()));
+            let (Some(source), Some(destination)) = (source, destination) else {
+                let (kind, missing) = match source {
+                    None => ("source", &spec.source),
+                    Some(_) => ("destination", &spec.destination),
+                };
+                return Err(ApiError::not_found(format!(
+                    "connection `{name}` uses {kind} `{missing}`, which neither the setup nor the store has"
+                ))
+                .hint(format!("add it under `{kind}s:`, or name one that exists")));
+            };
+            if action != ChangeAction::Unchanged {
+                let fields = self
+                    .connection_fields(
+                        name,
+                        spec,
+                        old.map(|c| &c.connection),
+                        source,
+                        destination.id,
+                        call,
+                    )
+                    .await?;
+                let write = ConnectionWrite {
+                    fields,
+                    source: spec.source.clone(),
+                    destination: spec.destination.clone(),
+                };
+                changes.connections.push(match action {
+                    ChangeAction::Create => Change::Create(write),
+                    _ => Change::Update(write),
+                });
+            }
+            staying.push((name.clone(), spec.source.clone(), spec.destination.clone()));
             plan.push(PlannedChange {
                 kind: SetupKind::Connection,
                 name: name.clone(),
                 action,
             });
         }
-        if req.prune {
-            for c in current
-                .iter()
-                .filter(|c| !setup.connections.contains_key(&c.connection.name))
-            {
+        for c in &current {
+            let name = &c.connection.name;
+            if setup.connections.contains_key(name) {
+                continue;
+            }
+            if req.prune {
+                changes.connections.push(Change::Delete(name.clone()));
                 plan.push(PlannedChange {
                     kind: SetupKind::Connection,
-                    name: c.connection.name.clone(),
+                    name: name.clone(),
                     action: ChangeAction::Delete,
                 });
+            } else {
+                staying.push((
+                    name.clone(),
+                    c.connection.source.clone(),
+                    c.connection.destination.clone(),
+                ));
             }
         }
-        if req.dry_run {
-            return Ok(ApplyPlan {
-                changes: plan,
-                applied: false,
-                warnings,
-            });
-        }
-
-        for (kind, name, def, action) in &actor_steps {
-            match action {
-                ChangeAction::Create => {
-                    self.actor_create(
-                        &ActorCreate {
-                            kind: *kind,
-                            name: name.clone(),
-                            connector: def.connector.clone(),
-                            config: Some(def.config.clone()),
-                            check: req.check,
-                            options: req.options.clone(),
-                        },
-                        call,
-                    )
-                    .await?;
+        // What is deleted must not be used by a connection that stays.
+        for (name, source, destination) in &staying {
+            for (kind, used) in [
+                (ActorKind::Source, source),
+                (ActorKind::Destination, destination),
+            ] {
+                if !after.contains_key(&(kind, used.clone())) {
+                    return Err(ApiError::conflict(format!(
+                        "{kind} `{used}` would be deleted, but connection `{name}` uses it"
+                    ))
+                    .hint(format!(
+                        "delete the connection too, or keep the {kind} in the setup"
+                    )));
                 }
-                ChangeAction::Update => {
-                    self.actor_update(
-                        &ActorUpdate {
-                            kind: *kind,
-                            name: name.clone(),
-                            connector: Some(def.connector.clone()),
-                            config: Some(def.config.clone()),
-                            check: req.check,
-                            options: req.options.clone(),
-                        },
-                        call,
-                    )
-                    .await?;
-                }
-                _ => {}
             }
         }
-        for change in plan.iter().filter(|c| c.kind == SetupKind::Connection) {
-            match change.action {
-                ChangeAction::Create => {
-                    self.connection_create(
-                        &ConnectionCreate {
-                            name: change.name.clone(),
-                            spec: setup.connections[&change.name].clone(),
-                            options: req.options.clone(),
-                        },
-                        call,
-                    )
-                    .await?;
-                }
-                ChangeAction::Update => {
-                    self.connection_replace(&change.name, &setup.connections[&change.name], call)
-                        .await?;
-                }
-                ChangeAction::Delete => self.connection_delete(&change.name).await?,
-                ChangeAction::Unchanged => {}
-            }
-        }
-        for change in plan.iter().filter(|c| c.action == ChangeAction::Delete) {
-            match change.kind {
-                SetupKind::Source => self.actor_delete(ActorKind::Source, &change.name).await?,
-                SetupKind::Destination => {
-                    self.actor_delete(ActorKind::Destination, &change.name)
-                        .await?
-                }
-                SetupKind::Connection => {}
-            }
+        if !req.dry_run {
+            store.apply_setup(&changes).await?;
         }
         Ok(ApplyPlan {
             changes: plan,
-            applied: true,
-            warnings,
+            applied: !req.dry_run,
+            warnings: Vec::new(),
         })
     }
 

@@ -9,8 +9,7 @@ use crate::api::{
     ActorKind, ApiError, CatalogStream, Connection as ConnectionView, ConnectionCreate,
     ConnectionPatch, ConnectionSpec, ConnectionStatus, ConnectionUpdate, LastJob,
 };
-use crate::error::UserError;
-use crate::store::{self, Connection, ConnectionFields, StoreError};
+use crate::store::{self, Actor, Connection, ConnectionFields, StoreError};
 use crate::sync::mapping::Mapping;
 
 impl ConnectionSpec {
@@ -96,19 +95,40 @@ impl Service {
             .ok_or_else(|| not_found("connection", name))
     }
 
-    /// The stored fields of a connection from its spec: names resolved, the
-    /// source discovered and its catalog configured.
-    async fn connection_fields(
+    /// The fields of a connection from its spec, with `source` and
+    /// `destination_id` resolved by the caller. The source is discovered
+    /// and its catalog configured, unless `old` has a catalog built from
+    /// the same choices.
+    pub(crate) async fn connection_fields(
         &self,
         name: &str,
         spec: &ConnectionSpec,
+        old: Option<&Connection>,
+        source: &Actor,
+        destination_id: i64,
         call: &Call,
     ) -> Result<ConnectionFields, ApiError> {
-        let source = self.actor(ActorKind::Source, &spec.source).await?;
-        let destination = self
-            .actor(ActorKind::Destination, &spec.destination)
-            .await?;
-        let discovered = self.discover_actor(&source, call).await?;
+        if let Some(old) = old {
+            let was = ConnectionSpec::of(old);
+            if was.source == spec.source
+                && was.streams == spec.streams
+                && was.sync_mode == spec.sync_mode
+                && was.destination_sync_mode == spec.destination_sync_mode
+                && was.namespace == spec.namespace
+                && was.prefix == spec.prefix
+                && was.cursors == spec.cursors
+                && was.primary_keys == spec.primary_keys
+            {
+                return Ok(ConnectionFields {
+                    destination_id,
+                    schedule: spec.schedule.clone(),
+                    status: spec.status,
+                    schema_change: spec.schema_change,
+                    ..ConnectionFields::from(old)
+                });
+            }
+        }
+        let discovered = self.discover_actor(source, call).await?;
         let configured = catalog::configure(
             &discovered,
             &spec.selection(),
@@ -124,11 +144,11 @@ impl Service {
         };
         mapping
             .destination_catalog(&configured)
-            .map_err(UserError::new)?;
+            .map_err(|e| ApiError::user(e).context(format!("connection `{name}`")))?;
         Ok(ConnectionFields {
             name: name.into(),
             source_id: source.id,
-            destination_id: destination.id,
+            destination_id,
             streams: spec.streams.clone(),
             sync_mode: spec.sync_mode,
             destination_sync_mode: spec.destination_sync_mode,
@@ -163,7 +183,13 @@ impl Service {
             }
             .into());
         }
-        let fields = self.connection_fields(name, &req.spec, call).await?;
+        let source = self.actor(ActorKind::Source, &req.spec.source).await?;
+        let destination = self
+            .actor(ActorKind::Destination, &req.spec.destination)
+            .await?;
+        let fields = self
+            .connection_fields(name, &req.spec, None, &source, destination.id, call)
+            .await?;
         let c = store.create_connection(&fields).await?;
         Ok(ConnectionView::of(&c, None, false))
     }
@@ -177,29 +203,13 @@ impl Service {
         call: &Call,
     ) -> Result<ConnectionView, ApiError> {
         let old = self.connection(name).await?;
-        let old_spec = ConnectionSpec::of(&old);
-        let fields = if old_spec.source == spec.source
-            && old_spec.streams == spec.streams
-            && old_spec.sync_mode == spec.sync_mode
-            && old_spec.destination_sync_mode == spec.destination_sync_mode
-            && old_spec.namespace == spec.namespace
-            && old_spec.prefix == spec.prefix
-            && old_spec.cursors == spec.cursors
-            && old_spec.primary_keys == spec.primary_keys
-        {
-            let destination = self
-                .actor(ActorKind::Destination, &spec.destination)
-                .await?;
-            ConnectionFields {
-                destination_id: destination.id,
-                schedule: spec.schedule.clone(),
-                status: spec.status,
-                schema_change: spec.schema_change,
-                ..ConnectionFields::from(&old)
-            }
-        } else {
-            self.connection_fields(name, spec, call).await?
-        };
+        let source = self.actor(ActorKind::Source, &spec.source).await?;
+        let destination = self
+            .actor(ActorKind::Destination, &spec.destination)
+            .await?;
+        let fields = self
+            .connection_fields(name, spec, Some(&old), &source, destination.id, call)
+            .await?;
         let c = self
             .store()
             .await?

@@ -202,6 +202,51 @@ impl Service {
     }
 }
 
+impl Resolved {
+    /// Refuses a connector in a role it cannot play (`--destination
+    /// sample`), before anything runs.
+    pub fn plays(&self, role: Role) -> Result<(), ApiError> {
+        match self.connector.plays(role) {
+            Some(false) => Err(ApiError::user(format!(
+                "{} cannot be the {role}: it is a {} only",
+                self.reference,
+                match role {
+                    Role::Source => Role::Destination,
+                    Role::Destination => Role::Source,
+                }
+            ))
+            .hint("`sluice connector list` shows what each built-in connector is")),
+            _ => Ok(()),
+        }
+    }
+
+    /// Runs the connector's check when it is cheap (a built-in connector),
+    /// so a config that cannot work (no password, a directory that cannot
+    /// be written) is said before any record is read.
+    pub async fn check_cheaply(
+        &self,
+        config: &Value,
+        cx: &RunContext,
+        what: &str,
+    ) -> Result<(), ApiError> {
+        if !self.connector.checks_cheaply() {
+            return Ok(());
+        }
+        let status = self.connector.check(config, cx).await?;
+        if status.status == crate::protocol::ConnectionStatusKind::Succeeded {
+            return Ok(());
+        }
+        Err(ApiError::user(format!(
+            "{what} fails its check: {}",
+            status.message.as_deref().unwrap_or("no reason was given")
+        ))
+        .hint(format!(
+            "`sluice connector check {}` runs it alone",
+            self.reference
+        )))
+    }
+}
+
 /// A config as given: `{}` when none was.
 pub fn config_or_empty(config: &Option<Value>) -> Value {
     config

@@ -26,6 +26,8 @@ impl Service {
         let destination = self
             .resolve(&req.destination, call)
             .context("the destination")?;
+        source.plays(Role::Source)?;
+        destination.plays(Role::Destination)?;
         // A missing container engine is said before anything is installed.
         source.connector.preflight().await?;
         destination.connector.preflight().await?;
@@ -69,6 +71,11 @@ impl Service {
         };
         let mut scx = self.context(Role::Source, log.clone(), call);
         scx.labels = labels.clone();
+        let dcx = self.context(Role::Destination, log.clone(), call);
+        tokio::try_join!(
+            source.check_cheaply(&source_config, &scx, "the source"),
+            destination.check_cheaply(&destination_config, &dcx, "the destination")
+        )?;
 
         let catalog = match req.catalog.clone() {
             Some(c) => catalog::filter(c, &req.streams)?,

@@ -31,7 +31,7 @@ pub struct ActorFields {
     pub secret_paths: Vec<String>,
 }
 
-fn table(kind: ActorKind) -> &'static str {
+pub(super) fn table(kind: ActorKind) -> &'static str {
     match kind {
         ActorKind::Source => "sources",
         ActorKind::Destination => "destinations",

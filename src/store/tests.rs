@@ -141,6 +141,7 @@ both_backends!(
     store_jobs_and_attempts,
     store_state_is_replaced_whole,
     store_two_handles_write_at_once,
+    store_setups_apply_whole_or_not_at_all,
 );
 
 fn actor(name: &str, connector: &str) -> ActorFields {
@@ -545,4 +546,54 @@ async fn store_two_handles_write_at_once(t: &TestStore) {
     );
     assert_eq!(t.store.list_connections().await.unwrap().len(), 50);
     other.close().await;
+}
+
+/// A setup's changes in one transaction: a failure at the end (deleting a
+/// source a connection still uses) undoes the creates before it.
+async fn store_setups_apply_whole_or_not_at_all(t: &TestStore) {
+    let s = &t.store;
+    let write = |name: &str| ConnectionWrite {
+        fields: connection(name, 0, 0),
+        source: "src".into(),
+        destination: "dst".into(),
+    };
+    let good = SetupChanges {
+        actors: vec![
+            (ActorKind::Source, Change::Create(actor("src", "sample"))),
+            (
+                ActorKind::Destination,
+                Change::Create(actor("dst", "jsonl")),
+            ),
+        ],
+        connections: vec![Change::Create(write("c"))],
+    };
+    s.apply_setup(&good).await.unwrap();
+    let c = s.get_connection("c").await.unwrap().unwrap();
+    assert_eq!((c.source.as_str(), c.destination.as_str()), ("src", "dst"));
+
+    let mut updated = actor("src", "sample");
+    updated.config = json!({"count": 99});
+    let bad = SetupChanges {
+        actors: vec![
+            (ActorKind::Source, Change::Create(actor("other", "sample"))),
+            (ActorKind::Source, Change::Update(updated)),
+            (ActorKind::Source, Change::Delete("src".into())),
+        ],
+        connections: vec![Change::Create(write("d"))],
+    };
+    let e = s.apply_setup(&bad).await.unwrap_err();
+    assert!(matches!(e, StoreError::InUse { .. }), "{e}");
+    // Nothing of it stayed.
+    assert!(s
+        .get_actor(ActorKind::Source, "other")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(s.get_connection("d").await.unwrap().is_none());
+    let src = s
+        .get_actor(ActorKind::Source, "src")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(src.config, json!({"count": 10, "token": "t0p"}));
 }

@@ -265,23 +265,21 @@ fn a_file_source_that_finds_no_file_fails_as_a_config_error_and_keeps_the_destin
     let check = sandbox.connector("check", "file", r#"{"path": "nope/*.csv"}"#);
     assert_eq!(check.connection_status()["status"], "FAILED");
 
-    // The files went away after the catalog was made: the read fails
-    // before it sends anything, so overwrite keeps the old file whole.
+    // The files went away after the catalog was made: the source's check,
+    // run before anything is read, says so, and overwrite keeps the old
+    // file whole (the read itself would fail before it sent anything: see
+    // the file source's own tests).
     let catalog = configured_catalog(&sandbox, ("file", good), "overwrite");
     std::fs::remove_file(sandbox.path("in/users.csv")).unwrap();
     let run = sync(good, &["--catalog", catalog.to_str().unwrap()]);
-    run.expect_code(1);
-    let summary = run.json();
+    // A config error before any record moved: the user's to fix, exit 2.
+    run.expect_code(2);
+    let error = &run.json()["error"];
+    assert_eq!(error["class"], "user", "{error}");
     assert_eq!(
-        summary["failure"]["failure_type"], "config_error",
-        "{summary}"
+        error["message"],
+        format!("the source fails its check: no file matches `in/users.csv` (stream `users`): check `path`: a relative path is looked for from the current directory, {cwd}")
     );
-    assert_eq!(summary["failure"]["origin"], "source", "{summary}");
-    assert_eq!(
-        summary["failure"]["message"],
-        format!("no file matches `in/users.csv` (stream `users`): check `path`: a relative path is looked for from the current directory, {cwd}")
-    );
-    assert_eq!(summary["records"], 0, "{summary}");
     assert_eq!(
         std::fs::read_to_string(out.join("users.jsonl")).unwrap(),
         before

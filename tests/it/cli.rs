@@ -111,6 +111,42 @@ fn bad_references_configs_and_files() {
     );
     cli_snapshot!(
         s,
+        "role_mismatch",
+        &["sync", "--source", "sample", "--destination", "sample"]
+    );
+    cli_snapshot!(
+        s,
+        "source_that_is_a_destination",
+        &["source", "create", "out", "--connector", "jsonl"]
+    );
+    cli_snapshot!(
+        s,
+        "destination_that_cannot_be_written",
+        &[
+            "sync",
+            "--source",
+            "sample",
+            "--destination",
+            "jsonl",
+            "--destination-config",
+            r#"{"path": "/proc/sluice-cannot-write-here"}"#
+        ]
+    );
+    cli_snapshot!(
+        s,
+        "no_streams_named",
+        &[
+            "sync",
+            "--source",
+            "sample",
+            "--streams",
+            "",
+            "--destination",
+            "devnull"
+        ]
+    );
+    cli_snapshot!(
+        s,
         "error_as_json",
         &["-o", "json", "connector", "spec", "ftp:somewhere"]
     );

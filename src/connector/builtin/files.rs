@@ -98,7 +98,7 @@ impl Builtin for FileDestination {
                 "required": ["path"],
                 "additionalProperties": false,
                 "properties": {
-                    "path": {"type": "string", "minLength": 1,
+                    "path": {"type": "string", "minLength": 1, "sluice_path": true,
                         "description": "Directory the stream files are written to; created if missing."}
                 }
             }),

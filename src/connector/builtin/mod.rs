@@ -16,8 +16,8 @@ mod source_file;
 
 use super::registry::Installed;
 use super::{
-    Command, Connector, ConnectorError, ConnectorRef, ExitStatus, Invocation, Process, RunContext,
-    Running, Runtime, RuntimeEnv, StderrTail,
+    Command, Connector, ConnectorError, ConnectorRef, ExitStatus, Invocation, Process, Role,
+    RunContext, Running, Runtime, RuntimeEnv, StderrTail,
 };
 use crate::protocol::{
     now_millis, AirbyteCatalog, ConfiguredAirbyteCatalog, ConnectionStatus, ConnectionStatusKind,
@@ -278,6 +278,19 @@ struct BuiltinConnector {
 impl Connector for BuiltinConnector {
     fn reference(&self) -> &ConnectorRef {
         &self.reference
+    }
+
+    fn plays(&self, role: Role) -> Option<bool> {
+        Some(match (self.builtin.kind(), role) {
+            (Kind::Both, _) => true,
+            (Kind::Source, r) => r == Role::Source,
+            (Kind::Destination, r) => r == Role::Destination,
+        })
+    }
+
+    /// A built-in connector's check starts no process.
+    fn checks_cheaply(&self) -> bool {
+        true
     }
 
     async fn start(&self, inv: Invocation, _cx: &RunContext) -> Result<Running, ConnectorError> {

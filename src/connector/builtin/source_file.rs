@@ -486,7 +486,7 @@ impl Builtin for FileSource {
             "additionalProperties": false,
             "properties": {
                 "name": {"type": "string", "minLength": 1, "description": "Stream name; by default the file name without extension or glob characters."},
-                "path": {"type": "string", "minLength": 1, "description": "A file or a glob (data/*.csv)."},
+                "path": {"type": "string", "minLength": 1, "sluice_path": true, "description": "A file or a glob (data/*.csv)."},
                 "format": {"type": "string", "enum": ["csv", "jsonl"], "description": "By default from the extension."}
             }
         });

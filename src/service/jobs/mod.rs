@@ -94,6 +94,12 @@ impl Service {
         let destination = self
             .resolve(&destination_actor.connector, call)
             .with_context(|| format!("destination `{}`", destination_actor.name))?;
+        source
+            .plays(Role::Source)
+            .with_context(|| format!("source `{}`", source_actor.name))?;
+        destination
+            .plays(Role::Destination)
+            .with_context(|| format!("destination `{}`", destination_actor.name))?;
         source.connector.preflight().await?;
         destination.connector.preflight().await?;
         let early: Arc<dyn LogSink> = Arc::new(AttemptLog::memory(Secrets::default(), call.echo()));
@@ -117,6 +123,19 @@ impl Service {
             &destination_spec.connection_specification,
             &destination_actor.config,
         );
+        let log: Arc<dyn LogSink> = Arc::new(AttemptLog::memory(secrets.clone(), call.echo()));
+        let (scx, dcx) = (
+            self.context(Role::Source, log.clone(), call),
+            self.context(Role::Destination, log, call),
+        );
+        let (source_name, destination_name) = (
+            format!("source `{}`", source_actor.name),
+            format!("destination `{}`", destination_actor.name),
+        );
+        tokio::try_join!(
+            source.check_cheaply(&source_actor.config, &scx, &source_name),
+            destination.check_cheaply(&destination_actor.config, &dcx, &destination_name)
+        )?;
         Ok(Prepared {
             source: source.connector,
             source_actor,

@@ -6,7 +6,10 @@ use super::{echo_lines, record, script_source, state, Env, SECRET};
 use crate::common::Run;
 use serde_json::json;
 
-both_backends!(apply_and_export_round_trip);
+both_backends!(
+    apply_and_export_round_trip,
+    a_setup_that_fails_anywhere_changes_nothing
+);
 
 fn apply_and_export_round_trip(env: &Env) {
     let s = &env.sandbox;
@@ -107,13 +110,28 @@ connections:
     ] {
         env.ok(&[kind, "delete", name]);
     }
-    let reapplied = env.ok(&["apply", "-f", exported.to_str().unwrap()]);
+    // The masked secret has no stored value to keep: refused, naming the
+    // field, and nothing of the file applied (all or nothing).
+    let refused = env.run(&["apply", "-f", exported.to_str().unwrap()]);
+    refused.expect_code(2);
     assert!(
-        reapplied
-            .stderr()
-            .contains("warning: source `scripted` has no stored value for /token"),
+        refused.stderr().contains(
+            "source `scripted` gives /token as `**********`, and there is no stored secret to keep"
+        ),
         "{}",
-        reapplied.stderr()
+        refused.stderr()
+    );
+    assert_eq!(env.json(&["source", "list"]), json!([]));
+    assert_eq!(env.json(&["destination", "list"]), json!([]));
+    // With the secret from the environment, the export applies whole.
+    let with_var = s.write(
+        "with-var.yaml",
+        &first.replace("'**********'", "${SLUICE_TEST_TOKEN}"),
+    );
+    apply(&["apply", "-f", with_var.to_str().unwrap()]).expect_code(0);
+    assert_eq!(
+        env.json(&["source", "get", "scripted", "--show-secrets"])["config"]["token"],
+        SECRET
     );
     let second = env.ok(&["export"]).stdout();
     assert_eq!(first, second);
@@ -147,4 +165,31 @@ connections:
     );
     assert_eq!(env.json(&["connection", "list"]), json!([]));
     assert_eq!(env.json(&["source", "list"]).as_array().unwrap().len(), 1);
+}
+
+/// Everything is checked before anything is written: a connection that
+/// cannot be built (a stream the source does not have) leaves the store
+/// as it was, sources and destinations included; `--dry-run` finds it too.
+fn a_setup_that_fails_anywhere_changes_nothing(env: &Env) {
+    let s = &env.sandbox;
+    let yaml = format!(
+        "sources:\n  gen:\n    connector: sample\ndestinations:\n  local:\n    connector: jsonl\n    config:\n      path: {}\nconnections:\n  c:\n    source: gen\n    destination: local\n    streams: [nope]\n",
+        s.path("out").display()
+    );
+    let file = s.write("bad.yaml", &yaml);
+    for extra in [&["--dry-run"][..], &[]] {
+        let mut args = vec!["apply", "-f", file.to_str().unwrap()];
+        args.extend(extra);
+        let run = env.run(&args);
+        run.expect_code(2);
+        assert!(
+            run.stderr()
+                .contains("connection `c`: the source has no stream `nope`"),
+            "{}",
+            run.stderr()
+        );
+    }
+    assert_eq!(env.json(&["source", "list"]), json!([]));
+    assert_eq!(env.json(&["destination", "list"]), json!([]));
+    assert_eq!(env.json(&["connection", "list"]), json!([]));
 }

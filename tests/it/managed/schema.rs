@@ -47,7 +47,8 @@ fn schema_changes_are_followed_or_fail_the_job(env: &Env) {
         r#"{"type":"CATALOG","catalog":{"streams":[{"name":"t","json_schema":{"type":"object"},"supported_sync_modes":["full_refresh"]}]}}"#,
     );
     let run = env.run(&["-o", "json", "connection", "sync", "c"]);
-    run.expect_code(1);
+    // The connection's setup to fix before anything moved: exit 2.
+    run.expect_code(2);
     let job = run.json();
     assert_eq!(job["status"], "failed");
     let why = job["attempts"][0]["failure"]["message"]
@@ -128,7 +129,8 @@ fn schema_change_policies_propagate_fully_and_disable(env: &Env) {
         ),
     );
     let run = env.run(&["-o", "json", "connection", "sync", "c"]);
-    run.expect_code(1);
+    // Nothing moved, and the connection's setup is the user's to look at.
+    run.expect_code(2);
     let job = run.json();
     let why = job["attempts"][0]["failure"]["message"]
         .as_str()

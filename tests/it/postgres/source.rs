@@ -217,19 +217,21 @@ fn postgres_a_schema_that_does_not_exist_is_a_config_error_and_an_empty_one_is_n
     discover.expect_code(0);
     assert_eq!(discover.catalog()["streams"], serde_json::json!([]));
 
-    // A catalog stream whose schema went away fails the read before any
-    // stream is sent, so overwrite keeps what the destination has.
+    // A catalog stream whose schema went away: the source's check, run
+    // before anything is read, names it (the read itself would fail before
+    // it sent anything), so overwrite keeps what the destination has.
     let both = config(&["public", "sales"]);
     sync(&both, &[]).expect_code(0);
     let catalog = configured_catalog(&sandbox, ("postgres", &both), "overwrite");
     db.sql("INSERT INTO public.users VALUES (2); DROP SCHEMA sales CASCADE;");
     let run = sync(&both, &["--catalog", catalog.to_str().unwrap()]);
-    run.expect_code(1);
-    let failure = &run.json()["failure"];
-    assert_eq!(failure["failure_type"], "config_error", "{failure}");
-    assert_eq!(
-        failure["message"],
-        "stream `sales.orders`: the schema `sales` does not exist or cannot be used; run discover again"
+    run.expect_code(2);
+    let error = &run.json()["error"];
+    assert_eq!(error["class"], "user", "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("the source fails its check: the schema `sales` does not exist in"),
+        "{message}"
     );
     assert_eq!(
         read_jsonl(&out.join("public/users.jsonl")).len(),

@@ -1,0 +1,160 @@
+//! A whole setup's changes written at once: sources, destinations and
+//! connections created, updated and deleted in one transaction, so that a
+//! change that fails half-way leaves the store as it was.
+
+use super::actors::table;
+use super::column::json;
+use super::connections::ConnectionFields;
+use super::{is_unique_violation, now_ms, query_err, ActorFields, Result, Store, StoreError};
+use crate::model::ActorKind;
+
+/// What happens to one source, destination or connection.
+#[derive(Debug, Clone)]
+pub enum Change<T> {
+    Create(T),
+    Update(T),
+    Delete(String),
+}
+
+/// A connection to write, naming its source and destination (which may be
+/// created in the same changes); the ids in `fields` are ignored.
+#[derive(Debug, Clone)]
+pub struct ConnectionWrite {
+    pub fields: ConnectionFields,
+    pub source: String,
+    pub destination: String,
+}
+
+/// Everything a setup changes, in the order it is applied: sources and
+/// destinations, then connections; deletions of connections come before
+/// deletions of what they used.
+#[derive(Debug, Clone, Default)]
+pub struct SetupChanges {
+    pub actors: Vec<(ActorKind, Change<ActorFields>)>,
+    pub connections: Vec<Change<ConnectionWrite>>,
+}
+
+const CONNECTION_COLUMNS: &str = "source_id, destination_id, streams, sync_mode, \
+    destination_sync_mode, catalog, schedule, namespace, prefix, status, schema_change, \
+    cursors, primary_keys, known_streams";
+
+impl Store {
+    /// Applies every change in one transaction: all or nothing.
+    pub async fn apply_setup(&self, changes: &SetupChanges) -> Result<()> {
+        let now = now_ms();
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await.map_err(query_err("begin a transaction"))?;
+            for (kind, change) in &changes.actors {
+                let (sql, f) = match change {
+                    Change::Create(f) => (
+                        format!("INSERT INTO {} (connector, config, secret_paths, created_at, updated_at, name) \
+                                 VALUES ($1, $2, $3, $4, $4, $5)", table(*kind)),
+                        f,
+                    ),
+                    Change::Update(f) => (
+                        format!("UPDATE {} SET connector = $1, config = $2, secret_paths = $3, updated_at = $4 \
+                                 WHERE name = $5", table(*kind)),
+                        f,
+                    ),
+                    Change::Delete(_) => continue,
+                };
+                sqlx::query(&sql)
+                    .bind(&f.connector)
+                    .bind(json(&f.config))
+                    .bind(json(&f.secret_paths))
+                    .bind(now)
+                    .bind(&f.name)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|source| {
+                        if is_unique_violation(&source) {
+                            StoreError::Exists { kind: kind.as_str(), name: f.name.clone() }
+                        } else {
+                            StoreError::Query { action: "write a source or destination", source }
+                        }
+                    })?;
+            }
+            for change in &changes.connections {
+                let (c, create) = match change {
+                    Change::Create(c) => (c, true),
+                    Change::Update(c) => (c, false),
+                    Change::Delete(name) => {
+                        sqlx::query("DELETE FROM connections WHERE name = $1")
+                            .bind(name)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(query_err("delete a connection"))?;
+                        continue;
+                    }
+                };
+                // The ids of the source and destination, by the names bound
+                // last: they may have been created above.
+                let source = format!("(SELECT id FROM {} WHERE name = $15)", table(ActorKind::Source));
+                let destination =
+                    format!("(SELECT id FROM {} WHERE name = $16)", table(ActorKind::Destination));
+                let sql = if create {
+                    format!("INSERT INTO connections (name, {CONNECTION_COLUMNS}, created_at, updated_at) \
+                             VALUES ($1, {source}, {destination}, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+                             $11, $12, $13, $14, $14)")
+                } else {
+                    format!("UPDATE connections SET source_id = {source}, destination_id = {destination}, \
+                             streams = $2, sync_mode = $3, destination_sync_mode = $4, catalog = $5, \
+                             schedule = $6, namespace = $7, prefix = $8, status = $9, schema_change = $10, \
+                             cursors = $11, primary_keys = $12, known_streams = $13, updated_at = $14 \
+                             WHERE name = $1")
+                };
+                let f = &c.fields;
+                sqlx::query(&sql)
+                    .bind(&f.name)
+                    .bind(json(&f.streams))
+                    .bind(f.sync_mode)
+                    .bind(f.destination_sync_mode)
+                    .bind(&f.catalog)
+                    .bind(&f.schedule)
+                    .bind(&f.namespace)
+                    .bind(&f.prefix)
+                    .bind(f.status)
+                    .bind(f.schema_change)
+                    .bind(json(&f.cursors))
+                    .bind(json(&f.primary_keys))
+                    .bind(json(&f.known_streams))
+                    .bind(now)
+                    .bind(&c.source)
+                    .bind(&c.destination)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|source| {
+                        if is_unique_violation(&source) {
+                            StoreError::Exists { kind: "connection", name: f.name.clone() }
+                        } else {
+                            StoreError::Query { action: "write a connection", source }
+                        }
+                    })?;
+            }
+            for (kind, change) in &changes.actors {
+                let Change::Delete(name) = change else { continue };
+                let column = match kind {
+                    ActorKind::Source => "source_id",
+                    ActorKind::Destination => "destination_id",
+                };
+                let users: Vec<String> = sqlx::query_scalar(&format!(
+                    "SELECT c.name FROM connections c JOIN {} a ON c.{column} = a.id \
+                     WHERE a.name = $1 ORDER BY c.name", table(*kind)))
+                    .bind(name)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(query_err("find the connections of a source or destination"))?;
+                if !users.is_empty() {
+                    return Err(StoreError::InUse { kind: kind.as_str(), name: name.clone(), users: users.join(", ") });
+                }
+                sqlx::query(&format!("DELETE FROM {} WHERE name = $1", table(*kind)))
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_err("delete a source or destination"))?;
+            }
+            tx.commit().await.map_err(query_err("commit a setup"))?;
+        });
+        Ok(())
+    }
+}
