@@ -119,7 +119,7 @@ impl Cli {
                 }
                 return Ok(ExitClass::Success);
             }
-            Command::Completions(args) => return commands::completions::run(args, Cli::command()),
+            Command::Completions(args) => return commands::completions::run(args),
             _ => {}
         }
         let settings = Settings::from_env(&Flags {
@@ -170,10 +170,8 @@ pub fn write_assets(root: &Path) -> std::io::Result<Vec<PathBuf>> {
     let completions = root.join("completions");
     std::fs::create_dir_all(&completions)?;
     for (shell, name) in COMPLETION_FILES {
-        let mut buf = Vec::new();
-        clap_complete::generate(shell, &mut Cli::command(), "sluice", &mut buf);
         let path = completions.join(name);
-        std::fs::write(&path, buf)?;
+        std::fs::write(&path, commands::completions::script(shell)?)?;
         written.push(path);
     }
     let man = root.join("man");

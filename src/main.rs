@@ -1,12 +1,15 @@
 //! The `sluice` binary: parse the command line, run it, map the outcome to
 //! an exit code. Everything else is library code.
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use sluice::cli::Cli;
 use sluice::commands::{self, ExitClass};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // A shell asking for completions (COMPLETE=bash sluice -- ...): answer
+    // and exit, before anything else runs.
+    clap_complete::CompleteEnv::with_factory(Cli::command).complete();
     if std::env::var_os("MALLOPT").is_some() {
         unsafe {
             libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);

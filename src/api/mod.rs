@@ -177,6 +177,16 @@ pub trait Api: Send + Sync {
     async fn export(&self) -> Result<Setup, ApiError>;
 }
 
+/// What a shell completes from this machine (see
+/// [`Local::names_for_completion`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    Sources,
+    Destinations,
+    Connections,
+    Connectors,
+}
+
 /// Operations run in this process.
 pub struct Local {
     service: Service,
@@ -190,6 +200,51 @@ impl Local {
             service: Service::new(settings),
             runs: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    /// Names a shell may complete, from this machine's store and
+    /// connectors, with the settings of the environment: sources,
+    /// destinations, connections, or connectors. Never creates a store and
+    /// never fails: what cannot be read completes nothing.
+    pub fn names_for_completion(what: Completion) -> Vec<String> {
+        let Ok(settings) = Settings::from_env(&crate::settings::Flags::default()) else {
+            return Vec::new();
+        };
+        if let crate::store::Location::Sqlite(path) = &settings.store {
+            if what != Completion::Connectors && !path.exists() {
+                return Vec::new();
+            }
+        }
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return Vec::new();
+        };
+        let api = Local::new(settings);
+        runtime.block_on(async {
+            let names = match what {
+                Completion::Sources | Completion::Destinations => {
+                    let kind = if what == Completion::Sources {
+                        ActorKind::Source
+                    } else {
+                        ActorKind::Destination
+                    };
+                    api.actor_list(kind, false)
+                        .await
+                        .map(|all| all.into_iter().map(|a| a.name).collect())
+                }
+                Completion::Connections => api
+                    .connection_list()
+                    .await
+                    .map(|all| all.into_iter().map(|c| c.name).collect()),
+                Completion::Connectors => api
+                    .connector_list()
+                    .await
+                    .map(|all| all.into_iter().map(|c| c.reference).collect()),
+            };
+            names.unwrap_or_default()
+        })
     }
 
     /// Starts `work` on its own task as a run.

@@ -57,10 +57,10 @@ pub struct CreateArgs {
     /// A name for the connection (letters, digits, `-`, `_`, `.`).
     pub name: String,
     /// The stored source.
-    #[arg(long, value_name = "SOURCE")]
+    #[arg(long, value_name = "SOURCE", add = super::complete::source_names())]
     pub source: String,
     /// The stored destination.
-    #[arg(long, value_name = "DESTINATION")]
+    #[arg(long, value_name = "DESTINATION", add = super::complete::destination_names())]
     pub destination: String,
     /// Only these streams (comma-separated names, or namespace.name).
     #[arg(
@@ -112,6 +112,7 @@ pub struct ListArgs {}
 #[derive(Debug, Args)]
 pub struct NameArgs {
     /// The connection's name.
+    #[arg(add = super::complete::connection_names())]
     pub name: String,
 }
 
@@ -119,6 +120,7 @@ pub struct NameArgs {
 #[derive(Debug, Args)]
 pub struct UpdateArgs {
     /// The connection's name.
+    #[arg(add = super::complete::connection_names())]
     pub name: String,
     #[arg(long, value_name = "SOURCE")]
     pub source: Option<String>,
@@ -161,6 +163,7 @@ pub struct UpdateArgs {
 Exits 0 when the job succeeds, 1 when it fails; `sluice job get ID` shows its attempts.")]
 pub struct SyncArgs {
     /// The connection's name.
+    #[arg(add = super::complete::connection_names())]
     pub name: String,
     #[command(flatten)]
     pub retry: RetryArgs,
@@ -173,6 +176,7 @@ pub struct SyncArgs {
 #[derive(Debug, Args)]
 pub struct ResetArgs {
     /// The connection's name.
+    #[arg(add = super::complete::connection_names())]
     pub name: String,
     /// Only this stream (repeat for more).
     #[arg(long = "stream", value_name = "STREAM")]

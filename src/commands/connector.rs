@@ -41,7 +41,7 @@ Examples:
   sluice connector spec python:airbyte-source-faker==7.2.1 --output json
   sluice connector spec docker:airbyte/destination-duckdb:0.4.0")]
 pub struct SpecArgs {
-    #[arg(value_name = "REF", help = REF_HELP)]
+    #[arg(value_name = "REF", help = REF_HELP, add = super::complete::connector_refs())]
     pub connector: String,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
@@ -57,7 +57,7 @@ Examples:
 
 `check` exits 1 when the connector reports FAILED.")]
 pub struct ConfigArgs {
-    #[arg(value_name = "REF", help = REF_HELP)]
+    #[arg(value_name = "REF", help = REF_HELP, add = super::complete::connector_refs())]
     pub connector: String,
     /// Its config: a JSON file, or JSON text starting with `{`.
     #[arg(long, value_name = "FILE|JSON")]
@@ -74,7 +74,7 @@ Examples:
   sluice connector read python:airbyte-source-faker==7.2.1 --config faker.json \\
       --catalog catalog.json --state state.json | jq -c 'select(.type == \"STATE\")'")]
 pub struct ReadArgs {
-    #[arg(value_name = "REF", help = REF_HELP)]
+    #[arg(value_name = "REF", help = REF_HELP, add = super::complete::connector_refs())]
     pub connector: String,
     /// Its config: a JSON file, or JSON text starting with `{`.
     #[arg(long, value_name = "FILE|JSON")]
@@ -97,7 +97,7 @@ Example:
   sluice connector read sample --config '{\"count\": 3}' \\
     | sluice connector write jsonl --config '{\"path\": \"./out\"}' --catalog catalog.json")]
 pub struct WriteArgs {
-    #[arg(value_name = "REF", help = REF_HELP)]
+    #[arg(value_name = "REF", help = REF_HELP, add = super::complete::connector_refs())]
     pub connector: String,
     /// Its config: a JSON file, or JSON text starting with `{`.
     #[arg(long, value_name = "FILE|JSON")]
@@ -118,7 +118,7 @@ Examples:
   SLUICE_PYTHON=python3.11 sluice connector install python:airbyte-source-faker
   sluice connector install docker:airbyte/source-faker:6.2.1")]
 pub struct InstallArgs {
-    #[arg(value_name = "REF", help = REF_HELP)]
+    #[arg(value_name = "REF", help = REF_HELP, add = super::complete::connector_refs())]
     pub connector: String,
 }
 
@@ -130,7 +130,7 @@ Examples:
   DOCKER_HOST=tcp://build-box:2375 sluice connector pull docker:airbyte/destination-duckdb:0.4.0")]
 pub struct PullArgs {
     /// The connector: docker:IMAGE:TAG.
-    #[arg(value_name = "REF")]
+    #[arg(value_name = "REF", add = super::complete::connector_refs())]
     pub connector: String,
 }
 

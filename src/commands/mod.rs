@@ -7,6 +7,7 @@
 
 pub mod apply;
 pub mod args;
+pub mod complete;
 pub mod completions;
 pub mod connection;
 pub mod connector;

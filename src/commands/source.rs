@@ -58,9 +58,10 @@ pub enum DestinationCommand {
 #[derive(Debug, Args)]
 pub struct CreateArgs {
     /// A name for it (letters, digits, `-`, `_`, `.`).
+    #[arg(add = super::complete::actor_names())]
     pub name: String,
     /// The connector: a built-in name, python:PACKAGE==VERSION, docker:IMAGE:TAG or exec:PATH.
-    #[arg(long, value_name = "REF")]
+    #[arg(long, value_name = "REF", add = super::complete::connector_refs())]
     pub connector: String,
     /// Its config: a JSON file, or JSON text starting with `{`.
     #[arg(long, value_name = "FILE|JSON")]
@@ -84,6 +85,7 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 pub struct GetArgs {
     /// Its name.
+    #[arg(add = super::complete::actor_names())]
     pub name: String,
     /// Show secret fields (airbyte_secret) instead of masking them.
     #[arg(long)]
@@ -95,8 +97,9 @@ pub struct GetArgs {
 #[derive(Debug, Args)]
 pub struct UpdateArgs {
     /// Its name.
+    #[arg(add = super::complete::actor_names())]
     pub name: String,
-    #[arg(long, value_name = "REF")]
+    #[arg(long, value_name = "REF", add = super::complete::connector_refs())]
     pub connector: Option<String>,
     /// The new config: a JSON file, or JSON text starting with `{`.
     #[arg(long, value_name = "FILE|JSON")]
@@ -111,6 +114,7 @@ pub struct UpdateArgs {
 #[derive(Debug, Args)]
 pub struct NameArgs {
     /// Its name.
+    #[arg(add = super::complete::actor_names())]
     pub name: String,
 }
 
@@ -118,6 +122,7 @@ pub struct NameArgs {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Its name.
+    #[arg(add = super::complete::actor_names())]
     pub name: String,
     #[command(flatten)]
     pub runtime: RuntimeArgs,

@@ -25,6 +25,7 @@ pub enum StateCommand {
 #[derive(Debug, Args)]
 pub struct GetArgs {
     /// The connection's name.
+    #[arg(add = super::complete::connection_names())]
     pub connection: String,
 }
 
@@ -32,6 +33,7 @@ pub struct GetArgs {
 #[derive(Debug, Args)]
 pub struct SetArgs {
     /// The connection's name.
+    #[arg(add = super::complete::connection_names())]
     pub connection: String,
     /// A state file in Airbyte's --state format.
     #[arg(long, short = 'f', value_name = "FILE")]
@@ -42,6 +44,7 @@ pub struct SetArgs {
 #[derive(Debug, Args)]
 pub struct ResetArgs {
     /// The connection's name.
+    #[arg(add = super::complete::connection_names())]
     pub connection: String,
     /// Only this stream (repeat for more).
     #[arg(long = "stream", value_name = "STREAM")]

@@ -46,7 +46,7 @@ Examples:
   sluice sync --source sample --destination devnull --output json | jq .records")]
 pub struct SyncArgs {
     /// The source connector.
-    #[arg(long, value_name = "REF")]
+    #[arg(long, value_name = "REF", add = super::complete::connector_refs())]
     pub source: String,
 
     /// The source config: a JSON file, or JSON text starting with `{`.
@@ -54,7 +54,7 @@ pub struct SyncArgs {
     pub source_config: Option<String>,
 
     /// The destination connector.
-    #[arg(long, value_name = "REF")]
+    #[arg(long, value_name = "REF", add = super::complete::connector_refs())]
     pub destination: String,
 
     /// The destination config: a JSON file, or JSON text starting with `{`.

@@ -146,6 +146,9 @@ pub struct RunContext {
     /// Labels a runtime may attach to what it starts (container labels).
     pub labels: Vec<(String, String)>,
     pub max_line_bytes: usize,
+    /// Fires when the run is asked to stop: long preparation (an install)
+    /// gives up then.
+    pub cancel: tokio_util::sync::CancellationToken,
 }
 
 impl RunContext {
@@ -157,6 +160,7 @@ impl RunContext {
             progress: Arc::new(NoLog),
             labels: Vec::new(),
             max_line_bytes: crate::protocol::codec::DEFAULT_MAX_LINE_BYTES,
+            cancel: tokio_util::sync::CancellationToken::new(),
         }
     }
 }

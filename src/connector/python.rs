@@ -303,7 +303,18 @@ impl PythonConnector {
             cx.log.clone(),
             tail.clone(),
         ));
-        while let Ok(Some(line)) = out.next_line().await {
+        loop {
+            let line = tokio::select! {
+                line = out.next_line() => line,
+                // A cancelled run stops pip; the virtualenv goes with it.
+                _ = cx.cancel.cancelled() => {
+                    let _ = child.start_kill();
+                    let _ = child.wait().await;
+                    venv.written_by(None);
+                    return Err(self.err("the install was cancelled"));
+                }
+            };
+            let Ok(Some(line)) = line else { break };
             let line = line.trim();
             if !line.is_empty() {
                 cx.progress.step(line);

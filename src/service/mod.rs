@@ -175,6 +175,7 @@ impl Service {
     pub fn context(&self, role: Role, log: Arc<dyn LogSink>, call: &Call) -> RunContext {
         let mut cx = RunContext::new(&call.run, role, log);
         cx.progress = Arc::new(call.clone());
+        cx.cancel = call.cancel.clone();
         cx
     }
 

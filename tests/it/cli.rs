@@ -225,3 +225,61 @@ fn an_inactive_connection_refuses_to_sync() {
     s.run(&["connection", "disable", "c"]).expect_code(0);
     cli_snapshot!(s, "inactive_connection", &["connection", "sync", "c"]);
 }
+
+/// What bash gets when it asks `sluice` to complete the word at `index`
+/// of `words` (as the script `sluice completions bash` registers does).
+fn complete(sandbox: &Sandbox, index: usize, words: &[&str]) -> Vec<String> {
+    let out = sandbox
+        .cmd()
+        .env("COMPLETE", "bash")
+        .env("_CLAP_COMPLETE_INDEX", index.to_string())
+        .env("_CLAP_COMPLETE_COMP_TYPE", "9")
+        .arg("--")
+        .args(words)
+        .output()
+        .expect("run sluice");
+    String::from_utf8_lossy(&out.stdout)
+        .split(['\u{b}', '\n'])
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn completion_offers_connectors_and_stored_names() {
+    let s = Sandbox::new();
+    // No store yet: nothing to offer, and none is created by asking.
+    assert!(complete(&s, 3, &["sluice", "connection", "sync", ""])
+        .iter()
+        .all(|w| w.starts_with('-')));
+    assert!(!s.data_dir().join("sluice.db").exists());
+    let refs = complete(&s, 3, &["sluice", "sync", "--source", ""]);
+    for want in ["sample", "file", "postgres", "python:", "docker:", "exec:"] {
+        assert!(refs.iter().any(|r| r == want), "{want} in {refs:?}");
+    }
+    s.run(&["source", "create", "gen", "--connector", "sample"])
+        .expect_code(0);
+    s.run(&["destination", "create", "nul", "--connector", "devnull"])
+        .expect_code(0);
+    s.run(&[
+        "connection",
+        "create",
+        "gen-to-nul",
+        "--source",
+        "gen",
+        "--destination",
+        "nul",
+    ])
+    .expect_code(0);
+    assert_eq!(
+        complete(&s, 3, &["sluice", "connection", "sync", "g"]),
+        ["gen-to-nul"]
+    );
+    assert!(complete(&s, 3, &["sluice", "source", "get", ""]).contains(&"gen".into()));
+    assert!(complete(&s, 3, &["sluice", "destination", "check", ""]).contains(&"nul".into()));
+    assert!(!complete(&s, 3, &["sluice", "destination", "check", ""]).contains(&"gen".into()));
+    assert_eq!(
+        complete(&s, 3, &["sluice", "sync", "--sync-mode", ""]),
+        ["full_refresh", "incremental"]
+    );
+}
