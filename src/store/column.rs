@@ -14,9 +14,10 @@ use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::{Database, Decode, Encode, Type};
 
-/// Implements the column traits for types with `FromStr` and `Display`.
+/// Implements the column traits for types kept as text: read with
+/// `$from(String)`, written with `$to(&self)`.
 macro_rules! text_columns {
-    ($($t:ty),+ $(,)?) => {$(
+    ($from:ident, $to:ident: $($t:ty),+ $(,)?) => {$(
         impl<DB: Database> Type<DB> for $t
         where
             String: Type<DB>,
@@ -34,7 +35,7 @@ macro_rules! text_columns {
             String: Decode<'r, DB>,
         {
             fn decode(value: <DB as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
-                Ok(<String as Decode<DB>>::decode(value)?.parse::<$t>()?)
+                $from(<String as Decode<DB>>::decode(value)?)
             }
         }
 
@@ -46,13 +47,33 @@ macro_rules! text_columns {
                 &self,
                 buf: &mut <DB as Database>::ArgumentBuffer<'q>,
             ) -> Result<IsNull, BoxDynError> {
-                <String as Encode<DB>>::encode(self.to_string(), buf)
+                <String as Encode<DB>>::encode($to(self)?, buf)
             }
         }
     )+};
 }
 
-text_columns!(
+/// A word from its one string form.
+fn parse<T: std::str::FromStr>(text: String) -> Result<T, BoxDynError>
+where
+    T::Err: Into<BoxDynError>,
+{
+    text.parse::<T>().map_err(Into::into)
+}
+
+fn display(v: &impl std::fmt::Display) -> Result<String, BoxDynError> {
+    Ok(v.to_string())
+}
+
+fn from_json<T: DeserializeOwned>(text: String) -> Result<T, BoxDynError> {
+    Ok(serde_json::from_str(&text)?)
+}
+
+fn to_json(v: &impl Serialize) -> Result<String, BoxDynError> {
+    Ok(serde_json::to_string(v)?)
+}
+
+text_columns!(parse, display:
     ActorKind,
     ConnectionStatus,
     JobKind,
@@ -125,46 +146,9 @@ json_fields!(
     std::collections::BTreeMap<String, Vec<Vec<String>>>,
 );
 
-/// Implements the column traits for this crate's serde types, as JSON
-/// text; nullable columns then read as `Option<T>`.
-macro_rules! json_columns {
-    ($($t:ty),+ $(,)?) => {$(
-        impl<DB: Database> Type<DB> for $t
-        where
-            String: Type<DB>,
-        {
-            fn type_info() -> DB::TypeInfo {
-                <String as Type<DB>>::type_info()
-            }
-            fn compatible(ty: &DB::TypeInfo) -> bool {
-                <String as Type<DB>>::compatible(ty)
-            }
-        }
-
-        impl<'r, DB: Database> Decode<'r, DB> for $t
-        where
-            String: Decode<'r, DB>,
-        {
-            fn decode(value: <DB as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
-                Ok(serde_json::from_str(&<String as Decode<DB>>::decode(value)?)?)
-            }
-        }
-
-        impl<'q, DB: Database> Encode<'q, DB> for $t
-        where
-            String: Encode<'q, DB>,
-        {
-            fn encode_by_ref(
-                &self,
-                buf: &mut <DB as Database>::ArgumentBuffer<'q>,
-            ) -> Result<IsNull, BoxDynError> {
-                <String as Encode<DB>>::encode(serde_json::to_string(self)?, buf)
-            }
-        }
-    )+};
-}
-
-json_columns!(
+// This crate's serde types as JSON text; nullable columns then read as
+// `Option<T>`.
+text_columns!(from_json, to_json:
     crate::model::Failure,
     crate::protocol::ConfiguredAirbyteCatalog,
 );

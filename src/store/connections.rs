@@ -102,31 +102,79 @@ const SELECT: &str = "SELECT c.*, s.name AS source_name, d.name AS destination_n
      FROM connections c JOIN sources s ON s.id = c.source_id \
      JOIN destinations d ON d.id = c.destination_id";
 
+/// The columns a connection's fields fill, bound as $1 to $12 by
+/// [`bind_connection!`]; then $13 is the time, $14 the name, and the
+/// source and destination are whatever SQL the caller gives (an id bound
+/// as $15 and $16, or a lookup by a name bound there).
+const FIELDS: [&str; 12] = [
+    "streams",
+    "sync_mode",
+    "destination_sync_mode",
+    "catalog",
+    "schedule",
+    "namespace",
+    "prefix",
+    "status",
+    "schema_change",
+    "cursors",
+    "primary_keys",
+    "known_streams",
+];
+
+/// The statement that creates (or else updates, by name) a connection.
+pub(super) fn write_sql(create: bool, source: &str, destination: &str) -> String {
+    if create {
+        let params: Vec<String> = (1..=FIELDS.len()).map(|i| format!("${i}")).collect();
+        format!(
+            "INSERT INTO connections ({}, created_at, updated_at, name, source_id, destination_id) \
+             VALUES ({}, $13, $13, $14, {source}, {destination})",
+            FIELDS.join(", "),
+            params.join(", ")
+        )
+    } else {
+        let sets: Vec<String> = FIELDS
+            .iter()
+            .enumerate()
+            .map(|(i, f)| format!("{f} = ${}", i + 1))
+            .collect();
+        format!(
+            "UPDATE connections SET {}, updated_at = $13, source_id = {source}, \
+             destination_id = {destination} WHERE name = $14",
+            sets.join(", ")
+        )
+    }
+}
+
+/// Binds a connection's fields as [`write_sql`] numbers them ($1 to $12),
+/// then the time ($13) and the name ($14).
+macro_rules! bind_connection {
+    ($query:expr, $f:expr, $now:expr) => {
+        $query
+            .bind(json(&$f.streams))
+            .bind($f.sync_mode)
+            .bind($f.destination_sync_mode)
+            .bind(&$f.catalog)
+            .bind(&$f.schedule)
+            .bind(&$f.namespace)
+            .bind(&$f.prefix)
+            .bind($f.status)
+            .bind($f.schema_change)
+            .bind(json(&$f.cursors))
+            .bind(json(&$f.primary_keys))
+            .bind(json(&$f.known_streams))
+            .bind($now)
+            .bind(&$f.name)
+    };
+}
+pub(super) use bind_connection;
+
 impl Store {
     pub async fn create_connection(&self, f: &ConnectionFields) -> Result<Connection> {
-        const SQL: &str = "INSERT INTO connections (name, source_id, destination_id, streams, \
-            sync_mode, destination_sync_mode, catalog, schedule, namespace, prefix, status, \
-            schema_change, cursors, primary_keys, known_streams, created_at, updated_at) \
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)";
-        let now = now_ms();
+        let sql = write_sql(true, "$15", "$16");
         let inserted = on_pool!(self, pool => {
-            sqlx::query(SQL)
-                .bind(&f.name)
+            bind_connection!(sqlx::query(&sql), f, now_ms())
                 .bind(f.source_id)
                 .bind(f.destination_id)
-                .bind(json(&f.streams))
-                .bind(f.sync_mode)
-                .bind(f.destination_sync_mode)
-                .bind(&f.catalog)
-                .bind(&f.schedule)
-                .bind(&f.namespace)
-                .bind(&f.prefix)
-                .bind(f.status)
-                .bind(f.schema_change)
-                .bind(json(&f.cursors))
-                .bind(json(&f.primary_keys))
-                .bind(json(&f.known_streams))
-                .bind(now)
                 .execute(pool)
                 .await
                 .map(drop)
@@ -179,29 +227,11 @@ impl Store {
 
     /// Replaces everything but the name and the timestamps of creation.
     pub async fn update_connection(&self, f: &ConnectionFields) -> Result<Option<Connection>> {
-        const SQL: &str = "UPDATE connections SET source_id = $1, destination_id = $2, \
-            streams = $3, sync_mode = $4, destination_sync_mode = $5, catalog = $6, \
-            schedule = $7, namespace = $8, prefix = $9, status = $10, schema_change = $11, \
-            cursors = $12, primary_keys = $13, known_streams = $14, updated_at = $15 \
-            WHERE name = $16";
+        let sql = write_sql(false, "$15", "$16");
         let n = on_pool!(self, pool => {
-            sqlx::query(SQL)
+            bind_connection!(sqlx::query(&sql), f, now_ms())
                 .bind(f.source_id)
                 .bind(f.destination_id)
-                .bind(json(&f.streams))
-                .bind(f.sync_mode)
-                .bind(f.destination_sync_mode)
-                .bind(&f.catalog)
-                .bind(&f.schedule)
-                .bind(&f.namespace)
-                .bind(&f.prefix)
-                .bind(f.status)
-                .bind(f.schema_change)
-                .bind(json(&f.cursors))
-                .bind(json(&f.primary_keys))
-                .bind(json(&f.known_streams))
-                .bind(now_ms())
-                .bind(&f.name)
                 .execute(pool)
                 .await
                 .map_err(query_err("update a connection"))?

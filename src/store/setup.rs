@@ -4,7 +4,7 @@
 
 use super::actors::table;
 use super::column::json;
-use super::connections::ConnectionFields;
+use super::connections::{bind_connection, write_sql, ConnectionFields};
 use super::{is_unique_violation, now_ms, query_err, ActorFields, Result, Store, StoreError};
 use crate::model::ActorKind;
 
@@ -33,10 +33,6 @@ pub struct SetupChanges {
     pub actors: Vec<(ActorKind, Change<ActorFields>)>,
     pub connections: Vec<Change<ConnectionWrite>>,
 }
-
-const CONNECTION_COLUMNS: &str = "source_id, destination_id, streams, sync_mode, \
-    destination_sync_mode, catalog, schedule, namespace, prefix, status, schema_change, \
-    cursors, primary_keys, known_streams";
 
 impl Store {
     /// Applies every change in one transaction: all or nothing.
@@ -87,38 +83,15 @@ impl Store {
                         continue;
                     }
                 };
-                // The ids of the source and destination, by the names bound
-                // last: they may have been created above.
-                let source = format!("(SELECT id FROM {} WHERE name = $15)", table(ActorKind::Source));
-                let destination =
-                    format!("(SELECT id FROM {} WHERE name = $16)", table(ActorKind::Destination));
-                let sql = if create {
-                    format!("INSERT INTO connections (name, {CONNECTION_COLUMNS}, created_at, updated_at) \
-                             VALUES ($1, {source}, {destination}, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
-                             $11, $12, $13, $14, $14)")
-                } else {
-                    format!("UPDATE connections SET source_id = {source}, destination_id = {destination}, \
-                             streams = $2, sync_mode = $3, destination_sync_mode = $4, catalog = $5, \
-                             schedule = $6, namespace = $7, prefix = $8, status = $9, schema_change = $10, \
-                             cursors = $11, primary_keys = $12, known_streams = $13, updated_at = $14 \
-                             WHERE name = $1")
-                };
+                // The source and destination by name: they may have been
+                // created above.
+                let sql = write_sql(
+                    create,
+                    &format!("(SELECT id FROM {} WHERE name = $15)", table(ActorKind::Source)),
+                    &format!("(SELECT id FROM {} WHERE name = $16)", table(ActorKind::Destination)),
+                );
                 let f = &c.fields;
-                sqlx::query(&sql)
-                    .bind(&f.name)
-                    .bind(json(&f.streams))
-                    .bind(f.sync_mode)
-                    .bind(f.destination_sync_mode)
-                    .bind(&f.catalog)
-                    .bind(&f.schedule)
-                    .bind(&f.namespace)
-                    .bind(&f.prefix)
-                    .bind(f.status)
-                    .bind(f.schema_change)
-                    .bind(json(&f.cursors))
-                    .bind(json(&f.primary_keys))
-                    .bind(json(&f.known_streams))
-                    .bind(now)
+                bind_connection!(sqlx::query(&sql), f, now)
                     .bind(&c.source)
                     .bind(&c.destination)
                     .execute(&mut *tx)
