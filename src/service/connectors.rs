@@ -176,18 +176,7 @@ impl Service {
         reference: &str,
         call: &Call,
     ) -> Result<ConnectorInfo, ApiError> {
-        let parsed = parse_reference(reference)?;
-        let log: Arc<dyn LogSink> = self.one_off_log(Secrets::default(), call);
-        let cx = self.context(Role::Source, log, call);
-        registry::runtime_of(&parsed)
-            .install(&parsed, &self.runtime_env(call)?, &cx)
-            .await?
-            .ok_or_else(|| {
-                ApiError::user(format!(
-                    "{parsed} is run by the {} runtime, which has nothing to install",
-                    parsed.runtime()
-                ))
-            })
+        self.fetch(reference, call, false).await
     }
 
     /// Fetches a connector again now, whether it is there or not (an image).
@@ -196,18 +185,36 @@ impl Service {
         reference: &str,
         call: &Call,
     ) -> Result<ConnectorInfo, ApiError> {
+        self.fetch(reference, call, true).await
+    }
+
+    /// Installs or pulls, as the connector's runtime does them.
+    async fn fetch(
+        &self,
+        reference: &str,
+        call: &Call,
+        pull: bool,
+    ) -> Result<ConnectorInfo, ApiError> {
         let parsed = parse_reference(reference)?;
         let log: Arc<dyn LogSink> = self.one_off_log(Secrets::default(), call);
         let cx = self.context(Role::Source, log, call);
-        registry::runtime_of(&parsed)
-            .pull(&parsed, &self.runtime_env(call)?, &cx)
-            .await?
-            .ok_or_else(|| {
-                ApiError::user(format!(
-                    "{parsed} is not a Docker image; only docker:IMAGE:TAG connectors are pulled"
-                ))
-                .hint("`sluice connector install` installs Python connectors")
-            })
+        let runtime = registry::runtime_of(&parsed);
+        let env = self.runtime_env(call)?;
+        let fetched = if pull {
+            runtime.pull(&parsed, &env, &cx).await?
+        } else {
+            runtime.install(&parsed, &env, &cx).await?
+        };
+        fetched.ok_or_else(|| match pull {
+            true => ApiError::user(format!(
+                "{parsed} is not a Docker image; only docker:IMAGE:TAG connectors are pulled"
+            ))
+            .hint("`sluice connector install` installs Python connectors"),
+            false => ApiError::user(format!(
+                "{parsed} is run by the {} runtime, which has nothing to install",
+                parsed.runtime()
+            )),
+        })
     }
 
     /// Built-in connectors and installed ones.
