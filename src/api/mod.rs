@@ -247,7 +247,9 @@ impl Local {
         })
     }
 
-    /// Starts `work` on its own task as a run.
+    /// `work` as a run. It is not spawned: it runs as whoever follows the
+    /// run polls it (`next_event`, `answer`), on that task, as an inline
+    /// sync did before it was a run.
     fn start<T, F, Fut>(&self, options: RunOptions, work: F) -> Run<T>
     where
         T: Send + 'static,
@@ -265,14 +267,10 @@ impl Local {
         let runs = self.runs.clone();
         let service = self.service.clone();
         let run_id = id.clone();
-        let task = tokio::spawn(async move {
+        let answer = Box::pin(async move {
             let answer = work(service, call).await;
             runs.lock().expect("runs lock").remove(&run_id);
             answer
-        });
-        let answer = Box::pin(async move {
-            task.await
-                .unwrap_or_else(|e| Err(ApiError::internal(format!("the run stopped: {e}"))))
         });
         Run::new(id, rx, answer)
     }

@@ -421,11 +421,145 @@ fn reach_of(secret: &str, plain: &[String]) -> Reach {
     let n = secret.chars().count();
     let one_kind =
         secret.chars().all(char::is_alphabetic) || secret.chars().all(|c| c.is_ascii_digit());
+    let inside_plain = plain.iter().any(|p| p.contains(secret));
     match (one_kind, n) {
         (true, 12..) | (false, 8..) => Reach::Everywhere,
-        (false, 4..) if !plain.iter().any(|p| p.contains(secret)) => Reach::Tokens,
+        // A weak password (`letmein`, `qwerty`, `123456`) is still never
+        // printed as a word of its own; a word that messages use (`data`,
+        // `password`, `sluice`) is masked only as a value, or masking it
+        // would say which word it is.
+        (true, 4..) if !inside_plain && !is_common_word(secret) => Reach::Tokens,
+        (false, 4..) if !inside_plain => Reach::Tokens,
         _ => Reach::Values,
     }
+}
+
+/// Words that messages are made of: a secret that is one of them is masked
+/// only where it stands as a value.
+fn is_common_word(word: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "access",
+        "account",
+        "after",
+        "airbyte",
+        "all",
+        "already",
+        "and",
+        "are",
+        "auth",
+        "authentication",
+        "bad",
+        "batch",
+        "before",
+        "bytes",
+        "cannot",
+        "catalog",
+        "check",
+        "column",
+        "columns",
+        "config",
+        "connect",
+        "connection",
+        "connector",
+        "could",
+        "cursor",
+        "data",
+        "database",
+        "default",
+        "denied",
+        "destination",
+        "does",
+        "done",
+        "error",
+        "exists",
+        "failed",
+        "false",
+        "field",
+        "file",
+        "files",
+        "find",
+        "for",
+        "found",
+        "from",
+        "has",
+        "have",
+        "host",
+        "info",
+        "into",
+        "invalid",
+        "job",
+        "key",
+        "line",
+        "local",
+        "log",
+        "login",
+        "main",
+        "message",
+        "missing",
+        "mode",
+        "name",
+        "new",
+        "none",
+        "not",
+        "null",
+        "off",
+        "old",
+        "only",
+        "open",
+        "password",
+        "path",
+        "port",
+        "public",
+        "read",
+        "reading",
+        "record",
+        "records",
+        "refused",
+        "request",
+        "required",
+        "row",
+        "rows",
+        "run",
+        "running",
+        "schema",
+        "secret",
+        "server",
+        "service",
+        "shard",
+        "sluice",
+        "source",
+        "spec",
+        "started",
+        "state",
+        "status",
+        "stopped",
+        "stream",
+        "streams",
+        "sync",
+        "table",
+        "tables",
+        "test",
+        "that",
+        "the",
+        "this",
+        "time",
+        "timeout",
+        "token",
+        "true",
+        "type",
+        "unknown",
+        "user",
+        "users",
+        "value",
+        "version",
+        "was",
+        "when",
+        "with",
+        "write",
+        "writing",
+    ];
+    let lower = word.to_lowercase();
+    WORDS.contains(&lower.as_str())
 }
 
 /// A byte that can be part of a word (non-ASCII ones may be letters).
@@ -712,6 +846,19 @@ mod tests {
             redacts_values(&s, pw, pw);
             let text = format!(r#"password authentication failed for user "{pw}" ({pw}@db)"#);
             assert_eq!(s.redact(&text), text);
+        }
+    }
+
+    #[test]
+    fn a_weak_password_that_is_no_common_word_is_masked_as_a_word() {
+        for pw in ["letmein", "qwerty", "123456", "abcdefghijk"] {
+            let s = login("alice", pw);
+            redacts_values(&s, "alice", pw);
+            assert_eq!(
+                s.redact(&format!("auth failed for token {pw}")),
+                "auth failed for token **********"
+            );
+            keeps(&s, &[&format!("x{pw}y stays")]);
         }
     }
 
