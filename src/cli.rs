@@ -39,8 +39,7 @@ Examples:
 Exit status:
   0  it worked
   1  a sync or job ran and failed (or a connector's check said FAILED)
-  2  something to fix in the command, a config, a file or the setup
-  3  the daemon could not be reached";
+  2  something to fix in the command, a config, a file or the setup";
 
 /// The EXIT STATUS section of the man page `sluice.1`.
 const EXIT_STATUS_ROFF: &str = "\
@@ -54,9 +53,6 @@ A sync or job ran and failed, or a connector's check said FAILED.
 .TP
 2
 Something to fix in the command, a config, a file or the setup; nothing ran.
-.TP
-3
-The daemon could not be reached.
 ";
 
 #[derive(Debug, Parser)]
@@ -66,8 +62,7 @@ The daemon could not be reached.
     about = ABOUT,
     long_about = LONG_ABOUT,
     after_help = EXAMPLES,
-    propagate_version = true,
-    disable_help_subcommand = true
+    propagate_version = true
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -201,7 +196,8 @@ fn write_man(
     let path = dir.join(format!("{name}.1"));
     std::fs::write(&path, buf)?;
     written.push(path);
-    for sub in cmd.get_subcommands() {
+    // `help` repeats every page.
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
         write_man(sub, &format!("{name}-{}", sub.get_name()), dir, written)?;
     }
     Ok(())

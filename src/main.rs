@@ -6,6 +6,15 @@ use sluice::cli::Cli;
 use sluice::commands::{self, ExitClass};
 use std::process::ExitCode;
 
+/// Whether the command line asks for `--output json`, read before it is
+/// parsed (for errors in parsing it).
+fn wants_json() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    args.windows(2)
+        .any(|w| matches!(w[0].as_str(), "-o" | "--output") && w[1] == "json")
+        || args.iter().any(|a| a == "--output=json" || a == "-ojson")
+}
+
 fn main() -> ExitCode {
     // A shell asking for completions (COMPLETE=bash sluice -- ...): answer
     // and exit, before anything else runs.
@@ -28,7 +37,25 @@ fn main() -> ExitCode {
             .with_ansi(colour)
             .init();
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // A script that asked for JSON gets its error as JSON too.
+            if e.use_stderr() && wants_json() {
+                let text = e.render().to_string();
+                let first = text.split("\n\n").next().unwrap_or_default();
+                let message = first
+                    .trim_start_matches("error: ")
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let error = sluice::api::ApiError::user(message);
+                let _ =
+                    sluice::commands::output::print_json(&serde_json::json!({ "error": error }));
+            }
+            e.exit()
+        }
+    };
     let format = cli.global.output;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

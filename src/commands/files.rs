@@ -159,6 +159,35 @@ pub fn read_state(path: &Path) -> Result<Option<Value>, ApiError> {
     })
 }
 
+/// Checks, before anything runs, that `path` can be written (its directory
+/// takes a new file), so a state that cannot be kept stops the sync before
+/// it moves a record rather than after.
+pub fn writable(path: &Path, what: &str) -> Result<(), ApiError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let why = if !dir.is_dir() {
+        format!("its directory {} does not exist", dir.display())
+    } else {
+        match tempfile::NamedTempFile::new_in(dir) {
+            Ok(_) => return Ok(()),
+            Err(e) => format!(
+                "{} cannot be written ({})",
+                dir.display(),
+                std::io::Error::from(e.kind())
+            ),
+        }
+    };
+    Err(ApiError::user(format!(
+        "the {what} {} cannot be written: {why}",
+        path.display()
+    ))
+    .hint(format!(
+        "give a {what} in a directory that exists and can be written"
+    )))
+}
+
 /// Rewrites a state file with a committed state, atomically.
 pub fn write_state(path: &Path, state: &Value) -> Result<(), ApiError> {
     let mut bytes = serde_json::to_vec_pretty(state)?;

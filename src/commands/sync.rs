@@ -175,14 +175,18 @@ pub async fn run(ctx: &Ctx, args: SyncArgs) -> anyhow::Result<ExitClass> {
         source_config,
         destination_config,
     } = args.inputs(ctx)?;
+    if let Some(path) = &args.state {
+        files::writable(path, "state file")?;
+    }
     if args.state.is_some()
         && request.catalog.is_none()
         && request.sync_mode != Some(SyncMode::Incremental)
         && !ctx.global.quiet
     {
         eprintln!(
-            "note: --state is ignored by a full refresh, which reads every stream from the start; \
-             the file still gets the states the sync commits (--sync-mode incremental resumes from it)."
+            "note: a full refresh reads every stream from the start and does not read --state; \
+             the file is written only if the source commits states (--sync-mode incremental \
+             resumes from it)."
         );
     }
     // A log file of the user's own is written here, from every log line.
@@ -266,17 +270,14 @@ impl CliOutput for StreamProgress {
 }
 
 /// A sync's streams for people. Once a sync has succeeded, everything it
-/// read is in the destination, checkpoints or not (a full refresh commits
-/// at its end), and the table says so.
+/// read is committed, checkpoints or not: a full refresh commits at its
+/// end, and the table says so.
 fn streams_table(r: &SyncAnswer) -> anyhow::Result<()> {
     let mut t = output::table(StreamProgress::headers());
     for s in &r.streams {
         let mut row = s.row();
-        if r.status == SyncStatus::Succeeded {
-            row[3] = output::thousands(s.records);
-            if s.checkpoints == 0 {
-                row[4] = "0 (at the end)".into();
-            }
+        if r.status == SyncStatus::Succeeded && s.checkpoints == 0 {
+            row[4] = "0 (at the end)".into();
         }
         t.add_row(row);
     }

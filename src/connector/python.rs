@@ -198,7 +198,9 @@ impl PythonConnector {
             None => {
                 cx.progress
                     .step(&format!("Finding the latest version of {}", self.package));
-                self.latest_version().await?
+                self.latest_version()
+                    .await
+                    .map_err(|e| self.not_on_pypi(e, &self.package))?
             }
         };
         std::fs::create_dir_all(&self.root)

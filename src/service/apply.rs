@@ -167,7 +167,7 @@ impl Service {
                         spec,
                         old.map(|c| &c.connection),
                         source,
-                        destination.id,
+                        destination,
                         call,
                     )
                     .await?;

@@ -75,9 +75,39 @@ pub fn configure(
             SyncMode::FullRefresh => DestinationSyncMode::Overwrite,
             SyncMode::Incremental => DestinationSyncMode::Append,
         });
+        if sync_mode == SyncMode::Incremental
+            && destination_sync_mode == DestinationSyncMode::Overwrite
+        {
+            // Each run would replace the stream with only what is new.
+            return Err(UserError::new(format!(
+                "stream `{name}`: an incremental sync cannot overwrite: each run would replace \
+                 the stream's data with only the records that are new since the last"
+            ))
+            .hint("use --destination-sync-mode append or append_dedup with incremental, or --sync-mode full_refresh to overwrite"));
+        }
+        let quoted = shell_word(&s.name);
         let cursor_field = if sync_mode == SyncMode::Incremental {
             match chosen(&selection.cursors, s) {
-                Some(cursor) => cursor,
+                // A source that keeps its own cursor takes none from the user.
+                Some(_) if s.source_defined_cursor == Some(true) => {
+                    return Err(UserError::new(format!(
+                        "stream `{name}` keeps its own cursor; --cursor cannot choose another"
+                    ))
+                    .hint("leave --cursor out for this stream"));
+                }
+                Some(cursor) => {
+                    if !has_field(&s.json_schema, &cursor) {
+                        return Err(UserError::new(format!(
+                            "stream `{name}` has no field `{}` to be its cursor",
+                            cursor.join(".")
+                        ))
+                        .hint(format!(
+                            "its fields are: {}",
+                            field_names(&s.json_schema).join(", ")
+                        )));
+                    }
+                    cursor
+                }
                 // A source that defines its own cursor needs none named.
                 None if s.default_cursor_field.is_empty()
                     && s.source_defined_cursor != Some(true) =>
@@ -86,8 +116,7 @@ pub fn configure(
                         "stream `{name}` has no default cursor, which an incremental sync needs"
                     ))
                     .hint(format!(
-                        "name one with --cursor {}=FIELD (its cursor candidates are in `sluice connector discover`), or pass a configured catalog with --catalog FILE",
-                        s.name
+                        "name one with --cursor {quoted}=FIELD (its cursor candidates are in `sluice connector discover`), or pass a configured catalog with --catalog FILE"
                     )));
                 }
                 None => s.default_cursor_field.clone(),
@@ -102,8 +131,7 @@ pub fn configure(
                 "stream `{name}` has no primary key, which append_dedup needs"
             ))
             .hint(format!(
-                "name one with --primary-key {}=FIELD[,FIELD...], use --destination-sync-mode append, or pass a catalog with --catalog FILE",
-                s.name
+                "name one with --primary-key {quoted}=FIELD[,FIELD...], use --destination-sync-mode append, or pass a catalog with --catalog FILE"
             )));
         }
         streams.push(ConfiguredAirbyteStream {
@@ -136,6 +164,42 @@ pub fn minimum_generation(mode: DestinationSyncMode, g: Generation) -> i64 {
         DestinationSyncMode::Overwrite => g.generation_id,
         _ => 0,
     }
+}
+
+/// A name as a shell word: quoted when it holds what a shell splits on.
+fn shell_word(name: &str) -> String {
+    if name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'))
+    {
+        name.to_string()
+    } else {
+        format!("'{}'", name.replace('\'', "'\\''"))
+    }
+}
+
+/// Whether a stream's schema has the field at `path` (a schema that says
+/// nothing of its properties may have any).
+fn has_field(schema: &serde_json::Value, path: &[String]) -> bool {
+    let mut at = schema;
+    for part in path {
+        match at.get("properties") {
+            Some(props) => match props.get(part) {
+                Some(next) => at = next,
+                None => return false,
+            },
+            None => return true,
+        }
+    }
+    true
+}
+
+fn field_names(schema: &serde_json::Value) -> Vec<String> {
+    schema
+        .get("properties")
+        .and_then(serde_json::Value::as_object)
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default()
 }
 
 /// What the user chose for a stream, by its name.

@@ -9,8 +9,12 @@ use crate::api::{
     ActorKind, ApiError, CatalogStream, Connection as ConnectionView, ConnectionCreate,
     ConnectionPatch, ConnectionSpec, ConnectionStatus, ConnectionUpdate, LastJob,
 };
+use crate::connector::config::Secrets;
+use crate::connector::Role;
 use crate::store::{self, Actor, Connection, ConnectionFields, StoreError};
+use crate::sync::log::AttemptLog;
 use crate::sync::mapping::Mapping;
+use std::sync::Arc;
 
 impl ConnectionSpec {
     /// The spec of a stored connection.
@@ -105,9 +109,10 @@ impl Service {
         spec: &ConnectionSpec,
         old: Option<&Connection>,
         source: &Actor,
-        destination_id: i64,
+        destination: &Actor,
         call: &Call,
     ) -> Result<ConnectionFields, ApiError> {
+        let destination_id = destination.id;
         if let Some(old) = old {
             let was = ConnectionSpec::of(old);
             if was.source == spec.source
@@ -145,6 +150,15 @@ impl Service {
         mapping
             .destination_catalog(&configured)
             .map_err(|e| ApiError::user(e).context(format!("connection `{name}`")))?;
+        // The destination must support the modes chosen, as for an inline
+        // sync: said now, not when a job runs.
+        let d = self.resolve(&destination.connector, call)?;
+        let log = Arc::new(AttemptLog::memory(Secrets::default(), call.echo()));
+        let destination_spec = self
+            .spec_of(&d, &self.context(Role::Destination, log, call))
+            .await?;
+        super::sync::check_destination_modes(&destination_spec, &configured)
+            .map_err(|e| ApiError::from(e).context(format!("connection `{name}`")))?;
         Ok(ConnectionFields {
             name: name.into(),
             source_id: source.id,
@@ -188,7 +202,7 @@ impl Service {
             .actor(ActorKind::Destination, &req.spec.destination)
             .await?;
         let fields = self
-            .connection_fields(name, &req.spec, None, &source, destination.id, call)
+            .connection_fields(name, &req.spec, None, &source, &destination, call)
             .await?;
         let c = store.create_connection(&fields).await?;
         Ok(ConnectionView::of(&c, None, false))
@@ -208,7 +222,7 @@ impl Service {
             .actor(ActorKind::Destination, &spec.destination)
             .await?;
         let fields = self
-            .connection_fields(name, spec, Some(&old), &source, destination.id, call)
+            .connection_fields(name, spec, Some(&old), &source, &destination, call)
             .await?;
         let c = self
             .store()

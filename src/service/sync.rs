@@ -57,6 +57,17 @@ impl Service {
             &destination_config,
         );
 
+        // Checked before the log file is made: a sync that cannot work
+        // leaves no empty log behind.
+        let checked: Arc<dyn LogSink> = Arc::new(AttemptLog::memory(secrets.clone(), call.echo()));
+        let (scx, dcx) = (
+            self.context(Role::Source, checked.clone(), call),
+            self.context(Role::Destination, checked, call),
+        );
+        tokio::try_join!(
+            source.check_cheaply(&source_config, &scx, "the source"),
+            destination.check_cheaply(&destination_config, &dcx, "the destination")
+        )?;
         let log = if req.keep_log {
             crate::fsutil::ensure_private_dir(&self.settings.data_dir)
                 .with_context(|| format!("cannot create {}", self.settings.data_dir.display()))?;
@@ -71,11 +82,6 @@ impl Service {
         };
         let mut scx = self.context(Role::Source, log.clone(), call);
         scx.labels = labels.clone();
-        let dcx = self.context(Role::Destination, log.clone(), call);
-        tokio::try_join!(
-            source.check_cheaply(&source_config, &scx, "the source"),
-            destination.check_cheaply(&destination_config, &dcx, "the destination")
-        )?;
 
         let catalog = match req.catalog.clone() {
             Some(c) => catalog::filter(c, &req.streams)?,
@@ -123,6 +129,9 @@ impl Service {
             })?,
             None => None,
         };
+        if let Some(snapshot) = &state {
+            super::jobs::state_streams_known(snapshot, &catalog, "this sync")?;
+        }
         let state_sink: Arc<dyn StateSink> = if req.keeps_state {
             Arc::new(StateEvents(call.clone()))
         } else {
@@ -169,6 +178,7 @@ impl Service {
         if let Some(f) = &mut report.failure {
             f.message = log.redact(&f.message);
         }
+        committed_on_success(&mut report);
         Ok(SyncAnswer {
             status: report.status,
             failure: report.failure,
@@ -182,6 +192,18 @@ impl Service {
             state_committed: report.state_committed,
             log_file: log.path().map(|p| p.display().to_string()),
         })
+    }
+}
+
+/// A sync that succeeded has every record it read in the destination,
+/// checkpoints or not (a full refresh commits at its end): its counts say
+/// so, as the state-by-state counts cannot.
+pub(crate) fn committed_on_success(report: &mut crate::sync::SyncReport) {
+    if report.status == crate::api::SyncStatus::Succeeded {
+        for s in &mut report.streams {
+            s.records_committed = s.records;
+        }
+        report.records_committed = report.records;
     }
 }
 
@@ -243,7 +265,7 @@ fn job_labels() -> Vec<(String, String)> {
 }
 
 /// Refuses a destination sync mode the destination says it does not support.
-fn check_destination_modes(
+pub(crate) fn check_destination_modes(
     spec: &ConnectorSpecification,
     catalog: &ConfiguredAirbyteCatalog,
 ) -> Result<(), UserError> {

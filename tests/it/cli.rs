@@ -147,6 +147,60 @@ fn bad_references_configs_and_files() {
     );
     cli_snapshot!(
         s,
+        "incremental_cannot_overwrite",
+        &[
+            "sync",
+            "--source",
+            "sample",
+            "--destination",
+            "devnull",
+            "--sync-mode",
+            "incremental",
+            "--destination-sync-mode",
+            "overwrite"
+        ]
+    );
+    cli_snapshot!(
+        s,
+        "state_file_cannot_be_written",
+        &[
+            "sync",
+            "--source",
+            "sample",
+            "--destination",
+            "devnull",
+            "--sync-mode",
+            "incremental",
+            "--state",
+            "/proc/no-such-dir/state.json"
+        ]
+    );
+    s.write(
+        "typo-state.json",
+        r#"[{"type": "STREAM", "stream": {"stream_descriptor": {"name": "usrs"}, "stream_state": {"updated_at": "2024-01-01T00:00:00Z"}}}]"#,
+    );
+    cli_snapshot!(
+        s,
+        "state_names_an_unknown_stream",
+        &[
+            "sync",
+            "--source",
+            "sample",
+            "--destination",
+            "devnull",
+            "--sync-mode",
+            "incremental",
+            "--state",
+            "typo-state.json"
+        ]
+    );
+    cli_snapshot!(
+        s,
+        "usage_error_as_json",
+        &["-o", "json", "sync", "--source", "sample"]
+    );
+    cli_snapshot!(
+        s,
         "error_as_json",
         &["-o", "json", "connector", "spec", "ftp:somewhere"]
     );
@@ -201,6 +255,40 @@ fn names_that_name_nothing() {
             "b",
             "--schedule",
             "hourly"
+        ]
+    );
+}
+
+#[test]
+fn a_connection_must_use_modes_its_destination_supports() {
+    let s = Sandbox::new();
+    s.run(&["source", "create", "gen", "--connector", "sample"])
+        .expect_code(0);
+    s.run(&[
+        "destination",
+        "create",
+        "files",
+        "--connector",
+        "jsonl",
+        "--config",
+        r#"{"path": "out"}"#,
+    ])
+    .expect_code(0);
+    cli_snapshot!(
+        s,
+        "connection_with_unsupported_mode",
+        &[
+            "connection",
+            "create",
+            "c",
+            "--source",
+            "gen",
+            "--destination",
+            "files",
+            "--sync-mode",
+            "incremental",
+            "--destination-sync-mode",
+            "append_dedup"
         ]
     );
 }

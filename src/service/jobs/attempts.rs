@@ -168,7 +168,8 @@ impl Service {
                 grace: Duration::from_secs(10),
             };
             let span = tracing::info_span!("attempt", number);
-            let report = engine::run(plan, hooks).instrument(span).await;
+            let mut report = engine::run(plan, hooks).instrument(span).await;
+            crate::service::sync::committed_on_success(&mut report);
             tracing::info!(
                 job = job.id,
                 attempt = number,

@@ -10,6 +10,7 @@ mod schema;
 mod state;
 
 pub use schema::schema_changes;
+pub(crate) use state::state_streams_known;
 
 use super::{Call, Service};
 use crate::api::{

@@ -26,42 +26,12 @@ impl Service {
             ApiError::user(format!("the state for connection `{connection}` is not valid: {e}"))
                 .hint("a state is what Airbyte passes to --state: an array of state messages, or a legacy state object")
         })?;
-        let catalog = &c.catalog;
-        let known: Vec<StreamDescriptor> = catalog
-            .streams
-            .iter()
-            .map(|s| s.stream.descriptor())
-            .collect();
         let s = self.store().await?;
         let Some(snapshot) = snapshot else {
             s.delete_state(c.id).await?;
             return Ok(());
         };
-        let named: Vec<StreamDescriptor> = match &snapshot {
-            StateSnapshot::Stream(msgs) => msgs
-                .iter()
-                .filter_map(|m| m.stream.as_ref().map(|s| s.stream_descriptor.clone()))
-                .collect(),
-            StateSnapshot::Global(g) => g
-                .global
-                .iter()
-                .flat_map(|g| g.stream_states.iter().map(|s| s.stream_descriptor.clone()))
-                .collect(),
-            StateSnapshot::Legacy(_) => Vec::new(),
-        };
-        if let Some(unknown) = named.iter().find(|d| !known.contains(d)) {
-            return Err(ApiError::user(format!(
-                "the state names stream `{unknown}`, which connection `{connection}` does not sync"
-            ))
-            .hint(format!(
-                "its streams are: {}",
-                known
-                    .iter()
-                    .map(|d| d.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        }
+        state_streams_known(&snapshot, &c.catalog, &format!("connection `{connection}`"))?;
         Ok(
             s.put_state(c.id, snapshot.state_type(), &snapshot.to_file_value())
                 .await?,
@@ -73,6 +43,47 @@ impl Service {
         let c = self.connection(connection).await?;
         let chosen = selected(&c.catalog, streams)?;
         clear_state(self.store().await?, c.id, &chosen, streams.is_empty()).await
+    }
+}
+
+/// Refuses a state that names a stream `catalog` does not have: it would
+/// resume nothing, and read that stream again from the start. `who`
+/// names what reads the catalog ("connection `c`", "this sync").
+pub(crate) fn state_streams_known(
+    snapshot: &StateSnapshot,
+    catalog: &ConfiguredAirbyteCatalog,
+    who: &str,
+) -> Result<(), ApiError> {
+    let known: Vec<StreamDescriptor> = catalog
+        .streams
+        .iter()
+        .map(|s| s.stream.descriptor())
+        .collect();
+    let named: Vec<StreamDescriptor> = match snapshot {
+        StateSnapshot::Stream(msgs) => msgs
+            .iter()
+            .filter_map(|m| m.stream.as_ref().map(|s| s.stream_descriptor.clone()))
+            .collect(),
+        StateSnapshot::Global(g) => g
+            .global
+            .iter()
+            .flat_map(|g| g.stream_states.iter().map(|s| s.stream_descriptor.clone()))
+            .collect(),
+        StateSnapshot::Legacy(_) => Vec::new(),
+    };
+    match named.iter().find(|d| !known.contains(d)) {
+        Some(unknown) => Err(ApiError::user(format!(
+            "the state names stream `{unknown}`, which is not one of the streams of {who}"
+        ))
+        .hint(format!(
+            "its streams are: {}",
+            known
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+        None => Ok(()),
     }
 }
 
