@@ -349,8 +349,8 @@ pub(super) fn usual_timestamp(s: &str) -> Option<Usual<'_>> {
     })
 }
 
-/// An offset `Z`, `+HH`, `+HHMM` or `+HH:MM` (or `-`) in seconds east of
-/// UTC, up to 15 hours as PostgreSQL allows.
+/// An offset `Z`, `+HH`, `+HHMM`, `+HH:MM` or `+HH:MM:SS` (or `-`) in
+/// seconds east of UTC, up to 15 hours as PostgreSQL allows.
 pub(super) fn offset(o: &str) -> Option<i32> {
     if o == "Z" {
         return Some(0);
@@ -361,13 +361,14 @@ pub(super) fn offset(o: &str) -> Option<i32> {
         b'-' => -1,
         _ => return None,
     };
-    let (h, m) = match b.len() - 1 {
-        2 => (num(b, 1, 2)?, 0),
-        4 => (num(b, 1, 2)?, num(b, 3, 2)?),
-        5 if b[3] == b':' => (num(b, 1, 2)?, num(b, 4, 2)?),
+    let (h, m, s) = match b.len() - 1 {
+        2 => (num(b, 1, 2)?, 0, 0),
+        4 => (num(b, 1, 2)?, num(b, 3, 2)?, 0),
+        5 if b[3] == b':' => (num(b, 1, 2)?, num(b, 4, 2)?, 0),
+        8 if b[3] == b':' && b[6] == b':' => (num(b, 1, 2)?, num(b, 4, 2)?, num(b, 7, 2)?),
         _ => return None,
     };
-    (h <= 15 && m < 60).then(|| sign * (h as i32 * 3600 + m as i32 * 60))
+    (h <= 15 && m < 60 && s < 60).then(|| sign * (h as i32 * 3600 + m as i32 * 60 + s as i32))
 }
 
 /// The `n` ASCII digits of `b` at `at` as a number.
@@ -456,6 +457,11 @@ mod tests {
             assert_eq!(bin(ts, raw).0, Outcome::Text, "{raw}");
         }
         assert_eq!(bin(tz, r#""2000-01-02T00:00:00é""#).0, Outcome::Text);
+        // An offset in seconds, as PostgreSQL prints old local times.
+        assert_eq!(
+            bin(tz, r#""2000-01-01T00:00:01+00:00:01""#).1,
+            int8_field(0)
+        );
         assert_eq!(bin(tz, r#""2000-01-02T00:00:00X05""#).0, Outcome::Text);
     }
 

@@ -539,22 +539,7 @@ impl RowJson {
                 JsonKind::Bool => out.extend_from_slice(if f == b"t" { b"true" } else { b"false" }),
                 JsonKind::String => json_string(f, out),
                 JsonKind::Timestamp | JsonKind::TimestampTz => {
-                    out.push(b'"');
-                    let start = out.len();
-                    out.extend_from_slice(f);
-                    if f.len() > 10 && f[10] == b' ' {
-                        out[start + 10] = b'T';
-                    }
-                    if *kind == JsonKind::TimestampTz && f.len() > 19 && !f.ends_with(b" BC") {
-                        // `+00` -> `+00:00`, as ISO 8601 writes a zone.
-                        let tail = &f[19..];
-                        if let Some(z) = tail.iter().rposition(|&b| b == b'+' || b == b'-') {
-                            if tail.len() - z == 3 {
-                                out.extend_from_slice(b":00");
-                            }
-                        }
-                    }
-                    out.push(b'"');
+                    timestamp(f, *kind == JsonKind::TimestampTz, out)
                 }
                 JsonKind::Json => copy_unescape(f, out),
             }
@@ -576,6 +561,34 @@ impl RowJson {
             }
         }
     }
+}
+
+/// A timestamp's COPY text as a JSON string in the shape the schema
+/// declares: `T` between date and time (the first space: years may have
+/// more than four digits), and a zone of hours only (`+00`) given its
+/// minutes, as ISO 8601 writes it, before the era (` BC`). Infinities go
+/// as they are.
+fn timestamp(f: &[u8], zoned: bool, out: &mut Vec<u8>) {
+    let (body, era) = match f.strip_suffix(b" BC") {
+        Some(body) => (body, &b" BC"[..]),
+        None => (f, &b""[..]),
+    };
+    out.push(b'"');
+    let start = out.len();
+    out.extend_from_slice(body);
+    if let Some(sep) = memchr::memchr(b' ', body) {
+        out[start + sep] = b'T';
+        let time = &body[sep + 1..];
+        if zoned {
+            if let Some(z) = time.iter().rposition(|&b| b == b'+' || b == b'-') {
+                if time.len() - z == 3 {
+                    out.extend_from_slice(b":00");
+                }
+            }
+        }
+    }
+    out.extend_from_slice(era);
+    out.push(b'"');
 }
 
 /// COPY text's escapes undone.
@@ -781,6 +794,44 @@ mod tests {
             r.render(b"1", &mut Vec::new(), None).is_err(),
             "too few fields"
         );
+    }
+
+    #[test]
+    fn timestamps_get_a_t_and_a_full_offset_whatever_their_year_and_era() {
+        let render = |f: &str, zoned: bool| {
+            let mut out = Vec::new();
+            timestamp(f.as_bytes(), zoned, &mut out);
+            String::from_utf8(out).unwrap()
+        };
+        for (text, zoned, json) in [
+            ("2024-01-02 03:04:05", false, "2024-01-02T03:04:05"),
+            (
+                "2024-01-02 03:04:05.5+00",
+                true,
+                "2024-01-02T03:04:05.5+00:00",
+            ),
+            ("0001-12-31 10:00:00 BC", false, "0001-12-31T10:00:00 BC"),
+            (
+                "0001-12-31 10:00:00+00 BC",
+                true,
+                "0001-12-31T10:00:00+00:00 BC",
+            ),
+            ("12345-06-07 08:09:10", false, "12345-06-07T08:09:10"),
+            (
+                "12345-06-07 08:09:10+00",
+                true,
+                "12345-06-07T08:09:10+00:00",
+            ),
+            (
+                "2024-01-02 03:04:05+05:30",
+                true,
+                "2024-01-02T03:04:05+05:30",
+            ),
+            ("infinity", true, "infinity"),
+            ("-infinity", false, "-infinity"),
+        ] {
+            assert_eq!(render(text, zoned), format!("\"{json}\""), "{text}");
+        }
     }
 
     #[test]
