@@ -9,6 +9,7 @@
 
 mod binary;
 mod destination;
+mod json;
 mod source;
 mod types;
 
