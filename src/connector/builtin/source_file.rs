@@ -573,6 +573,15 @@ fn only_type(schema: Option<&Value>) -> Option<&str> {
     }
 }
 
+/// The two fields the source adds to each record, as JSON members.
+fn file_fields(url: &str, f: &Found) -> String {
+    format!(
+        r#""{FILE_URL}":{},"{LAST_MODIFIED}":{}"#,
+        json!(url),
+        json!(f.modified)
+    )
+}
+
 /// A CSV value that does not fit its column's type, sent as null.
 fn nulled(field: &str) -> RecordMetaChange {
     RecordMetaChange {
@@ -609,12 +618,7 @@ impl CsvRecords {
     ) -> Self {
         let mut head = super::record_head(descriptor);
         head.extend_from_slice(format!(r#""emitted_at":{emitted_at},"data":{{"#).as_bytes());
-        let file_fields = format!(
-            r#""{FILE_URL}":{},"{LAST_MODIFIED}":{}}}"#,
-            json!(url),
-            json!(f.modified)
-        )
-        .into_bytes();
+        let file_fields = format!("{}}}", file_fields(url, f)).into_bytes();
         CsvRecords {
             head,
             file_fields,
@@ -745,11 +749,7 @@ fn read_jsonl(
     let mut reader = std::io::BufReader::with_capacity(256 * 1024, file);
     let mut head = super::record_head(descriptor);
     head.extend_from_slice(format!(r#""emitted_at":{emitted_at},"data":"#).as_bytes());
-    let tail = format!(
-        r#""{FILE_URL}":{},"{LAST_MODIFIED}":{}}}}}}}"#,
-        json!(url),
-        json!(f.modified)
-    );
+    let tail = format!("{}}}}}}}", file_fields(url, f));
     let own_fields = memchr::memmem::Finder::new("\"_ab_source_file_");
     let (mut line, mut record) = (Vec::new(), Vec::new());
     let mut n = 0u64;

@@ -2,6 +2,7 @@
 //! wrong password is a clear error that never shows the password, and a
 //! field left out is named before any connection is tried.
 
+use super::connector;
 use crate::common::{PgDatabase, Sandbox};
 use serde_json::Value;
 
@@ -123,15 +124,7 @@ fn postgres_missing_fields_are_config_errors_naming_them() {
     for (config, named) in configs {
         let config = config.to_string();
         let missing = format!("the postgres config is missing {named}");
-        let check = sandbox.run(&[
-            "-o",
-            "json",
-            "connector",
-            "check",
-            "postgres",
-            "--config",
-            &config,
-        ]);
+        let check = connector(&sandbox, "check", &config, &[]);
         let status = &check.messages()[0]["connectionStatus"];
         assert_eq!(status["status"], "FAILED", "{status}");
         let message = status["message"].as_str().unwrap_or_default();
@@ -155,17 +148,12 @@ fn postgres_missing_fields_are_config_errors_naming_them() {
                 "supported_sync_modes":["full_refresh"]},"sync_mode":"full_refresh",
                 "destination_sync_mode":"append"}]}"#,
         );
-        let read = sandbox.run(&[
-            "-o",
-            "json",
-            "connector",
+        let read = connector(
+            &sandbox,
             "read",
-            "postgres",
-            "--config",
             &config,
-            "--catalog",
-            catalog.to_str().unwrap(),
-        ]);
+            &["--catalog", catalog.to_str().unwrap()],
+        );
         let error = read
             .messages()
             .into_iter()

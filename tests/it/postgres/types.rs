@@ -3,7 +3,7 @@
 //! recorded in `_airbyte_meta` (with the source's own changes), and rows
 //! sent in COPY's binary format store what rows sent as text do.
 
-use super::url_config;
+use super::{connector, url_config};
 use crate::common::{PgDatabase, Sandbox};
 
 const TYPES_TABLE: &str = r#"
@@ -265,15 +265,7 @@ fn postgres_records_match_the_discovered_schema() {
     src.sql(TYPES_TABLE);
     let sandbox = Sandbox::new();
     let config = url_config(&src);
-    let discover = sandbox.run(&[
-        "-o",
-        "json",
-        "connector",
-        "discover",
-        "postgres",
-        "--config",
-        &config,
-    ]);
+    let discover = connector(&sandbox, "discover", &config, &[]);
     discover.expect_code(0);
     let schema = discover.catalog()["streams"][0]["json_schema"].clone();
     let validator = jsonschema::draft7::options()
@@ -281,15 +273,7 @@ fn postgres_records_match_the_discovered_schema() {
         .should_ignore_unknown_formats(false)
         .build(&schema)
         .unwrap_or_else(|e| panic!("{e}: {schema:#}"));
-    let read = sandbox.run(&[
-        "-o",
-        "json",
-        "connector",
-        "read",
-        "postgres",
-        "--config",
-        &config,
-    ]);
+    let read = connector(&sandbox, "read", &config, &[]);
     read.expect_code(0);
     let records: Vec<serde_json::Value> = read
         .messages()
