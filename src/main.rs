@@ -50,8 +50,9 @@ fn main() -> ExitCode {
                     .collect::<Vec<_>>()
                     .join(" ");
                 let error = sluice::api::ApiError::user(message);
-                let _ =
-                    sluice::commands::output::print_json(&serde_json::json!({ "error": error }));
+                let _ = sluice::commands::output::print_json_line(
+                    &serde_json::json!({ "error": error }),
+                );
             }
             e.exit()
         }

@@ -105,7 +105,7 @@ pub fn report_error(err: &anyhow::Error, format: OutputFormat) -> ExitClass {
         ),
     };
     if format == OutputFormat::Json {
-        let _ = output::print_json(&serde_json::json!({ "error": error }));
+        let _ = output::print_json_line(&serde_json::json!({ "error": error }));
     }
     eprintln!("{}", error.render());
     error.class.into()

@@ -34,6 +34,16 @@ pub fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Prints a value as one line of JSON: an error under `--output json`, which
+/// must parse whether the command's answer is one document or JSON lines.
+pub fn print_json_line<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, value)?;
+    out.write_all(b"\n")?;
+    out.flush()?;
+    Ok(())
+}
+
 /// A table in the house style.
 pub fn table(headers: Vec<&'static str>) -> Table {
     let mut t = Table::new();

@@ -1,6 +1,8 @@
-//! Connecting: sslmode encrypts and verifies the server's certificate, and
-//! a wrong password is a clear error that never shows the password.
+//! Connecting: sslmode encrypts and verifies the server's certificate, a
+//! wrong password is a clear error that never shows the password, and a
+//! field left out is named before any connection is tried.
 
+use super::connector;
 use crate::common::{PgDatabase, Sandbox};
 use serde_json::Value;
 
@@ -94,5 +96,84 @@ fn postgres_sslmode_encrypts_and_verifies_the_server_certificate() {
         let all = failed_sync(&sandbox, &config);
         assert!(all.contains("certificate"), "{all}");
         assert!(all.contains("ca_certificate"), "says what to do: {all}");
+    }
+}
+
+#[test]
+fn postgres_missing_fields_are_config_errors_naming_them() {
+    let sandbox = Sandbox::new();
+    // Nothing listens on port 9: a connection tried would fail otherwise.
+    let configs = [
+        (
+            serde_json::json!({"host": "127.0.0.1", "port": 9, "database": "d", "username": "u"}),
+            "`password`",
+        ),
+        (
+            serde_json::json!({"port": 9, "password": "s3cret-pw"}),
+            "`host`, `database`, `username`",
+        ),
+    ];
+    for (config, named) in configs {
+        let config = config.to_string();
+        let missing = format!("the postgres config is missing {named}");
+        let check = connector(&sandbox, "check", &config, &[]);
+        let status = &check.messages()[0]["connectionStatus"];
+        assert_eq!(status["status"], "FAILED", "{status}");
+        let message = status["message"].as_str().unwrap_or_default();
+        assert!(message.contains(&missing), "{message}");
+        assert!(
+            !message.contains("connect"),
+            "no connection is tried: {message}"
+        );
+
+        let discover = sandbox.run(&["connector", "discover", "postgres", "--config", &config]);
+        assert_eq!(discover.code(), 2, "a config error: {}", discover.stderr());
+        assert!(
+            discover.stderr().contains(&missing),
+            "{}",
+            discover.stderr()
+        );
+
+        let catalog = sandbox.write(
+            "catalog.json",
+            r#"{"streams":[{"stream":{"name":"t","json_schema":{"type":"object"},
+                "supported_sync_modes":["full_refresh"]},"sync_mode":"full_refresh",
+                "destination_sync_mode":"append"}]}"#,
+        );
+        let read = connector(
+            &sandbox,
+            "read",
+            &config,
+            &["--catalog", catalog.to_str().unwrap()],
+        );
+        let error = read
+            .messages()
+            .into_iter()
+            .find(|m| m["type"] == "TRACE")
+            .unwrap_or_else(|| panic!("no TRACE in {}", read.stdout()));
+        assert_eq!(error["trace"]["error"]["failure_type"], "config_error");
+        let message = error["trace"]["error"]["message"].as_str().unwrap();
+        assert!(message.contains(&missing), "{message}");
+
+        // A sync: the source fails in discover, the destination in write.
+        let all = failed_sync(&sandbox, &config);
+        assert!(all.contains(&missing), "{all}");
+        assert!(all.contains("config"), "{all}");
+        let write = sandbox.run(&[
+            "sync",
+            "--source",
+            "sample",
+            "--source-config",
+            r#"{"count": 1}"#,
+            "--destination",
+            "postgres",
+            "--destination-config",
+            &config,
+        ]);
+        // Checked before the source is read: a config error, exit 2.
+        assert_eq!(write.code(), 2, "{}", write.stderr());
+        let all = format!("{}{}", write.stdout(), write.stderr());
+        assert!(all.contains(&missing), "{all}");
+        assert!(!all.contains("s3cret-pw"), "{all}");
     }
 }

@@ -12,7 +12,22 @@ mod names;
 mod source;
 mod types;
 
-use crate::common::{PgDatabase, Sandbox};
+use crate::common::{PgDatabase, Run, Sandbox};
+
+/// `sluice -o json connector COMMAND postgres --config CONFIG EXTRA...`.
+fn connector(sandbox: &Sandbox, command: &str, config: &str, extra: &[&str]) -> Run {
+    let mut args = vec![
+        "-o",
+        "json",
+        "connector",
+        command,
+        "postgres",
+        "--config",
+        config,
+    ];
+    args.extend(extra);
+    sandbox.run(&args)
+}
 
 fn url_config(db: &PgDatabase) -> String {
     serde_json::json!({ "url": db.url }).to_string()

@@ -3,7 +3,7 @@
 //! recorded in `_airbyte_meta` (with the source's own changes), and rows
 //! sent in COPY's binary format store what rows sent as text do.
 
-use super::url_config;
+use super::{connector, url_config};
 use crate::common::{PgDatabase, Sandbox};
 
 const TYPES_TABLE: &str = r#"
@@ -17,7 +17,12 @@ CREATE TABLE all_types (
     c_ts timestamp, c_tstz timestamptz,
     c_json json, c_jsonb jsonb, c_uuid uuid,
     c_int_arr integer[], c_text_arr text[],
-    c_bytea bytea, c_enum mood, c_interval interval, c_inet inet
+    c_bytea bytea, c_enum mood, c_interval interval, c_inet inet,
+    c_money money, c_oid oid,
+    c_float8_arr float8[], c_numeric_arr numeric[], c_bool_arr boolean[],
+    c_date_arr date[], c_ts_arr timestamp[], c_tstz_arr timestamptz[],
+    c_time_arr time[], c_timetz_arr timetz[], c_jsonb_arr jsonb[],
+    c_bytea_arr bytea[], c_uuid_arr uuid[], c_enum_arr mood[]
 );
 INSERT INTO all_types VALUES
  (1, 32767, -2147483648, 9223372036854775807,
@@ -28,7 +33,13 @@ INSERT INTO all_types VALUES
   '{"a": [1, 2, {"b": null}],
     "s": "x\ny"}', '{"k": "v", "n": 1.5}', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
   '{1,2,NULL,4}', '{"x","y z","q\"uote"}',
-  '\x00ff10', 'it''s "ok"', '1 year 2 mons 3 days 04:05:06.5', '192.168.0.1/24'),
+  '\x00ff10', 'it''s "ok"', '1 year 2 mons 3 days 04:05:06.5', '192.168.0.1/24',
+  12.34, 4000000000,
+  '{1.5,NULL,-2e-5}', '{1.5,NULL,-0.000001}', '{t,NULL,f}',
+  '{2024-02-29,NULL}', '{"2024-01-02 03:04:05.5",NULL}', '{"2024-01-02 03:04:05+02",NULL}',
+  '{23:59:59.999999,NULL}', '{"12:00:00+05:30",NULL}',
+  ARRAY['{"a": 1}'::jsonb, NULL, '[1, "x"]'],
+  '{"\\x00ff",NULL,"\\x"}', '{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11,NULL}', '{sad,NULL,happy}'),
  (2, -1, 0, -9223372036854775808,
   -0.000001, -1e-300, 3.5e30,
   '', 'x', 'abcd',
@@ -36,10 +47,38 @@ INSERT INTO all_types VALUES
   '1999-12-31 23:59:59', '1970-01-01 00:00:00+00',
   '[]', '"just a string"', '00000000-0000-0000-0000-000000000000',
   '{}', '{}',
-  '', 'sad', '-5 days', '::1'),
+  '', 'sad', '-5 days', '::1',
+  -1.5, 0,
+  '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}'),
  (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+-- Values JSON and RFC 3339 have no words for: not-a-number and infinities,
+-- infinite, BC and five-digit-year dates and times, 24:00, offsets in
+-- seconds, multi-dimensional arrays.
+INSERT INTO all_types (id, c_numeric, c_float8, c_real, c_date, c_ts, c_tstz, c_time, c_timetz,
+    c_float8_arr, c_numeric_arr, c_date_arr, c_ts_arr, c_tstz_arr) VALUES
+ (4, 'NaN', 'Infinity', '-Infinity', 'infinity', '-infinity', 'infinity', '24:00:00',
+  '00:00:00+05:53:28', '{NaN,Infinity,-Infinity}', '{NaN,Infinity}', '{infinity,-infinity}',
+  '{infinity}', '{-infinity}'),
+ (5, '-Infinity', 'NaN', 'NaN', '2024-01-02 BC', '0001-12-31 10:00:00 BC',
+  '0001-12-31 10:00:00+00 BC', '24:00:00', '23:59:59-11', NULL, NULL,
+  '{"2024-01-02 BC",12345-06-07}', '{"0001-12-31 10:00:00 BC"}', '{"0001-12-31 10:00:00+00 BC"}');
+INSERT INTO all_types (id, c_date, c_ts, c_tstz, c_timetz_arr, c_time_arr) VALUES
+ (6, '12345-06-07', '12345-06-07 08:09:10', '12345-06-07 08:09:10.5+00',
+  '{00:00:00-11,12:00:00+05:53:28,24:00:00+01}', '{24:00:00}');
+INSERT INTO all_types (id, c_int_arr, c_text_arr, c_float8_arr, c_numeric_arr, c_bool_arr,
+    c_date_arr, c_ts_arr, c_tstz_arr, c_time_arr, c_timetz_arr, c_jsonb_arr, c_uuid_arr,
+    c_enum_arr) VALUES
+ (7, '{{1,NULL},{3,4}}', '{{{a,NULL}},{{b,c}}}', '{{1.5},{NaN}}', '{{1},{NULL}}',
+  '{{t},{NULL}}', '{{2024-01-01},{infinity}}', '{{"2024-01-01 00:00:00"}}',
+  '{{"2024-01-01 00:00:00+00"}}', '{{"01:02:03"}}', '{{"01:02:03+01"}}',
+  ARRAY[ARRAY['{"a": 1}'::jsonb], ARRAY[NULL::jsonb]],
+  '{{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}}', '{{sad},{happy}}');
 "#;
+
+/// The number of rows in [`TYPES_TABLE`].
+const TYPES_ROWS: usize = 7;
 
 /// Each column as the same text on both sides: the source's value, and
 /// the destination's cast back to the source's type.
@@ -68,6 +107,24 @@ const COMPARE: &[(&str, &str)] = &[
     ("c_enum::text", "c_enum"),
     ("c_interval::text", "c_interval::interval::text"),
     ("c_inet::text", "c_inet::inet::text"),
+    ("c_money::numeric::text", "c_money::text"),
+    ("c_oid::text", "c_oid::text"),
+    ("to_jsonb(c_float8_arr)::text", "c_float8_arr::text"),
+    ("to_jsonb(c_numeric_arr)::text", "c_numeric_arr::text"),
+    ("to_jsonb(c_bool_arr)::text", "c_bool_arr::text"),
+    ("to_jsonb(c_date_arr)::text", "c_date_arr::text"),
+    ("to_jsonb(c_ts_arr)::text", "c_ts_arr::text"),
+    ("to_jsonb(c_tstz_arr)::text", "c_tstz_arr::text"),
+    ("to_jsonb(c_time_arr)::text", "c_time_arr::text"),
+    ("to_jsonb(c_timetz_arr)::text", "c_timetz_arr::text"),
+    ("to_jsonb(c_jsonb_arr)::text", "c_jsonb_arr::text"),
+    (
+        "CASE WHEN c_bytea_arr IS NOT NULL THEN to_jsonb(ARRAY(\
+         SELECT encode(x, 'base64') FROM unnest(c_bytea_arr) x))::text END",
+        "c_bytea_arr::text",
+    ),
+    ("to_jsonb(c_uuid_arr)::text", "c_uuid_arr::text"),
+    ("to_jsonb(c_enum_arr)::text", "c_enum_arr::text"),
 ];
 
 /// The rows of `exprs` over a table, one line per row and `|` between
@@ -106,18 +163,25 @@ fn postgres_every_type_round_trips_and_discover_types_it() {
         props["c_int4"]["type"],
         serde_json::json!(["null", "integer"])
     );
+    // Not-a-number and the infinities are strings.
     assert_eq!(
         props["c_numeric"]["type"],
-        serde_json::json!(["null", "number"])
+        serde_json::json!(["null", "number", "string"])
     );
+    assert_eq!(props["c_float8"]["pattern"], "^(NaN|-?Infinity)$");
     assert_eq!(props["c_tstz"]["airbyte_type"], "timestamp_with_timezone");
     assert_eq!(props["c_ts"]["airbyte_type"], "timestamp_without_timezone");
     assert_eq!(props["c_timetz"]["airbyte_type"], "time_with_timezone");
-    assert_eq!(props["c_date"]["format"], "date");
+    assert_eq!(props["c_date"]["airbyte_type"], "date");
     assert_eq!(props["c_bytea"]["airbyte_type"], "binary_data");
     assert_eq!(
         props["c_int_arr"]["type"],
         serde_json::json!(["null", "array"])
+    );
+    // Elements may be NULL, or arrays of another dimension.
+    assert_eq!(
+        props["c_int_arr"]["items"]["type"],
+        serde_json::json!(["null", "array", "integer"])
     );
     assert_eq!(
         props["c_uuid"]["type"],
@@ -140,7 +204,7 @@ fn postgres_every_type_round_trips_and_discover_types_it() {
         ("builtin:postgres", &url_config(&dst)),
         &[],
     );
-    assert_eq!(summary["records"], 3, "{summary}");
+    assert_eq!(summary["records"], TYPES_ROWS, "{summary}");
 
     let src_exprs: Vec<&str> = COMPARE.iter().map(|(s, _)| *s).collect();
     let dst_exprs: Vec<&str> = COMPARE.iter().map(|(_, d)| *d).collect();
@@ -148,20 +212,28 @@ fn postgres_every_type_round_trips_and_discover_types_it() {
     let got = dump(&dst, "public.all_types", &dst_exprs);
     assert_eq!(got, expected);
     assert!(expected.contains("ünïcödé 🚀"), "{expected}");
-    assert_eq!(dst.sql("SELECT count(*) FROM all_types"), "3");
+    assert_eq!(
+        dst.sql("SELECT count(*) FROM all_types"),
+        TYPES_ROWS.to_string()
+    );
 
     // Typed columns, Airbyte's columns, and nothing nulled on the way.
     let types = dst.sql(
         "SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY column_name) \
          FROM information_schema.columns WHERE table_name = 'all_types' \
          AND column_name IN ('_airbyte_raw_id', '_airbyte_extracted_at', '_airbyte_meta', \
-         '_airbyte_generation_id', 'c_int4', 'c_tstz', 'c_jsonb', 'c_bool', 'c_date')",
+         '_airbyte_generation_id', 'c_int4', 'c_tstz', 'c_jsonb', 'c_bool', 'c_date', \
+         'c_numeric', 'c_float8', 'c_real', 'c_money', 'c_oid', 'c_ts', 'c_time', 'c_timetz', \
+         'c_float8_arr')",
     );
     assert_eq!(
         types,
         "_airbyte_extracted_at timestamp with time zone, _airbyte_generation_id bigint, \
          _airbyte_meta jsonb, _airbyte_raw_id uuid, c_bool boolean, c_date date, \
-         c_int4 bigint, c_jsonb jsonb, c_tstz timestamp with time zone"
+         c_float8 numeric, c_float8_arr jsonb, c_int4 bigint, c_jsonb jsonb, c_money numeric, \
+         c_numeric numeric, c_oid bigint, c_real numeric, c_time time without time zone, \
+         c_timetz time with time zone, c_ts timestamp without time zone, \
+         c_tstz timestamp with time zone"
     );
     assert_eq!(
         dst.sql(
@@ -169,8 +241,51 @@ fn postgres_every_type_round_trips_and_discover_types_it() {
              WHERE _airbyte_meta->'changes' = '[]' AND _airbyte_meta ? 'sync_id' \
              AND _airbyte_extracted_at > now() - interval '1 hour'"
         ),
-        "3"
+        TYPES_ROWS.to_string()
     );
+}
+
+/// Every record of the coverage table is valid against the schema discover
+/// gave its stream (JSON Schema draft 7, formats checked): what is sent is
+/// what is declared, for every type and for the values JSON and RFC 3339
+/// have no words for.
+#[test]
+fn postgres_records_match_the_discovered_schema() {
+    let Some(src) = PgDatabase::create() else {
+        return;
+    };
+    src.sql(TYPES_TABLE);
+    let sandbox = Sandbox::new();
+    let config = url_config(&src);
+    let discover = connector(&sandbox, "discover", &config, &[]);
+    discover.expect_code(0);
+    let schema = discover.catalog()["streams"][0]["json_schema"].clone();
+    let validator = jsonschema::draft7::options()
+        .should_validate_formats(true)
+        .should_ignore_unknown_formats(false)
+        .build(&schema)
+        .unwrap_or_else(|e| panic!("{e}: {schema:#}"));
+    let read = connector(&sandbox, "read", &config, &[]);
+    read.expect_code(0);
+    let records: Vec<serde_json::Value> = read
+        .messages()
+        .into_iter()
+        .filter(|m| m["type"] == "RECORD")
+        .map(|m| m["record"]["data"].clone())
+        .collect();
+    assert_eq!(records.len(), TYPES_ROWS);
+    let mut broken = Vec::new();
+    for data in &records {
+        for e in validator.iter_errors(data) {
+            let at = e.instance_path().to_string();
+            let field = at.split('/').nth(1).unwrap_or_default();
+            broken.push(format!(
+                "id {}, {at}: {e}; declared {}",
+                data["id"], schema["properties"][field]
+            ));
+        }
+    }
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
 }
 
 #[test]

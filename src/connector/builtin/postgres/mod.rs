@@ -10,6 +10,7 @@
 
 mod binary;
 mod destination;
+mod json;
 mod source;
 mod types;
 
@@ -152,10 +153,29 @@ impl Config {
     fn parse(config: &Value) -> BuiltinResult<Config> {
         let mut c: Config = parse_config("postgres", config)?;
         c.secrets = Secrets::from_config(&spec(), config);
-        if c.url.is_none() && c.host.is_none() {
-            return Err(BuiltinError::config(
-                "postgres needs `host` (with `database`, `username`, `password`) or a `url`",
-            ));
+        // Without a URL, the fields say where and who; a field left out
+        // would otherwise fail later as a refused login or a missing
+        // database, which hides what to fix. (A URL is taken as complete:
+        // it may carry the password, or the server may want none.)
+        if c.url.is_none() {
+            let missing: Vec<&str> = [
+                ("host", &c.host),
+                ("database", &c.database),
+                ("username", &c.username),
+                ("password", &c.password),
+            ]
+            .into_iter()
+            .filter(|(_, v)| v.as_deref().is_none_or(str::is_empty))
+            .map(|(name, _)| name)
+            .collect();
+            if !missing.is_empty() {
+                let names: Vec<String> = missing.iter().map(|m| format!("`{m}`")).collect();
+                return Err(BuiltinError::config(format!(
+                    "the postgres config is missing {}: give `host`, `database`, `username` and \
+                     `password` (and `port`, default 5432), or a `url`",
+                    names.join(", ")
+                )));
+            }
         }
         if c.checkpoint_every == Some(0) {
             return Err(BuiltinError::config(
@@ -433,7 +453,7 @@ fn spec() -> Value {
                 "description": "postgres://user:password@host:port/database; instead of the fields below.",
                 "examples": ["postgres://sluice:secret@localhost:5432/app"]},
             "host": {"type": "string", "order": 1, "title": "Host",
-                "description": "Hostname of the database."},
+                "description": "Hostname of the database. Without a `url`, `host`, `database`, `username` and `password` are required."},
             "port": {"type": "integer", "order": 2, "title": "Port", "minimum": 0,
                 "maximum": 65535, "default": 5432, "examples": ["5432"]},
             "database": {"type": "string", "order": 3, "title": "Database Name"},
@@ -488,6 +508,42 @@ fn spec() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::FailureType;
+
+    /// A config of fields, every one given, with `more` on top.
+    fn fields(more: Value) -> Value {
+        let mut c = json!({"host": "h", "database": "d", "username": "u", "password": "p"});
+        for (k, v) in more.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        c
+    }
+
+    #[test]
+    fn missing_fields_are_named_before_connecting() {
+        assert!(Config::parse(&fields(json!({}))).is_ok());
+        assert!(Config::parse(&json!({"url": "postgres://u@h/d"})).is_ok());
+        for (config, named) in [
+            (
+                json!({"host": "h", "database": "d", "username": "u"}),
+                "`password`",
+            ),
+            (fields(json!({"password": ""})), "`password`"),
+            (
+                json!({"password": "p", "port": 5433}),
+                "`host`, `database`, `username`",
+            ),
+            (json!({}), "`host`, `database`, `username`, `password`"),
+        ] {
+            let e = Config::parse(&config).unwrap_err();
+            assert_eq!(e.failure_type, FailureType::ConfigError);
+            assert!(
+                e.message.contains(&format!("is missing {named}:")),
+                "{config}: {}",
+                e.message
+            );
+        }
+    }
 
     #[test]
     fn secrets_are_masked_in_errors() {
@@ -499,8 +555,7 @@ mod tests {
             format!("password={MASK} rejected for u")
         );
         // A short password leaves the server's words whole.
-        let c =
-            Config::parse(&json!({"host": "h", "username": "postgres", "password": "ss"})).unwrap();
+        let c = Config::parse(&fields(json!({"username": "postgres", "password": "ss"}))).unwrap();
         assert!(!format!("{c:?}").contains("\"ss\""));
         assert_eq!(
             c.mask(r#"password authentication failed for user "postgres""#),
@@ -516,7 +571,7 @@ mod tests {
             (json!({"mode": "require"}), PgSslMode::Require),
         ];
         for (mode, want) in modes {
-            let c = Config::parse(&json!({"host": "h", "ssl_mode": mode})).unwrap();
+            let c = Config::parse(&fields(json!({"ssl_mode": mode}))).unwrap();
             assert_eq!(
                 format!("{:?}", c.options().unwrap().get_ssl_mode()),
                 format!("{want:?}")
@@ -534,7 +589,7 @@ mod tests {
             ),
         ];
         for (mode, want) in bad {
-            let c = Config::parse(&json!({"host": "h", "sslmode": mode})).unwrap();
+            let c = Config::parse(&fields(json!({"sslmode": mode}))).unwrap();
             let e = c.options().unwrap_err();
             assert!(e.message.contains(want), "{}", e.message);
         }

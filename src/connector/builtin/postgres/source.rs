@@ -9,6 +9,7 @@
 //! doubled the server's work for the same bytes.) Incremental reads add
 //! the cursor's text as a last field, for the state.
 
+use super::json::{find_byte, string_stop};
 use super::types::{JsonKind, PgColumn};
 use super::{ident, literal, Config, Conn};
 use crate::connector::builtin::{record_head, BuiltinError, BuiltinResult, Output};
@@ -459,7 +460,12 @@ async fn copy_out_all(
         })?;
         streams.push(stream.map(move |chunk| (i, chunk)));
     }
-    let mut all = futures_util::stream::select_all(streams);
+    // One connection needs no merging (which costs per row).
+    let mut all = if streams.len() == 1 {
+        streams.pop().expect("one stream").boxed()
+    } else {
+        futures_util::stream::select_all(streams).boxed()
+    };
     // PostgreSQL sends a row per message, but nothing here relies on it.
     let mut carries: Vec<Vec<u8>> = vec![Vec::new(); sqls.len()];
     let mut n = 0u64;
@@ -638,7 +644,7 @@ impl RowJson {
         out: &mut Vec<u8>,
         cursor: Option<&mut Vec<u8>>,
     ) -> BuiltinResult<bool> {
-        let mut fields = line.split(|&b| b == b'\t');
+        let mut fields = Fields(Some(line));
         let short = || BuiltinError::system("PostgreSQL sent a row with fewer fields than columns");
         for (key, kind) in self.keys.iter().zip(&self.kinds) {
             let f = fields.next().ok_or_else(short)?;
@@ -660,22 +666,7 @@ impl RowJson {
                 JsonKind::Bool => out.extend_from_slice(if f == b"t" { b"true" } else { b"false" }),
                 JsonKind::String => json_string(f, out),
                 JsonKind::Timestamp | JsonKind::TimestampTz => {
-                    out.push(b'"');
-                    let start = out.len();
-                    out.extend_from_slice(f);
-                    if f.len() > 10 && f[10] == b' ' {
-                        out[start + 10] = b'T';
-                    }
-                    if *kind == JsonKind::TimestampTz && f.len() > 19 && !f.ends_with(b" BC") {
-                        // `+00` -> `+00:00`, as ISO 8601 writes a zone.
-                        let tail = &f[19..];
-                        if let Some(z) = tail.iter().rposition(|&b| b == b'+' || b == b'-') {
-                            if tail.len() - z == 3 {
-                                out.extend_from_slice(b":00");
-                            }
-                        }
-                    }
-                    out.push(b'"');
+                    timestamp(f, *kind == JsonKind::TimestampTz, out)
                 }
                 JsonKind::Json => copy_unescape(f, out),
             }
@@ -699,41 +690,88 @@ impl RowJson {
     }
 }
 
-/// COPY text's escapes undone.
-fn copy_unescape(f: &[u8], out: &mut Vec<u8>) {
-    let mut i = 0;
-    while i < f.len() {
-        let b = f[i];
-        if b == b'\\' && i + 1 < f.len() {
-            i += 1;
-            out.push(match f[i] {
-                b'n' => b'\n',
-                b'r' => b'\r',
-                b't' => b'\t',
-                b'b' => 8,
-                b'f' => 12,
-                b'v' => 11,
-                other => other,
-            });
-        } else {
-            out.push(b);
+/// A timestamp's COPY text as a JSON string in the shape the schema
+/// declares: `T` between date and time (the first space: years may have
+/// more than four digits), and a zone of hours only (`+00`) given its
+/// minutes, as ISO 8601 writes it, before the era (` BC`). Infinities go
+/// as they are.
+fn timestamp(f: &[u8], zoned: bool, out: &mut Vec<u8>) {
+    let (body, era) = match f.strip_suffix(b" BC") {
+        Some(body) => (body, &b" BC"[..]),
+        None => (f, &b""[..]),
+    };
+    out.push(b'"');
+    let start = out.len();
+    out.extend_from_slice(body);
+    if let Some(sep) = memchr::memchr(b' ', body) {
+        out[start + sep] = b'T';
+        let time = &body[sep + 1..];
+        if zoned {
+            if let Some(z) = time.iter().rposition(|&b| b == b'+' || b == b'-') {
+                if time.len() - z == 3 {
+                    out.extend_from_slice(b":00");
+                }
+            }
         }
-        i += 1;
+    }
+    out.extend_from_slice(era);
+    out.push(b'"');
+}
+
+/// The fields of a row of COPY text, between its tabs.
+struct Fields<'a>(Option<&'a [u8]>);
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = &'a [u8];
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let rest = self.0?;
+        match find_byte(rest, b'\t') {
+            Some(i) => {
+                self.0 = Some(&rest[i + 1..]);
+                Some(&rest[..i])
+            }
+            None => self.0.take(),
+        }
     }
 }
 
-/// A COPY text field as a JSON string: COPY's escapes become JSON's.
+/// COPY text's escapes undone.
+fn copy_unescape(f: &[u8], out: &mut Vec<u8>) {
+    let mut rest = f;
+    while let Some(i) = memchr::memchr(b'\\', rest) {
+        out.extend_from_slice(&rest[..i]);
+        let Some(&e) = rest.get(i + 1) else {
+            out.push(b'\\');
+            return;
+        };
+        out.push(match e {
+            b'n' => b'\n',
+            b'r' => b'\r',
+            b't' => b'\t',
+            b'b' => 8,
+            b'f' => 12,
+            b'v' => 11,
+            other => other,
+        });
+        rest = &rest[i + 2..];
+    }
+    out.extend_from_slice(rest);
+}
+
+/// A COPY text field as a JSON string: COPY's escapes become JSON's, and
+/// what JSON must escape is escaped.
 fn json_string(f: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
-    let mut i = 0;
-    let mut start = 0;
-    while i < f.len() {
-        let b = f[i];
-        let esc: &[u8] = match b {
-            b'\\' if i + 1 < f.len() => {
-                out.extend_from_slice(&f[start..i]);
-                i += 1;
-                let e: &[u8] = match f[i] {
+    let mut rest = f;
+    while let Some(i) = string_stop(rest) {
+        out.extend_from_slice(&rest[..i]);
+        let c = rest[i];
+        let next = rest.get(i + 1).copied();
+        let (esc, used): (&[u8], usize) = match (c, next) {
+            (b'\\', Some(e)) => {
+                let esc: &[u8] = match e {
                     b'n' => b"\\n",
                     b'r' => b"\\r",
                     b't' => b"\\t",
@@ -742,32 +780,22 @@ fn json_string(f: &[u8], out: &mut Vec<u8>) {
                     b'v' => b"\\u000b",
                     b'\\' => b"\\\\",
                     b'"' => b"\\\"",
-                    _ => &f[i..i + 1],
+                    _ => &rest[i + 1..i + 2],
                 };
-                out.extend_from_slice(e);
-                i += 1;
-                start = i;
-                continue;
+                (esc, 2)
             }
-            b'"' => b"\\\"",
-            0..=0x1f => {
-                out.extend_from_slice(&f[start..i]);
-                out.extend_from_slice(format!("\\u{b:04x}").as_bytes());
-                i += 1;
-                start = i;
-                continue;
-            }
-            _ => {
-                i += 1;
+            (b'"', _) => (b"\\\"", 1),
+            (b'\\', None) => (b"\\\\", 1),
+            (control, _) => {
+                out.extend_from_slice(format!("\\u{control:04x}").as_bytes());
+                rest = &rest[i + 1..];
                 continue;
             }
         };
-        out.extend_from_slice(&f[start..i]);
         out.extend_from_slice(esc);
-        i += 1;
-        start = i;
+        rest = &rest[i + used..];
     }
-    out.extend_from_slice(&f[start..]);
+    out.extend_from_slice(rest);
     out.push(b'"');
 }
 
@@ -920,6 +948,84 @@ mod tests {
         let text = missing_schema_message("x", "t", &many);
         assert!(text.contains("its schemas include s00, s01,"), "{text}");
         assert!(text.contains("s19)") && !text.contains("s20"), "{text}");
+    }
+
+    #[test]
+    fn timestamps_get_a_t_and_a_full_offset_whatever_their_year_and_era() {
+        let render = |f: &str, zoned: bool| {
+            let mut out = Vec::new();
+            timestamp(f.as_bytes(), zoned, &mut out);
+            String::from_utf8(out).unwrap()
+        };
+        for (text, zoned, json) in [
+            ("2024-01-02 03:04:05", false, "2024-01-02T03:04:05"),
+            (
+                "2024-01-02 03:04:05.5+00",
+                true,
+                "2024-01-02T03:04:05.5+00:00",
+            ),
+            ("0001-12-31 10:00:00 BC", false, "0001-12-31T10:00:00 BC"),
+            (
+                "0001-12-31 10:00:00+00 BC",
+                true,
+                "0001-12-31T10:00:00+00:00 BC",
+            ),
+            ("12345-06-07 08:09:10", false, "12345-06-07T08:09:10"),
+            (
+                "12345-06-07 08:09:10+00",
+                true,
+                "12345-06-07T08:09:10+00:00",
+            ),
+            (
+                "2024-01-02 03:04:05+05:30",
+                true,
+                "2024-01-02T03:04:05+05:30",
+            ),
+            ("infinity", true, "infinity"),
+            ("-infinity", false, "-infinity"),
+        ] {
+            assert_eq!(render(text, zoned), format!("\"{json}\""), "{text}");
+        }
+    }
+
+    #[test]
+    fn copy_text_becomes_the_same_text_in_json() {
+        // COPY's text escaping, as PostgreSQL writes it.
+        let copy = |t: &str| {
+            let mut out = Vec::new();
+            for &b in t.as_bytes() {
+                match b {
+                    b'\\' => out.extend_from_slice(b"\\\\"),
+                    b'\n' => out.extend_from_slice(b"\\n"),
+                    b'\r' => out.extend_from_slice(b"\\r"),
+                    b'\t' => out.extend_from_slice(b"\\t"),
+                    8 => out.extend_from_slice(b"\\b"),
+                    12 => out.extend_from_slice(b"\\f"),
+                    11 => out.extend_from_slice(b"\\v"),
+                    b => out.push(b),
+                }
+            }
+            out
+        };
+        for text in [
+            "",
+            "plain",
+            "a longer plain text, more than eight bytes",
+            "\"quoted\" and \\back\\slashed\\",
+            "tab\tnew\nline\rreturn\u{8}\u{c}\u{b}\u{1}\u{1f}\u{7f}",
+            "ünïcödé 🚀 \"é\"",
+            "\\",
+            "ends with a quote\"",
+        ] {
+            let mut json = Vec::new();
+            json_string(&copy(text), &mut json);
+            let back: String = serde_json::from_slice(&json)
+                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&json)));
+            assert_eq!(back, text);
+            let mut raw = Vec::new();
+            copy_unescape(&copy(text), &mut raw);
+            assert_eq!(raw, text.as_bytes());
+        }
     }
 
     #[test]

@@ -1,6 +1,14 @@
 //! PostgreSQL types and JSON Schema, both ways: what a column of a type
 //! becomes in a stream (schema and the SQL that renders it as JSON), and what
 //! column a stream's field becomes in a table.
+//!
+//! A column's schema admits every value the source sends for it (JSON
+//! Schema draft 7, formats checked), and the source never sends another:
+//! values JSON and RFC 3339 have no words for (not-a-number, infinities,
+//! BC dates, years past 9999, multi-dimensional arrays, NULL elements) are
+//! declared, never dropped, and the destination maps each schema back to
+//! the column type the value came from. Types are Airbyte's
+//! (`airbyte_type`), as its source-postgres gives them.
 
 use serde_json::{json, Value};
 
@@ -51,19 +59,32 @@ enum Render {
     Int8,
 }
 
+/// The strings a number field holds besides JSON numbers: PostgreSQL's
+/// not-a-number and infinities (float4, float8, numeric), which JSON has
+/// no numbers for, spelled as Airbyte's well-known Number type spells them.
+pub const NON_FINITE: &str = "^(NaN|-?Infinity)$";
+
+/// The text of dates, times and timestamps as the source sends them. RFC
+/// 3339's `date`, `time` and `date-time` formats have no words for
+/// PostgreSQL's infinities, BC era, years past 9999, times without an offset
+/// or 24:00; Airbyte's well-known types use patterns for the same reason.
+/// Timestamps come with a `T` and, with a zone, an offset of `+HH:MM`.
+const DATE: &str = r"^(\d{4,}-\d{2}-\d{2}( BC)?|-?infinity)$";
+const TIMESTAMP: &str = r"^(\d{4,}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?( BC)?|-?infinity)$";
+const TIMESTAMPTZ: &str =
+    r"^(\d{4,}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?[+-]\d{2}:\d{2}(:\d{2})?( BC)?|-?infinity)$";
+const TIME: &str = r"^\d{2}:\d{2}:\d{2}(\.\d+)?$";
+const TIMETZ: &str = r"^\d{2}:\d{2}:\d{2}(\.\d+)?[+-]\d{2}(:\d{2}){0,2}$";
+
+/// The dimensions a PostgreSQL array can have (`MAXDIM`); a column's type
+/// does not fix them, so the schema of an array admits them all.
+const MAX_DIMS: usize = 6;
+
+/// A value's JSON Schema, without `null`, and the SQL that renders it.
 fn scalar(typname: &str, typtype: &str) -> (Value, Render) {
-    let s = |airbyte: Option<&str>, format: Option<&str>| {
-        let mut v = json!({"type": "string"});
-        if let Some(f) = format {
-            v["format"] = json!(f);
-        }
-        if let Some(a) = airbyte {
-            v["airbyte_type"] = json!(a);
-        }
-        v
-    };
+    let typed = |airbyte: &str, pattern: &str| json!({"type": "string", "airbyte_type": airbyte, "pattern": pattern});
     if typtype == "e" {
-        return (s(None, None), Render::Text);
+        return (json!({"type": "string"}), Render::Text);
     }
     match typname {
         "int2" | "int4" | "int8" => (
@@ -75,20 +96,18 @@ fn scalar(typname: &str, typtype: &str) -> (Value, Render) {
             json!({"type": "integer", "airbyte_type": "integer"}),
             Render::Int8,
         ),
-        "float4" | "float8" | "numeric" => (json!({"type": "number"}), Render::AsIs),
+        "float4" | "float8" | "numeric" => (
+            json!({"type": ["number", "string"], "pattern": NON_FINITE}),
+            Render::AsIs,
+        ),
+        // Always finite.
         "money" => (json!({"type": "number"}), Render::Numeric),
         "bool" => (json!({"type": "boolean"}), Render::AsIs),
-        "date" => (s(Some("date"), Some("date")), Render::AsIs),
-        "time" => (s(Some("time_without_timezone"), Some("time")), Render::AsIs),
-        "timetz" => (s(Some("time_with_timezone"), Some("time")), Render::AsIs),
-        "timestamp" => (
-            s(Some("timestamp_without_timezone"), Some("date-time")),
-            Render::AsIs,
-        ),
-        "timestamptz" => (
-            s(Some("timestamp_with_timezone"), Some("date-time")),
-            Render::AsIs,
-        ),
+        "date" => (typed("date", DATE), Render::AsIs),
+        "time" => (typed("time_without_timezone", TIME), Render::AsIs),
+        "timetz" => (typed("time_with_timezone", TIMETZ), Render::AsIs),
+        "timestamp" => (typed("timestamp_without_timezone", TIMESTAMP), Render::AsIs),
+        "timestamptz" => (typed("timestamp_with_timezone", TIMESTAMPTZ), Render::AsIs),
         // Any JSON value: Airbyte's "unknown" type, kept as JSON.
         "jsonb" => (json!({}), Render::AsIs),
         "json" => (json!({}), Render::Jsonb),
@@ -96,24 +115,48 @@ fn scalar(typname: &str, typtype: &str) -> (Value, Render) {
             json!({"type": "string", "contentEncoding": "base64", "airbyte_type": "binary_data"}),
             Render::Base64,
         ),
-        "text" | "varchar" | "bpchar" | "char" | "name" | "citext" => (s(None, None), Render::AsIs),
-        _ => (s(None, None), Render::Text),
+        "text" | "varchar" | "bpchar" | "char" | "name" | "citext" => {
+            (json!({"type": "string"}), Render::AsIs)
+        }
+        _ => (json!({"type": "string"}), Render::Text),
     }
 }
 
+/// `schema` with the types `more` first among its types; a schema without
+/// a type (any value) is left as it is.
+fn also(mut schema: Value, more: &[&str]) -> Value {
+    let types: Vec<Value> = match schema.get("type") {
+        Some(Value::String(t)) => vec![json!(t)],
+        Some(Value::Array(ts)) => ts.clone(),
+        _ => return schema,
+    };
+    let all: Vec<Value> = more.iter().map(|t| json!(t)).chain(types).collect();
+    schema["type"] = json!(all);
+    schema
+}
+
+/// The elements of an array's dimension `dim` (from 1): `item` or NULL, or
+/// arrays of the next dimension's elements, up to PostgreSQL's last.
+fn element(item: &Value, dim: usize) -> Value {
+    if dim == MAX_DIMS {
+        return also(item.clone(), &["null"]);
+    }
+    let mut v = also(item.clone(), &["null", "array"]);
+    if v.get("type").is_some() {
+        v["items"] = element(item, dim + 1);
+    }
+    v
+}
+
 impl PgColumn {
-    /// The field's JSON Schema, nullable as every column may be.
+    /// The field's JSON Schema, nullable as every column may be: it admits
+    /// every value the source sends for the column.
     pub fn schema(&self) -> Value {
-        let mut v = if !self.elem.is_empty() {
-            let (items, _) = scalar(&self.elem, &self.elem_typtype);
-            json!({"type": "array", "items": items})
-        } else {
-            scalar(&self.typname, &self.typtype).0
-        };
-        if let Some(t) = v.get("type").and_then(Value::as_str).map(str::to_string) {
-            v["type"] = json!(["null", t]);
+        if self.elem.is_empty() {
+            return also(scalar(&self.typname, &self.typtype).0, &["null"]);
         }
-        v
+        let (item, _) = scalar(&self.elem, &self.elem_typtype);
+        json!({"type": ["null", "array"], "items": element(&item, 1)})
     }
 
     /// How [`select`](Self::select)'s text output becomes JSON.
@@ -156,8 +199,10 @@ impl PgColumn {
             return match scalar(&self.elem, &self.elem_typtype).1 {
                 Render::AsIs => col,
                 Render::Numeric => format!("{col}::numeric[]"),
+                // An empty array stays one (array_agg of nothing is NULL).
                 Render::Base64 => format!(
-                    "(SELECT array_agg(translate(encode(x, 'base64'), E'\\n', '')) FROM unnest({col}) x)"
+                    "CASE WHEN {col} IS NOT NULL THEN ARRAY(SELECT translate(encode(x, 'base64'), \
+                     E'\\n', '') FROM unnest({col}) WITH ORDINALITY u(x, n) ORDER BY n) END"
                 ),
                 Render::Text => format!("{col}::text[]"),
                 Render::Jsonb => format!("{col}::jsonb[]"),
@@ -238,6 +283,13 @@ impl ColType {
                 .collect(),
             _ => Vec::new(),
         };
+        // A number whose only strings are not-a-number and the infinities
+        // (the source's floats and numerics) is a number.
+        let finite = schema.get("pattern").and_then(Value::as_str) == Some(NON_FINITE);
+        let types = match types.as_slice() {
+            ["number", "string"] | ["string", "number"] if finite => vec!["number"],
+            _ => types,
+        };
         let [t] = types.as_slice() else {
             return ColType::Jsonb;
         };
@@ -296,6 +348,21 @@ mod tests {
     }
 
     #[test]
+    fn array_elements_may_be_null_or_arrays_up_to_six_dimensions() {
+        let s = col("_date", "date").schema();
+        let mut items = &s["items"];
+        for _ in 1..MAX_DIMS {
+            assert_eq!(items["type"], json!(["null", "array", "string"]));
+            assert_eq!(items["airbyte_type"], "date");
+            items = &items["items"];
+        }
+        assert_eq!(items["type"], json!(["null", "string"]));
+        assert!(items.get("items").is_none());
+        // Elements of any JSON need no nesting.
+        assert_eq!(col("_jsonb", "jsonb").schema()["items"], json!({}));
+    }
+
+    #[test]
     fn types_map_to_airbyte_schemas_and_back() {
         for (t, ct) in [
             ("int4", ColType::BigInt),
@@ -311,10 +378,20 @@ mod tests {
         ] {
             assert_eq!(ColType::from_schema(&col(t, "").schema()), ct, "{t}");
         }
+        for t in ["float4", "float8", "numeric", "money"] {
+            assert_eq!(
+                ColType::from_schema(&col(t, "").schema()),
+                ColType::Numeric,
+                "{t}"
+            );
+        }
         assert_eq!(
             ColType::from_schema(&col("_int4", "int4").schema()),
             ColType::Jsonb
         );
+        // Another source's number-or-string is not a number.
+        let either = json!({"type": ["number", "string"]});
+        assert_eq!(ColType::from_schema(&either), ColType::Jsonb);
         assert_eq!(
             col("bytea", "").select(),
             "translate(encode(s.\"c\", 'base64'), E'\\n', '')"

@@ -96,11 +96,13 @@ impl Encoder {
     }
 
     /// Each column's raw JSON value in the record `data`.
-    pub(super) fn split<'a>(&self, data: &'a str) -> Vec<Option<&'a RawValue>> {
+    pub(super) fn split<'a>(&self, data: &'a str) -> Vec<Option<&'a str>> {
         if self.whole {
-            return vec![serde_json::from_str::<&RawValue>(data).ok()];
+            return vec![serde_json::from_str::<&RawValue>(data)
+                .ok()
+                .map(RawValue::get)];
         }
-        let mut slots: Vec<Option<&RawValue>> = vec![None; self.types.len()];
+        let mut slots: Vec<Option<&str>> = vec![None; self.types.len()];
         let mut de = serde_json::Deserializer::from_str(data);
         let seed = Fields {
             index: &self.index,
@@ -118,7 +120,7 @@ impl Encoder {
     /// the changes the source made to the record.
     pub(super) fn encode_row(
         &mut self,
-        raw: &[Option<&RawValue>],
+        raw: &[Option<&str>],
         source: &[RecordMetaChange],
         out: &mut Batch,
     ) {
@@ -130,7 +132,7 @@ impl Encoder {
     /// Appends the row in COPY's binary format, or nothing and false.
     fn binary_row(
         &mut self,
-        raw: &[Option<&RawValue>],
+        raw: &[Option<&str>],
         source: &[RecordMetaChange],
         out: &mut Vec<u8>,
     ) -> bool {
@@ -154,7 +156,7 @@ impl Encoder {
                 binary::null(out);
                 continue;
             };
-            match binary::value(*t, v.get(), out) {
+            match binary::value(*t, v, out) {
                 Outcome::Wrote => {}
                 Outcome::Misfit => {
                     binary::null(out);
@@ -179,12 +181,7 @@ impl Encoder {
     }
 
     /// Appends the row as a line of COPY text.
-    fn text_row(
-        &mut self,
-        raw: &[Option<&RawValue>],
-        source: &[RecordMetaChange],
-        out: &mut Vec<u8>,
-    ) {
+    fn text_row(&mut self, raw: &[Option<&str>], source: &[RecordMetaChange], out: &mut Vec<u8>) {
         let mut uuid = [0u8; 36];
         hex_uuid(&self.uuids.next(), &mut uuid);
         out.extend_from_slice(&uuid);
@@ -198,7 +195,7 @@ impl Encoder {
             match v {
                 None => out.extend_from_slice(b"\\N"),
                 Some(v) => {
-                    if !encode(*t, v.get(), out) {
+                    if !encode(*t, v, out) {
                         out.extend_from_slice(b"\\N");
                         changes.push(i);
                     }

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 /// Finds the raw JSON of each column's field in a record's data.
 pub(super) struct Fields<'i, 'a> {
     pub(super) index: &'i FieldIndex,
-    pub(super) slots: &'i mut Vec<Option<&'a RawValue>>,
+    pub(super) slots: &'i mut Vec<Option<&'a str>>,
 }
 
 impl<'de, 'i> DeserializeSeed<'de> for Fields<'i, 'de> {
@@ -36,7 +36,7 @@ impl<'de, 'i> Visitor<'de> for Fields<'i, 'de> {
                 Some(i) => {
                     next = i + 1;
                     let v: &'de RawValue = map.next_value()?;
-                    self.slots[i] = if v.get() == "null" { None } else { Some(v) };
+                    self.slots[i] = (v.get() != "null").then(|| v.get());
                 }
                 None => {
                     map.next_value::<IgnoredAny>()?;
@@ -49,33 +49,52 @@ impl<'de, 'i> Visitor<'de> for Fields<'i, 'de> {
 
 /// Where each field name's column is: a scan of the names beats hashing
 /// for the usual handful of columns; wide tables get a hash map.
-pub(super) enum FieldIndex {
+pub(super) struct FieldIndex {
+    names: Names,
+    /// Each field's name as a JSON string, quotes included: how the
+    /// records of a stream nearly always spell it.
+    quoted: Vec<Vec<u8>>,
+}
+
+enum Names {
     Few(Vec<String>),
     Many(HashMap<String, usize>),
 }
 
 impl FieldIndex {
     pub(super) fn new(fields: &[String]) -> Self {
-        if fields.len() <= 24 {
-            FieldIndex::Few(fields.to_vec())
+        let names = if fields.len() <= 24 {
+            Names::Few(fields.to_vec())
         } else {
-            FieldIndex::Many(
+            Names::Many(
                 fields
                     .iter()
                     .enumerate()
                     .map(|(i, f)| (f.clone(), i))
                     .collect(),
             )
-        }
+        };
+        let quoted = fields
+            .iter()
+            .map(|f| serde_json::to_vec(f).expect("a string serializes"))
+            .collect();
+        FieldIndex { names, quoted }
     }
 
     /// The column of the field `name`, looked for at `first` first.
-    fn get(&self, name: &str, first: usize) -> Option<usize> {
-        match self {
-            FieldIndex::Few(names) if names.get(first).is_some_and(|n| n == name) => Some(first),
-            FieldIndex::Few(names) => names.iter().position(|n| n == name),
-            FieldIndex::Many(map) => map.get(name).copied(),
+    pub(super) fn get(&self, name: &[u8], first: usize) -> Option<usize> {
+        match &self.names {
+            Names::Few(names) if names.get(first).is_some_and(|n| n.as_bytes() == name) => {
+                Some(first)
+            }
+            Names::Few(names) => names.iter().position(|n| n.as_bytes() == name),
+            Names::Many(map) => map.get(std::str::from_utf8(name).ok()?).copied(),
         }
+    }
+
+    /// The JSON string (quotes included) of column `i`'s field name.
+    pub(super) fn quoted(&self, i: usize) -> Option<&[u8]> {
+        self.quoted.get(i).map(Vec::as_slice)
     }
 }
 
@@ -96,6 +115,6 @@ impl<'de> Visitor<'de> for Key<'_> {
         f.write_str("a field name")
     }
     fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Option<usize>, E> {
-        Ok(self.0.get(v, self.1))
+        Ok(self.0.get(v.as_bytes(), self.1))
     }
 }

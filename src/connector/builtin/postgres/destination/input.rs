@@ -1,21 +1,20 @@
 //! The reading thread: protocol lines in, rows, states and stream
 //! completions out to the writer, in the order they came.
 //!
-//! A RECORD line is read in one pass when serde can borrow its envelope,
+//! Lines are found in the input's buffer and read where they lie. A RECORD
+//! line is read fast (`record`): checked whole as JSON, then walked once,
 //! its data split straight into the stream's columns; anything else
 //! (states, traces, escaped keys, broken lines) goes through the envelope
-//! scanner, the careful way. It never talks to PostgreSQL and never emits a
-//! state itself: that is the writer's, after the commit.
+//! scanner and serde, the careful way. It never talks to PostgreSQL and
+//! never emits a state itself: that is the writer's, after the commit.
 
 use super::encode::Encoder;
-use super::fields::Fields;
 use super::plan::{plan_of, Plan};
+use super::record;
 use super::{writer_stopped, Batch, Columns, Op};
 use crate::connector::builtin::{BuiltinError, BuiltinResult};
 use crate::protocol::envelope::{self, MessageKind};
 use crate::protocol::{Message, RecordMeta, RecordMetaChange, StreamStatus, TraceKind};
-use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
-use serde_json::value::RawValue;
 use std::io::BufRead;
 use std::sync::mpsc::SyncSender;
 
@@ -35,75 +34,127 @@ pub(super) fn read_input(
         .map(|(p, c)| Encoder::new(p, c))
         .collect();
     let mut bufs: Vec<Batch> = plans.iter().map(|_| Batch::default()).collect();
-    let mut line = Vec::with_capacity(64 * 1024);
-    loop {
-        line.clear();
-        if input.read_until(b'\n', &mut line)? == 0 {
-            break;
-        }
-        let text = line.trim_ascii_end();
-        if let Some(r) = std::str::from_utf8(text)
-            .ok()
-            .and_then(|t| one_pass(t, plans, &encoders))
-        {
+    let mut lines = Lines::default();
+    lines.each(input, |line| {
+        let text = line.trim_ascii();
+        if let Some(r) = record::read(text, plans, &encoders) {
             let i = r.plan;
             encoders[i].set_extracted_at(r.emitted_at);
-            let changes = source_changes(r.meta.map(RawValue::get));
-            encoders[i].encode_row(&r.slots, &changes, &mut bufs[i]);
-            bufs[i].send(i, BATCH_BYTES, tx)?;
-            continue;
+            let changes = source_changes(r.meta);
+            encoders[i].encode_row(r.values.as_slice(), &changes, &mut bufs[i]);
+            return bufs[i].send(i, BATCH_BYTES, tx);
         }
-        // Anything else (states, traces, odd or broken lines) the slower
-        // way, which also words the errors.
-        let Ok(env) = envelope::scan(text) else {
-            continue;
-        };
-        match env.kind {
-            MessageKind::Record => {
-                let r = env.record.expect("a RECORD has its fields");
-                let i = plan_of(plans, r.namespace.as_deref(), &r.stream).ok_or_else(|| {
-                    BuiltinError::system(format!(
-                        "a record for stream `{}` which is not in the catalog",
-                        crate::protocol::StreamDescriptor::new(r.namespace.as_deref(), &r.stream)
-                    ))
-                })?;
-                encoders[i].set_extracted_at(emitted_at(text, r.data));
-                let changes = serde_json::from_slice::<MetaOf>(text)
-                    .ok()
-                    .and_then(|m| m.record.meta)
-                    .map_or_else(Vec::new, |m| m.changes);
-                encoders[i].row(r.data, &changes, &mut bufs[i])?;
-                bufs[i].send(i, BATCH_BYTES, tx)?;
-            }
-            MessageKind::State => {
-                for (i, b) in bufs.iter_mut().enumerate() {
-                    b.send(i, 1, tx)?;
-                }
-                let mut echo = text.to_vec();
-                echo.push(b'\n');
-                tx.send(Op::State(echo)).map_err(writer_stopped)?;
-            }
-            MessageKind::Trace => {
-                let Ok(Message::Trace(t)) = Message::parse(text) else {
-                    continue;
-                };
-                let (TraceKind::StreamStatus, Some(s)) = (t.kind, t.stream_status) else {
-                    continue;
-                };
-                if s.status != StreamStatus::Complete {
-                    continue;
-                }
-                let d = &s.stream_descriptor;
-                if let Some(i) = plan_of(plans, d.namespace.as_deref(), &d.name) {
-                    bufs[i].send(i, 1, tx)?;
-                    tx.send(Op::Complete(i)).map_err(writer_stopped)?;
-                }
-            }
-            _ => {}
-        }
-    }
+        careful(text, plans, &mut encoders, &mut bufs, tx)
+    })?;
     for (i, b) in bufs.iter_mut().enumerate() {
         b.send(i, 1, tx)?;
+    }
+    Ok(())
+}
+
+/// Splits the input into lines without copying those that lie whole in its
+/// buffer; a line across the buffer's end is gathered in `carry`.
+#[derive(Default)]
+struct Lines {
+    carry: Vec<u8>,
+}
+
+impl Lines {
+    fn each(
+        &mut self,
+        input: &mut dyn BufRead,
+        mut f: impl FnMut(&[u8]) -> BuiltinResult<()>,
+    ) -> BuiltinResult<()> {
+        loop {
+            let buf = input.fill_buf()?;
+            if buf.is_empty() {
+                break;
+            }
+            let len = buf.len();
+            let mut at = 0;
+            if !self.carry.is_empty() {
+                let Some(n) = memchr::memchr(b'\n', buf) else {
+                    self.carry.extend_from_slice(buf);
+                    input.consume(len);
+                    continue;
+                };
+                self.carry.extend_from_slice(&buf[..n]);
+                f(&self.carry)?;
+                self.carry.clear();
+                at = n + 1;
+            }
+            while let Some(n) = memchr::memchr(b'\n', &buf[at..]) {
+                f(&buf[at..at + n])?;
+                at += n + 1;
+            }
+            self.carry.extend_from_slice(&buf[at..]);
+            input.consume(len);
+        }
+        if !self.carry.is_empty() {
+            f(&self.carry)?;
+            self.carry.clear();
+        }
+        Ok(())
+    }
+}
+
+/// A line the fast read declined (states, traces, odd or broken lines),
+/// read the slower way, which also words the errors.
+fn careful(
+    text: &[u8],
+    plans: &[Plan],
+    encoders: &mut [Encoder],
+    bufs: &mut [Batch],
+    tx: &SyncSender<Op>,
+) -> BuiltinResult<()> {
+    if text.is_empty() {
+        return Ok(());
+    }
+    let Ok(env) = envelope::scan(text) else {
+        return Ok(());
+    };
+    match env.kind {
+        MessageKind::Record => {
+            let r = env.record.expect("a RECORD has its fields");
+            let i = plan_of(plans, r.namespace.as_deref(), &r.stream).ok_or_else(|| {
+                BuiltinError::system(format!(
+                    "a record for stream `{}` which is not in the catalog",
+                    crate::protocol::StreamDescriptor::new(r.namespace.as_deref(), &r.stream)
+                ))
+            })?;
+            encoders[i].set_extracted_at(emitted_at(text, r.data));
+            let changes = serde_json::from_slice::<MetaOf>(text)
+                .ok()
+                .and_then(|m| m.record.meta)
+                .map_or_else(Vec::new, |m| m.changes);
+            encoders[i].row(r.data, &changes, &mut bufs[i])?;
+            bufs[i].send(i, BATCH_BYTES, tx)?;
+        }
+        MessageKind::State => {
+            for (i, b) in bufs.iter_mut().enumerate() {
+                b.send(i, 1, tx)?;
+            }
+            let mut echo = text.to_vec();
+            echo.push(b'\n');
+            tx.send(Op::State(echo)).map_err(writer_stopped)?;
+        }
+        MessageKind::Trace => {
+            let Ok(Message::Trace(t)) = Message::parse(text) else {
+                return Ok(());
+            };
+            let (TraceKind::StreamStatus, Some(s)) = (t.kind, t.stream_status) else {
+                return Ok(());
+            };
+            if s.status != StreamStatus::Complete {
+                return Ok(());
+            }
+            let d = &s.stream_descriptor;
+            if let Some(i) = plan_of(plans, d.namespace.as_deref(), &d.name) {
+                bufs[i].send(i, 1, tx)?;
+                tx.send(Op::Complete(i)).map_err(writer_stopped)?;
+            }
+        }
+        _ => {}
     }
     Ok(())
 }
@@ -127,167 +178,9 @@ struct RecordMetaOf {
     meta: Option<RecordMeta>,
 }
 
-/// A RECORD line read in one pass: the plan of the stream it names, its
-/// `emitted_at`, and its data split into that stream's columns.
-struct OnePass<'a> {
-    plan: usize,
-    emitted_at: Option<i64>,
-    slots: Vec<Option<&'a RawValue>>,
-    /// The record's `meta`, when it has one.
-    meta: Option<&'a RawValue>,
-}
-
-/// Reads a RECORD line whose envelope serde can borrow (no escaped key or
-/// name) in one pass, its data straight into the columns when the stream's
-/// name comes before the data, as every connector writes it. `None` for
-/// anything else (other messages, broken lines, a stream not in the
-/// catalog), which the caller then reads the careful way.
-fn one_pass<'a>(line: &'a str, plans: &[Plan], encoders: &[Encoder]) -> Option<OnePass<'a>> {
-    let mut de = serde_json::Deserializer::from_str(line);
-    let seed = LineSeed {
-        plans,
-        encoders,
-        record: false,
-    };
-    let r = seed.deserialize(&mut de).ok()??;
-    de.end().ok()?;
-    Some(r)
-}
-
-/// Reads a protocol line's top object, or (`record`) its `record` object.
-#[derive(Clone, Copy)]
-struct LineSeed<'p> {
-    plans: &'p [Plan],
-    encoders: &'p [Encoder],
-    record: bool,
-}
-
-/// A record's data: split while reading it, or kept whole to split later.
-enum DataRead<'a> {
-    Split {
-        plan: usize,
-        slots: Vec<Option<&'a RawValue>>,
-    },
-    Raw(&'a RawValue),
-}
-
-impl<'de> DeserializeSeed<'de> for LineSeed<'_> {
-    type Value = Option<OnePass<'de>>;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for LineSeed<'_> {
-    type Value = Option<OnePass<'de>>;
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str(if self.record {
-            "a record"
-        } else {
-            "a protocol message"
-        })
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        if self.record {
-            self.record_object(map)
-        } else {
-            self.top_object(map)
-        }
-    }
-}
-
-impl LineSeed<'_> {
-    fn top_object<'de, A: MapAccess<'de>>(
-        self,
-        mut map: A,
-    ) -> Result<Option<OnePass<'de>>, A::Error> {
-        let once = || serde::de::Error::custom("a key twice");
-        let mut is_record = None;
-        let mut record = None;
-        while let Some(key) = map.next_key::<&'de str>()? {
-            match key {
-                "type" if is_record.is_none() => {
-                    let kind = map.next_value::<&'de str>()?;
-                    if kind != "RECORD" {
-                        return Ok(None);
-                    }
-                    is_record = Some(true);
-                }
-                "record" if record.is_none() => {
-                    record = Some(map.next_value_seed(LineSeed {
-                        record: true,
-                        ..self
-                    })?);
-                }
-                "type" | "record" => return Err(once()),
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(is_record.and(record.flatten()))
-    }
-
-    fn record_object<'de, A: MapAccess<'de>>(
-        self,
-        mut map: A,
-    ) -> Result<Option<OnePass<'de>>, A::Error> {
-        let once = || serde::de::Error::custom("a key twice");
-        let mut stream: Option<&'de str> = None;
-        let mut namespace: Option<Option<&'de str>> = None;
-        let mut emitted_at: Option<&'de RawValue> = None;
-        let mut meta: Option<&'de RawValue> = None;
-        let mut data: Option<DataRead<'de>> = None;
-        while let Some(key) = map.next_key::<&'de str>()? {
-            match key {
-                "stream" if stream.is_none() => stream = Some(map.next_value()?),
-                "namespace" if namespace.is_none() => namespace = Some(map.next_value()?),
-                "emitted_at" if emitted_at.is_none() => emitted_at = Some(map.next_value()?),
-                "meta" if meta.is_none() => meta = Some(map.next_value()?),
-                "data" if data.is_none() => {
-                    let plan = stream.and_then(|s| plan_of(self.plans, namespace.flatten(), s));
-                    data = Some(match plan {
-                        Some(plan) if !self.encoders[plan].whole => {
-                            let mut slots = vec![None; self.encoders[plan].types.len()];
-                            map.next_value_seed(Fields {
-                                index: &self.encoders[plan].index,
-                                slots: &mut slots,
-                            })?;
-                            DataRead::Split { plan, slots }
-                        }
-                        _ => DataRead::Raw(map.next_value()?),
-                    });
-                }
-                "stream" | "namespace" | "emitted_at" | "meta" | "data" => return Err(once()),
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        let (Some(stream), Some(data)) = (stream, data) else {
-            return Ok(None);
-        };
-        let Some(plan) = plan_of(self.plans, namespace.flatten(), stream) else {
-            return Ok(None);
-        };
-        let slots = match data {
-            DataRead::Split { plan: p, slots } if p == plan => slots,
-            // Split for another stream (its namespace came after the data).
-            DataRead::Split { .. } => return Ok(None),
-            DataRead::Raw(raw) => self.encoders[plan].split(raw.get()),
-        };
-        Ok(Some(OnePass {
-            plan,
-            emitted_at: emitted_at.and_then(|t| millis(t.get())),
-            slots,
-            meta,
-        }))
-    }
-}
-
 /// `emitted_at` as whole milliseconds; not a plausible time (before 1970,
 /// after 9999) is None.
-fn millis(raw: &str) -> Option<i64> {
+pub(super) fn millis(raw: &str) -> Option<i64> {
     let ms = match raw.parse::<i64>() {
         Ok(ms) => ms,
         Err(_) => raw.parse::<f64>().ok().filter(|f| f.is_finite())?.trunc() as i64,
@@ -390,19 +283,16 @@ mod tests {
         let i = plan_of(plans, r.namespace.as_deref(), &r.stream)?;
         let data = std::str::from_utf8(r.data).unwrap();
         let slots = encoders[i].split(data);
-        let slots = slots
-            .iter()
-            .map(|v| v.map(|v| v.get().to_string()))
-            .collect();
+        let slots = slots.iter().map(|v| v.map(str::to_string)).collect();
         Some((i, emitted_at(line.as_bytes(), r.data), slots))
     }
 
     #[test]
-    fn one_pass_reads_records_as_the_careful_path_does() {
+    fn the_fast_read_reads_records_as_the_careful_path_does() {
         let (plans, encoders) = test_plans();
         let read = |line: &str| {
-            one_pass(line, &plans, &encoders).map(|r| {
-                let slots = r.slots.iter().map(|v| v.map(|v| v.get().to_string()));
+            record::read(line.as_bytes(), &plans, &encoders).map(|r| {
+                let slots = r.values.as_slice().iter().map(|v| v.map(str::to_string));
                 (r.plan, r.emitted_at, slots.collect::<Vec<_>>())
             })
         };
@@ -413,6 +303,12 @@ mod tests {
             r#"{"record":{"stream":"users","data":{"id":null,"x":[1,{"y":2}]}},"type":"RECORD"}"#,
             r#"{"type":"RECORD","record":{"namespace":"ns","stream":"s","data":{"id":3}},"x":1}"#,
             r#" {"type":"RECORD","record":{"stream":"users","emitted_at":-1,"data":{"name":"é"}}} "#,
+            // Keys of the record's inside its other values are not its own.
+            r#"{"type":"RECORD","record":{"stream":"users","meta":{"emitted_at":5,"data":{"id":2}},"data":{"id":1},"emitted_at":7}}"#,
+            // The namespace after the data.
+            r#"{"type":"RECORD","record":{"stream":"s","data":{"id":3},"namespace":"ns"}}"#,
+            // Escapes in values and in the stream's name, nesting, spaces.
+            r#"{ "type" : "RECORD" , "record" : { "stream" : "users" , "data" : { "name" : "a\"}\\" , "id" : [ {"x\"" : "]"} ] } } }"#,
         ] {
             let got = read(line);
             assert!(got.is_some(), "{line}");
@@ -432,9 +328,9 @@ mod tests {
         );
         // Lines it leaves to the careful path.
         for line in [
-            // The namespace after the data, which was split for `s`.
-            r#"{"type":"RECORD","record":{"stream":"s","data":{"id":3},"namespace":"ns"}}"#,
             r#"{"type":"RECORD","record":{"str\u0065am":"users","data":{"id":4}}}"#,
+            r#"{"type":"RECORD","record":{"stream":"u\u0073ers","data":{"id":4}}}"#,
+            r#"{"type":"RECORD","record":{"stream":"users","data":{"i\u0064":4}}}"#,
             r#"{"type":"RECORD","record":{"stream":"users","data":[1,2]}}"#,
             r#"{"type":"STATE","state":{"type":"LEGACY","data":{}}}"#,
             r#"{"type":"RECORD","type":"RECORD","record":{"stream":"users","data":{}}}"#,

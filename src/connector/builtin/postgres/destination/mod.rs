@@ -36,6 +36,7 @@ mod encode;
 mod fields;
 mod input;
 mod plan;
+mod record;
 mod text;
 mod writer;
 
