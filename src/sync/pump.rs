@@ -290,6 +290,13 @@ impl<'a> Pump<'a> {
             }
         };
         drop(rx);
+        if end.is_some() {
+            // Nothing drains the reader any more: it may be waiting for
+            // room in the mirror, which only sending frees, or for a source
+            // that writes nothing. Stopping it closes the source's output,
+            // so a source blocked on a full pipe ends too.
+            reader.abort();
+        }
         let reader_end = reader.await.unwrap_or(PumpEnd::Aborted);
         end.unwrap_or(reader_end)
     }

@@ -139,6 +139,30 @@ pub fn send_signal(pid: u32, signal: &str) {
     assert!(sent.success(), "kill {signal} {pid}");
 }
 
+/// Runs `cmd` to the end, or kills it and fails the test when it has not
+/// ended after `limit`: for the runs whose failure mode is a hang.
+#[track_caller]
+pub fn run_within(mut cmd: Command, limit: std::time::Duration) -> Run {
+    use std::process::Stdio;
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start sluice");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(output) => Run(output.expect("wait for sluice")),
+        Err(_) => {
+            send_signal(pid, "-KILL");
+            panic!("sluice was still running after {limit:?}: it hangs");
+        }
+    }
+}
+
 /// The names of the entries of a directory, hidden ones too, sorted.
 pub fn dir_names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)

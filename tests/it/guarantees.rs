@@ -2,8 +2,9 @@
 //! that misbehave on purpose: garbage, crashes, errors, lost acknowledgements,
 //! Ctrl-C, overlong lines, secrets.
 
-use crate::common::{dir_names, read_jsonl, send_signal, Run, Sandbox};
+use crate::common::{dir_names, read_jsonl, run_within, send_signal, Run, Sandbox};
 use serde_json::Value;
+use std::time::Duration;
 
 const SPEC: &str = r#"{"type":"SPEC","spec":{"connectionSpecification":{"type":"object","properties":{"token":{"type":"string","airbyte_secret":true},"n":{"type":"integer"}}}}}"#;
 const CATALOG: &str = r#"{"type":"CATALOG","catalog":{"streams":[{"name":"s","json_schema":{"type":"object"},"supported_sync_modes":["full_refresh","incremental"],"source_defined_cursor":true}]}}"#;
@@ -258,6 +259,42 @@ fn a_destination_exiting_non_zero_fails_the_sync() {
     assert_eq!(saved, None);
 }
 
+/// A destination that fails while the source still has far more to send
+/// than the pipes between them hold: the sync fails with the destination's
+/// reason and stops the source, instead of waiting on it forever.
+#[test]
+fn a_destination_that_stops_reading_mid_stream_fails_the_sync_at_once() {
+    let sandbox = Sandbox::new();
+    let dest = destination(
+        &sandbox,
+        "head -n 5 > /dev/null\necho 'disk quota exceeded' >&2\nexit 3",
+    );
+    // About 40 MB of records: many times what the pipes hold.
+    // The built-in source, and the same as a process writing to a pipe.
+    let process = sandbox.script(
+        "sample",
+        &format!(
+            "sluice={}\ncase \"$1\" in\n  spec) exec \"$sluice\" -o json connector spec sample ;;\n  read) exec \"$sluice\" -o json connector read sample --config \"$3\" --catalog \"$5\" ;;\n  *) exec \"$sluice\" -o json connector \"$1\" sample --config \"$3\" ;;\nesac",
+            env!("CARGO_BIN_EXE_sluice")
+        ),
+    );
+    for source in ["sample", process.as_str()] {
+        let mut cmd = sandbox.cmd();
+        cmd.args(["-o", "json", "sync", "--source", source])
+            .args(["--source-config", r#"{"count": 200000}"#])
+            .args(["--destination", &dest]);
+        let run = run_within(cmd, Duration::from_secs(120));
+        run.expect_code(1);
+        let failure = &run.json()["failure"];
+        assert_eq!(failure["origin"], "destination", "{source}: {failure}");
+        let message = failure["message"].as_str().unwrap();
+        assert!(
+            message.contains("status 3") && message.contains("disk quota exceeded"),
+            "{source}: {message}"
+        );
+    }
+}
+
 #[test]
 fn ctrl_c_stops_both_connectors_and_keeps_the_committed_state() {
     let sandbox = Sandbox::new();
@@ -489,8 +526,7 @@ fn a_destination_write_error_leaves_the_old_file_and_no_partial_file() {
     std::fs::write(out.join("users.jsonl"), "{\"old\":1}\n").unwrap();
     // Files may grow to 64 KiB at most (dash counts 512-byte blocks), and
     // writing past that fails (EFBIG) instead of killing sluice. The
-    // records (about 500 KB) outgrow it, yet fit in the pipes, so the
-    // source is never left blocked on a destination that is gone.
+    // records (about 20 MB) are many times what that and the pipes hold.
     let base = sandbox.cmd();
     let mut cmd = std::process::Command::new("sh");
     cmd.args(["-c", "trap '' XFSZ; ulimit -f 128; exec \"$@\"", "sh"])
@@ -503,7 +539,7 @@ fn a_destination_write_error_leaves_the_old_file_and_no_partial_file() {
             "sample",
             "--source-config",
         ])
-        .args([r#"{"count": 2000}"#, "--destination", "jsonl"])
+        .args([r#"{"count": 100000}"#, "--destination", "jsonl"])
         .arg(format!("--destination-config={}", jsonl(&sandbox)))
         .current_dir(sandbox.dir.path());
     for (k, v) in base.get_envs() {
@@ -512,7 +548,7 @@ fn a_destination_write_error_leaves_the_old_file_and_no_partial_file() {
             None => cmd.env_remove(k),
         };
     }
-    let run = Run(cmd.output().unwrap());
+    let run = run_within(cmd, Duration::from_secs(120));
     run.expect_code(1);
     let failure = &run.json()["failure"];
     assert_eq!(failure["origin"], "destination", "{failure}");
