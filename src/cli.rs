@@ -15,7 +15,8 @@ Move data from sources to destinations over the Airbyte Protocol, as one binary.
 
 sluice runs Airbyte connectors (Docker images, Python packages from PyPI, local
 programs) and its own native connectors. `sluice sync` runs one sync inline:
-nothing else to start.";
+nothing else to start. `sluice daemon start` adds a daemon that holds the job
+store and serves an HTTP API; the same commands then talk to it.";
 
 const EXAMPLES: &str = "\
 Examples:
@@ -39,7 +40,8 @@ Examples:
 Exit status:
   0  it worked
   1  a sync or job ran and failed (or a connector's check said FAILED)
-  2  something to fix in the command, a config, a file or the setup";
+  2  something to fix in the command, a config, a file or the setup
+  3  the daemon named by --host or SLUICE_HOST did not answer";
 
 /// The EXIT STATUS section of the man page `sluice.1`.
 const EXIT_STATUS_ROFF: &str = "\
@@ -53,6 +55,9 @@ A sync or job ran and failed, or a connector's check said FAILED.
 .TP
 2
 Something to fix in the command, a config, a file or the setup; nothing ran.
+.TP
+3
+The daemon named by --host or SLUICE_HOST did not answer.
 ";
 
 #[derive(Debug, Parser)]
@@ -92,6 +97,8 @@ pub enum Command {
     Export(commands::apply::ExportArgs),
     #[command(subcommand)]
     System(commands::system::SystemCommand),
+    #[command(subcommand)]
+    Daemon(commands::daemon::DaemonCommand),
     Completions(commands::completions::CompletionsArgs),
     /// Writes completions/ and man/ from these definitions (for packagers).
     #[command(hide = true)]
@@ -122,10 +129,58 @@ impl Cli {
             database_url: global.database_url.clone(),
         })
         .map_err(crate::api::ApiError::from)?;
-        let ctx = Ctx {
-            api: Box::new(crate::api::Local::new(settings)),
-            global,
+        let in_process = match &self.command {
+            Command::Daemon(cmd) => {
+                use commands::daemon::DaemonCommand as D;
+                match cmd {
+                    D::Run(args) => {
+                        let options = crate::daemon::control::Options {
+                            listen: args.listen.clone(),
+                            socket: args.socket.clone(),
+                        };
+                        crate::daemon::control::run(settings, options).await?;
+                        return Ok(ExitClass::Success);
+                    }
+                    D::Start(args) => {
+                        let pid = crate::daemon::control::start(&settings, &args.to_args()).await?;
+                        if !global.quiet {
+                            eprintln!(
+                                "The sluice daemon runs (pid {pid}); its log is {}.",
+                                crate::daemon::control::log_path(&settings).display()
+                            );
+                        }
+                        return Ok(ExitClass::Success);
+                    }
+                    D::Stop(args) => {
+                        let wait = std::time::Duration::from_secs(args.wait);
+                        match crate::daemon::control::stop(&settings, wait).await? {
+                            Some(pid) if !global.quiet => {
+                                eprintln!("The sluice daemon (pid {pid}) stopped.")
+                            }
+                            Some(_) => {}
+                            None if !global.quiet => eprintln!("No sluice daemon was running."),
+                            None => {}
+                        }
+                        return Ok(ExitClass::Success);
+                    }
+                    D::Token(args) => {
+                        println!("{}", crate::daemon::control::token(&settings, args.rotate)?);
+                        return Ok(ExitClass::Success);
+                    }
+                    D::Status(_) => false,
+                }
+            }
+            // Ad-hoc work on this machine's files and connectors.
+            Command::Sync(_) => true,
+            Command::Connector(cmd) => cmd.streams_bytes(),
+            _ => false,
         };
+        let api: Box<dyn crate::api::Api> = if in_process {
+            Box::new(crate::api::Local::new(settings))
+        } else {
+            choose_api(&global, settings).await?
+        };
+        let ctx = Ctx { api, global };
         match self.command {
             Command::Sync(args) => commands::sync::run(&ctx, args).await,
             Command::Connector(cmd) => commands::connector::run(&ctx, cmd).await,
@@ -138,11 +193,43 @@ impl Cli {
             Command::Db(cmd) => commands::db::run(&ctx, cmd).await,
             Command::Apply(args) => commands::apply::apply(&ctx, args).await,
             Command::Export(args) => commands::apply::export(&ctx, args).await,
+            Command::Daemon(_) => commands::daemon::status(&ctx).await,
             Command::Completions(_) | Command::GenerateAssets(_) => {
                 unreachable!("handled above")
             }
         }
     }
+}
+
+/// The Api a command talks to: the daemon `--host` or `SLUICE_HOST` names;
+/// else the data dir's daemon when one answers on its socket; else this
+/// process.
+async fn choose_api(
+    global: &GlobalArgs,
+    settings: Settings,
+) -> anyhow::Result<Box<dyn crate::api::Api>> {
+    use crate::api::{Endpoint, Remote};
+    let from_env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let token = global.token.clone().or_else(|| from_env("SLUICE_TOKEN"));
+    if let Some(host) = global.host.clone().or_else(|| from_env("SLUICE_HOST")) {
+        return Ok(Box::new(Remote::new(Endpoint::parse(&host)?, token)?));
+    }
+    let socket = crate::daemon::control::socket_path(&settings);
+    if socket.exists() {
+        let remote = Remote::new(Endpoint::Unix(socket), token)?;
+        let probe = tokio::time::timeout(std::time::Duration::from_secs(2), remote.health());
+        if let Ok(Ok(health)) = probe.await {
+            if health.version != env!("CARGO_PKG_VERSION") && !global.quiet {
+                eprintln!(
+                    "warning: the daemon runs sluice {}, this is {}; restart it with `sluice daemon stop && sluice daemon start`",
+                    health.version,
+                    env!("CARGO_PKG_VERSION")
+                );
+            }
+            return Ok(Box::new(remote));
+        }
+    }
+    Ok(Box::new(crate::api::Local::new(settings)))
 }
 
 #[derive(Debug, Args)]

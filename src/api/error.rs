@@ -30,6 +30,10 @@ pub enum ErrorCode {
     NotFound,
     /// A clash with what exists: a name taken, a job already running.
     Conflict,
+    /// A daemon's TCP request without its token, or with another.
+    Unauthorized,
+    /// A request body over the daemon's limit.
+    TooLarge,
     /// The operation ran and failed: a connector, a store query.
     Failed,
     /// The daemon did not answer.
@@ -41,7 +45,11 @@ pub enum ErrorCode {
 impl ErrorCode {
     pub fn class(self) -> ErrorClass {
         match self {
-            ErrorCode::BadRequest | ErrorCode::NotFound | ErrorCode::Conflict => ErrorClass::User,
+            ErrorCode::BadRequest
+            | ErrorCode::NotFound
+            | ErrorCode::Conflict
+            | ErrorCode::Unauthorized
+            | ErrorCode::TooLarge => ErrorClass::User,
             ErrorCode::Failed => ErrorClass::Failed,
             ErrorCode::Unreachable => ErrorClass::Unreachable,
             ErrorCode::Internal => ErrorClass::Internal,

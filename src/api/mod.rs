@@ -7,10 +7,12 @@
 //! written against the trait and import nothing below it.
 
 pub mod error;
+pub mod remote;
 mod setup;
 pub mod types;
 
 pub use error::{ApiError, Context, ErrorClass, ErrorCode};
+pub use remote::{Endpoint, Remote};
 pub use types::*;
 
 use crate::connector::registry;
@@ -175,6 +177,12 @@ pub trait Api: Send + Sync {
 
     /// The current sources, destinations and connections, secrets masked.
     async fn export(&self) -> Result<Setup, ApiError>;
+
+    /// The daemon this Api talks to: only a [`Remote`] has one.
+    async fn daemon_status(&self) -> Result<DaemonStatus, ApiError> {
+        Err(ApiError::unreachable("no sluice daemon is running here")
+            .hint("start one with `sluice daemon start`, or name one with --host"))
+    }
 }
 
 /// What a shell completes from this machine (see

@@ -641,6 +641,44 @@ pub struct Migration {
     pub installed_on: String,
 }
 
+// -- the daemon -----------------------------------------------------------------
+
+/// What `sluice daemon status` says of a running daemon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DaemonStatus {
+    pub version: String,
+    pub pid: u32,
+    /// Unix milliseconds.
+    pub started_at: i64,
+    pub uptime_s: u64,
+    /// `sqlite` or `postgres`.
+    pub backend: String,
+    /// The store's URL, its password masked.
+    pub store: String,
+    /// `unix:///path/daemon.sock`, `http://127.0.0.1:8080`.
+    pub listen: Vec<String>,
+    pub jobs_running: usize,
+    pub jobs_queued: usize,
+    /// The next scheduled runs, soonest first.
+    #[serde(default)]
+    pub next_runs: Vec<NextRun>,
+}
+
+/// When a connection's schedule fires next.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NextRun {
+    pub connection: String,
+    /// Unix milliseconds.
+    pub at: i64,
+}
+
+/// What a daemon answers at `/healthz`: alive, and which sluice it is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    pub status: String,
+    pub version: String,
+}
+
 // -- events -------------------------------------------------------------------
 
 /// What a long operation says while it runs, in order; the answer comes

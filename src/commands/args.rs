@@ -33,6 +33,16 @@ pub struct GlobalArgs {
     /// [env: SLUICE_DATABASE_URL] [default: sluice.db, SQLite, in the data dir].
     #[arg(long, global = true, value_name = "URL", help_heading = GLOBAL)]
     pub database_url: Option<String>,
+
+    /// The daemon to talk to: unix:///path/daemon.sock or http(s)://HOST:PORT
+    /// [env: SLUICE_HOST] [default: the data dir's daemon when one answers,
+    /// else this process].
+    #[arg(long, global = true, value_name = "ADDRESS", help_heading = GLOBAL)]
+    pub host: Option<String>,
+
+    /// The daemon's token, for a daemon on TCP [env: SLUICE_TOKEN].
+    #[arg(long, global = true, value_name = "TOKEN", help_heading = GLOBAL)]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

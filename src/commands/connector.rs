@@ -30,6 +30,14 @@ pub enum ConnectorCommand {
     List(ListArgs),
 }
 
+impl ConnectorCommand {
+    /// `read` and `write` stream a connector's own input and output: they
+    /// run in this process, never through a daemon.
+    pub fn streams_bytes(&self) -> bool {
+        matches!(self, ConnectorCommand::Read(_) | ConnectorCommand::Write(_))
+    }
+}
+
 const REF_HELP: &str =
     "The connector: a built-in name, python:PACKAGE==VERSION, docker:IMAGE:TAG or exec:PATH.";
 

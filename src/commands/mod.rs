@@ -11,6 +11,7 @@ pub mod complete;
 pub mod completions;
 pub mod connection;
 pub mod connector;
+pub mod daemon;
 pub mod db;
 pub mod files;
 pub mod job;
@@ -91,6 +92,8 @@ pub fn report_error(err: &anyhow::Error, format: OutputFormat) -> ExitClass {
     let broken_pipe = err.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
             .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>()
+                .is_some_and(|e| e.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
     });
     if broken_pipe {
         return ExitClass::Success;

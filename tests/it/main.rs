@@ -5,6 +5,7 @@ mod common;
 mod assets;
 mod builtin;
 mod cli;
+mod daemon;
 mod docker;
 mod faker;
 mod guarantees;

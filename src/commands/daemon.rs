@@ -1,0 +1,114 @@
+//! `sluice daemon ...`: its arguments, and `status` rendered from the
+//! Api. Running, starting and stopping a daemon happen in `cli.rs`, which
+//! owns the process; this file stays above the Api like every command.
+
+use super::output;
+use super::{Ctx, ExitClass};
+use clap::{Args, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The daemon: the job store, the HTTP API on a Unix socket (and on TCP
+/// with --listen), serving this same CLI and scripts.
+#[derive(Debug, Subcommand)]
+#[command(after_help = "\
+Examples:
+  sluice daemon start                       # detached; its socket is in the data dir
+  sluice connection list                    # now answered by the daemon
+  sluice daemon status
+  sluice daemon run --listen 127.0.0.1:8080 # in the foreground (systemd, containers)
+  SLUICE_HOST=http://127.0.0.1:8080 SLUICE_TOKEN=$(sluice daemon token) sluice job list
+  sluice daemon stop
+
+With no --host and no SLUICE_HOST, commands use the daemon of the data dir
+when one answers on its socket, else they run in this process. `sluice sync`
+and `sluice connector read|write` always run in this process.")]
+pub enum DaemonCommand {
+    /// Run the daemon in the foreground until SIGTERM or SIGINT.
+    Run(DaemonRunArgs),
+    /// Start the daemon detached; returns once it answers (pid and log file
+    /// in the data dir).
+    Start(DaemonRunArgs),
+    /// Stop the data dir's daemon (SIGTERM) and wait for it to end.
+    Stop(DaemonStopArgs),
+    /// Show the daemon's version, pid, uptime, store, addresses and jobs.
+    Status(DaemonStatusArgs),
+    /// Print the token TCP clients send (made on first use).
+    Token(DaemonTokenArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DaemonRunArgs {
+    /// Also listen on TCP at ADDR:PORT (repeatable); every request there
+    /// needs `Authorization: Bearer TOKEN` (see `sluice daemon token`).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Vec<SocketAddr>,
+
+    /// The Unix socket [default: daemon.sock in the data dir].
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+}
+
+impl DaemonRunArgs {
+    /// The same flags, for the detached `daemon run` that `start` spawns.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for l in &self.listen {
+            out.push("--listen".to_string());
+            out.push(l.to_string());
+        }
+        if let Some(s) = &self.socket {
+            out.push("--socket".to_string());
+            out.push(s.display().to_string());
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DaemonStopArgs {
+    /// How long to wait for it to end, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 90)]
+    pub wait: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DaemonStatusArgs {}
+
+#[derive(Debug, Clone, Args)]
+pub struct DaemonTokenArgs {
+    /// Replace the token with a new one (clients with the old one are
+    /// refused from then on).
+    #[arg(long)]
+    pub rotate: bool,
+}
+
+/// `sluice daemon status`, through whichever Api the command line chose.
+pub async fn status(ctx: &Ctx) -> anyhow::Result<ExitClass> {
+    let s = ctx.api.daemon_status().await?;
+    if ctx.json() {
+        output::print_json(&s)?;
+        return Ok(ExitClass::Success);
+    }
+    let mut t = output::table(vec!["", ""]);
+    let uptime = humantime::format_duration(std::time::Duration::from_secs(s.uptime_s));
+    for (k, v) in [
+        ("Version", s.version.clone()),
+        ("Pid", s.pid.to_string()),
+        ("Uptime", uptime.to_string()),
+        ("Store", format!("{} ({})", s.store, s.backend)),
+        ("Listening", s.listen.join("\n")),
+        ("Jobs running", s.jobs_running.to_string()),
+        ("Jobs queued", s.jobs_queued.to_string()),
+    ] {
+        t.add_row(vec![k.to_string(), v]);
+    }
+    for n in &s.next_runs {
+        t.add_row(vec![
+            format!("Next: {}", n.connection),
+            output::timestamp(n.at),
+        ]);
+    }
+    output::print_table(&t)?;
+    Ok(ExitClass::Success)
+}

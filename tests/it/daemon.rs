@@ -1,0 +1,376 @@
+//! The daemon: real `sluice daemon run` processes, and the CLI as their
+//! client over the Unix socket and over TCP with the token. The same
+//! commands give the same output and exit code in-process and through a
+//! daemon.
+
+use crate::common::{send_signal, Run, Sandbox};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+
+/// A daemon of a sandbox, stopped (SIGTERM) when dropped.
+struct Daemon {
+    child: Child,
+    /// What it listens on: the socket first, then TCP.
+    listen: Vec<String>,
+}
+
+impl Daemon {
+    fn start(sandbox: &Sandbox, tcp: bool) -> Daemon {
+        let mut cmd = sandbox.cmd();
+        cmd.args(["daemon", "run"]);
+        if tcp {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the daemon");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("the daemon says where it listens");
+        let listen = line
+            .trim()
+            .split_once(" listening on ")
+            .unwrap_or_else(|| panic!("not a listening line: {line:?}"))
+            .1
+            .split(", ")
+            .map(String::from)
+            .collect();
+        Daemon { child, listen }
+    }
+
+    fn tcp(&self) -> &str {
+        self.listen
+            .iter()
+            .find(|l| l.starts_with("http://"))
+            .expect("a TCP address")
+    }
+
+    fn stop(mut self) -> std::process::ExitStatus {
+        send_signal(self.child.id(), "-TERM");
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Output that differs between two runs of the same commands only by
+/// times, durations and the sandbox's own directory, made equal.
+fn normalized(sandbox: &Sandbox, run: &Run) -> (i32, Value, String) {
+    let dir = sandbox.dir.path().display().to_string();
+    let stdout = run.stdout().replace(&dir, "<dir>");
+    let mut json: Value = if stdout.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&stdout).unwrap_or(Value::String(stdout.clone()))
+    };
+    scrub(&mut json);
+    let stderr = run.stderr().replace(&dir, "<dir>");
+    (run.code(), json, stderr)
+}
+
+fn scrub(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                let timed = k == "at"
+                    || k.ends_with("_at")
+                    || k.ends_with("_ms")
+                    || k == "installed_on"
+                    || k == "owner"
+                    || k == "duration";
+                if timed && !v.is_null() {
+                    *v = Value::String("<time>".into());
+                } else {
+                    scrub(v);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(scrub),
+        _ => {}
+    }
+}
+
+/// A day with sluice: set up, sync, look at jobs and state, make mistakes,
+/// export, tear down. Each command with `-o json`.
+const SCRIPT: &[&[&str]] = &[
+    &[
+        "source",
+        "create",
+        "src",
+        "--connector",
+        "sample",
+        "--config",
+        r#"{"count": 25}"#,
+    ],
+    &["destination", "create", "dst", "--connector", "devnull"],
+    &["source", "list"],
+    &["source", "get", "src"],
+    &["source", "check", "src"],
+    &["source", "discover", "src"],
+    &[
+        "connection",
+        "create",
+        "c1",
+        "--source",
+        "src",
+        "--destination",
+        "dst",
+        "--streams",
+        "users",
+    ],
+    &["connection", "list"],
+    &["connection", "get", "c1"],
+    &["connection", "sync", "c1"],
+    &["job", "list"],
+    &["job", "get", "1"],
+    &["state", "get", "c1"],
+    &["connection", "disable", "c1"],
+    &["connection", "sync", "c1"],
+    &["connection", "enable", "c1"],
+    &["connection", "update", "c1", "--schedule", "every:1h"],
+    &["export"],
+    &["connector", "spec", "sample"],
+    &["connector", "check", "devnull"],
+    &["connection", "get", "nope"],
+    &["job", "get", "99"],
+    &["source", "create", "src", "--connector", "sample"],
+    &["source", "delete", "src"],
+    &["connection", "delete", "c1"],
+    &["source", "delete", "src"],
+    &["destination", "delete", "dst"],
+    &["connection", "list"],
+];
+
+fn play(sandbox: &Sandbox, env: &[(&str, &str)]) -> Vec<(String, (i32, Value, String))> {
+    SCRIPT
+        .iter()
+        .map(|args| {
+            let mut cmd = sandbox.cmd();
+            cmd.args(["-o", "json"]).args(*args);
+            for (k, v) in env {
+                cmd.env(k, v);
+            }
+            let run = Run(cmd.output().expect("run sluice"));
+            (args.join(" "), normalized(sandbox, &run))
+        })
+        .collect()
+}
+
+fn assert_same(
+    what: &str,
+    expected: &[(String, (i32, Value, String))],
+    got: &[(String, (i32, Value, String))],
+) {
+    for ((cmd, a), (_, b)) in expected.iter().zip(got) {
+        assert_eq!(a, b, "`sluice {cmd}` differs {what}");
+    }
+}
+
+#[test]
+fn the_commands_answer_the_same_in_process_and_through_a_daemon() {
+    let local = Sandbox::new();
+    let expected = play(&local, &[]);
+    // The script exercises failures too: their exit codes are part of it.
+    let codes: Vec<i32> = expected.iter().map(|(_, (c, _, _))| *c).collect();
+    assert!(codes.contains(&0) && codes.contains(&2), "{codes:?}");
+
+    // Found on the data dir's socket with nothing set.
+    let socket = Sandbox::new();
+    let daemon = Daemon::start(&socket, false);
+    let got = play(&socket, &[]);
+    assert_same("over the socket", &expected, &got);
+    let status = socket.run(&["-o", "json", "daemon", "status"]);
+    status.expect_code(0);
+    assert_eq!(status.json()["listen"][0], daemon.listen[0]);
+    assert!(daemon.stop().success());
+
+    // Named with SLUICE_HOST, over TCP with the token.
+    let tcp = Sandbox::new();
+    let daemon = Daemon::start(&tcp, true);
+    let token = tcp.run(&["daemon", "token"]);
+    token.expect_code(0);
+    let token = token.stdout().trim().to_string();
+    let host = daemon.tcp().to_string();
+    let got = play(&tcp, &[("SLUICE_HOST", &host), ("SLUICE_TOKEN", &token)]);
+    assert_same("over TCP", &expected, &got);
+
+    // Without the token, or with another: refused, nothing answered.
+    for bad in [None, Some("not-the-token")] {
+        let mut args = vec!["--host", host.as_str(), "connection", "list"];
+        if let Some(t) = bad {
+            args.extend(["--token", t]);
+        }
+        let run = tcp.run(&args);
+        run.expect_code(2);
+        assert!(run.stdout().is_empty(), "{}", run.stdout());
+        assert!(run.stderr().contains("token"), "{}", run.stderr());
+        assert!(
+            run.stderr().contains("sluice daemon token"),
+            "{}",
+            run.stderr()
+        );
+    }
+    assert!(daemon.stop().success());
+}
+
+#[test]
+fn a_daemon_that_does_not_answer_exits_3_naming_its_address() {
+    let sandbox = Sandbox::new();
+    let sock = sandbox.path("gone.sock");
+    let host = format!("unix://{}", sock.display());
+    for args in [
+        vec!["--host", host.as_str(), "connection", "list"],
+        vec!["--host", "http://127.0.0.1:9", "job", "list"],
+    ] {
+        let run = sandbox.run(&args);
+        run.expect_code(3);
+        let address = args[1];
+        assert!(run.stderr().contains(address), "{}", run.stderr());
+        assert!(
+            run.stderr().contains("sluice daemon start"),
+            "{}",
+            run.stderr()
+        );
+    }
+    // With nothing named and no daemon, commands run in this process.
+    sandbox.run(&["connection", "list"]).expect_code(0);
+    let run = sandbox.run(&["daemon", "status"]);
+    run.expect_code(3);
+    assert!(
+        run.stderr().contains("no sluice daemon"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn one_daemon_per_data_dir_and_start_stop_manage_a_detached_one() {
+    let sandbox = Sandbox::new();
+    sandbox.run(&["daemon", "start"]).expect_code(0);
+    let status = sandbox.run(&["-o", "json", "daemon", "status"]);
+    status.expect_code(0);
+    let pid = status.json()["pid"].as_u64().unwrap();
+    // The socket and the token are private.
+    use std::os::unix::fs::PermissionsExt;
+    for (file, mode) in [("daemon.sock", 0o600), ("daemon.token", 0o600)] {
+        sandbox.run(&["daemon", "token"]).expect_code(0);
+        let meta = std::fs::metadata(sandbox.data_dir().join(file)).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, mode, "{file}");
+    }
+
+    let second = sandbox.run(&["daemon", "run"]);
+    second.expect_code(2);
+    assert!(
+        second.stderr().contains(&format!("pid {pid}")),
+        "{}",
+        second.stderr()
+    );
+    let again = sandbox.run(&["daemon", "start"]);
+    again.expect_code(2);
+
+    let stop = sandbox.run(&["daemon", "stop"]);
+    stop.expect_code(0);
+    assert!(
+        stop.stderr().contains(&pid.to_string()),
+        "{}",
+        stop.stderr()
+    );
+    assert!(!sandbox.data_dir().join("daemon.sock").exists());
+    // Stopped: commands run in this process again; status says so.
+    sandbox.run(&["daemon", "status"]).expect_code(3);
+    sandbox.run(&["connection", "list"]).expect_code(0);
+    let none = sandbox.run(&["daemon", "stop"]);
+    none.expect_code(0);
+    assert!(
+        none.stderr().contains("No sluice daemon"),
+        "{}",
+        none.stderr()
+    );
+}
+
+#[test]
+fn the_api_answers_bad_input_with_json_errors_and_stores_nothing() {
+    let sandbox = Sandbox::new();
+    let daemon = Daemon::start(&sandbox, true);
+    let token = sandbox
+        .run(&["daemon", "token"])
+        .stdout()
+        .trim()
+        .to_string();
+    let base = daemon.tcp().to_string();
+    let curl = |args: &[&str]| -> (u16, Value) {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "-o", "-", "-w", "\n%{http_code}", "-H"])
+            .arg(format!("Authorization: Bearer {token}"))
+            .args(args)
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (body, code) = text.rsplit_once('\n').unwrap();
+        (
+            code.parse().unwrap(),
+            serde_json::from_str(body).unwrap_or(Value::String(body.into())),
+        )
+    };
+    let post = |path: &str, body: &str| {
+        curl(&[
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+            body,
+            &format!("{base}{path}"),
+        ])
+    };
+    for (path, body, status) in [
+        ("/api/v1/sources", "{not json", 400),
+        ("/api/v1/sources", r#"{"kind": "source", "name": 5}"#, 400),
+        (
+            "/api/v1/sources",
+            r#"{"kind": "source", "name": "../../etc", "connector": "sample"}"#,
+            400,
+        ),
+        (
+            "/api/v1/connections/nope/jobs",
+            r#"{"connection": "nope", "kind": "sync"}"#,
+            404,
+        ),
+        ("/api/v1/nowhere", "{}", 404),
+    ] {
+        let (code, json) = post(path, body);
+        assert_eq!(code, status, "{path} {body}: {json}");
+        assert!(json["error"]["message"].is_string(), "{json}");
+        assert!(json["error"]["code"].is_string(), "{json}");
+    }
+    // Over the limit: 413, with the API's error.
+    let big = format!(r#"{{"name": "{}"}}"#, "x".repeat(17 << 20));
+    let path = sandbox.write("big.json", &big);
+    let (code, json) = curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "content-type: application/json",
+        "--data-binary",
+        &format!("@{}", path.display()),
+        &format!("{base}/api/v1/sources"),
+    ]);
+    assert_eq!(code, 413, "{json}");
+    assert_eq!(json["error"]["code"], "too_large");
+    // Nothing was stored.
+    let (code, json) = curl(&[&format!("{base}/api/v1/sources")]);
+    assert_eq!((code, json), (200, serde_json::json!([])));
+    // Health and readiness.
+    assert_eq!(curl(&[&format!("{base}/healthz")]).0, 200);
+    assert_eq!(curl(&[&format!("{base}/readyz")]).0, 200);
+    drop(daemon);
+}
