@@ -166,6 +166,9 @@ pub trait Api: Send + Sync {
 
     async fn job_logs(&self, id: i64, attempt: Option<i64>) -> Result<JobLog, ApiError>;
 
+    /// A job's log as it is written, ending with the job.
+    async fn job_logs_follow(&self, id: i64, attempt: Option<i64>) -> Result<ByteStream, ApiError>;
+
     async fn state_get(&self, connection: &str) -> Result<Option<ConnectionState>, ApiError>;
 
     async fn state_set(&self, connection: &str, state: serde_json::Value) -> Result<(), ApiError>;
@@ -208,6 +211,12 @@ impl Local {
             service: Service::new(settings),
             runs: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    /// The operations this Api runs: for the daemon, which serves this
+    /// same Api and reads figures of the store besides.
+    pub fn service(&self) -> &Service {
+        &self.service
     }
 
     /// Names a shell may complete, from this machine's store and
@@ -468,6 +477,10 @@ impl Api for Local {
 
     async fn job_get(&self, id: i64) -> Result<JobDetail, ApiError> {
         self.service.job_get(id).await
+    }
+
+    async fn job_logs_follow(&self, id: i64, attempt: Option<i64>) -> Result<ByteStream, ApiError> {
+        self.service.job_logs_follow(id, attempt).await
     }
 
     async fn job_logs(&self, id: i64, attempt: Option<i64>) -> Result<JobLog, ApiError> {

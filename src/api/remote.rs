@@ -583,6 +583,31 @@ impl Api for Remote {
         .await
     }
 
+    async fn job_logs_follow(&self, id: i64, attempt: Option<i64>) -> Result<ByteStream, ApiError> {
+        use futures_util::StreamExt;
+        let mut query = vec![("follow", yes_no(true))];
+        if let Some(a) = attempt {
+            query.push(("attempt", a.to_string()));
+        }
+        let resp = self
+            .request(
+                Method::GET,
+                &["api", "v1", "jobs", &id.to_string(), "logs"],
+                &query,
+                None::<&()>,
+            )?
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        if !resp.status().is_success() {
+            return Err(self.error_of(resp).await);
+        }
+        Ok(Box::pin(
+            resp.bytes_stream()
+                .map(|r| r.map_err(std::io::Error::other)),
+        ))
+    }
+
     async fn state_get(&self, connection: &str) -> Result<Option<ConnectionState>, ApiError> {
         self.call(
             Method::GET,

@@ -51,6 +51,10 @@ pub struct LogsArgs {
     /// The attempt's number [default: the last].
     #[arg(long, value_name = "N")]
     pub attempt: Option<i64>,
+    /// Keep printing the log as it is written, until the job ends (the
+    /// attempts after this one too, unless --attempt names one).
+    #[arg(long, short = 'f')]
+    pub follow: bool,
 }
 
 fn duration(start: Option<i64>, end: Option<i64>) -> String {
@@ -98,6 +102,15 @@ pub async fn run(ctx: &Ctx, cmd: JobCommand) -> anyhow::Result<ExitClass> {
                 output::print_json(&job)?;
             } else {
                 print_job(&job)?;
+            }
+        }
+        JobCommand::Logs(a) if a.follow => {
+            use futures_util::StreamExt;
+            let mut stream = ctx.api.job_logs_follow(a.id, a.attempt).await?;
+            let mut out = std::io::stdout();
+            while let Some(chunk) = stream.next().await {
+                out.write_all(&chunk?)?;
+                out.flush()?;
             }
         }
         JobCommand::Logs(a) => {

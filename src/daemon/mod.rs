@@ -5,4 +5,5 @@
 //! or knows clap: `cli.rs` runs it.
 
 pub mod control;
+pub mod metrics;
 pub mod server;

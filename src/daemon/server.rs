@@ -97,6 +97,7 @@ pub fn router(daemon: Shared) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .nest("/api/v1", api)
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
@@ -329,6 +330,30 @@ async fn readyz(State(d): State<Shared>) -> Response {
             *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
             resp
         }
+    }
+}
+
+async fn metrics(State(d): State<Shared>) -> Response {
+    let store = attempt!(d.api.service().store().await);
+    let figures = attempt!(store
+        .figures(&super::metrics::ATTEMPT_BOUNDS_MS)
+        .await
+        .map_err(ApiError::from));
+    let scrape = super::metrics::Scrape {
+        figures,
+        uptime_s: d.started.elapsed().as_secs(),
+        scheduler_lag_s: None,
+    };
+    match super::metrics::render(scrape) {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(_) => error(ApiError::internal("cannot encode the metrics")),
     }
 }
 
@@ -643,6 +668,14 @@ async fn job_logs(State(d): State<Shared>, id: Name, q: Params) -> Response {
             format!("`attempt` takes a number, not `{a}`")
         )))),
     };
+    if attempt!(flag(&q, "follow")) {
+        let stream = attempt!(d.api.job_logs_follow(id, attempt_number).await);
+        return (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            Body::from_stream(stream),
+        )
+            .into_response();
+    }
     answer(d.api.job_logs(id, attempt_number).await)
 }
 

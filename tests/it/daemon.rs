@@ -374,3 +374,103 @@ fn the_api_answers_bad_input_with_json_errors_and_stores_nothing() {
     assert_eq!(curl(&[&format!("{base}/readyz")]).0, 200);
     drop(daemon);
 }
+
+/// A source that logs, waits, and logs again before its records.
+fn slow_source(sandbox: &Sandbox) -> String {
+    let spec = r#"{"type":"SPEC","spec":{"connectionSpecification":{"type":"object"}}}"#;
+    let catalog = r#"{"type":"CATALOG","catalog":{"streams":[{"name":"s","json_schema":{"type":"object"},"supported_sync_modes":["full_refresh"]}]}}"#;
+    let check = r#"{"type":"CONNECTION_STATUS","connectionStatus":{"status":"SUCCEEDED"}}"#;
+    let log =
+        |m: &str| format!(r#"echo '{{"type":"LOG","log":{{"level":"INFO","message":"{m}"}}}}'"#);
+    sandbox.script(
+        "slow",
+        &format!(
+            "case \"$1\" in\n  spec) echo '{spec}' ;;\n  check) echo '{check}' ;;\n  discover) echo '{catalog}' ;;\n  read)\n{}\nsleep 2\n{}\necho '{{\"type\":\"RECORD\",\"record\":{{\"stream\":\"s\",\"data\":{{\"x\":1}},\"emitted_at\":1}}}}'\n  ;;\nesac",
+            log("first words"),
+            log("last words"),
+        ),
+    )
+}
+
+#[test]
+fn a_running_jobs_log_is_followed_to_its_end_and_metrics_count_it() {
+    let sandbox = Sandbox::new();
+    let daemon = Daemon::start(&sandbox, true);
+    let source = slow_source(&sandbox);
+    for args in [
+        vec![
+            "source",
+            "create",
+            "slow",
+            "--connector",
+            &source,
+            "--no-check",
+        ],
+        vec!["destination", "create", "nowhere", "--connector", "devnull"],
+        vec![
+            "connection",
+            "create",
+            "c",
+            "--source",
+            "slow",
+            "--destination",
+            "nowhere",
+        ],
+    ] {
+        sandbox.run(&args).expect_code(0);
+    }
+    let mut sync = sandbox.cmd();
+    let mut sync = sync
+        .args(["connection", "sync", "c"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Follow as soon as the job has an attempt.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let jobs = sandbox.run(&["-o", "json", "job", "get", "1"]);
+        if jobs.code() == 0 && !jobs.json()["attempts"].as_array().unwrap().is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no attempt began");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let followed = sandbox.run(&["job", "logs", "1", "--follow"]);
+    followed.expect_code(0);
+    // It ended with the job, having given what came after it began.
+    let log = followed.stdout();
+    assert!(
+        log.contains("first words") && log.contains("last words"),
+        "{log}"
+    );
+    assert!(sync.wait().unwrap().success());
+    let job = sandbox.run(&["-o", "json", "job", "get", "1"]).json();
+    assert_eq!(job["status"], "succeeded");
+    // The same log, whole, once it has ended.
+    let whole = sandbox.run(&["job", "logs", "1"]);
+    assert_eq!(whole.stdout(), log);
+
+    let token = sandbox
+        .run(&["daemon", "token"])
+        .stdout()
+        .trim()
+        .to_string();
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-H", &format!("Authorization: Bearer {token}")])
+        .arg(format!("{}/metrics", daemon.tcp()))
+        .output()
+        .unwrap();
+    let metrics = String::from_utf8_lossy(&out.stdout).to_string();
+    for line in [
+        "sluice_jobs{status=\"succeeded\"} 1",
+        "sluice_connection_records_total{connection=\"c\"} 1",
+        "sluice_attempt_duration_seconds_count 1",
+        "# EOF",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no `{line}` in\n{metrics}"
+        );
+    }
+}

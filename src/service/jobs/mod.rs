@@ -6,6 +6,7 @@
 //! follows a source's schema changes, [`state`] is a connection's state.
 
 mod attempts;
+mod follow;
 mod schema;
 mod state;
 
