@@ -20,6 +20,7 @@ pub use actors::{Actor, ActorFields};
 pub use column::JsonText;
 pub use connections::{Connection, ConnectionFields, ConnectionSummary};
 pub use jobs::{Attempt, AttemptEnd, Job, JobFilter};
+pub use queue::{CancelRequest, Heartbeat};
 pub use setup::{Change, ConnectionWrite, SetupChanges};
 pub use state::StoredState;
 pub use url::{mask_url, Location};
@@ -110,6 +111,7 @@ mod actors;
 mod column;
 mod connections;
 mod jobs;
+mod queue;
 mod setup;
 mod state;
 
