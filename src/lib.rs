@@ -7,6 +7,7 @@ pub mod api;
 pub mod cli;
 pub mod commands;
 pub mod connector;
+pub mod daemon;
 pub mod error;
 pub mod fsutil;
 pub mod model;
