@@ -405,6 +405,39 @@ impl FromStr for Schedule {
     }
 }
 
+impl Schedule {
+    /// The time zone of a cron schedule.
+    pub fn timezone(&self) -> Option<&str> {
+        match self {
+            Schedule::Cron { timezone, .. } => Some(timezone),
+            _ => None,
+        }
+    }
+
+    /// The schedule run in time zone `zone` (an IANA name such as
+    /// `Europe/Paris`); only a cron schedule has one.
+    pub fn in_timezone(self, zone: &str) -> Result<Schedule, ScheduleError> {
+        let zone = zone.trim();
+        zone.parse::<chrono_tz::Tz>().map_err(|_| ScheduleError {
+            message: format!(
+                "`{zone}` is not a time zone; use an IANA name such as UTC or Europe/Paris"
+            ),
+        })?;
+        match self {
+            Schedule::Cron { expression, .. } => Ok(Schedule::Cron {
+                expression,
+                timezone: zone.to_string(),
+            }),
+            _ if zone == "UTC" => Ok(self),
+            other => Err(ScheduleError {
+                message: format!(
+                    "schedule `{other}` has no time zone; only a cron: schedule runs in one"
+                ),
+            }),
+        }
+    }
+}
+
 impl TryFrom<String> for Schedule {
     type Error = ScheduleError;
     fn try_from(s: String) -> Result<Self, ScheduleError> {

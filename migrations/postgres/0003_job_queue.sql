@@ -17,8 +17,11 @@ CREATE INDEX jobs_by_lease ON jobs (status, lease_expires_at);
 CREATE UNIQUE INDEX one_active_job ON jobs (connection_id) WHERE status IN ('pending', 'running');
 DROP INDEX one_running_job;
 
--- The time zone a connection's cron schedule runs in (IANA name), and
--- when the scheduler will next start a job of it (Unix milliseconds;
--- NULL until the scheduler first looks, or for a manual connection).
+-- The time zone a connection's cron schedule runs in (IANA name); when
+-- the scheduler will next queue a job of it (Unix milliseconds; NULL until
+-- the scheduler first looks, and while the connection is inactive), and
+-- the schedule that time was reckoned from (`cron:... @ZONE`), so that a
+-- connection given another schedule is reckoned again at once.
 ALTER TABLE connections ADD COLUMN timezone TEXT NOT NULL DEFAULT 'UTC';
 ALTER TABLE connections ADD COLUMN next_run_at BIGINT;
+ALTER TABLE connections ADD COLUMN next_run_schedule TEXT;
