@@ -2,11 +2,13 @@
 //! elsewhere): queued jobs run once each over two runners sharing a store,
 //! a job whose runner died is taken over and goes on from its committed
 //! state, cancels of queued and running jobs, and a graceful stop that
-//! puts a long job back in the queue.
+//! puts a long job back in the queue; schedules that fire, stop firing
+//! when disabled, and catch up once.
 
 use super::{echo_lines, record, script_source, setup_connection, state, Env};
 use sluice::api::{JobDetail, JobKind, JobRequest, JobStatus};
 use sluice::daemon::runner::{Runner, RunnerOptions};
+use sluice::daemon::scheduler::{Scheduler, SchedulerOptions};
 use sluice::service::Service;
 use sluice::settings::{Flags, Settings};
 use std::time::{Duration, Instant};
@@ -17,6 +19,8 @@ both_backends!(
     a_job_whose_runner_died_is_taken_over,
     queued_and_running_jobs_are_cancelled,
     a_graceful_stop_puts_a_long_job_back_in_the_queue,
+    a_schedule_fires_until_its_connection_is_disabled,
+    a_scheduler_that_was_down_queues_one_catch_up_job,
 );
 
 /// Generous: the machine may be busy.
@@ -69,12 +73,18 @@ fn sync(connection: &str) -> JobRequest {
 
 /// `n` connections `c0`.. from a sample source of `count` records to devnull.
 fn sample_connections(env: &Env, n: usize, count: u64) {
+    scheduled_connections(env, n, count, "manual");
+}
+
+fn scheduled_connections(env: &Env, n: usize, count: u64, schedule: &str) {
     let mut yaml = format!(
         "sources:\n  gen:\n    connector: sample\n    config:\n      count: {count}\n\
          destinations:\n  void:\n    connector: devnull\nconnections:\n"
     );
     for i in 0..n {
-        yaml += &format!("  c{i}:\n    source: gen\n    destination: void\n    streams: [users]\n");
+        yaml += &format!(
+            "  c{i}:\n    source: gen\n    destination: void\n    streams: [users]\n    schedule: '{schedule}'\n"
+        );
     }
     let file = env.sandbox.write("setup.yaml", &yaml);
     env.ok(&["apply", "-f", file.to_str().unwrap()]);
@@ -293,5 +303,121 @@ fn a_graceful_stop_puts_a_long_job_back_in_the_queue(env: &Env) {
         // It can still be cancelled while it waits.
         let cancelled = s.job_cancel(job.id).await.unwrap();
         assert_eq!(cancelled.status, JobStatus::Cancelled);
+    });
+}
+
+fn scheduler_options() -> SchedulerOptions {
+    SchedulerOptions {
+        tick: Duration::from_millis(100),
+        jitter: Duration::ZERO,
+        leader_retry: Duration::from_millis(500),
+    }
+}
+
+async fn jobs_of(s: &Service, connection: &str) -> Vec<sluice::api::Job> {
+    s.job_list(&sluice::api::JobFilter {
+        connection: Some(connection.into()),
+        status: None,
+        limit: 0,
+    })
+    .await
+    .unwrap()
+}
+
+fn a_schedule_fires_until_its_connection_is_disabled(env: &Env) {
+    // Every second (croner reads a sixth field as seconds).
+    scheduled_connections(env, 1, 20, "cron:* * * * * *");
+    runtime().block_on(async {
+        let s = service(env);
+        let runner = Runner::new(service(env), options(2));
+        let scheduler =
+            Scheduler::new(service(env), scheduler_options()).with_runner(runner.clone());
+        let stop = CancellationToken::new();
+        let run = tokio::spawn({
+            let (r, stop) = (runner.clone(), stop.clone());
+            async move { r.run(stop, Duration::from_secs(60)).await }
+        });
+        let fire = tokio::spawn({
+            let stop = stop.clone();
+            async move { scheduler.run(stop).await }
+        });
+        let start = Instant::now();
+        loop {
+            let jobs = jobs_of(&s, "c0").await;
+            let done = jobs
+                .iter()
+                .filter(|j| j.status == JobStatus::Succeeded)
+                .count();
+            if done >= 2 {
+                break;
+            }
+            assert!(start.elapsed() < DEADLINE, "{jobs:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Disabled in the store by another process: no more jobs, with
+        // no restart.
+        env.ok(&["connection", "disable", "c0"]);
+        let start = Instant::now();
+        let fired = loop {
+            let jobs = jobs_of(&s, "c0").await;
+            if jobs
+                .iter()
+                .all(|j| !matches!(j.status, JobStatus::Pending | JobStatus::Running))
+            {
+                break jobs.len();
+            }
+            assert!(start.elapsed() < DEADLINE, "{jobs:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let later = jobs_of(&s, "c0").await;
+        assert_eq!(later.len(), fired, "{later:?}");
+        stop.cancel();
+        run.await.unwrap().unwrap();
+        fire.await.unwrap().unwrap();
+    });
+}
+
+fn a_scheduler_that_was_down_queues_one_catch_up_job(env: &Env) {
+    scheduled_connections(env, 1, 20, "every:1h");
+    runtime().block_on(async {
+        let s = service(env);
+        let store = s.store().await.unwrap();
+        let c = store.get_connection("c0").await.unwrap().unwrap();
+        // Five runs fell due while no daemon ran.
+        let five_hours_ago = sluice::store::now_ms() - 5 * 3_600_000;
+        assert!(store
+            .set_next_run(c.id, None, Some(five_hours_ago), Some("every:1h"))
+            .await
+            .unwrap());
+        // No runner: what is queued stays queued.
+        let scheduler = Scheduler::new(service(env), scheduler_options());
+        let stop = CancellationToken::new();
+        let fire = tokio::spawn({
+            let stop = stop.clone();
+            async move { scheduler.run(stop).await }
+        });
+        let start = Instant::now();
+        while jobs_of(&s, "c0").await.is_empty() {
+            assert!(start.elapsed() < DEADLINE, "no catch-up job");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Many more looks: still the one job.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        stop.cancel();
+        fire.await.unwrap().unwrap();
+        let jobs = jobs_of(&s, "c0").await;
+        assert_eq!(jobs.len(), 1, "{jobs:?}");
+        assert_eq!(jobs[0].status, JobStatus::Pending);
+        let next = store
+            .scheduled_connections()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|x| x.id == c.id)
+            .unwrap()
+            .next_run_at
+            .unwrap();
+        assert!(next > sluice::store::now_ms() + 3_500_000, "{next}");
     });
 }
