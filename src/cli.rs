@@ -134,9 +134,13 @@ impl Cli {
                 use commands::daemon::DaemonCommand as D;
                 match cmd {
                     D::Run(args) => {
+                        let defaults = crate::daemon::control::Options::default();
                         let options = crate::daemon::control::Options {
                             listen: args.listen.clone(),
                             socket: args.socket.clone(),
+                            max_jobs: args.max_jobs.unwrap_or(defaults.max_jobs),
+                            grace: args.grace,
+                            lease: args.lease,
                         };
                         crate::daemon::control::run(settings, options).await?;
                         return Ok(ExitClass::Success);

@@ -371,7 +371,7 @@ pub struct ScheduleError {
 
 impl ScheduleError {
     pub const HINT: &'static str =
-        "use manual, every:DURATION (every:1h, every:30m) or cron:'0 */6 * * *'";
+        "use manual, every:DURATION (every:1h, every:30m) or cron:'0 */6 * * *' (cron:'CRON_TZ=Europe/Paris 0 */6 * * *' in a time zone)";
 }
 
 impl FromStr for Schedule {
@@ -392,16 +392,56 @@ impl FromStr for Schedule {
             return Ok(Schedule::Every(d));
         }
         if let Some(expr) = s.strip_prefix("cron:") {
+            // `CRON_TZ=ZONE EXPR`, as cronie and Kubernetes write a zone.
+            let expr = expr.trim();
+            let (zone, expr) = match expr.strip_prefix("CRON_TZ=") {
+                Some(rest) => rest.split_once(' ').unwrap_or((rest, "")),
+                None => ("UTC", expr),
+            };
             let expression = expr.trim().to_string();
             expression
                 .parse::<croner::Cron>()
                 .map_err(|e| err(format!("schedule `{s}` is not a cron expression: {e}")))?;
-            return Ok(Schedule::Cron {
+            return Schedule::Cron {
                 expression,
                 timezone: "UTC".into(),
-            });
+            }
+            .in_timezone(zone);
         }
         Err(err(format!("`{s}` is not a schedule")))
+    }
+}
+
+impl Schedule {
+    /// The time zone of a cron schedule.
+    pub fn timezone(&self) -> Option<&str> {
+        match self {
+            Schedule::Cron { timezone, .. } => Some(timezone),
+            _ => None,
+        }
+    }
+
+    /// The schedule run in time zone `zone` (an IANA name such as
+    /// `Europe/Paris`); only a cron schedule has one.
+    pub fn in_timezone(self, zone: &str) -> Result<Schedule, ScheduleError> {
+        let zone = zone.trim();
+        zone.parse::<chrono_tz::Tz>().map_err(|_| ScheduleError {
+            message: format!(
+                "`{zone}` is not a time zone; use an IANA name such as UTC or Europe/Paris"
+            ),
+        })?;
+        match self {
+            Schedule::Cron { expression, .. } => Ok(Schedule::Cron {
+                expression,
+                timezone: zone.to_string(),
+            }),
+            _ if zone == "UTC" => Ok(self),
+            other => Err(ScheduleError {
+                message: format!(
+                    "schedule `{other}` has no time zone; only a cron: schedule runs in one"
+                ),
+            }),
+        }
     }
 }
 
@@ -423,6 +463,10 @@ impl fmt::Display for Schedule {
         match self {
             Schedule::Manual => f.write_str("manual"),
             Schedule::Every(d) => write!(f, "every:{}", humantime::format_duration(*d)),
+            Schedule::Cron {
+                expression,
+                timezone,
+            } if timezone != "UTC" => write!(f, "cron:CRON_TZ={timezone} {expression}"),
             Schedule::Cron { expression, .. } => write!(f, "cron:{expression}"),
         }
     }
@@ -431,6 +475,25 @@ impl fmt::Display for Schedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cron_schedules_zone_survives_its_text_form() {
+        let paris: Schedule = "cron:0 */6 * * *"
+            .parse::<Schedule>()
+            .unwrap()
+            .in_timezone("Europe/Paris")
+            .unwrap();
+        let text = paris.to_string();
+        assert_eq!(text, "cron:CRON_TZ=Europe/Paris 0 */6 * * *");
+        assert_eq!(text.parse::<Schedule>().unwrap(), paris);
+        let utc: Schedule = "cron:0 */6 * * *".parse().unwrap();
+        assert_eq!(utc.to_string(), "cron:0 */6 * * *");
+        assert_eq!(utc.timezone(), Some("UTC"));
+        let e = "cron:CRON_TZ=Mars/Olympus 0 * * * *"
+            .parse::<Schedule>()
+            .unwrap_err();
+        assert!(e.message.contains("Mars/Olympus"), "{e}");
+    }
 
     #[test]
     fn words_have_one_spelling_and_take_the_dashed_one() {

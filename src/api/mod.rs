@@ -164,6 +164,18 @@ pub trait Api: Send + Sync {
 
     async fn job_get(&self, id: i64) -> Result<JobDetail, ApiError>;
 
+    /// Queues a job for a daemon to run and answers at once.
+    async fn job_enqueue(&self, req: JobRequest) -> Result<Job, ApiError>;
+
+    /// Cancels a queued or running job: the job as it stands after.
+    async fn job_cancel(&self, id: i64) -> Result<Job, ApiError>;
+
+    /// Whether jobs run apart from the command that starts them (a
+    /// daemon's do): Ctrl-C then leaves the job running.
+    fn jobs_run_apart(&self) -> bool {
+        false
+    }
+
     async fn job_logs(&self, id: i64, attempt: Option<i64>) -> Result<JobLog, ApiError>;
 
     /// A job's log as it is written, ending with the job.
@@ -481,6 +493,18 @@ impl Api for Local {
 
     async fn job_logs_follow(&self, id: i64, attempt: Option<i64>) -> Result<ByteStream, ApiError> {
         self.service.job_logs_follow(id, attempt).await
+    }
+
+    async fn job_enqueue(&self, req: JobRequest) -> Result<Job, ApiError> {
+        Err(ApiError::user(format!(
+            "no sluice daemon runs here to take the job of `{}`",
+            req.connection
+        ))
+        .hint("start one with `sluice daemon start`, or run the job now without --detach"))
+    }
+
+    async fn job_cancel(&self, id: i64) -> Result<Job, ApiError> {
+        self.service.job_cancel(id).await
     }
 
     async fn job_logs(&self, id: i64, attempt: Option<i64>) -> Result<JobLog, ApiError> {

@@ -583,6 +583,30 @@ impl Api for Remote {
         .await
     }
 
+    async fn job_enqueue(&self, req: JobRequest) -> Result<Job, ApiError> {
+        self.call(
+            Method::POST,
+            &["api", "v1", "connections", &req.connection, "jobs"],
+            &[("detach", yes_no(true))],
+            Some(&req),
+        )
+        .await
+    }
+
+    async fn job_cancel(&self, id: i64) -> Result<Job, ApiError> {
+        self.call(
+            Method::POST,
+            &["api", "v1", "jobs", &id.to_string(), "cancel"],
+            &[],
+            None::<&()>,
+        )
+        .await
+    }
+
+    fn jobs_run_apart(&self) -> bool {
+        true
+    }
+
     async fn job_logs_follow(&self, id: i64, attempt: Option<i64>) -> Result<ByteStream, ApiError> {
         use futures_util::StreamExt;
         let mut query = vec![("follow", yes_no(true))];

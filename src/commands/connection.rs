@@ -23,6 +23,7 @@ use std::time::Duration;
 Examples:
   sluice connection create faker-to-local --source faker --destination local \\
       --streams users,purchases --sync-mode incremental --schedule every:1h
+  sluice connection update faker-to-local --schedule 'cron:0 */6 * * *' --timezone Europe/Paris
   sluice connection sync faker-to-local
   sluice connection list
   sluice connection reset faker-to-local --stream users")]
@@ -43,6 +44,16 @@ pub enum ConnectionCommand {
     /// Re-sync everything from the start; the destination keeps the old
     /// data until the new generation lands.
     Refresh(SyncArgs),
+}
+
+/// A schedule in the zone given, if one is.
+fn in_zone(schedule: Schedule, zone: Option<&str>) -> Result<Schedule, ApiError> {
+    match zone {
+        None => Ok(schedule),
+        Some(zone) => schedule
+            .in_timezone(zone)
+            .map_err(|e| ApiError::user(e.to_string())),
+    }
 }
 
 /// A schedule, parsed where it comes in.
@@ -84,6 +95,10 @@ pub struct CreateArgs {
     /// manual, every:DURATION (every:1h) or cron:'0 */6 * * *'.
     #[arg(long, default_value = "manual", value_name = "SCHEDULE", value_parser = schedule)]
     pub schedule: Schedule,
+    /// The time zone a cron: schedule runs in (an IANA name such as
+    /// Europe/Paris) [default: UTC].
+    #[arg(long, value_name = "ZONE")]
+    pub timezone: Option<String>,
     /// Where streams land: source, destination or custom:NAME.
     #[arg(long, default_value = "source", value_name = "RULE")]
     pub namespace: String,
@@ -143,8 +158,13 @@ pub struct UpdateArgs {
     /// Cursors and primary keys given here replace those chosen before.
     #[command(flatten)]
     pub choices: StreamChoices,
+    /// manual, every:DURATION (every:1h) or cron:'0 */6 * * *'.
     #[arg(long, value_name = "SCHEDULE", value_parser = schedule)]
     pub schedule: Option<Schedule>,
+    /// The time zone a cron: schedule runs in (an IANA name such as
+    /// Europe/Paris) [default: UTC].
+    #[arg(long, value_name = "ZONE")]
+    pub timezone: Option<String>,
     #[arg(long, value_name = "RULE")]
     pub namespace: Option<String>,
     #[arg(long, value_name = "PREFIX")]
@@ -157,14 +177,21 @@ pub struct UpdateArgs {
     pub runtime: RuntimeArgs,
 }
 
-/// Run a job now, inline, retrying failed attempts from the last committed state.
+/// Run a job now, retrying failed attempts from the last committed state:
+/// in this process, or queued for the daemon and followed here.
 #[derive(Debug, Args)]
 #[command(after_help = "\
-Exits 0 when the job succeeds, 1 when it fails; `sluice job get ID` shows its attempts.")]
+Exits 0 when the job succeeds, 1 when it fails; `sluice job get ID` shows its attempts.
+Through a daemon, Ctrl-C stops following and leaves the job running
+(`sluice job cancel ID` cancels it).")]
 pub struct SyncArgs {
     /// The connection's name.
     #[arg(add = super::complete::connection_names())]
     pub name: String,
+    /// Queue the job for the daemon, print its id and return at once
+    /// (`sluice job get ID`, `sluice job logs ID -f` follow it).
+    #[arg(long)]
+    pub detach: bool,
     #[command(flatten)]
     pub retry: RetryArgs,
     #[command(flatten)]
@@ -178,6 +205,10 @@ pub struct ResetArgs {
     /// The connection's name.
     #[arg(add = super::complete::connection_names())]
     pub name: String,
+    /// Queue the job for the daemon, print its id and return at once
+    /// (`sluice job get ID`, `sluice job logs ID -f` follow it).
+    #[arg(long)]
+    pub detach: bool,
     /// Only this stream (repeat for more).
     #[arg(long = "stream", value_name = "STREAM")]
     pub streams: Vec<String>,
@@ -261,7 +292,7 @@ pub async fn run(ctx: &Ctx, cmd: ConnectionCommand) -> anyhow::Result<ExitClass>
                 destination_sync_mode: a.destination_sync_mode,
                 cursors: a.choices.cursors(),
                 primary_keys: a.choices.primary_keys(),
-                schedule: a.schedule,
+                schedule: in_zone(a.schedule, a.timezone.as_deref())?,
                 namespace: a
                     .namespace
                     .parse::<NamespaceRule>()
@@ -287,6 +318,15 @@ pub async fn run(ctx: &Ctx, cmd: ConnectionCommand) -> anyhow::Result<ExitClass>
             )?;
         }
         ConnectionCommand::Update(a) => {
+            let schedule = match (a.schedule, a.timezone.as_deref()) {
+                (Some(s), zone) => Some(in_zone(s, zone)?),
+                // A new zone for the schedule it has.
+                (None, Some(zone)) => {
+                    let current = ctx.api.connection_get(&a.name).await?.spec.schedule;
+                    Some(in_zone(current, Some(zone))?)
+                }
+                (None, None) => None,
+            };
             let patch = ConnectionPatch {
                 source: a.source,
                 destination: a.destination,
@@ -299,7 +339,7 @@ pub async fn run(ctx: &Ctx, cmd: ConnectionCommand) -> anyhow::Result<ExitClass>
                 destination_sync_mode: a.destination_sync_mode,
                 cursors: a.choices.given().then(|| a.choices.cursors()),
                 primary_keys: a.choices.given().then(|| a.choices.primary_keys()),
-                schedule: a.schedule,
+                schedule,
                 namespace: a
                     .namespace
                     .map(|n| n.parse::<NamespaceRule>().map_err(ApiError::user))
@@ -347,22 +387,17 @@ pub async fn run(ctx: &Ctx, cmd: ConnectionCommand) -> anyhow::Result<ExitClass>
             done(ctx, &format!("Connection `{}` is inactive.", a.name))?;
         }
         ConnectionCommand::Sync(a) => {
-            return run_job(ctx, a.name, JobKind::Sync, Vec::new(), &a.retry, &a.runtime).await
+            let job = JobArgs::of(JobKind::Sync, Vec::new(), &a.retry, &a.runtime, a.detach);
+            return run_job(ctx, a.name, job).await;
         }
         ConnectionCommand::Refresh(a) => {
-            return run_job(
-                ctx,
-                a.name,
-                JobKind::Refresh,
-                Vec::new(),
-                &a.retry,
-                &a.runtime,
-            )
-            .await
+            let job = JobArgs::of(JobKind::Refresh, Vec::new(), &a.retry, &a.runtime, a.detach);
+            return run_job(ctx, a.name, job).await;
         }
         ConnectionCommand::Reset(a) => {
             let streams = stream_names(&a.streams)?;
-            return run_job(ctx, a.name, JobKind::Reset, streams, &a.retry, &a.runtime).await;
+            let job = JobArgs::of(JobKind::Reset, streams, &a.retry, &a.runtime, a.detach);
+            return run_job(ctx, a.name, job).await;
         }
     }
     Ok(ExitClass::Success)
@@ -401,21 +436,56 @@ fn print_connection(v: &ConnectionView) -> anyhow::Result<()> {
     output::print_table(&t)
 }
 
-async fn run_job(
-    ctx: &Ctx,
-    connection: String,
+/// What a sync, reset or refresh command asks of its job.
+struct JobArgs<'a> {
     kind: JobKind,
     streams: Vec<String>,
-    retry: &RetryArgs,
-    runtime: &RuntimeArgs,
-) -> anyhow::Result<ExitClass> {
+    retry: &'a RetryArgs,
+    runtime: &'a RuntimeArgs,
+    detach: bool,
+}
+
+impl<'a> JobArgs<'a> {
+    fn of(
+        kind: JobKind,
+        streams: Vec<String>,
+        retry: &'a RetryArgs,
+        runtime: &'a RuntimeArgs,
+        detach: bool,
+    ) -> Self {
+        JobArgs {
+            kind,
+            streams,
+            retry,
+            runtime,
+            detach,
+        }
+    }
+}
+
+async fn run_job(ctx: &Ctx, connection: String, args: JobArgs<'_>) -> anyhow::Result<ExitClass> {
     let req = JobRequest {
         connection,
-        kind,
-        streams,
-        retry: retry.policy()?,
-        options: ctx.options(Some(runtime))?,
+        kind: args.kind,
+        streams: args.streams,
+        retry: args.retry.policy()?,
+        options: ctx.options(Some(args.runtime))?,
     };
+    if args.detach {
+        let job = ctx.api.job_enqueue(req).await?;
+        if ctx.json() {
+            output::print_json(&job)?;
+        } else {
+            println!("{}", job.id);
+            if !ctx.global.quiet {
+                eprintln!(
+                    "Job {} ({}) is queued: `sluice job get {0}` shows it, `sluice job logs {0} -f` follows its log.",
+                    job.id, job.kind
+                );
+            }
+        }
+        return Ok(ExitClass::Success);
+    }
     let run = ctx.api.connection_job(req).await;
     let job = ui::follow(ctx, run, Show::Sync, |_| Ok(())).await?;
     if ctx.json() {

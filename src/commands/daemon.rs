@@ -47,6 +47,23 @@ pub struct DaemonRunArgs {
     /// The Unix socket [default: daemon.sock in the data dir].
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
+
+    /// Jobs run at once, at most; the rest wait queued [default: the
+    /// number of CPUs].
+    #[arg(long, value_name = "N")]
+    pub max_jobs: Option<usize>,
+
+    /// On SIGTERM or SIGINT, how long running jobs may go on before they
+    /// are stopped (what they committed is kept; they go back to the
+    /// queue), e.g. 60s or 5m.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub grace: std::time::Duration,
+
+    /// How long a running job's lease lasts without a heartbeat: after a
+    /// crash, another daemon (or this one restarted) takes the job over
+    /// once it has passed.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub lease: std::time::Duration,
 }
 
 impl DaemonRunArgs {
@@ -61,6 +78,14 @@ impl DaemonRunArgs {
             out.push("--socket".to_string());
             out.push(s.display().to_string());
         }
+        if let Some(n) = self.max_jobs {
+            out.push("--max-jobs".to_string());
+            out.push(n.to_string());
+        }
+        out.push("--grace".to_string());
+        out.push(humantime::format_duration(self.grace).to_string());
+        out.push("--lease".to_string());
+        out.push(humantime::format_duration(self.lease).to_string());
         out
     }
 }

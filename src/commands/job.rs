@@ -18,6 +18,9 @@ pub enum JobCommand {
     List(ListArgs),
     Get(GetArgs),
     Logs(LogsArgs),
+    /// Cancel a queued or running job: a running one's connectors are
+    /// stopped and what it committed is kept.
+    Cancel(GetArgs),
 }
 
 /// List jobs, newest first.
@@ -102,6 +105,22 @@ pub async fn run(ctx: &Ctx, cmd: JobCommand) -> anyhow::Result<ExitClass> {
                 output::print_json(&job)?;
             } else {
                 print_job(&job)?;
+            }
+        }
+        JobCommand::Cancel(a) => {
+            let job = ctx.api.job_cancel(a.id).await?;
+            if json {
+                output::print_json(&job)?;
+            } else if !ctx.global.quiet {
+                let how = if job.status == JobStatus::Running {
+                    "is being stopped"
+                } else {
+                    "is cancelled"
+                };
+                eprintln!(
+                    "Job {} ({} of `{}`) {how}.",
+                    job.id, job.kind, job.connection
+                );
             }
         }
         JobCommand::Logs(a) if a.follow => {

@@ -36,6 +36,7 @@ pub async fn follow<T>(
     let echo = ctx.global.run_options(None)?.logs;
     let mut signals = Signals::new();
     let mut asked = 0;
+    let mut job: Option<i64> = None;
     let mut failed: Option<anyhow::Error> = None;
     let stop_now = |spinner: &StepSpinner, bars: &SyncProgress| {
         spinner.finish();
@@ -51,6 +52,7 @@ pub async fn follow<T>(
                         bars.progress(streams, Duration::from_millis(*elapsed_ms))
                     }
                     Event::Notice { message, .. } => bars.println(message),
+                    Event::JobStarted { job: id } => job = Some(*id),
                     Event::Log { origin, level, message, .. } if echo.is_some_and(|floor| *level <= floor) => {
                         bars.println(&format!("{origin} {}: {message}", level.as_str()))
                     }
@@ -64,6 +66,12 @@ pub async fn follow<T>(
                 }
             }
             _ = signals.recv() => {
+                if let (Some(id), true) = (job, ctx.api.jobs_run_apart()) {
+                    // A daemon's job goes on without us.
+                    stop_now(&spinner, &bars);
+                    eprintln!("Stopped following job {id}; it goes on in the daemon. `sluice job cancel {id}` cancels it, `sluice job logs {id} -f` follows its log.");
+                    std::process::exit(130);
+                }
                 asked += 1;
                 if asked == 1 && show != Show::Steps {
                     if show == Show::Sync && !quiet {

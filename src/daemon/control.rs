@@ -7,6 +7,8 @@
 //! (locked while a daemon runs, with its pid), `daemon.token` (0600),
 //! `daemon.log` (what a detached daemon prints).
 
+use super::runner::{Runner, RunnerOptions};
+use super::scheduler::{Scheduler, SchedulerOptions};
 use super::server::{self, Daemon};
 use crate::api::{Api, ApiError, Endpoint, Local};
 use crate::settings::Settings;
@@ -22,12 +24,30 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 /// How `sluice daemon run` runs.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// TCP addresses to listen on besides the socket.
     pub listen: Vec<SocketAddr>,
     /// The socket, when not the data dir's.
     pub socket: Option<PathBuf>,
+    /// Jobs run at once, at most.
+    pub max_jobs: usize,
+    /// How long running jobs may go on after SIGTERM before they stop.
+    pub grace: Duration,
+    /// How long a job's lease lasts without a heartbeat.
+    pub lease: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            listen: Vec::new(),
+            socket: None,
+            max_jobs: RunnerOptions::default().max_jobs,
+            grace: Duration::from_secs(60),
+            lease: RunnerOptions::default().lease,
+        }
+    }
 }
 
 pub fn socket_path(settings: &Settings) -> PathBuf {
@@ -185,15 +205,30 @@ pub async fn run(settings: Settings, options: Options) -> Result<(), ApiError> {
         tcp.push(l);
     }
 
+    let runner = Runner::new(
+        api.service().clone(),
+        RunnerOptions {
+            max_jobs: options.max_jobs.max(1),
+            lease: options.lease.max(Duration::from_secs(1)),
+            // Several heartbeats fit in a lease, so one late beat loses nothing.
+            heartbeat: (options.lease / 3)
+                .clamp(Duration::from_millis(300), Duration::from_secs(2)),
+            ..RunnerOptions::default()
+        },
+    );
+    let scheduler = Scheduler::new(api.service().clone(), SchedulerOptions::default())
+        .with_runner(runner.clone());
+    let stop = CancellationToken::new();
     let daemon = Arc::new(Daemon {
         api,
+        runner: runner.clone(),
+        stopping: stop.clone(),
         started: Instant::now(),
         started_at: crate::protocol::now_millis(),
         listen: listen.clone(),
         backend: db.backend,
         store: db.url,
     });
-    let stop = CancellationToken::new();
     watch_signals(stop.clone());
     tracing::info!(pid = std::process::id(), listen = ?listen, "Daemon started.");
     // Said on stdout once it answers: `daemon start` and tests wait for it.
@@ -222,11 +257,38 @@ pub async fn run(settings: Settings, options: Options) -> Result<(), ApiError> {
                 .await
         });
     }
-    while let Some(done) = servers.join_next().await {
-        if let Ok(Err(e)) = done {
-            tracing::error!(error = %e, "A listener failed.");
+    let jobs = {
+        let stop = stop.clone();
+        tokio::spawn(async move { runner.run(stop, options.grace).await })
+    };
+    let schedules = {
+        let stop = stop.clone();
+        tokio::spawn(async move { scheduler.run(stop).await })
+    };
+    // Until a signal, or a listener that fails.
+    tokio::select! {
+        _ = stop.cancelled() => {}
+        Some(done) = servers.join_next() => {
+            if let Ok(Err(e)) = done {
+                tracing::error!(error = %e, "A listener failed.");
+            }
             stop.cancel();
         }
+    }
+    // No new jobs; running ones get their grace, then stop.
+    for (what, task) in [("runner", jobs), ("scheduler", schedules)] {
+        match task.await {
+            Ok(Err(e)) => tracing::error!(error = %e.message, "The {what} failed."),
+            Err(e) => tracing::error!(error = %e, "The {what} panicked."),
+            Ok(Ok(())) => {}
+        }
+    }
+    // Requests under way get a moment to answer; then they are cut.
+    let drained = tokio::time::timeout(Duration::from_secs(5), async {
+        while servers.join_next().await.is_some() {}
+    });
+    if drained.await.is_err() {
+        servers.abort_all();
     }
     let _ = std::fs::remove_file(&socket);
     tracing::info!("Daemon stopped.");

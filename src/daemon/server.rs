@@ -13,8 +13,8 @@
 use crate::api::remote::{ErrorBody, RunLine, StateReset, RUN_HEADER, RUN_MEDIA_TYPE};
 use crate::api::{
     ActorCreate, ActorKind, ActorRun, ActorUpdate, Api, ApiError, ApplyRequest, ConnectionCreate,
-    ConnectionStatus, ConnectionUpdate, ConnectorRequest, DaemonStatus, ErrorCode, Health,
-    JobFilter, JobRequest, JobStatus, Local, Run, RunOptions, SyncRequest,
+    ConnectionStatus, ConnectionUpdate, ConnectorRequest, DaemonStatus, ErrorCode, Event, Health,
+    JobDetail, JobFilter, JobRequest, JobStatus, Local, NextRun, Run, RunOptions, SyncRequest,
 };
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Path, Query, Request, State};
@@ -35,6 +35,10 @@ pub const BODY_LIMIT: usize = 16 << 20;
 /// What every handler shares.
 pub struct Daemon {
     pub api: Local,
+    /// Runs queued jobs; its hub has the events of those running here.
+    pub runner: super::runner::Runner,
+    /// Cancelled when the daemon stops: followers let go then.
+    pub stopping: tokio_util::sync::CancellationToken,
     pub started: Instant,
     /// Unix milliseconds.
     pub started_at: i64,
@@ -91,6 +95,7 @@ pub fn router(daemon: Shared) -> Router {
         )
         .route("/jobs", get(job_list))
         .route("/jobs/{id}", get(job_get))
+        .route("/jobs/{id}/cancel", post(job_cancel))
         .route("/jobs/{id}/logs", get(job_logs))
         .route("/apply", post(apply))
         .route("/export", get(export));
@@ -381,8 +386,28 @@ async fn daemon_status(State(d): State<Shared>) -> Response {
         listen: d.listen.clone(),
         jobs_running: running,
         jobs_queued: queued,
-        next_runs: Vec::new(),
+        next_runs: attempt!(next_runs(&d).await),
     }))
+}
+
+/// The next runs the scheduler has set, soonest first.
+async fn next_runs(d: &Daemon) -> Result<Vec<NextRun>, ApiError> {
+    let store = d.api.service().store().await?;
+    let mut runs: Vec<NextRun> = store
+        .scheduled_connections()
+        .await?
+        .into_iter()
+        .filter(|c| c.status == ConnectionStatus::Active)
+        .filter_map(|c| {
+            c.next_run_at.map(|at| NextRun {
+                connection: c.name,
+                at,
+            })
+        })
+        .collect();
+    runs.sort_by_key(|r| r.at);
+    runs.truncate(10);
+    Ok(runs)
 }
 
 async fn db_status(State(d): State<Shared>) -> Response {
@@ -594,15 +619,72 @@ async fn connection_disable(State(d): State<Shared>, n: Name) -> Response {
     set_status(d, n, ConnectionStatus::Inactive).await
 }
 
+/// Queues a job for the runner; answers the job at once with
+/// `?detach=true`, else follows it to its end like any run.
 async fn connection_job(
     State(d): State<Shared>,
     n: Name,
+    q: Params,
     h: HeaderMap,
     b: Json<JobRequest>,
 ) -> Response {
     let mut req = b.0;
     req.connection = attempt!(name(n));
-    run_response(&h, d.api.connection_job(req).await).await
+    let q = attempt!(params(q));
+    let detach = attempt!(flag(&q, "detach"));
+    let job = attempt!(d.api.service().enqueue_job(&req).await);
+    d.runner.wake();
+    if detach {
+        return answer(Ok(job));
+    }
+    run_response(&h, follow_job(d.clone(), job.id)).await
+}
+
+/// A queued job as a run: the events of its runner while it runs here (a
+/// job another daemon runs is looked at until it ends), then the job.
+fn follow_job(d: Shared, id: i64) -> Run<JobDetail> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let _ = tx.send(Event::JobStarted { job: id });
+    let answer = async move {
+        loop {
+            if let Some(mut events) = d.runner.subscribe(id) {
+                loop {
+                    tokio::select! {
+                        event = events.recv() => match event {
+                            Ok(Event::JobStarted { .. }) => {}
+                            Ok(event) => {
+                                let _ = tx.send(event);
+                            }
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                        },
+                        _ = d.stopping.cancelled() => break,
+                    }
+                }
+            }
+            let detail = d.api.job_get(id).await?;
+            if detail.job.ended_at.is_some() {
+                return Ok(detail);
+            }
+            if d.stopping.is_cancelled() {
+                return Err(ApiError::unreachable(format!(
+                    "the daemon is stopping; job {id} goes on when a daemon runs again"
+                ))
+                .hint(format!("`sluice job get {id}` shows it")));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    };
+    Run::new(
+        crate::connector::registry::new_run_id(),
+        rx,
+        Box::pin(answer),
+    )
+}
+
+async fn job_cancel(State(d): State<Shared>, id: Name) -> Response {
+    let id = attempt!(id_of(id));
+    answer(d.runner.cancel(id).await)
 }
 
 async fn state_get(State(d): State<Shared>, n: Name) -> Response {

@@ -39,6 +39,9 @@ pub struct Call {
     pub options: RunOptions,
     pub cancel: CancellationToken,
     events: Option<UnboundedSender<Event>>,
+    /// Why `cancel` fired, when it was not the caller's own cancel (a
+    /// daemon stopping, a lease lost): what the stopped attempt records.
+    stop_reason: Arc<std::sync::OnceLock<crate::model::Failure>>,
 }
 
 impl Call {
@@ -53,6 +56,7 @@ impl Call {
             options,
             cancel,
             events: Some(events),
+            stop_reason: Arc::default(),
         }
     }
 
@@ -63,7 +67,19 @@ impl Call {
             options: RunOptions::default(),
             cancel: CancellationToken::new(),
             events: None,
+            stop_reason: Arc::default(),
         }
+    }
+
+    /// Cancels the call, saying why; the first reason given stays.
+    pub fn stop(&self, why: crate::model::Failure) {
+        let _ = self.stop_reason.set(why);
+        self.cancel.cancel();
+    }
+
+    /// Why the call was stopped, if [`Call::stop`] said.
+    pub fn stop_reason(&self) -> Option<&crate::model::Failure> {
+        self.stop_reason.get()
     }
 
     pub fn send(&self, event: Event) {

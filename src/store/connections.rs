@@ -39,8 +39,21 @@ pub struct Connection {
     /// Every stream the source had when the connection last looked.
     #[sqlx(try_from = "JsonText<Vec<String>>")]
     pub known_streams: Vec<String>,
+    /// The zone of a cron schedule (kept apart from the schedule's text;
+    /// the store's reads put it back into `schedule`).
+    pub timezone: String,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+impl Connection {
+    /// The schedule with the time zone its column holds.
+    fn zoned(mut self) -> Connection {
+        if let Schedule::Cron { timezone, .. } = &mut self.schedule {
+            timezone.clone_from(&self.timezone);
+        }
+        self
+    }
 }
 
 /// A field path per stream name.
@@ -102,11 +115,11 @@ const SELECT: &str = "SELECT c.*, s.name AS source_name, d.name AS destination_n
      FROM connections c JOIN sources s ON s.id = c.source_id \
      JOIN destinations d ON d.id = c.destination_id";
 
-/// The columns a connection's fields fill, bound as $1 to $12 by
-/// [`bind_connection!`]; then $13 is the time, $14 the name, and the
+/// The columns a connection's fields fill, bound as $1 to $13 by
+/// [`bind_connection!`]; then $14 is the time, $15 the name, and the
 /// source and destination are whatever SQL the caller gives (an id bound
-/// as $15 and $16, or a lookup by a name bound there).
-const FIELDS: [&str; 12] = [
+/// as $16 and $17, or a lookup by a name bound there).
+const FIELDS: [&str; 13] = [
     "streams",
     "sync_mode",
     "destination_sync_mode",
@@ -119,6 +132,7 @@ const FIELDS: [&str; 12] = [
     "cursors",
     "primary_keys",
     "known_streams",
+    "timezone",
 ];
 
 /// The statement that creates (or else updates, by name) a connection.
@@ -127,7 +141,7 @@ pub(super) fn write_sql(create: bool, source: &str, destination: &str) -> String
         let params: Vec<String> = (1..=FIELDS.len()).map(|i| format!("${i}")).collect();
         format!(
             "INSERT INTO connections ({}, created_at, updated_at, name, source_id, destination_id) \
-             VALUES ({}, $13, $13, $14, {source}, {destination})",
+             VALUES ({}, $14, $14, $15, {source}, {destination})",
             FIELDS.join(", "),
             params.join(", ")
         )
@@ -138,15 +152,15 @@ pub(super) fn write_sql(create: bool, source: &str, destination: &str) -> String
             .map(|(i, f)| format!("{f} = ${}", i + 1))
             .collect();
         format!(
-            "UPDATE connections SET {}, updated_at = $13, source_id = {source}, \
-             destination_id = {destination} WHERE name = $14",
+            "UPDATE connections SET {}, updated_at = $14, source_id = {source}, \
+             destination_id = {destination} WHERE name = $15",
             sets.join(", ")
         )
     }
 }
 
-/// Binds a connection's fields as [`write_sql`] numbers them ($1 to $12),
-/// then the time ($13) and the name ($14).
+/// Binds a connection's fields as [`write_sql`] numbers them ($1 to $13),
+/// then the time ($14) and the name ($15).
 macro_rules! bind_connection {
     ($query:expr, $f:expr, $now:expr) => {
         $query
@@ -162,6 +176,7 @@ macro_rules! bind_connection {
             .bind(json(&$f.cursors))
             .bind(json(&$f.primary_keys))
             .bind(json(&$f.known_streams))
+            .bind($f.schedule.timezone().unwrap_or("UTC").to_string())
             .bind($now)
             .bind(&$f.name)
     };
@@ -170,7 +185,7 @@ pub(super) use bind_connection;
 
 impl Store {
     pub async fn create_connection(&self, f: &ConnectionFields) -> Result<Connection> {
-        let sql = write_sql(true, "$15", "$16");
+        let sql = write_sql(true, "$16", "$17");
         let inserted = on_pool!(self, pool => {
             bind_connection!(sqlx::query(&sql), f, now_ms())
                 .bind(f.source_id)
@@ -204,6 +219,7 @@ impl Store {
         let sql = format!("{SELECT} WHERE c.name = $1");
         on_pool!(self, pool => {
             sqlx::query_as(&sql).bind(name).fetch_optional(pool).await
+                .map(|c: Option<Connection>| c.map(Connection::zoned))
                 .map_err(query_err("read a connection"))
         })
     }
@@ -215,6 +231,7 @@ impl Store {
             sqlx::query_as(&sql).fetch_all(pool).await
                 .map_err(query_err("list connections"))?
         });
+        let connections: Vec<Connection> = connections.into_iter().map(Connection::zoned).collect();
         let mut last = self.last_jobs().await?;
         Ok(connections
             .into_iter()
@@ -227,7 +244,7 @@ impl Store {
 
     /// Replaces everything but the name and the timestamps of creation.
     pub async fn update_connection(&self, f: &ConnectionFields) -> Result<Option<Connection>> {
-        let sql = write_sql(false, "$15", "$16");
+        let sql = write_sql(false, "$16", "$17");
         let n = on_pool!(self, pool => {
             bind_connection!(sqlx::query(&sql), f, now_ms())
                 .bind(f.source_id)

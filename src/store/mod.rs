@@ -21,6 +21,8 @@ pub use column::JsonText;
 pub use connections::{Connection, ConnectionFields, ConnectionSummary};
 pub use jobs::{Attempt, AttemptEnd, Job, JobFilter};
 pub use metrics::{ConnectionTotals, Figures};
+pub use queue::{CancelRequest, Heartbeat};
+pub use schedule::{Leadership, Scheduled};
 pub use setup::{Change, ConnectionWrite, SetupChanges};
 pub use state::StoredState;
 pub use url::{mask_url, Location};
@@ -112,6 +114,8 @@ mod column;
 mod connections;
 mod jobs;
 mod metrics;
+mod queue;
+mod schedule;
 mod setup;
 mod state;
 

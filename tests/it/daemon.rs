@@ -17,8 +17,12 @@ struct Daemon {
 
 impl Daemon {
     fn start(sandbox: &Sandbox, tcp: bool) -> Daemon {
+        Daemon::start_with(sandbox, tcp, &[])
+    }
+
+    fn start_with(sandbox: &Sandbox, tcp: bool, args: &[&str]) -> Daemon {
         let mut cmd = sandbox.cmd();
-        cmd.args(["daemon", "run"]);
+        cmd.args(["daemon", "run"]).args(args);
         if tcp {
             cmd.args(["--listen", "127.0.0.1:0"]);
         }
@@ -377,6 +381,10 @@ fn the_api_answers_bad_input_with_json_errors_and_stores_nothing() {
 
 /// A source that logs, waits, and logs again before its records.
 fn slow_source(sandbox: &Sandbox) -> String {
+    slow_source_for(sandbox, 2)
+}
+
+fn slow_source_for(sandbox: &Sandbox, seconds: u32) -> String {
     let spec = r#"{"type":"SPEC","spec":{"connectionSpecification":{"type":"object"}}}"#;
     let catalog = r#"{"type":"CATALOG","catalog":{"streams":[{"name":"s","json_schema":{"type":"object"},"supported_sync_modes":["full_refresh"]}]}}"#;
     let check = r#"{"type":"CONNECTION_STATUS","connectionStatus":{"status":"SUCCEEDED"}}"#;
@@ -385,7 +393,7 @@ fn slow_source(sandbox: &Sandbox) -> String {
     sandbox.script(
         "slow",
         &format!(
-            "case \"$1\" in\n  spec) echo '{spec}' ;;\n  check) echo '{check}' ;;\n  discover) echo '{catalog}' ;;\n  read)\n{}\nsleep 2\n{}\necho '{{\"type\":\"RECORD\",\"record\":{{\"stream\":\"s\",\"data\":{{\"x\":1}},\"emitted_at\":1}}}}'\n  ;;\nesac",
+            "case \"$1\" in\n  spec) echo '{spec}' ;;\n  check) echo '{check}' ;;\n  discover) echo '{catalog}' ;;\n  read)\n{}\nsleep {seconds}\n{}\necho '{{\"type\":\"RECORD\",\"record\":{{\"stream\":\"s\",\"data\":{{\"x\":1}},\"emitted_at\":1}}}}'\n  ;;\nesac",
             log("first words"),
             log("last words"),
         ),
@@ -473,4 +481,168 @@ fn a_running_jobs_log_is_followed_to_its_end_and_metrics_count_it() {
             "no `{line}` in\n{metrics}"
         );
     }
+}
+
+/// `sluice -o json job get ID`, once `done` holds of it or the deadline
+/// has passed.
+fn wait_for_job(sandbox: &Sandbox, id: i64, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        let run = sandbox.run(&["-o", "json", "job", "get", &id.to_string()]);
+        if run.code() == 0 && done(&run.json()) {
+            return run.json();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "job {id} never got there: {}{}",
+            run.stdout(),
+            run.stderr()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// The pids of processes whose command line names `needle`.
+fn processes_naming(needle: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(needle) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+fn running_attempt(job: &Value) -> bool {
+    job["status"] == "running"
+        && job["attempts"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|a| a["status"] == "running"))
+}
+
+fn queued_job(sandbox: &Sandbox, seconds: u32) -> (String, i64) {
+    let source = slow_source_for(sandbox, seconds);
+    for args in [
+        vec![
+            "source",
+            "create",
+            "slow",
+            "--connector",
+            &source,
+            "--no-check",
+        ],
+        vec!["destination", "create", "nowhere", "--connector", "devnull"],
+        vec![
+            "connection",
+            "create",
+            "c",
+            "--source",
+            "slow",
+            "--destination",
+            "nowhere",
+        ],
+    ] {
+        sandbox.run(&args).expect_code(0);
+    }
+    let queued = sandbox.run(&["connection", "sync", "c", "--detach"]);
+    queued.expect_code(0);
+    let id = queued.stdout().trim().parse().expect("a job id");
+    (source, id)
+}
+
+#[test]
+fn a_job_of_a_killed_daemon_is_taken_over_after_a_restart_and_its_connectors_die() {
+    let sandbox = Sandbox::new();
+    let daemon = Daemon::start_with(&sandbox, false, &["--lease", "2s"]);
+    let (source, id) = queued_job(&sandbox, 4);
+    wait_for_job(&sandbox, id, running_attempt);
+    let script = source.trim_start_matches("exec:").to_string();
+    assert!(!processes_naming(&script).is_empty(), "the source runs");
+
+    send_signal(daemon.child.id(), "-KILL");
+    drop(daemon);
+    // The source dies with the daemon that spawned it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !processes_naming(&script).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the source outlived its daemon"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    let daemon = Daemon::start_with(&sandbox, false, &["--lease", "2s"]);
+    let job = wait_for_job(&sandbox, id, |j| j["ended_at"].is_i64());
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let attempts = job["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{job}");
+    assert_eq!(attempts[0]["status"], "failed", "{job}");
+    assert_eq!(attempts[0]["failure"]["origin"], "platform", "{job}");
+    assert_eq!(attempts[1]["status"], "succeeded", "{job}");
+    assert!(daemon.stop().success());
+}
+
+#[test]
+fn job_cancel_stops_a_running_job_and_a_graceful_stop_lets_one_finish() {
+    let sandbox = Sandbox::new();
+    let daemon = Daemon::start(&sandbox, false);
+    let (source, id) = queued_job(&sandbox, 30);
+    wait_for_job(&sandbox, id, running_attempt);
+    let asked = std::time::Instant::now();
+    sandbox
+        .run(&["job", "cancel", &id.to_string()])
+        .expect_code(0);
+    let job = wait_for_job(&sandbox, id, |j| j["ended_at"].is_i64());
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert_eq!(job["status"], "cancelled", "{job}");
+    let last = job["attempts"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        last["failure"]["failure_type"], "manual_cancellation",
+        "{job}"
+    );
+    let script = source.trim_start_matches("exec:").to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !processes_naming(&script).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the source outlived its cancel"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // An ended job cannot be cancelled again.
+    sandbox
+        .run(&["job", "cancel", &id.to_string()])
+        .expect_code(2);
+    drop(daemon);
+
+    // SIGTERM while a short job runs: it finishes within the grace, and
+    // the daemon exits 0.
+    let daemon = Daemon::start_with(&sandbox, false, &["--grace", "60s"]);
+    sandbox
+        .run(&[
+            "source",
+            "update",
+            "slow",
+            "--connector",
+            &slow_source_for(&sandbox, 2),
+            "--no-check",
+        ])
+        .expect_code(0);
+    let queued = sandbox.run(&["connection", "sync", "c", "--detach"]);
+    queued.expect_code(0);
+    let id: i64 = queued.stdout().trim().parse().unwrap();
+    wait_for_job(&sandbox, id, running_attempt);
+    assert!(daemon.stop().success());
+    let job = sandbox
+        .run(&["-o", "json", "job", "get", &id.to_string()])
+        .json();
+    assert_eq!(job["status"], "succeeded", "{job}");
 }

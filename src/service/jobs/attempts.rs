@@ -43,10 +43,15 @@ impl Service {
         };
         let mut source = p.source.clone();
         let mut source_config = p.source_actor.config.clone();
+        // A job taken over from a runner that died has attempts already:
+        // it goes on from the state they committed, in the generation
+        // they started.
+        let earlier = store.list_attempts(job.id).await?.len() as i64;
+        let resumed = earlier > 0;
         match req.kind {
             JobKind::Sync | JobKind::Refresh => {
                 catalog = self.follow_schema(store, c, catalog, p, job, call).await?;
-                if req.kind == JobKind::Refresh {
+                if req.kind == JobKind::Refresh && !resumed {
                     store.delete_state(c.id).await?;
                 }
             }
@@ -76,7 +81,11 @@ impl Service {
                 .unwrap_or(0);
             let truncate = req.kind != JobKind::Sync
                 || s.destination_sync_mode == DestinationSyncMode::Overwrite;
-            let generation = if truncate { current + 1 } else { current };
+            let generation = if truncate && !resumed {
+                current + 1
+            } else {
+                current
+            };
             s.generation_id = Some(generation);
             s.minimum_generation_id = Some(if truncate { generation } else { 0 });
             s.sync_id = Some(job.id);
@@ -101,7 +110,7 @@ impl Service {
 
         let handle = tokio::runtime::Handle::current();
         let mut failed_in_a_row = 0u32;
-        let mut number = 0i64;
+        let mut number = earlier;
         loop {
             number += 1;
             let log_path = self.attempt_log_path(job.id, number);
@@ -179,11 +188,15 @@ impl Service {
                 "Attempt ended."
             );
             let failure = match (report.status, &report.failure) {
-                (SyncStatus::Cancelled, _) => Some(Failure::new(
-                    FailureOrigin::Platform,
-                    FailureType::ManualCancellation,
-                    "the job was cancelled",
-                )),
+                (SyncStatus::Cancelled, _) => {
+                    Some(call.stop_reason().cloned().unwrap_or_else(|| {
+                        Failure::new(
+                            FailureOrigin::Platform,
+                            FailureType::ManualCancellation,
+                            "the job was cancelled",
+                        )
+                    }))
+                }
                 (_, Some(f)) => Some(Failure {
                     message: log.redact(&f.message),
                     ..f.clone()

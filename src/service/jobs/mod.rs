@@ -3,10 +3,13 @@
 //!
 //! `mod.rs` starts a job (who owns it, what it runs against) and answers
 //! about jobs; [`attempts`] runs a job's attempts with retries, [`schema`]
-//! follows a source's schema changes, [`state`] is a connection's state.
+//! follows a source's schema changes, [`state`] is a connection's state,
+//! [`queue`] queues jobs for a daemon and runs those its runner leases,
+//! [`follow`] gives a job's log as it is written.
 
 mod attempts;
 mod follow;
+mod queue;
 mod schema;
 mod state;
 
@@ -15,8 +18,8 @@ pub(crate) use state::state_streams_known;
 
 use super::{Call, Service};
 use crate::api::{
-    ActorKind, ApiError, Attempt, ConnectionStatus, Context as _, Event, Failure, FailureOrigin,
-    FailureType, Job as JobView, JobDetail, JobFilter, JobKind, JobLog, JobRequest, JobStatus,
+    ActorKind, ApiError, Attempt, Context as _, Event, Failure, FailureOrigin, FailureType,
+    Job as JobView, JobDetail, JobFilter, JobLog, JobRequest, JobStatus,
 };
 use crate::connector::config::Secrets;
 use crate::connector::{Connector, LogSink, Role};
@@ -156,28 +159,43 @@ impl Service {
         call: &Call,
     ) -> Result<JobDetail, ApiError> {
         let c = self.connection(&req.connection).await?;
-        // Clearing data is allowed on an inactive connection; reading is not.
-        if req.kind != JobKind::Reset && c.status != ConnectionStatus::Active {
-            return Err(
-                ApiError::user(format!("connection `{}` is inactive", c.name)).hint(format!(
-                    "enable it with `sluice connection enable {}`",
-                    c.name
-                )),
-            );
-        }
+        queue::check_runnable(&c, req.kind)?;
         let reset_streams = state::selected(&c.catalog, &req.streams)?;
         let prepared = self.prepare(&c, call).await?;
         let store = self.store().await?.clone();
         let owner = Owner::current().to_text();
         let job = match store.create_job(c.id, req.kind, &owner).await {
             Err(store::StoreError::JobRunning { .. }) => {
-                // Its process may be gone (killed, or the machine restarted).
-                self.end_orphans(&store, &c).await?;
+                // Its process may be gone (killed, or the machine restarted);
+                // a queued one is a daemon's to run.
+                self.refuse_active(&store, &c).await?;
                 store.create_job(c.id, req.kind, &owner).await
             }
             other => other,
         }?;
         call.send(Event::JobStarted { job: job.id });
+        let status = self
+            .execute(&store, &c, reset_streams, &prepared, &job, req, call)
+            .await?;
+        store.finish_job(job.id, status).await?;
+        self.job_get(job.id).await
+    }
+
+    /// Runs a recorded job's attempts to their end, whoever recorded it
+    /// (`connection_job` in this process, or a daemon's runner that leased
+    /// it): its status, which the caller records. What fails before or
+    /// between attempts is recorded as an attempt of its own.
+    #[allow(clippy::too_many_arguments)]
+    async fn execute(
+        &self,
+        store: &Store,
+        c: &store::Connection,
+        reset_streams: Vec<crate::protocol::StreamDescriptor>,
+        prepared: &Prepared,
+        job: &Job,
+        req: &JobRequest,
+        call: &Call,
+    ) -> Result<JobStatus, ApiError> {
         let span = tracing::info_span!("job", id = job.id, connection = %c.name, kind = %req.kind);
         tracing::info!(parent: &span, run = %call.run, "Job started.");
         let jobs_dir = self.settings.data_dir.join("jobs");
@@ -185,22 +203,19 @@ impl Service {
             .and_then(|()| crate::fsutil::ensure_private_dir(&jobs_dir))
             .with_context(|| format!("cannot create {}", jobs_dir.display()))?;
         let status = match self
-            .run_attempts(&store, &c, reset_streams, &prepared, &job, req, call)
+            .run_attempts(store, c, reset_streams, prepared, job, req, call)
             .instrument(span.clone())
             .await
         {
             Ok(status) => status,
             Err(e) => {
-                // What failed before or between attempts is recorded too,
-                // with a log that says it.
-                self.record_failure(&store, &job, &e, &prepared.secrets)
+                self.record_failure(store, job, &e, &prepared.secrets)
                     .await?;
                 JobStatus::Failed
             }
         };
-        store.finish_job(job.id, status).await?;
         tracing::info!(parent: &span, status = %status, "Job ended.");
-        self.job_get(job.id).await
+        Ok(status)
     }
 
     /// Records what failed outside an attempt as an attempt of its own.

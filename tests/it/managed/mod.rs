@@ -83,6 +83,7 @@ macro_rules! both_backends {
 mod actors;
 mod apply;
 mod jobs;
+mod queue;
 mod schema;
 mod state;
 mod store;
