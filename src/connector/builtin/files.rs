@@ -13,7 +13,12 @@
 //!   sluice exits mid-write (a second Ctrl-C); see [`Unfinished`].
 //!
 //! `jsonl` writes each record's `data` exactly as the source sent it (no
-//! parse); `csv` writes the columns of the stream's JSON schema.
+//! parse); `csv` writes the columns of the stream's JSON schema, each value
+//! as the source wrote it (a number keeps every digit). A record whose
+//! `meta` reports changes the source made (a value nulled or truncated)
+//! keeps them as Airbyte's destinations do: an `_airbyte_meta` field holding
+//! that `meta` is added to the JSON Lines object, and to the CSV extra
+//! column. Neither must ever drop a field or a change without a word.
 
 use super::{parse_config, Builtin, BuiltinError, BuiltinResult, Kind, Output};
 use crate::fsutil::Unfinished;
@@ -22,8 +27,11 @@ use crate::protocol::{
     ConfiguredAirbyteCatalog, ConnectorSpecification, DestinationSyncMode, Extra, LogLevel,
     Message, StreamDescriptor, StreamStatus, TraceKind,
 };
+use serde::de::{Deserializer as _, MapAccess, Visitor};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufWriter, Write};
@@ -67,6 +75,10 @@ struct Config {
 
 /// The column CSV puts fields in that the stream's schema does not name.
 const EXTRA_COLUMN: &str = "_airbyte_additional_properties";
+/// The field that carries a record's `meta`, as Airbyte's destinations name it.
+const META_FIELD: &str = "_airbyte_meta";
+/// Where a record whose `data` is no object puts it.
+const DATA_FIELD: &str = "_airbyte_data";
 
 impl Builtin for FileDestination {
     fn name(&self) -> &'static str {
@@ -156,9 +168,10 @@ impl Builtin for FileDestination {
             match env.kind {
                 MessageKind::Record => {
                     let r = env.record.expect("a RECORD has its fields");
+                    let meta = meta_with_changes(text, r.data);
                     let f = files.get(r.namespace.as_deref(), &r.stream)?;
                     row.clear();
-                    f.format_row(r.data, &mut row)?;
+                    f.format_row(r.data, meta, &mut row)?;
                     f.write(&row)?;
                 }
                 MessageKind::State => {
@@ -191,6 +204,18 @@ impl Builtin for FileDestination {
             }
         }
         files.sync_dirty()?;
+        for f in files.files.iter().filter(|f| f.unwritten > 0) {
+            out.log(
+                LogLevel::Warn,
+                format!(
+                    "{} record(s) of stream {} had fields or meta changes that its schema has \
+                     no column for (it allows no other properties); {} does not hold them.",
+                    f.unwritten,
+                    f.name,
+                    f.final_path.display()
+                ),
+            )?;
+        }
         for name in files.abandon_incomplete()? {
             out.log(
                 LogLevel::Warn,
@@ -216,42 +241,71 @@ struct StreamFile {
     /// CSV only: the schema's fields, then the extra column if any.
     columns: Option<Vec<String>>,
     extra_column: bool,
+    /// CSV only: the position of each of the schema's fields.
+    index: HashMap<String, usize>,
+    /// CSV only: records with fields, or meta changes, no column could take.
+    unwritten: u64,
 }
 
 impl StreamFile {
-    fn format_row(&self, data: &[u8], row: &mut Vec<u8>) -> BuiltinResult<()> {
+    /// The line or CSV row for a record's `data` and, when it reports
+    /// changes, its `meta`.
+    fn format_row(
+        &mut self,
+        data: &[u8],
+        meta: Option<&RawValue>,
+        row: &mut Vec<u8>,
+    ) -> BuiltinResult<()> {
         let Some(columns) = &self.columns else {
-            row.extend_from_slice(data);
+            match meta {
+                None => row.extend_from_slice(data),
+                Some(meta) => with_meta(data, meta, row),
+            }
             row.push(b'\n');
             return Ok(());
         };
-        let value: Value = serde_json::from_slice(data).map_err(|e| {
+        let not_json = |e: serde_json::Error| {
             BuiltinError::system(format!("a record of {} is not JSON: {e}", self.name))
-        })?;
-        let mut fields = match value {
-            Value::Object(m) => m,
-            other => {
-                let mut m = serde_json::Map::new();
-                m.insert("_airbyte_data".into(), other);
-                m
-            }
         };
+        let text = std::str::from_utf8(data)
+            .map_err(|_| BuiltinError::system(format!("a record of {} is not UTF-8", self.name)))?;
+        let fields = match raw_fields(text) {
+            Ok(fields) => fields,
+            Err(_) => vec![(
+                Cow::Borrowed(DATA_FIELD),
+                serde_json::from_str::<&RawValue>(text).map_err(not_json)?,
+            )],
+        };
+        let named = columns.len() - usize::from(self.extra_column);
+        let mut cells: Vec<Option<&RawValue>> = vec![None; named];
+        let mut extra = Vec::new();
+        for (key, value) in fields {
+            match self.index.get(key.as_ref()) {
+                Some(&i) => cells[i] = Some(value),
+                None => extra.push((key, value)),
+            }
+        }
+        if let Some(meta) = meta {
+            extra.push((Cow::Borrowed(META_FIELD), meta));
+        }
+        let mut record = cells
+            .into_iter()
+            .map(cell)
+            .collect::<serde_json::Result<Vec<Cow<str>>>>()
+            .map_err(not_json)?;
+        if self.extra_column {
+            let mut object = Vec::new();
+            if !extra.is_empty() {
+                write_object(extra.iter().map(|(k, v)| (k.as_ref(), *v)), &mut object);
+            }
+            record.push(String::from_utf8(object).expect("JSON is UTF-8").into());
+        } else if !extra.is_empty() {
+            self.unwritten += 1;
+        }
         let mut w = csv::WriterBuilder::new()
             .has_headers(false)
             .from_writer(Vec::new());
-        let named = columns.len() - usize::from(self.extra_column);
-        let mut cells: Vec<String> = columns[..named]
-            .iter()
-            .map(|c| cell(fields.remove(c.as_str())))
-            .collect();
-        if self.extra_column {
-            cells.push(if fields.is_empty() {
-                String::new()
-            } else {
-                Value::Object(fields).to_string()
-            });
-        }
-        w.write_record(&cells)
+        w.write_record(record.iter().map(|c| c.as_bytes()))
             .map_err(|e| BuiltinError::system(e.to_string()))?;
         row.extend_from_slice(
             &w.into_inner()
@@ -284,12 +338,141 @@ impl StreamFile {
     }
 }
 
-fn cell(v: Option<Value>) -> String {
-    match v {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) => s,
-        Some(other) => other.to_string(),
+/// A CSV cell for a value as written: a string's text, nothing for null,
+/// anything else (a number to its last digit, an object) as its JSON.
+fn cell(v: Option<&RawValue>) -> serde_json::Result<Cow<'_, str>> {
+    let Some(text) = v.map(RawValue::get) else {
+        return Ok(Cow::Borrowed(""));
+    };
+    Ok(match text.as_bytes()[0] {
+        b'n' => Cow::Borrowed(""),
+        b'"' if !text.contains('\\') => Cow::Borrowed(&text[1..text.len() - 1]),
+        b'"' => Cow::Owned(serde_json::from_str::<String>(text)?),
+        _ => Cow::Borrowed(text),
+    })
+}
+
+/// `data` (an object, else wrapped in one as `_airbyte_data`) with an
+/// `_airbyte_meta` field added, every value as written.
+fn with_meta(data: &[u8], meta: &RawValue, row: &mut Vec<u8>) {
+    let data = data.trim_ascii();
+    if data.first() == Some(&b'{') {
+        let body = &data[..data.len() - 1];
+        if body[1..].trim_ascii().is_empty() {
+            row.push(b'{');
+        } else {
+            row.extend_from_slice(body);
+            row.push(b',');
+        }
+    } else {
+        row.extend_from_slice(format!("{{\"{DATA_FIELD}\":").as_bytes());
+        row.extend_from_slice(data);
+        row.push(b',');
     }
+    row.extend_from_slice(format!("\"{META_FIELD}\":").as_bytes());
+    row.extend_from_slice(meta.get().as_bytes());
+    row.push(b'}');
+}
+
+/// A RECORD line's `meta` as written, when it reports changes to the data.
+/// Only a line that spells `meta` (or escapes a character) outside its
+/// `data` is parsed for it, so the common record costs a short scan.
+fn meta_with_changes<'a>(line: &'a [u8], data: &[u8]) -> Option<&'a RawValue> {
+    let outside = match line.as_ptr_range().contains(&data.as_ptr()) {
+        true => {
+            let start = data.as_ptr() as usize - line.as_ptr() as usize;
+            [&line[..start], &line[start + data.len()..]]
+        }
+        false => [line, &[][..]],
+    };
+    let spelled = outside
+        .iter()
+        .any(|part| memchr::memmem::find(part, b"meta").is_some() || part.contains(&b'\\'));
+    if !spelled {
+        return None;
+    }
+    #[derive(Deserialize)]
+    struct Line<'a> {
+        #[serde(borrow)]
+        record: Record<'a>,
+    }
+    #[derive(Deserialize)]
+    struct Record<'a> {
+        #[serde(borrow, default)]
+        meta: Option<&'a RawValue>,
+    }
+    #[derive(Deserialize)]
+    struct Changes {
+        #[serde(default)]
+        changes: Option<Vec<serde::de::IgnoredAny>>,
+    }
+    let line: Line = serde_json::from_str(std::str::from_utf8(line).ok()?).ok()?;
+    let meta = line.record.meta?;
+    let changes = serde_json::from_str::<Changes>(meta.get()).ok()?.changes;
+    changes.is_some_and(|c| !c.is_empty()).then_some(meta)
+}
+
+/// An object key, borrowed from the text unless it has escapes.
+pub(super) struct Key<'de>(pub Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+/// The fields of a JSON object in order, each value exactly as written:
+/// nothing is re-encoded, so `1.50` stays `1.50` and a number keeps every
+/// digit. An error for anything but one object.
+pub(super) fn raw_fields(json: &str) -> serde_json::Result<Vec<(Cow<'_, str>, &RawValue)>> {
+    struct Fields;
+    impl<'de> Visitor<'de> for Fields {
+        type Value = Vec<(Cow<'de, str>, &'de RawValue)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut fields = Vec::new();
+            while let Some(Key(key)) = map.next_key()? {
+                fields.push((key, map.next_value()?));
+            }
+            Ok(fields)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(json);
+    let fields = (&mut de).deserialize_map(Fields)?;
+    de.end()?;
+    Ok(fields)
+}
+
+/// Writes `{"key":value,...}`, each value as written.
+pub(super) fn write_object<'a>(
+    fields: impl IntoIterator<Item = (&'a str, &'a RawValue)>,
+    out: &mut Vec<u8>,
+) {
+    out.push(b'{');
+    for (i, (key, value)) in fields.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut *out, key).expect("a string is JSON");
+        out.push(b':');
+        out.extend_from_slice(value.get().as_bytes());
+    }
+    out.push(b'}');
 }
 
 struct StreamFiles {
@@ -345,11 +528,13 @@ impl StreamFiles {
             } else {
                 configured.destination_sync_mode
             };
-            let (columns, extra_column) = match format {
-                Format::Jsonl => (None, false),
+            let (columns, extra_column, column_index) = match format {
+                Format::Jsonl => (None, false, HashMap::new()),
                 Format::Csv => {
                     let (c, extra) = csv_columns(&configured.stream.json_schema);
-                    (Some(c), extra)
+                    let named = c.len() - usize::from(extra);
+                    let index = c[..named].iter().cloned().zip(0..).collect();
+                    (Some(c), extra, index)
                 }
             };
             let (w, partial) = match mode {
@@ -394,6 +579,8 @@ impl StreamFiles {
                 dirty: true,
                 overwrite_written: false,
                 complete: false,
+                index: column_index,
+                unwritten: 0,
                 columns,
                 extra_column,
             });
@@ -707,6 +894,75 @@ mod tests {
             err.message.contains("--destination-sync-mode overwrite"),
             "{}",
             err.message
+        );
+    }
+
+    #[test]
+    fn meta_changes_are_kept_and_values_written_as_sent() {
+        // A nulled value, a record with no changes, one whose `meta` says
+        // none, and a stream named `meta`.
+        const NULLED: &str = r#"{"type":"RECORD","record":{"stream":"users","data":{"id":3,"n":null},"emitted_at":1,"meta":{"changes":[{"field":"n","change":"NULLED","reason":"SOURCE_SERIALIZATION_ERROR"}]}}}"#;
+        const BIG: &str = r#"{"type":"RECORD","record":{"stream":"users","data":{"id":123456789012345678901234,"n":1.50,"s":"a\"b"},"emitted_at":1}}"#;
+        const NONE: &str = r#"{"type":"RECORD","record":{"stream":"users","data":{"id":4},"emitted_at":1,"meta":{"changes":[]}}}"#;
+        const META: &str =
+            r#"{"type":"RECORD","record":{"stream":"meta","data":{},"emitted_at":1}}"#;
+        const WANT: &str = r#"{"changes":[{"field":"n","change":"NULLED","reason":"SOURCE_SERIALIZATION_ERROR"}]}"#;
+        let input = format!("{NULLED}\n{BIG}\n{NONE}\n");
+        let dir = tempfile::tempdir().unwrap();
+        let cat = catalog(DestinationSyncMode::Append, json!({}));
+        run(&FileDestination::jsonl(), dir.path(), &cat, &input);
+        let text = std::fs::read_to_string(dir.path().join("users.jsonl")).unwrap();
+        assert_eq!(
+            text,
+            format!(
+                "{{\"id\":3,\"n\":null,\"_airbyte_meta\":{WANT}}}\n\
+                 {{\"id\":123456789012345678901234,\"n\":1.50,\"s\":\"a\\\"b\"}}\n{{\"id\":4}}\n"
+            )
+        );
+        let mut row = Vec::new();
+        let meta: &RawValue = serde_json::from_str(WANT).unwrap();
+        with_meta(b" {  } ", meta, &mut row);
+        with_meta(b"[1]", meta, &mut row);
+        assert_eq!(
+            String::from_utf8(row).unwrap(),
+            format!(
+                "{{\"_airbyte_meta\":{WANT}}}{{\"_airbyte_data\":[1],\"_airbyte_meta\":{WANT}}}"
+            )
+        );
+        let env = envelope::scan(META.as_bytes()).unwrap();
+        assert!(meta_with_changes(META.as_bytes(), env.record.unwrap().data).is_none());
+
+        let schema = json!({"type":"object","properties":{"id":{"type":"integer"},"n":{"type":"number"},"s":{"type":"string"}}});
+        let cat = catalog(DestinationSyncMode::Append, schema);
+        run(&FileDestination::csv(), dir.path(), &cat, &input);
+        let text = std::fs::read_to_string(dir.path().join("users.csv")).unwrap();
+        assert_eq!(
+            text,
+            format!(
+                "id,n,s,_airbyte_additional_properties\n\
+                 3,,,\"{{\"\"_airbyte_meta\"\":{}}}\"\n\
+                 123456789012345678901234,1.50,\"a\"\"b\",\n4,,,\n",
+                WANT.replace('"', "\"\"")
+            )
+        );
+    }
+
+    #[test]
+    fn csv_says_what_a_closed_schema_had_no_column_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let schema = json!({"type":"object","additionalProperties":false,"properties":{"id":{"type":"integer"}}});
+        let cat = catalog(DestinationSyncMode::Append, schema);
+        let echoed = run(
+            &FileDestination::csv(),
+            dir.path(),
+            &cat,
+            &format!("{REC1}\n{REC2}\n"),
+        );
+        let text = std::fs::read_to_string(dir.path().join("users.csv")).unwrap();
+        assert_eq!(text, "id\n1\n2\n");
+        assert!(
+            echoed.contains("2 record(s) of stream users had fields or meta changes"),
+            "{echoed}"
         );
     }
 

@@ -3,6 +3,13 @@
 //! Types are inferred from the first rows for the catalog; CSV values are
 //! then typed by the configured schema, and a value that does not fit is
 //! sent as null with a `meta.changes` entry rather than failing the sync.
+//!
+//! No CSV value is changed or dropped without a word: only a plain number
+//! is typed as one (`00123`, `+5`, `1_000` stay text), a number is sent
+//! as the file writes it (`1.50`, an integer past 64 bits to its last
+//! digit), a header naming a column twice has the
+//! repeats renamed (`a_2`, logged), and a row with more fields than the
+//! header fails the read with its file and line; one with fewer has nulls.
 //! As in Airbyte's file-based sources, every record carries
 //! `_ab_source_file_url` and `_ab_source_file_last_modified`, and
 //! incremental syncs skip files already read (by path and modification
@@ -278,9 +285,9 @@ impl Ty {
     fn of_csv(text: &str) -> Option<Ty> {
         if text.is_empty() {
             None
-        } else if text.parse::<i64>().is_ok() {
+        } else if plain_integer(text) {
             Some(Ty::Integer)
-        } else if text.parse::<f64>().is_ok_and(f64::is_finite) {
+        } else if plain_number(text) {
             Some(Ty::Number)
         } else if text == "true" || text == "false" {
             Some(Ty::Boolean)
@@ -309,6 +316,92 @@ impl Ty {
         };
         json!({"type": ["null", name]})
     }
+}
+
+/// Whether CSV text is an integer as JSON writes it and it fits an i64:
+/// `00123` (a zip code, an id) or `+5` would not survive the round trip.
+fn plain_integer(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let canonical = match digits.as_bytes() {
+        [b'0'] => true,
+        [b'1'..=b'9', rest @ ..] => rest.iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    canonical && text.parse::<i64>().is_ok()
+}
+
+/// Whether CSV text is an integer as JSON writes it, of any length: a
+/// value of a column declared integer, sent as written (JSON Schema's
+/// integers have no bound; a destination that cannot hold one says so).
+fn integer_literal(text: &str) -> bool {
+    plain_number(text) && !text.contains(['.', 'e', 'E'])
+}
+
+/// Whether CSV text is a JSON number literal (`-1.50`, `2e10`, an integer
+/// of any length), so it can be sent exactly as written. `.5`, `1.`,
+/// `007`, `NaN` and `inf` are not: they stay text.
+fn plain_number(text: &str) -> bool {
+    let b = text.as_bytes();
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while b.get(*i).is_some_and(u8::is_ascii_digit) {
+            *i += 1;
+        }
+        *i - start
+    };
+    let int_start = i;
+    match digits(&mut i) {
+        0 => return false,
+        n if n > 1 && b[int_start] == b'0' => return false,
+        _ => {}
+    }
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    i == b.len()
+}
+
+/// A CSV header with every name made unique: a repeat, or a name the
+/// source adds to each record, gets `_2` (`_3`, ...) so no column is lost.
+/// Returns the renames, `(column number, old name, new name)`.
+fn unique_headers(raw: &csv::StringRecord) -> (csv::StringRecord, Vec<(usize, String, String)>) {
+    let mut taken: std::collections::HashSet<String> =
+        [FILE_URL, LAST_MODIFIED].map(String::from).into();
+    let mut renames = Vec::new();
+    let mut out = csv::StringRecord::with_capacity(raw.as_slice().len(), raw.len());
+    // Names the header has as written are kept for the column that has
+    // them first, so a rename never takes a later column's own name.
+    let written: std::collections::HashSet<&str> = raw.iter().collect();
+    for (i, name) in raw.iter().enumerate() {
+        if taken.insert(name.to_string()) {
+            out.push_field(name);
+            continue;
+        }
+        let mut n = 2;
+        let new = loop {
+            let candidate = format!("{name}_{n}");
+            if !written.contains(candidate.as_str()) && taken.insert(candidate.clone()) {
+                break candidate;
+            }
+            n += 1;
+        };
+        out.push_field(&new);
+        renames.push((i + 1, name.to_string(), new));
+    }
+    (out, renames)
 }
 
 /// Column name to inferred type, in the order columns were first seen.
@@ -384,15 +477,29 @@ fn each_row(
                 .map_err(|e| {
                     BuiltinError::config(format!("cannot read {}: {e}", path.display()))
                 })?;
-            let headers = r
-                .headers()
-                .map_err(|e| BuiltinError::config(format!("{}: {e}", path.display())))?
-                .clone();
+            let (headers, _) = unique_headers(
+                r.headers()
+                    .map_err(|e| BuiltinError::config(format!("{}: {e}", path.display())))?,
+            );
             let mut record = csv::StringRecord::new();
             loop {
                 match r.read_record(&mut record) {
                     Ok(false) => return Ok(()),
                     Ok(true) => {
+                        // Fields past the header's last column have no name
+                        // to go under; dropping them would lose data. Empty
+                        // ones (a trailing comma) hold none.
+                        if record.iter().skip(headers.len()).any(|v| !v.is_empty()) {
+                            let line = record.position().map_or(0, csv::Position::line);
+                            return Err(BuiltinError::config(format!(
+                                "{} line {line}: the row has {} fields but the header names {}; \
+                                 the extra values have no column. Add their names to the header \
+                                 (line 1) or quote the field that holds the delimiter",
+                                path.display(),
+                                record.len(),
+                                headers.len()
+                            )));
+                        }
                         if !f(Row::Csv(&headers, &record))? {
                             return Ok(());
                         }
@@ -444,12 +551,9 @@ fn typed(text: &str, schema: Option<&Value>) -> Option<Value> {
     };
     for t in types {
         let v = match t {
-            "integer" => text.parse::<i64>().ok().map(Value::from),
-            "number" => text
-                .parse::<f64>()
-                .ok()
-                .and_then(serde_json::Number::from_f64)
-                .map(Value::Number),
+            "integer" if plain_integer(text) => text.parse::<i64>().ok().map(Value::from),
+            // As written, to its last digit (`1.50`, past an f64's).
+            "number" if plain_number(text) => serde_json::from_str::<Value>(text).ok(),
             "boolean" => match text {
                 "true" => Some(Value::Bool(true)),
                 "false" => Some(Value::Bool(false)),
@@ -486,7 +590,7 @@ impl Builtin for FileSource {
             "additionalProperties": false,
             "properties": {
                 "name": {"type": "string", "minLength": 1, "description": "Stream name; by default the file name without extension or glob characters."},
-                "path": {"type": "string", "minLength": 1, "sluice_path": true, "description": "A file or a glob (data/*.csv)."},
+                "path": {"type": "string", "minLength": 1, "sluice_path": true, "description": "A file or a glob (data/*.csv); every file it matches is read into this one stream, oldest first."},
                 "format": {"type": "string", "enum": ["csv", "jsonl"], "description": "By default from the extension."}
             }
         });
@@ -620,6 +724,7 @@ fn read_file(
     if stream.format == FileFormat::Jsonl {
         return read_jsonl(descriptor, f, url, emitted_at, out);
     }
+    log_renamed_columns(&f.path, out)?;
     let mut csv = CsvRecords::new(descriptor, (url, f), emitted_at, props);
     let mut n = 0u64;
     each_row(stream, &f.path, &mut |row| {
@@ -630,21 +735,39 @@ fn read_file(
         let Row::Csv(headers, values) = row else {
             unreachable!("JSON Lines are read by read_jsonl")
         };
-        if csv.write(headers, values, out)? {
-            return Ok(true);
-        }
-        let mut changes = Vec::new();
-        let mut m = Map::new();
-        for (h, v) in headers.iter().zip(values.iter()) {
-            let value = typed(v, props.and_then(|p| p.get(h))).unwrap_or_else(|| {
-                changes.push(nulled(h));
-                Value::Null
-            });
-            m.insert(h.to_string(), value);
-        }
-        send_record(descriptor, m, (url, f), emitted_at, changes, out)?;
+        csv.write(headers, values, out)?;
         Ok(true)
     })
+}
+
+/// Says which columns of a CSV file are read under another name than its
+/// header gives ([`unique_headers`]), so a renamed column is never a
+/// surprise downstream.
+fn log_renamed_columns(path: &Path, out: &mut Output) -> BuiltinResult<()> {
+    let Ok(mut r) = csv::ReaderBuilder::new().flexible(true).from_path(path) else {
+        // each_row reports it with what to do.
+        return Ok(());
+    };
+    let Ok(raw) = r.headers() else {
+        return Ok(());
+    };
+    let (_, renames) = unique_headers(raw);
+    if renames.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = renames
+        .iter()
+        .map(|(i, old, new)| format!("column {i} `{old}` as `{new}`"))
+        .collect();
+    out.log(
+        crate::protocol::LogLevel::Warn,
+        format!(
+            "The header of {} names a column more than once, or names one the source adds \
+             to each record; reading {} so that no column is lost.",
+            path.display(),
+            list.join(", ")
+        ),
+    )
 }
 
 /// The one type besides null a schema gives (`None`: it gives none, so
@@ -684,8 +807,8 @@ fn nulled(field: &str) -> RecordMetaChange {
 
 /// Writes a CSV file's rows as RECORD lines directly, each cell typed by
 /// its column's schema as [`typed`] types it, without building a JSON value
-/// per row. A file whose header names a column twice, or one of the two
-/// fields the source adds, goes the general way.
+/// per row. The header's names are unique ([`unique_headers`]), so each
+/// is one key.
 struct CsvRecords {
     /// The line up to `data`'s opening brace.
     head: Vec<u8>,
@@ -719,45 +842,35 @@ impl CsvRecords {
         }
     }
 
-    /// Writes the row's record; false (nothing written) when the file's
-    /// header needs the general way.
+    /// Writes the row's record.
     fn write(
         &mut self,
         headers: &csv::StringRecord,
         values: &csv::StringRecord,
         out: &mut Output,
-    ) -> BuiltinResult<bool> {
+    ) -> BuiltinResult<()> {
         // One file, one header: read it once (comparing it per row cost
         // a tenth of the thread).
         if self.headers.is_none() {
-            let mut names: Vec<&str> = headers.iter().collect();
-            names.sort_unstable();
-            let clash = names.windows(2).any(|w| w[0] == w[1])
-                || names.iter().any(|h| *h == FILE_URL || *h == LAST_MODIFIED);
-            self.columns = if clash {
-                Vec::new()
-            } else {
-                headers
-                    .iter()
-                    .map(|h| {
-                        let mut key = serde_json::to_vec(h).expect("a string serializes");
-                        key.push(b':');
-                        let schema = self.props.as_ref().and_then(|p| p.get(h)).cloned();
-                        (key, schema)
-                    })
-                    .collect()
-            };
+            self.columns = headers
+                .iter()
+                .map(|h| {
+                    let mut key = serde_json::to_vec(h).expect("a string serializes");
+                    key.push(b':');
+                    let schema = self.props.as_ref().and_then(|p| p.get(h)).cloned();
+                    (key, schema)
+                })
+                .collect();
             self.headers = Some(headers.clone());
-        }
-        if self.columns.is_empty() && !headers.is_empty() {
-            return Ok(false);
         }
         let line = &mut self.line;
         line.clear();
         line.extend_from_slice(&self.head);
         let mut changes = Vec::new();
-        for ((key, schema), (h, text)) in self.columns.iter().zip(headers.iter().zip(values)) {
+        for (i, ((key, schema), h)) in self.columns.iter().zip(headers.iter()).enumerate() {
             line.extend_from_slice(key);
+            // A short row's missing fields are nulls.
+            let text = values.get(i).unwrap_or("");
             let written = match (only_type(schema.as_ref()), text) {
                 (_, "") => {
                     line.extend_from_slice(b"null");
@@ -765,8 +878,15 @@ impl CsvRecords {
                 }
                 // The usual cases without a value in between.
                 (Some("string") | None, _) => serde_json::to_writer(&mut *line, text),
-                (Some("integer"), _) if text.parse::<i64>().is_ok() => {
-                    serde_json::to_writer(&mut *line, &text.parse::<i64>().unwrap_or_default())
+                (Some("integer"), _) if integer_literal(text) => {
+                    line.extend_from_slice(text.as_bytes());
+                    Ok(())
+                }
+                // A number as written: `1.50` stays `1.50`, a long one
+                // keeps every digit.
+                (Some("number"), _) if plain_number(text) => {
+                    line.extend_from_slice(text.as_bytes());
+                    Ok(())
                 }
                 _ => match typed(text, schema.as_ref()) {
                     Some(v) => serde_json::to_writer(&mut *line, &v),
@@ -791,8 +911,7 @@ impl CsvRecords {
                 .map_err(|e| BuiltinError::system(e.to_string()))?;
         }
         line.extend_from_slice(b"}}\n");
-        out.raw(line)?;
-        Ok(true)
+        out.raw(line)
     }
 }
 
@@ -921,7 +1040,7 @@ mod tests {
     }
 
     #[test]
-    fn csv_rows_are_written_as_the_general_path_builds_them() {
+    fn csv_rows_are_records_typed_by_their_columns() {
         let dir = tempfile::tempdir().unwrap();
         let read = |name: &str, text: &str| {
             let file = dir.path().join(name);
@@ -977,10 +1096,159 @@ mod tests {
             .map(|c| c["field"].as_str().unwrap())
             .collect();
         assert_eq!(nulled, ["id", "ok"]);
-        // A header naming a column twice goes the general way: the last wins.
-        let records = read("d.csv", "a,b,a\n1,2,3\n");
-        assert_eq!(records[0]["data"]["a"], json!(3));
-        assert_eq!(records[0]["data"]["b"], json!(2));
+    }
+
+    /// Discovers and reads one file; its RECORDs' `data` and the LOG
+    /// messages, or the read's error.
+    fn read_one(dir: &Path, name: &str, text: &str) -> Result<(Vec<Value>, String), BuiltinError> {
+        let file = dir.join(name);
+        std::fs::write(&file, text).unwrap();
+        let config = json!({ "path": &file });
+        let catalog = FileSource.discover(&config)?;
+        let configured: ConfiguredAirbyteCatalog = serde_json::from_value(json!({"streams": [{
+            "stream": catalog.streams[0], "sync_mode": "full_refresh",
+            "destination_sync_mode": "append"
+        }]}))
+        .unwrap();
+        let (mut out, buf) = Output::capture();
+        FileSource.read(&config, &configured, None, &mut out)?;
+        drop(out);
+        let sent = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
+        let mut records = Vec::new();
+        let mut logs = String::new();
+        for line in sent.lines() {
+            let m: Value = serde_json::from_str(line).unwrap();
+            match m["type"].as_str() {
+                Some("RECORD") => records.push(m["record"].clone()),
+                Some("LOG") => logs.push_str(m["log"]["message"].as_str().unwrap()),
+                _ => {}
+            }
+        }
+        Ok((records, logs))
+    }
+
+    #[test]
+    fn csv_text_that_only_looks_numeric_stays_text_and_numbers_keep_their_digits() {
+        let dir = tempfile::tempdir().unwrap();
+        let (records, _) = read_one(
+            dir.path(),
+            "n.csv",
+            "zip,big,price,id\n00123,123456789012345678901234,1.50,7\n\
+             02134,1,2.00,0\n+5,2,1e2,-3\n",
+        )
+        .unwrap();
+        let raw: Vec<String> = records.iter().map(|r| r["data"].to_string()).collect();
+        let row = |i: usize| records[i]["data"].clone();
+        assert_eq!(row(0)["zip"], json!("00123"));
+        assert_eq!(row(1)["zip"], json!("02134"));
+        assert_eq!(row(2)["zip"], json!("+5"));
+        assert_eq!(row(0)["id"], json!(7));
+        assert_eq!(row(2)["id"], json!(-3));
+        assert!(records.iter().all(|r| r.get("meta").is_none()), "{raw:?}");
+        // What the destination is sent, byte for byte: serde_json keeps a
+        // number's text only as far as an f64 goes.
+        let sent = raw_line(dir.path(), "n.csv");
+        for want in [
+            r#""big":123456789012345678901234,"#,
+            r#""price":1.50,"#,
+            r#""price":2.00,"#,
+            r#""price":1e2,"#,
+        ] {
+            assert!(sent.contains(want), "{want} in {sent}");
+        }
+
+        for (text, integer, number) in [
+            ("0", true, true),
+            ("-12", true, true),
+            ("007", false, false),
+            ("+5", false, false),
+            ("1_000", false, false),
+            ("9223372036854775808", false, true),
+            ("-1e3", false, true),
+            ("1.50", false, true),
+            ("-0.5e-3", false, true),
+            (".5", false, false),
+            ("5.", false, false),
+            ("1e", false, false),
+            ("NaN", false, false),
+            ("inf", false, false),
+            ("-", false, false),
+        ] {
+            assert_eq!(plain_integer(text), integer, "{text}");
+            assert_eq!(plain_number(text), number, "{text}");
+            let whole = number && !text.contains(['.', 'e']);
+            assert_eq!(integer_literal(text), whole, "{text}");
+        }
+    }
+
+    /// The lines `read` sends for a file already in `dir`.
+    fn raw_line(dir: &Path, name: &str) -> String {
+        let config = json!({ "path": dir.join(name) });
+        let catalog = FileSource.discover(&config).unwrap();
+        let configured: ConfiguredAirbyteCatalog = serde_json::from_value(json!({"streams": [{
+            "stream": catalog.streams[0], "sync_mode": "full_refresh",
+            "destination_sync_mode": "append"
+        }]}))
+        .unwrap();
+        let (mut out, buf) = Output::capture();
+        FileSource
+            .read(&config, &configured, None, &mut out)
+            .unwrap();
+        drop(out);
+        let sent = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
+        sent
+    }
+
+    #[test]
+    fn a_header_naming_a_column_twice_keeps_both_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let (records, logs) = read_one(
+            dir.path(),
+            "d.csv",
+            "a,b,a,a_2,_ab_source_file_url\n1,2,3,4,5\n",
+        )
+        .unwrap();
+        let data = &records[0]["data"];
+        assert_eq!(data["a"], json!(1));
+        assert_eq!(data["b"], json!(2));
+        assert_eq!(data["a_3"], json!(3));
+        assert_eq!(data["a_2"], json!(4));
+        assert_eq!(data["_ab_source_file_url_2"], json!(5));
+        assert!(data[FILE_URL].as_str().unwrap().ends_with("d.csv"));
+        assert!(
+            logs.contains("reading column 3 `a` as `a_3`, column 5 `_ab_source_file_url` as `_ab_source_file_url_2`"),
+            "{logs}"
+        );
+        let catalog = FileSource
+            .discover(&json!({"path": dir.path().join("d.csv")}))
+            .unwrap();
+        let props = catalog.streams[0].json_schema["properties"]
+            .as_object()
+            .unwrap();
+        assert!(props.contains_key("a_3") && props.contains_key("_ab_source_file_url_2"));
+    }
+
+    #[test]
+    fn a_row_longer_than_the_header_fails_with_its_line_and_a_shorter_one_has_nulls() {
+        let dir = tempfile::tempdir().unwrap();
+        // A trailing empty field holds nothing to lose.
+        let (records, _) = read_one(dir.path(), "r.csv", "a,b,c\n1,2,3,\n4\n").unwrap();
+        assert_eq!(records[0]["data"]["c"], json!(3));
+        assert_eq!(records[1]["data"]["a"], json!(4));
+        assert_eq!(records[1]["data"]["b"], Value::Null);
+        assert!(records[1]["data"].as_object().unwrap().contains_key("c"));
+        let err = read_one(dir.path(), "r.csv", "a,b\n1,2\n\"x\ny\",2\n3,4,5\n").unwrap_err();
+        assert_eq!(err.failure_type, crate::protocol::FailureType::ConfigError);
+        let path = dir.path().join("r.csv");
+        assert_eq!(
+            err.message,
+            format!(
+                "{} line 5: the row has 3 fields but the header names 2; the extra values have \
+                 no column. Add their names to the header (line 1) or quote the field that holds \
+                 the delimiter",
+                path.display()
+            )
+        );
     }
 
     #[test]

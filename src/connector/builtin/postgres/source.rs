@@ -8,6 +8,12 @@
 //! a row is held. (Letting PostgreSQL build the JSON with `row_to_json`
 //! doubled the server's work for the same bytes.) Incremental reads add
 //! the cursor's text as a last field, for the state.
+//!
+//! An incremental read must never skip a row: rows can be committed after
+//! a sync with the very cursor value it ended at, so the state counts the
+//! rows sent at its value (`cursor_record_count`, as Airbyte's
+//! source-postgres does) and the next read starts at `>=` that value
+//! unless the table still has exactly that many rows there.
 
 use super::json::{find_byte, string_stop};
 use super::types::{JsonKind, PgColumn};
@@ -266,8 +272,26 @@ pub(super) async fn read(
         let mut w = RecordWriter::new(&descriptor);
         if let Some((cursor_name, cursor, saved)) = cursor {
             let col = format!("s.{}", ident(&cursor.name));
+            // The count and the read see one snapshot, so "every row at the
+            // saved value was sent" is judged on the rows the read sees.
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .await?;
             let filter = match &saved {
-                Some(v) => format!(" WHERE {col} > {}::{}", literal(v), cursor.sql_type),
+                Some(s) => {
+                    let value = format!("{}::{}", literal(&s.value), cursor.sql_type);
+                    let op = tie_operator(&mut conn, table, &col, &value, s.count).await?;
+                    if op == ">=" {
+                        out.log(
+                            crate::protocol::LogLevel::Info,
+                            format!(
+                                "Stream {descriptor}: reading again the rows whose {cursor_name} \
+                                 is the saved {} (rows may have been added at that value since).",
+                                s.value
+                            ),
+                        )?;
+                    }
+                    format!(" WHERE {col} {op} {value}")
+                }
                 None => String::new(),
             };
             let sql = format!(
@@ -276,23 +300,27 @@ pub(super) async fn read(
                 table.qualified(),
             );
             let every = config.checkpoint_every();
+            // The last cursor value sent, and how many rows had it.
             let mut last: Option<Vec<u8>> = None;
+            let mut ties = 0u64;
             let mut since = 0u64;
             let mut cursor: Vec<u8> = Vec::new();
             let mut tracker = |line: &[u8], w: &mut RecordWriter, out: &mut Output| {
                 scratch.clear();
                 let has_cursor = json.render(line, &mut scratch, Some(&mut cursor))?;
-                // A state only where the cursor changes, so that `>` on
-                // resume skips no row sharing the saved value.
-                if since >= every && has_cursor && last.as_deref() != Some(&cursor[..]) {
+                let changed = has_cursor && last.as_deref() != Some(&cursor[..]);
+                // A state only where the cursor changes: every row at the
+                // state's value has been sent, and the count says so.
+                if since >= every && changed {
                     if let Some(prev) = &last {
-                        out.state(cursor_state(&descriptor, cursor_name, prev)?)?;
+                        out.state(cursor_state(&descriptor, cursor_name, prev, ties)?)?;
                     }
                     since = 0;
                 }
                 w.record(&scratch, out)?;
                 since += 1;
-                if has_cursor {
+                if changed {
+                    ties = 0;
                     match &mut last {
                         Some(l) => {
                             l.clear();
@@ -301,15 +329,23 @@ pub(super) async fn read(
                         None => last = Some(cursor.clone()),
                     }
                 }
+                if has_cursor {
+                    ties += 1;
+                }
                 Ok(())
             };
             copy_out(&mut conn, &sql, &mut w, out, &mut tracker).await?;
+            conn.execute("COMMIT").await?;
             // The final state, also when nothing was new.
             let final_state = match &last {
-                Some(text) => cursor_state(&descriptor, cursor_name, text)?,
+                Some(text) => cursor_state(&descriptor, cursor_name, text, ties)?,
                 None => StateMessage::stream(
                     descriptor.clone(),
-                    state_value(&descriptor, cursor_name, saved.as_deref()),
+                    state_value(
+                        &descriptor,
+                        cursor_name,
+                        saved.as_ref().map(|s| (s.value.as_str(), s.count)),
+                    ),
                 ),
             };
             out.state(final_state)?;
@@ -336,8 +372,8 @@ struct Planned<'a> {
     table: &'a Table,
     /// The columns the catalog selects, in the table's order.
     columns: Vec<&'a PgColumn>,
-    /// Incremental reads: the cursor's name, column and saved value.
-    cursor: Option<(&'a str, &'a PgColumn, Option<String>)>,
+    /// Incremental reads: the cursor's name, column and saved state.
+    cursor: Option<(&'a str, &'a PgColumn, Option<SavedCursor>)>,
 }
 
 fn plan_stream<'a>(
@@ -840,43 +876,98 @@ impl RecordWriter {
     }
 }
 
+/// An incremental stream's saved cursor: its value, and how many rows
+/// with that value were sent (`cursor_record_count`, as Airbyte's
+/// source-postgres keeps it; `None` in a state from before sluice kept it).
+#[derive(Debug, PartialEq)]
+struct SavedCursor {
+    value: String,
+    count: Option<u64>,
+}
+
 fn saved_cursor(
     state: Option<&StateSnapshot>,
     stream: &StreamDescriptor,
-) -> BuiltinResult<Option<String>> {
+) -> BuiltinResult<Option<SavedCursor>> {
     let Some(s) = state.and_then(|s| s.stream_state(stream)) else {
         return Ok(None);
     };
-    match s.get("cursor") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(c)) => Ok(Some(c.clone())),
-        Some(other) => Ok(Some(other.to_string())),
-    }
+    let value = match s.get("cursor") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(c)) => c.clone(),
+        Some(other) => other.to_string(),
+    };
+    // Airbyte writes 0 when it does not know the count: as good as none.
+    let count = s
+        .get("cursor_record_count")
+        .and_then(Value::as_u64)
+        .filter(|&n| n > 0);
+    Ok(Some(SavedCursor { value, count }))
+}
+
+/// `>` when every row at the saved cursor value was sent before, else
+/// `>=`: rows committed after a sync read, with the cursor value it ended
+/// at (several rows with one `updated_at`), would never be sent by `>`.
+/// Re-sending the tie rows is at-least-once, Airbyte's contract; the count
+/// avoids it when nothing was added at that value. A state without a count
+/// (sluice's before it kept one) re-sends them once.
+async fn tie_operator(
+    conn: &mut Conn,
+    table: &Table,
+    col: &str,
+    value: &str,
+    saved: Option<u64>,
+) -> BuiltinResult<&'static str> {
+    let Some(saved) = saved else {
+        return Ok(">=");
+    };
+    let sql = format!(
+        "SELECT count(*)::int8 FROM {} s WHERE {col} = {value}",
+        table.qualified()
+    );
+    let now: i64 = sqlx::query_scalar(&sql)
+        .fetch_one(&mut conn.conn)
+        .await
+        .map_err(|e| conn.err("cannot count the rows at the saved cursor", e))?;
+    Ok(if u64::try_from(now) == Ok(saved) {
+        ">"
+    } else {
+        ">="
+    })
 }
 
 /// Airbyte source-postgres's cursor state, so a state moves between the two.
-fn state_value(stream: &StreamDescriptor, cursor_field: &str, cursor: Option<&str>) -> Value {
-    json!({
+fn state_value(
+    stream: &StreamDescriptor,
+    cursor_field: &str,
+    cursor: Option<(&str, Option<u64>)>,
+) -> Value {
+    let mut v = json!({
         "state_type": "cursor_based",
         "version": 2,
         "stream_name": stream.name,
         "stream_namespace": stream.namespace,
         "cursor_field": [cursor_field],
-        "cursor": cursor,
-    })
+        "cursor": cursor.map(|(c, _)| c),
+    });
+    if let Some((_, Some(count))) = cursor {
+        v["cursor_record_count"] = json!(count);
+    }
+    v
 }
 
 fn cursor_state(
     stream: &StreamDescriptor,
     cursor_field: &str,
     text: &[u8],
+    count: u64,
 ) -> BuiltinResult<StateMessage> {
     let text = std::str::from_utf8(text).map_err(|_| {
         BuiltinError::system(format!("stream `{stream}`: a cursor value is not UTF-8"))
     })?;
     Ok(StateMessage::stream(
         stream.clone(),
-        state_value(stream, cursor_field, Some(text)),
+        state_value(stream, cursor_field, Some((text, Some(count)))),
     ))
 }
 
