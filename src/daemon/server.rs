@@ -105,6 +105,7 @@ pub fn router(daemon: Shared) -> Router {
         .route("/readyz", get(readyz))
         .nest("/api/v1", api)
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::map_response(with_version))
         .with_state(daemon)
@@ -315,6 +316,17 @@ macro_rules! attempt {
 
 async fn not_found() -> Response {
     error(ApiError::not_found("no such route").hint("the routes are under /api/v1"))
+}
+
+/// A route asked with a method it does not take: the API's error, as every
+/// other 4xx (axum's own has no body).
+async fn method_not_allowed() -> Response {
+    let mut resp = error(
+        ApiError::user("this route does not take that method")
+            .hint("the routes and their methods are in /api/v1/openapi.json"),
+    );
+    *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    resp
 }
 
 /// Whether the daemon is alive, and which sluice it is.
