@@ -90,7 +90,29 @@ macro_rules! words {
                 s.parse().map_err(serde::de::Error::custom)
             }
         }
+
+        // Its schema is the strings it is written as (the parser's other
+        // spellings are for people, not for clients).
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                string_schema(None, Some($name::ALL.iter().map(|v| v.as_str())))
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
     };
+}
+
+/// A string schema, of a pattern or of a list of values.
+fn string_schema<'a>(
+    pattern: Option<&str>,
+    values: Option<impl Iterator<Item = &'a str>>,
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .pattern(pattern)
+        .enum_values(values)
+        .into()
 }
 
 words! {
@@ -205,7 +227,7 @@ impl From<crate::protocol::FailureType> for FailureType {
 }
 
 /// Why a sync or an attempt failed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Failure {
     pub origin: FailureOrigin,
     pub failure_type: FailureType,
@@ -227,7 +249,7 @@ impl Failure {
 }
 
 /// What a sync moved of one stream.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StreamProgress {
     pub namespace: Option<String>,
     pub name: String,
@@ -259,7 +281,7 @@ impl StreamProgress {
 }
 
 /// One difference between a connection's catalog and what its source has now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SchemaChange {
     pub stream: String,
     pub change: String,
@@ -317,6 +339,18 @@ impl FromStr for NamespaceRule {
         }
     }
 }
+
+/// Written as text: `source`, `destination` or `custom:NAME`.
+impl utoipa::PartialSchema for NamespaceRule {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        string_schema(
+            Some("^(source|destination|custom:.+)$"),
+            None::<std::iter::Empty<&str>>,
+        )
+    }
+}
+
+impl utoipa::ToSchema for NamespaceRule {}
 
 impl TryFrom<String> for NamespaceRule {
     type Error = String;
@@ -444,6 +478,18 @@ impl Schedule {
         }
     }
 }
+
+/// Written as text: `manual`, `every:DURATION` or `cron:EXPRESSION`.
+impl utoipa::PartialSchema for Schedule {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        string_schema(
+            Some("^(manual|every:.+|cron:.+)$"),
+            None::<std::iter::Empty<&str>>,
+        )
+    }
+}
+
+impl utoipa::ToSchema for Schedule {}
 
 impl TryFrom<String> for Schedule {
     type Error = ScheduleError;

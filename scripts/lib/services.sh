@@ -84,3 +84,22 @@ install_python_connectors() {
     SLUICE_CONNECTORS_DIR=$SLUICE_TEST_CONNECTORS_DIR SLUICE_DATA_DIR=$TARGET_DIR/test-data \
         "$sluice" connector install python:airbyte-source-faker==7.2.1
 }
+
+# schemathesis (API fuzzing from the daemon's OpenAPI document) and
+# openapi-spec-validator, from PyPI, in a virtualenv of their own kept
+# across runs; reinstalled only when the pinned versions change.
+SCHEMATHESIS_VERSION=4.32.5
+OPENAPI_SPEC_VALIDATOR_VERSION=0.9.0
+install_openapi_tools() {
+    export SLUICE_TEST_OPENAPI_VENV=${SLUICE_TEST_OPENAPI_VENV:-$TARGET_DIR/schemathesis}
+    local venv=$SLUICE_TEST_OPENAPI_VENV
+    local want="schemathesis==$SCHEMATHESIS_VERSION openapi-spec-validator==$OPENAPI_SPEC_VALIDATOR_VERSION"
+    if [ -x "$venv/bin/schemathesis" ] && [ "$(cat "$venv/.sluice-installed" 2>/dev/null)" = "$want" ]; then
+        return
+    fi
+    log "schemathesis and openapi-spec-validator in $venv"
+    python3 -m venv "$venv"
+    # shellcheck disable=SC2086 # $want is a list of requirements
+    "$venv/bin/pip" install --quiet --disable-pip-version-check $want
+    printf '%s' "$want" >"$venv/.sluice-installed"
+}

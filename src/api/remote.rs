@@ -12,6 +12,7 @@ use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+use utoipa::ToSchema;
 
 /// The header a daemon names a run in, for cancelling it.
 pub const RUN_HEADER: &str = "sluice-run";
@@ -60,7 +61,7 @@ impl std::fmt::Display for Endpoint {
 }
 
 /// One line of a run's answer body.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunLine<T> {
     Event(Event),
@@ -69,7 +70,7 @@ pub enum RunLine<T> {
 }
 
 /// The body of every error answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     pub error: ApiError,
 }
@@ -684,7 +685,7 @@ impl Api for Remote {
 }
 
 /// What `DELETE .../state` takes: the streams to reset, all when empty.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct StateReset {
     #[serde(default)]
     pub streams: Vec<String>,

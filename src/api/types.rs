@@ -3,12 +3,16 @@
 //! of one string each. Requests carry values, never a client's paths:
 //! configs, catalogs and states are read by the client and sent as JSON.
 //!
+//! Each also derives its OpenAPI schema (utoipa) from the same serde
+//! attributes, so the daemon's document says what crosses the wire.
+//!
 //! Nothing here runs anything; the service fills these in.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::Duration;
+use utoipa::ToSchema;
 
 /// Sizes as sluice writes them everywhere: `1.5 KiB`.
 pub use crate::connector::human_bytes;
@@ -28,7 +32,7 @@ pub use crate::protocol::{
 };
 
 /// How a request runs: what it tells runtimes, and what it wants to hear.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RunOptions {
     /// Options for runtimes (`{"docker": {"memory": "1g"}}`), over the
     /// environment of whoever runs the request.
@@ -43,22 +47,24 @@ pub struct RunOptions {
 // -- connectors -------------------------------------------------------------
 
 /// One protocol command of a connector: `spec`, `check` or `discover`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ConnectorRequest {
     /// `sample`, `python:PACKAGE==VERSION`, `docker:IMAGE:TAG`, `exec:PATH`.
     pub connector: String,
     /// Its config (`{}` when absent).
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub config: Option<Value>,
     #[serde(default)]
     pub options: RunOptions,
 }
 
 /// A source's `read`, its raw output streamed back.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ReadRequest {
     pub connector: String,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub config: Option<Value>,
     /// Every stream in full refresh when absent.
     #[serde(default)]
@@ -71,10 +77,11 @@ pub struct ReadRequest {
 }
 
 /// A destination's `write`, fed with a byte stream of protocol lines.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct WriteRequest {
     pub connector: String,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub config: Option<Value>,
     pub catalog: ConfiguredAirbyteCatalog,
     #[serde(default)]
@@ -82,7 +89,7 @@ pub struct WriteRequest {
 }
 
 /// How a connector process ended.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ConnectorExit {
     pub code: Option<i32>,
     pub signal: Option<i32>,
@@ -91,13 +98,15 @@ pub struct ConnectorExit {
 // -- inline sync --------------------------------------------------------------
 
 /// One sync from a source to a destination, run to its end.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SyncRequest {
     pub source: String,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub source_config: Option<Value>,
     pub destination: String,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub destination_config: Option<Value>,
     /// Stream names (`name` or `namespace.name`); empty means all.
     #[serde(default)]
@@ -147,7 +156,7 @@ fn yes() -> bool {
 }
 
 /// Which of a sync's configs the caller keeps (and so can update).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ConfigKeepers {
     #[serde(default)]
     pub source: bool,
@@ -156,7 +165,7 @@ pub struct ConfigKeepers {
 }
 
 /// How a sync went.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SyncAnswer {
     pub status: SyncStatus,
     pub failure: Option<Failure>,
@@ -178,23 +187,25 @@ pub struct SyncAnswer {
 // -- sources and destinations -------------------------------------------------
 
 /// A source or destination as the caller sees it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Actor {
     pub kind: ActorKind,
     pub name: String,
     pub connector: String,
     /// Secrets masked unless asked for.
+    #[schema(value_type = Object)]
     pub config: Value,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ActorCreate {
     pub kind: ActorKind,
     pub name: String,
     pub connector: String,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub config: Option<Value>,
     /// Run the connector's check before saving.
     #[serde(default = "yes")]
@@ -205,13 +216,14 @@ pub struct ActorCreate {
 
 /// What changes; what is absent stays. Config fields given as the mask
 /// keep their stored secret.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ActorUpdate {
     pub kind: ActorKind,
     pub name: String,
     #[serde(default)]
     pub connector: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub config: Option<Value>,
     #[serde(default = "yes")]
     pub check: bool,
@@ -220,7 +232,7 @@ pub struct ActorUpdate {
 }
 
 /// A stored source or destination to run: check it, or discover a source.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ActorRun {
     pub kind: ActorKind,
     pub name: String,
@@ -232,7 +244,7 @@ pub struct ActorRun {
 
 /// Everything a connection is, by names: what `create` takes, what `apply`
 /// compares and what `export` writes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionSpec {
     pub source: String,
@@ -307,7 +319,7 @@ impl ConnectionSpec {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ConnectionCreate {
     pub name: String,
     pub spec: ConnectionSpec,
@@ -316,7 +328,7 @@ pub struct ConnectionCreate {
 }
 
 /// What a connection update changes; absent fields stay.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ConnectionPatch {
     pub source: Option<String>,
     pub destination: Option<String>,
@@ -334,7 +346,7 @@ pub struct ConnectionPatch {
     pub schema_change: Option<SchemaChangePolicy>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ConnectionUpdate {
     pub name: String,
     pub patch: ConnectionPatch,
@@ -343,10 +355,11 @@ pub struct ConnectionUpdate {
 }
 
 /// A connection as the caller sees it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Connection {
     pub name: String,
     #[serde(flatten)]
+    #[schema(schema_with = open_spec)]
     pub spec: ConnectionSpec,
     /// The streams of its catalog, with their modes.
     pub catalog_streams: Vec<CatalogStream>,
@@ -358,14 +371,25 @@ pub struct Connection {
     pub catalog: Option<ConfiguredAirbyteCatalog>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A connection spec's schema open to more fields: a [`Connection`] has
+/// its spec's fields among its own, which a spec alone refuses.
+fn open_spec() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::{schema::Schema, RefOr};
+    let mut schema = <ConnectionSpec as utoipa::PartialSchema>::schema();
+    if let RefOr::T(Schema::Object(object)) = &mut schema {
+        object.additional_properties = None;
+    }
+    schema
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CatalogStream {
     pub name: String,
     pub sync_mode: SyncMode,
     pub destination_sync_mode: DestinationSyncMode,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct LastJob {
     pub id: i64,
     pub status: JobStatus,
@@ -378,7 +402,7 @@ pub struct LastJob {
 /// When a job gives up, and how long it waits between attempts (Airbyte's
 /// rules: attempts that committed nothing count towards a small limit and
 /// wait longer each time; one that committed progress resets that count).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RetryPolicy {
     /// Attempts in a row that committed nothing, before giving up.
     pub max_failed_in_a_row: u32,
@@ -387,8 +411,10 @@ pub struct RetryPolicy {
     /// The wait after the first attempt that committed nothing; tripled
     /// after each further one.
     #[serde(with = "millis")]
+    #[schema(value_type = u64)]
     pub backoff: Duration,
     #[serde(with = "millis")]
+    #[schema(value_type = u64)]
     pub backoff_cap: Duration,
 }
 
@@ -432,7 +458,7 @@ mod millis {
 }
 
 /// A sync, reset or refresh of a connection, run now.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct JobRequest {
     pub connection: String,
     pub kind: JobKind,
@@ -445,7 +471,7 @@ pub struct JobRequest {
     pub options: RunOptions,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Job {
     pub id: i64,
     pub connection_id: i64,
@@ -461,7 +487,7 @@ pub struct Job {
     pub ended_at: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Attempt {
     pub job_id: i64,
     pub number: i64,
@@ -478,14 +504,14 @@ pub struct Attempt {
 }
 
 /// A job with its attempts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct JobDetail {
     #[serde(flatten)]
     pub job: Job,
     pub attempts: Vec<Attempt>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct JobFilter {
     #[serde(default)]
     pub connection: Option<String>,
@@ -497,7 +523,7 @@ pub struct JobFilter {
 }
 
 /// The log of one attempt.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct JobLog {
     pub job: i64,
     pub attempt: i64,
@@ -507,7 +533,7 @@ pub struct JobLog {
 // -- state --------------------------------------------------------------------
 
 /// A connection's committed state, in Airbyte's `--state` file form.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ConnectionState {
     pub state_type: StateType,
     pub state: Value,
@@ -517,11 +543,12 @@ pub struct ConnectionState {
 // -- apply and export -----------------------------------------------------------
 
 /// A source or destination in a setup file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActorDef {
     pub connector: String,
     #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
     pub config: Value,
 }
 
@@ -530,7 +557,7 @@ fn empty_object() -> Value {
 }
 
 /// Everything sluice runs, by name.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Setup {
     #[serde(default)]
@@ -541,7 +568,7 @@ pub struct Setup {
     pub connections: BTreeMap<String, ConnectionSpec>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ApplyRequest {
     pub setup: Setup,
     /// Also delete what the setup no longer names.
@@ -558,7 +585,7 @@ pub struct ApplyRequest {
 }
 
 /// What `apply` does to one thing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ChangeAction {
     Create,
@@ -579,7 +606,7 @@ impl ChangeAction {
 }
 
 /// What `apply` changes of a setup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SetupKind {
     Source,
@@ -607,14 +634,14 @@ impl From<ActorKind> for SetupKind {
 }
 
 /// One change `apply` makes (or would make).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PlannedChange {
     pub kind: SetupKind,
     pub name: String,
     pub action: ChangeAction,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ApplyPlan {
     pub changes: Vec<PlannedChange>,
     pub applied: bool,
@@ -625,7 +652,7 @@ pub struct ApplyPlan {
 // -- the store ----------------------------------------------------------------
 
 /// What `db status` and `db migrate` say.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DbStatus {
     /// `sqlite` or `postgres`.
     pub backend: String,
@@ -634,7 +661,7 @@ pub struct DbStatus {
     pub applied: Vec<Migration>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Migration {
     pub version: i64,
     pub description: String,
@@ -644,7 +671,7 @@ pub struct Migration {
 // -- the daemon -----------------------------------------------------------------
 
 /// What `sluice daemon status` says of a running daemon.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DaemonStatus {
     pub version: String,
     pub pid: u32,
@@ -665,7 +692,7 @@ pub struct DaemonStatus {
 }
 
 /// When a connection's schedule fires next.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct NextRun {
     pub connection: String,
     /// Unix milliseconds.
@@ -673,17 +700,24 @@ pub struct NextRun {
 }
 
 /// What a daemon answers at `/healthz`: alive, and which sluice it is.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Health {
     pub status: String,
     pub version: String,
+}
+
+/// What a daemon answers at `/readyz` when its store answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Readiness {
+    /// `ready`.
+    pub status: String,
 }
 
 // -- events -------------------------------------------------------------------
 
 /// What a long operation says while it runs, in order; the answer comes
 /// after the last one.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// What it is doing now: an install step, an image pull, a discover.
@@ -709,7 +743,11 @@ pub enum Event {
     StateCommitted { state: Value },
     /// A connector sent an updated config (CONTROL message), merged and
     /// validated: the whole config to keep from now.
-    ConfigUpdated { role: Role, config: Value },
+    ConfigUpdated {
+        role: Role,
+        #[schema(value_type = Object)]
+        config: Value,
+    },
     /// A job was created for this run.
     JobStarted { job: i64 },
 }

@@ -14,11 +14,12 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use utoipa::ToSchema;
 
 /// Options for runtimes, by runtime and option name, as text:
 /// `{"docker": {"memory": "1g", "network": "host"}}`. What a request says
 /// wins over the environment, which wins over a runtime's default.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RuntimeOptions(pub BTreeMap<String, BTreeMap<String, String>>);
 
 impl RuntimeOptions {
@@ -160,7 +161,8 @@ impl RuntimeEnv {
 }
 
 /// A connector that is installed, or built in.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(as = ConnectorInfo)]
 pub struct Installed {
     pub reference: String,
     /// The runtime that runs it.
@@ -170,11 +172,12 @@ pub struct Installed {
     pub version: String,
     pub description: String,
     /// Where it lives on this machine, when it is installed.
+    #[schema(value_type = Option<String>)]
     pub location: Option<PathBuf>,
 }
 
 /// One thing a sweep looked at (a container).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Swept {
     pub id: String,
     pub name: String,
@@ -190,7 +193,7 @@ pub struct Swept {
 }
 
 /// What a sweep removed and what it kept.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SweepReport {
     pub removed: Vec<Swept>,
     pub kept: Vec<Swept>,

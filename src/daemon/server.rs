@@ -12,9 +12,11 @@
 
 use crate::api::remote::{ErrorBody, RunLine, StateReset, RUN_HEADER, RUN_MEDIA_TYPE};
 use crate::api::{
-    ActorCreate, ActorKind, ActorRun, ActorUpdate, Api, ApiError, ApplyRequest, ConnectionCreate,
-    ConnectionStatus, ConnectionUpdate, ConnectorRequest, DaemonStatus, ErrorCode, Event, Health,
-    JobDetail, JobFilter, JobRequest, JobStatus, Local, NextRun, Run, RunOptions, SyncRequest,
+    Actor, ActorCreate, ActorKind, ActorRun, ActorUpdate, AirbyteCatalog, Api, ApiError, ApplyPlan,
+    ApplyRequest, CheckResult, Connection, ConnectionCreate, ConnectionState, ConnectionStatus,
+    ConnectionUpdate, ConnectorInfo, ConnectorRequest, DaemonStatus, DbStatus, ErrorCode, Event,
+    Health, Job, JobDetail, JobFilter, JobLog, JobRequest, JobStatus, Local, NextRun, Readiness,
+    Run, RunOptions, Setup, SweepReport, SyncAnswer, SyncRequest,
 };
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Path, Query, Request, State};
@@ -28,6 +30,9 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
+
+mod openapi;
+pub use openapi::document as openapi_document;
 
 /// The largest request body taken: a setup file or a state, never data.
 pub const BODY_LIMIT: usize = 16 << 20;
@@ -98,13 +103,15 @@ pub fn router(daemon: Shared) -> Router {
         .route("/jobs/{id}/cancel", post(job_cancel))
         .route("/jobs/{id}/logs", get(job_logs))
         .route("/apply", post(apply))
-        .route("/export", get(export));
+        .route("/export", get(export))
+        .route("/openapi.json", get(openapi::serve));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .nest("/api/v1", api)
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::map_response(with_version))
         .with_state(daemon)
@@ -317,6 +324,19 @@ async fn not_found() -> Response {
     error(ApiError::not_found("no such route").hint("the routes are under /api/v1"))
 }
 
+/// A route asked with a method it does not take: the API's error, as every
+/// other 4xx (axum's own has no body).
+async fn method_not_allowed() -> Response {
+    let mut resp = error(
+        ApiError::user("this route does not take that method")
+            .hint("the routes and their methods are in /api/v1/openapi.json"),
+    );
+    *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    resp
+}
+
+/// Whether the daemon is alive, and which sluice it is.
+#[utoipa::path(get, path = "/healthz", tag = "daemon", responses((status = 200, description = "Alive.", body = Health)))]
 async fn healthz() -> Response {
     answer(Ok(Health {
         status: "ok".into(),
@@ -324,9 +344,13 @@ async fn healthz() -> Response {
     }))
 }
 
+/// Whether the daemon can answer: its job store is reachable.
+#[utoipa::path(get, path = "/readyz", tag = "daemon", responses((status = 200, description = "Ready.", body = Readiness)))]
 async fn readyz(State(d): State<Shared>) -> Response {
     match d.api.db_status().await {
-        Ok(_) => answer(Ok(serde_json::json!({"status": "ready"}))),
+        Ok(_) => answer(Ok(Readiness {
+            status: "ready".into(),
+        })),
         Err(e) => {
             let mut resp = error(ApiError::unreachable(format!(
                 "the job store is not ready: {}",
@@ -338,6 +362,8 @@ async fn readyz(State(d): State<Shared>) -> Response {
     }
 }
 
+/// The daemon's figures in the OpenMetrics text format.
+#[utoipa::path(get, path = "/metrics", tag = "daemon", responses((status = 200, description = "Jobs by status, records and bytes per connection, attempt durations, queue depth.", content_type = "application/openmetrics-text", body = String)))]
 async fn metrics(State(d): State<Shared>) -> Response {
     let store = attempt!(d.api.service().store().await);
     let figures = attempt!(store
@@ -362,6 +388,8 @@ async fn metrics(State(d): State<Shared>) -> Response {
     }
 }
 
+/// The daemon: its version, uptime, store, addresses and jobs.
+#[utoipa::path(get, path = "/api/v1/daemon", tag = "daemon", responses((status = 200, description = "The daemon.", body = DaemonStatus)))]
 async fn daemon_status(State(d): State<Shared>) -> Response {
     let count = |status| {
         let api = &d.api;
@@ -410,14 +438,22 @@ async fn next_runs(d: &Daemon) -> Result<Vec<NextRun>, ApiError> {
     Ok(runs)
 }
 
+/// The job store and its migrations.
+#[utoipa::path(get, path = "/api/v1/db", tag = "daemon", responses((status = 200, description = "The store.", body = DbStatus)))]
 async fn db_status(State(d): State<Shared>) -> Response {
     answer(d.api.db_status().await)
 }
 
+/// One sync from a source to a destination, by connector references and
+/// configs, run to its end without saving a connection.
+#[utoipa::path(post, path = "/api/v1/sync", tag = "syncs", request_body = SyncRequest, responses((status = 200, description = "How the sync went. Its answer, or with `Accept: application/x-ndjson` JSON lines as it runs.", content((SyncAnswer = "application/json"), (RunLine<SyncAnswer> = "application/x-ndjson")), headers(("sluice-run" = String, description = "The run's id, to cancel it.")))))]
 async fn sync(State(d): State<Shared>, headers: HeaderMap, body: Json<SyncRequest>) -> Response {
     run_response(&headers, d.api.sync(body.0).await).await
 }
 
+/// Cancels a run under way (its `sluice-run` header), at once or after its
+/// current checkpoint.
+#[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", tag = "syncs", params(("id" = String, Path, description = "The run's id."), ("now" = Option<bool>, Query, description = "Stop at once instead of at the next checkpoint.")), responses((status = 200, description = "Done.", body = openapi::Null)))]
 async fn cancel(State(d): State<Shared>, id: Name, q: Params) -> Response {
     let id = attempt!(name(id));
     let q = attempt!(params(q));
@@ -425,10 +461,15 @@ async fn cancel(State(d): State<Shared>, id: Name, q: Params) -> Response {
     answer(d.api.cancel(&id, now).await.map(|()| None::<()>))
 }
 
+/// The connectors built in or installed on the daemon's machine.
+#[utoipa::path(get, path = "/api/v1/connectors", tag = "connectors", responses((status = 200, description = "The connectors.", body = Vec<ConnectorInfo>)))]
 async fn connector_list(State(d): State<Shared>) -> Response {
     answer(d.api.connector_list().await)
 }
 
+/// Runs a connector's `spec`, `check` or `discover`, or installs (Python)
+/// or pulls (Docker) it. Each verb answers with its own type.
+#[utoipa::path(post, path = "/api/v1/connectors/{verb}", tag = "connectors", params(("verb" = String, Path, description = "What to do.", pattern = "^(spec|check|discover|install|pull)$")), request_body = ConnectorRequest, responses((status = 200, description = "A spec, a check's result, a catalog, or the connector installed or pulled. Its answer, or with `Accept: application/x-ndjson` JSON lines as it runs.", content((openapi::ConnectorAnswer = "application/json"), (RunLine<openapi::ConnectorAnswer> = "application/x-ndjson")), headers(("sluice-run" = String, description = "The run's id, to cancel it.")))))]
 async fn connector_run(
     State(d): State<Shared>,
     verb: Name,
@@ -449,6 +490,8 @@ async fn connector_run(
     }
 }
 
+/// Removes finished or orphaned connector containers.
+#[utoipa::path(post, path = "/api/v1/system/sweep", tag = "daemon", responses((status = 200, description = "What was removed, and what kept.", body = SweepReport)))]
 async fn sweep(State(d): State<Shared>) -> Response {
     answer(d.api.system_sweep().await)
 }
@@ -501,16 +544,30 @@ async fn actor_check(d: Shared, kind: ActorKind, n: Name, h: HeaderMap, o: RunOp
 
 /// The handlers of one kind, each a line over the shared ones.
 macro_rules! actor_handlers {
-    ($kind:expr, $list:ident, $get:ident, $create:ident, $update:ident, $delete:ident, $check:ident) => {
+    (
+        $kind:expr, $tag:tt, $all:tt, $one:tt, $check_path:tt,
+        $list:ident, $get:ident, $create:ident, $update:ident, $delete:ident, $check:ident
+    ) => {
+        /// All of this kind.
+        #[utoipa::path(get, path = $all, tag = $tag, params(("show_secrets" = Option<bool>, Query, description = "Show secret config fields instead of their mask.")), responses((status = 200, description = "All of them, by name.", body = Vec<Actor>)))]
         async fn $list(State(d): State<Shared>, q: Params) -> Response {
             actor_list(d, $kind, q).await
         }
+        /// One by name.
+        #[utoipa::path(get, path = $one, tag = $tag, params(("name" = String, Path, description = "Its name."), ("show_secrets" = Option<bool>, Query, description = "Show secret config fields instead of their mask.")), responses((status = 200, description = "It.", body = Actor)))]
         async fn $get(State(d): State<Shared>, n: Name, q: Params) -> Response {
             actor_get(d, $kind, n, q).await
         }
+        /// Saves a new one, its config checked against its connector's spec
+        /// (and by the connector's check, unless `check` is false). The body's
+        /// `kind` is the path's.
+        #[utoipa::path(post, path = $all, tag = $tag, request_body = ActorCreate, responses((status = 200, description = "It, saved. Its answer, or with `Accept: application/x-ndjson` JSON lines as it runs.", content((Actor = "application/json"), (RunLine<Actor> = "application/x-ndjson")), headers(("sluice-run" = String, description = "The run's id, to cancel it.")))))]
         async fn $create(State(d): State<Shared>, h: HeaderMap, b: Json<ActorCreate>) -> Response {
             actor_create(d, $kind, h, b.0).await
         }
+        /// Changes its connector or config; what is absent stays. The body's
+        /// `kind` and `name` are the path's.
+        #[utoipa::path(patch, path = $one, tag = $tag, params(("name" = String, Path, description = "Its name.")), request_body = ActorUpdate, responses((status = 200, description = "It, changed. Its answer, or with `Accept: application/x-ndjson` JSON lines as it runs.", content((Actor = "application/json"), (RunLine<Actor> = "application/x-ndjson")), headers(("sluice-run" = String, description = "The run's id, to cancel it.")))))]
         async fn $update(
             State(d): State<Shared>,
             n: Name,
@@ -519,9 +576,13 @@ macro_rules! actor_handlers {
         ) -> Response {
             actor_update(d, $kind, n, h, b.0).await
         }
+        /// Deletes it; refused while a connection uses it.
+        #[utoipa::path(delete, path = $one, tag = $tag, params(("name" = String, Path, description = "Its name.")), responses((status = 200, description = "Done.", body = openapi::Null)))]
         async fn $delete(State(d): State<Shared>, n: Name) -> Response {
             actor_delete(d, $kind, n).await
         }
+        /// Runs its connector's check with its config.
+        #[utoipa::path(post, path = $check_path, tag = $tag, params(("name" = String, Path, description = "Its name.")), request_body = RunOptions, responses((status = 200, description = "The check's result. Its answer, or with `Accept: application/x-ndjson` JSON lines as it runs.", content((CheckResult = "application/json"), (RunLine<CheckResult> = "application/x-ndjson")), headers(("sluice-run" = String, description = "The run's id, to cancel it.")))))]
         async fn $check(
             State(d): State<Shared>,
             n: Name,
@@ -535,6 +596,10 @@ macro_rules! actor_handlers {
 
 actor_handlers!(
     ActorKind::Source,
+    "sources",
+    "/api/v1/sources",
+    "/api/v1/sources/{name}",
+    "/api/v1/sources/{name}/check",
     source_list,
     source_get,
     source_create,
@@ -544,6 +609,10 @@ actor_handlers!(
 );
 actor_handlers!(
     ActorKind::Destination,
+    "destinations",
+    "/api/v1/destinations",
+    "/api/v1/destinations/{name}",
+    "/api/v1/destinations/{name}/check",
     destination_list,
     destination_get,
     destination_create,
@@ -552,6 +621,8 @@ actor_handlers!(
     destination_check
 );
 
+/// Runs the source's discover: the streams it offers.
+#[utoipa::path(post, path = "/api/v1/sources/{name}/discover", tag = "sources", params(("name" = String, Path, description = "Its name.")), request_body = RunOptions, responses((status = 200, description = "Its catalog. Its answer, or with `Accept: application/x-ndjson` JSON lines as it runs.", content((AirbyteCatalog = "application/json"), (RunLine<AirbyteCatalog> = "application/x-ndjson")), headers(("sluice-run" = String, description = "The run's id, to cancel it.")))))]
 async fn source_discover(
     State(d): State<Shared>,
     n: Name,
@@ -568,15 +639,21 @@ async fn source_discover(
 
 // -- connections --------------------------------------------------------------------
 
+/// Every connection.
+#[utoipa::path(get, path = "/api/v1/connections", tag = "connections", responses((status = 200, description = "All of them, by name.", body = Vec<Connection>)))]
 async fn connection_list(State(d): State<Shared>) -> Response {
     answer(d.api.connection_list().await)
 }
 
+/// One connection, with its configured catalog.
+#[utoipa::path(get, path = "/api/v1/connections/{name}", tag = "connections", params(("name" = String, Path, description = "Its name.")), responses((status = 200, description = "It.", body = Connection)))]
 async fn connection_get(State(d): State<Shared>, n: Name) -> Response {
     let n = attempt!(name(n));
     answer(d.api.connection_get(&n).await)
 }
 
+/// Saves a new connection, its catalog discovered from its source.
+#[utoipa::path(post, path = "/api/v1/connections", tag = "connections", request_body = ConnectionCreate, responses((status = 200, description = "It, saved. Its answer, or with `Accept: application/x-ndjson` JSON lines as it runs.", content((Connection = "application/json"), (RunLine<Connection> = "application/x-ndjson")), headers(("sluice-run" = String, description = "The run's id, to cancel it.")))))]
 async fn connection_create(
     State(d): State<Shared>,
     h: HeaderMap,
@@ -585,6 +662,9 @@ async fn connection_create(
     run_response(&h, d.api.connection_create(b.0).await).await
 }
 
+/// Changes a connection; what the patch leaves out stays. The body's
+/// `name` is the path's.
+#[utoipa::path(patch, path = "/api/v1/connections/{name}", tag = "connections", params(("name" = String, Path, description = "Its name.")), request_body = ConnectionUpdate, responses((status = 200, description = "It, changed. Its answer, or with `Accept: application/x-ndjson` JSON lines as it runs.", content((Connection = "application/json"), (RunLine<Connection> = "application/x-ndjson")), headers(("sluice-run" = String, description = "The run's id, to cancel it.")))))]
 async fn connection_update(
     State(d): State<Shared>,
     n: Name,
@@ -596,6 +676,8 @@ async fn connection_update(
     run_response(&h, d.api.connection_update(req).await).await
 }
 
+/// Deletes a connection, its state and its jobs.
+#[utoipa::path(delete, path = "/api/v1/connections/{name}", tag = "connections", params(("name" = String, Path, description = "Its name.")), responses((status = 200, description = "Done.", body = openapi::Null)))]
 async fn connection_delete(State(d): State<Shared>, n: Name) -> Response {
     let n = attempt!(name(n));
     answer(d.api.connection_delete(&n).await.map(|()| None::<()>))
@@ -611,16 +693,22 @@ async fn set_status(d: Shared, n: Name, status: ConnectionStatus) -> Response {
     )
 }
 
+/// Lets a connection run, on its schedule or when asked.
+#[utoipa::path(post, path = "/api/v1/connections/{name}/enable", tag = "connections", params(("name" = String, Path, description = "Its name.")), responses((status = 200, description = "Done.", body = openapi::Null)))]
 async fn connection_enable(State(d): State<Shared>, n: Name) -> Response {
     set_status(d, n, ConnectionStatus::Active).await
 }
 
+/// Stops a connection from running.
+#[utoipa::path(post, path = "/api/v1/connections/{name}/disable", tag = "connections", params(("name" = String, Path, description = "Its name.")), responses((status = 200, description = "Done.", body = openapi::Null)))]
 async fn connection_disable(State(d): State<Shared>, n: Name) -> Response {
     set_status(d, n, ConnectionStatus::Inactive).await
 }
 
-/// Queues a job for the runner; answers the job at once with
-/// `?detach=true`, else follows it to its end like any run.
+/// Queues a job of a connection for the daemon's runner: with
+/// `?detach=true` the queued job at once, else the job followed to its
+/// end like any run. The body's `connection` is the path's.
+#[utoipa::path(post, path = "/api/v1/connections/{name}/jobs", tag = "connections", params(("name" = String, Path, description = "Its name."), ("detach" = Option<bool>, Query, description = "Answer the queued job at once.")), request_body = JobRequest, responses((status = 200, description = "The job, ended (or queued, with `detach`). Its answer, or with `Accept: application/x-ndjson` JSON lines as it runs.", content((JobDetail = "application/json"), (RunLine<JobDetail> = "application/x-ndjson")), headers(("sluice-run" = String, description = "The run's id.")))))]
 async fn connection_job(
     State(d): State<Shared>,
     n: Name,
@@ -682,21 +770,29 @@ fn follow_job(d: Shared, id: i64) -> Run<JobDetail> {
     )
 }
 
+/// Cancels a queued or running job; the job as it stands after.
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", tag = "jobs", params(("id" = i64, Path, description = "The job's id.")), responses((status = 200, description = "The job: cancelled, or running while it stops.", body = Job)))]
 async fn job_cancel(State(d): State<Shared>, id: Name) -> Response {
     let id = attempt!(id_of(id));
     answer(d.runner.cancel(id).await)
 }
 
+/// A connection's committed state; null before its first.
+#[utoipa::path(get, path = "/api/v1/connections/{name}/state", tag = "connections", params(("name" = String, Path, description = "Its name.")), responses((status = 200, description = "Its state, or null.", body = Option<ConnectionState>)))]
 async fn state_get(State(d): State<Shared>, n: Name) -> Response {
     let n = attempt!(name(n));
     answer(d.api.state_get(&n).await)
 }
 
+/// Replaces a connection's state, in Airbyte's `--state` form.
+#[utoipa::path(put, path = "/api/v1/connections/{name}/state", tag = "connections", params(("name" = String, Path, description = "Its name.")), request_body(content = Value, description = "A state in Airbyte's `--state` form."), responses((status = 200, description = "Done.", body = openapi::Null)))]
 async fn state_set(State(d): State<Shared>, n: Name, b: Json<serde_json::Value>) -> Response {
     let n = attempt!(name(n));
     answer(d.api.state_set(&n, b.0).await.map(|()| None::<()>))
 }
 
+/// Clears a connection's state, of some streams or of all.
+#[utoipa::path(delete, path = "/api/v1/connections/{name}/state", tag = "connections", params(("name" = String, Path, description = "Its name.")), request_body(content = Option<StateReset>, description = "The streams to reset; all when absent or empty."), responses((status = 200, description = "Done.", body = openapi::Null)))]
 async fn state_reset(State(d): State<Shared>, n: Name, b: Json<StateReset>) -> Response {
     let n = attempt!(name(n));
     answer(
@@ -709,6 +805,8 @@ async fn state_reset(State(d): State<Shared>, n: Name, b: Json<StateReset>) -> R
 
 // -- jobs, apply, export ----------------------------------------------------------
 
+/// Jobs, newest first.
+#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(("connection" = Option<String>, Query, description = "Only this connection's."), ("status" = Option<JobStatus>, Query, description = "Only those in this status."), ("limit" = Option<i64>, Query, minimum = 0, description = "At most this many; 0 for all.")), responses((status = 200, description = "The jobs.", body = Vec<Job>)))]
 async fn job_list(State(d): State<Shared>, q: Params) -> Response {
     let q = attempt!(params(q));
     let status = match q.get("status") {
@@ -736,11 +834,15 @@ async fn job_list(State(d): State<Shared>, q: Params) -> Response {
     )
 }
 
+/// A job with its attempts.
+#[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs", params(("id" = i64, Path, description = "The job's id.")), responses((status = 200, description = "The job.", body = JobDetail)))]
 async fn job_get(State(d): State<Shared>, id: Name) -> Response {
     let id = attempt!(id_of(id));
     answer(d.api.job_get(id).await)
 }
 
+/// The log of a job's attempt.
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/logs", tag = "jobs", params(("id" = i64, Path, description = "The job's id."), ("attempt" = Option<i64>, Query, description = "Its number; the last when absent."), ("follow" = Option<bool>, Query, description = "Stream the log as it is written (text/plain), to the job's end.")), responses((status = 200, description = "The log; with `follow`, its text as it is written.", content((JobLog = "application/json"), (String = "text/plain")))))]
 async fn job_logs(State(d): State<Shared>, id: Name, q: Params) -> Response {
     let id = attempt!(id_of(id));
     let q = attempt!(params(q));
@@ -761,10 +863,15 @@ async fn job_logs(State(d): State<Shared>, id: Name, q: Params) -> Response {
     answer(d.api.job_logs(id, attempt_number).await)
 }
 
+/// Makes the store match a setup: creates, updates and (with `prune`)
+/// deletes sources, destinations and connections.
+#[utoipa::path(post, path = "/api/v1/apply", tag = "setup", request_body = ApplyRequest, responses((status = 200, description = "What changed, or would. Its answer, or with `Accept: application/x-ndjson` JSON lines as it runs.", content((ApplyPlan = "application/json"), (RunLine<ApplyPlan> = "application/x-ndjson")), headers(("sluice-run" = String, description = "The run's id, to cancel it.")))))]
 async fn apply(State(d): State<Shared>, h: HeaderMap, b: Json<ApplyRequest>) -> Response {
     run_response(&h, d.api.apply(b.0).await).await
 }
 
+/// Everything as a setup, secrets masked.
+#[utoipa::path(get, path = "/api/v1/export", tag = "setup", responses((status = 200, description = "The setup.", body = Setup)))]
 async fn export(State(d): State<Shared>) -> Response {
     answer(d.api.export().await)
 }

@@ -4,15 +4,17 @@
 use super::{Extra, StreamDescriptor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct AirbyteCatalog {
     pub streams: Vec<AirbyteStream>,
     #[serde(flatten)]
+    #[schema(value_type = HashMap<String, Value>)]
     pub extra: Extra,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct AirbyteStream {
     pub name: String,
     pub json_schema: Value,
@@ -30,6 +32,7 @@ pub struct AirbyteStream {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_file_based: Option<bool>,
     #[serde(flatten)]
+    #[schema(value_type = HashMap<String, Value>)]
     pub extra: Extra,
 }
 
@@ -55,10 +58,11 @@ impl AirbyteStream {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct ConfiguredAirbyteCatalog {
     pub streams: Vec<ConfiguredAirbyteStream>,
     #[serde(flatten)]
+    #[schema(value_type = HashMap<String, Value>)]
     pub extra: Extra,
 }
 
@@ -70,7 +74,7 @@ impl ConfiguredAirbyteCatalog {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct ConfiguredAirbyteStream {
     pub stream: AirbyteStream,
     pub sync_mode: SyncMode,
@@ -90,6 +94,7 @@ pub struct ConfiguredAirbyteStream {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub include_files: Option<bool>,
     #[serde(flatten)]
+    #[schema(value_type = HashMap<String, Value>)]
     pub extra: Extra,
 }
 
@@ -105,7 +110,7 @@ impl ConfiguredAirbyteStream {
     }
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SyncMode {
     FullRefresh,
@@ -142,7 +147,7 @@ impl std::fmt::Display for SyncMode {
     }
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DestinationSyncMode {
     Append,

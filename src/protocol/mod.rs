@@ -17,6 +17,7 @@ pub mod state;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 pub use catalog::*;
 pub use state::*;
@@ -208,7 +209,7 @@ pub struct RecordMetaChange {
     pub extra: Extra,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum LogLevel {
     Fatal,
@@ -242,7 +243,7 @@ pub struct LogMessage {
     pub extra: Extra,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct ConnectorSpecification {
     #[serde(
         rename = "documentationUrl",
@@ -269,22 +270,26 @@ pub struct ConnectorSpecification {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol_version: Option<String>,
     #[serde(flatten)]
+    #[schema(value_type = HashMap<String, Value>)]
     pub extra: Extra,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
+#[schema(as = CheckStatus)]
 pub enum ConnectionStatusKind {
     Succeeded,
     Failed,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+#[schema(as = CheckResult)]
 pub struct ConnectionStatus {
     pub status: ConnectionStatusKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     #[serde(flatten)]
+    #[schema(value_type = HashMap<String, Value>)]
     pub extra: Extra,
 }
 

@@ -9,14 +9,14 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 
 /// A daemon of a sandbox, stopped (SIGTERM) when dropped.
-struct Daemon {
+pub struct Daemon {
     child: Child,
     /// What it listens on: the socket first, then TCP.
     listen: Vec<String>,
 }
 
 impl Daemon {
-    fn start(sandbox: &Sandbox, tcp: bool) -> Daemon {
+    pub fn start(sandbox: &Sandbox, tcp: bool) -> Daemon {
         Daemon::start_with(sandbox, tcp, &[])
     }
 
@@ -46,7 +46,7 @@ impl Daemon {
         Daemon { child, listen }
     }
 
-    fn tcp(&self) -> &str {
+    pub fn tcp(&self) -> &str {
         self.listen
             .iter()
             .find(|l| l.starts_with("http://"))

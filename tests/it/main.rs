@@ -11,6 +11,7 @@ mod faker;
 mod guarantees;
 mod layers;
 mod managed;
+mod openapi;
 mod postgres;
 mod process;
 mod services;
