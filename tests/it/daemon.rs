@@ -26,6 +26,11 @@ impl Daemon {
         if tcp {
             cmd.args(["--listen", "127.0.0.1:0"]);
         }
+        Daemon::spawn(cmd)
+    }
+
+    /// Starts `cmd` (a `sluice daemon run`) and waits until it listens.
+    fn spawn(mut cmd: std::process::Command) -> Daemon {
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -645,4 +650,142 @@ fn job_cancel_stops_a_running_job_and_a_graceful_stop_lets_one_finish() {
         .run(&["-o", "json", "job", "get", &id.to_string()])
         .json();
     assert_eq!(job["status"], "succeeded", "{job}");
+}
+
+/// Two daemons on one PostgreSQL store: queued jobs run once each, spread
+/// over both; when one is killed mid-job, the other takes the job over.
+#[test]
+fn two_daemons_share_a_postgres_store_and_take_over_each_others_jobs() {
+    let Some(db) = crate::common::PgDatabase::create() else {
+        return;
+    };
+    let (a, b) = (Sandbox::new(), Sandbox::new());
+    let run = |s: &Sandbox, args: &[&str]| {
+        let mut cmd = s.cmd();
+        cmd.env("SLUICE_DATABASE_URL", &db.url).args(args);
+        Run(cmd.output().expect("run sluice"))
+    };
+    let daemon = |s: &Sandbox| {
+        let mut cmd = s.cmd();
+        cmd.env("SLUICE_DATABASE_URL", &db.url).args([
+            "daemon",
+            "run",
+            "--lease",
+            "6s",
+            "--max-jobs",
+            "2",
+        ]);
+        Daemon::spawn(cmd)
+    };
+    let mut setup = String::from(
+        "sources: {s: {connector: sample, config: {count: 40000}}}\n\
+         destinations: {d: {connector: devnull}}\nconnections:\n",
+    );
+    for i in 0..50 {
+        setup.push_str(&format!(
+            "  c{i}: {{source: s, destination: d, streams: [users]}}\n"
+        ));
+    }
+    let file = a.write("setup.yaml", &setup);
+    run(&a, &["apply", "-f", file.to_str().unwrap()]).expect_code(0);
+
+    let (da, db_) = (daemon(&a), daemon(&b));
+    for i in 0..50 {
+        run(&a, &["connection", "sync", &format!("c{i}"), "--detach"]).expect_code(0);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let jobs = loop {
+        let jobs = run(&b, &["-o", "json", "job", "list", "--limit", "0"]).json();
+        let open = jobs
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|j| j["ended_at"].is_null())
+            .count();
+        if open == 0 {
+            break jobs;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{open} jobs never ended"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let jobs = jobs.as_array().unwrap();
+    assert_eq!(jobs.len(), 50);
+    let mut owners = std::collections::BTreeSet::new();
+    for j in jobs {
+        assert_eq!(j["status"], "succeeded", "{j}");
+        let detail = run(&b, &["-o", "json", "job", "get", &j["id"].to_string()]).json();
+        assert_eq!(detail["attempts"].as_array().unwrap().len(), 1, "{detail}");
+        owners.insert(j["owner"].as_str().unwrap_or_default().to_string());
+    }
+    assert_eq!(owners.len(), 2, "both daemons ran jobs: {owners:?}");
+
+    // A slow job, run by whichever daemon claims it; kill that one.
+    let slow = slow_source_for(&a, 4);
+    run(
+        &a,
+        &[
+            "source",
+            "create",
+            "slow",
+            "--connector",
+            &slow,
+            "--no-check",
+        ],
+    )
+    .expect_code(0);
+    run(
+        &a,
+        &[
+            "connection",
+            "create",
+            "sc",
+            "--source",
+            "slow",
+            "--destination",
+            "d",
+        ],
+    )
+    .expect_code(0);
+    let queued = run(&a, &["connection", "sync", "sc", "--detach"]);
+    queued.expect_code(0);
+    let id = queued.stdout().trim().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let owner = loop {
+        let job = run(&b, &["-o", "json", "job", "get", &id]).json();
+        if running_attempt(&job) {
+            break job["owner"].as_str().unwrap().to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slow job never ran"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let (victim, survivor) = if owner.contains(&format!("pid {} ", da.child.id())) {
+        (da, db_)
+    } else {
+        (db_, da)
+    };
+    send_signal(victim.child.id(), "-KILL");
+    drop(victim);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let job = loop {
+        let job = run(&b, &["-o", "json", "job", "get", &id]).json();
+        if job["ended_at"].is_i64() {
+            break job;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job was never taken over"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let attempts = job["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{job}");
+    assert_eq!(attempts[0]["failure"]["origin"], "platform", "{job}");
+    assert!(survivor.stop().success());
 }
