@@ -384,11 +384,7 @@ fn the_api_answers_bad_input_with_json_errors_and_stores_nothing() {
     drop(daemon);
 }
 
-/// A source that logs, waits, and logs again before its records.
-fn slow_source(sandbox: &Sandbox) -> String {
-    slow_source_for(sandbox, 2)
-}
-
+/// A source that logs, waits `seconds`, and logs again before its record.
 fn slow_source_for(sandbox: &Sandbox, seconds: u32) -> String {
     let spec = r#"{"type":"SPEC","spec":{"connectionSpecification":{"type":"object"}}}"#;
     let catalog = r#"{"type":"CATALOG","catalog":{"streams":[{"name":"s","json_schema":{"type":"object"},"supported_sync_modes":["full_refresh"]}]}}"#;
@@ -409,29 +405,7 @@ fn slow_source_for(sandbox: &Sandbox, seconds: u32) -> String {
 fn a_running_jobs_log_is_followed_to_its_end_and_metrics_count_it() {
     let sandbox = Sandbox::new();
     let daemon = Daemon::start(&sandbox, true);
-    let source = slow_source(&sandbox);
-    for args in [
-        vec![
-            "source",
-            "create",
-            "slow",
-            "--connector",
-            &source,
-            "--no-check",
-        ],
-        vec!["destination", "create", "nowhere", "--connector", "devnull"],
-        vec![
-            "connection",
-            "create",
-            "c",
-            "--source",
-            "slow",
-            "--destination",
-            "nowhere",
-        ],
-    ] {
-        sandbox.run(&args).expect_code(0);
-    }
+    slow_connection(&sandbox, 2);
     let mut sync = sandbox.cmd();
     let mut sync = sync
         .args(["connection", "sync", "c"])
@@ -529,7 +503,9 @@ fn running_attempt(job: &Value) -> bool {
             .is_some_and(|a| a.iter().any(|a| a["status"] == "running"))
 }
 
-fn queued_job(sandbox: &Sandbox, seconds: u32) -> (String, i64) {
+/// The connection `c` from a slow source (`seconds`) to devnull; the
+/// source's reference.
+fn slow_connection(sandbox: &Sandbox, seconds: u32) -> String {
     let source = slow_source_for(sandbox, seconds);
     for args in [
         vec![
@@ -553,6 +529,11 @@ fn queued_job(sandbox: &Sandbox, seconds: u32) -> (String, i64) {
     ] {
         sandbox.run(&args).expect_code(0);
     }
+    source
+}
+
+fn queued_job(sandbox: &Sandbox, seconds: u32) -> (String, i64) {
+    let source = slow_connection(sandbox, seconds);
     let queued = sandbox.run(&["connection", "sync", "c", "--detach"]);
     queued.expect_code(0);
     let id = queued.stdout().trim().parse().expect("a job id");
