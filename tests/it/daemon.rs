@@ -770,3 +770,64 @@ fn two_daemons_share_a_postgres_store_and_take_over_each_others_jobs() {
     assert_eq!(attempts[0]["failure"]["origin"], "platform", "{job}");
     assert!(survivor.stop().success());
 }
+
+#[test]
+fn a_cron_schedule_fires_in_the_daemon_and_stops_when_disabled() {
+    let sandbox = Sandbox::new();
+    let daemon = Daemon::start(&sandbox, false);
+    sandbox
+        .run(&[
+            "source",
+            "create",
+            "s",
+            "--connector",
+            "sample",
+            "--config",
+            r#"{"count": 5}"#,
+        ])
+        .expect_code(0);
+    sandbox
+        .run(&["destination", "create", "d", "--connector", "devnull"])
+        .expect_code(0);
+    // Every second (croner reads six fields as seconds first).
+    sandbox
+        .run(&[
+            "connection",
+            "create",
+            "c",
+            "--source",
+            "s",
+            "--destination",
+            "d",
+            "--schedule",
+            "cron:* * * * * *",
+            "--timezone",
+            "Europe/Paris",
+        ])
+        .expect_code(0);
+    let jobs = || {
+        sandbox
+            .run(&["-o", "json", "job", "list", "--limit", "0"])
+            .json()
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while jobs().iter().filter(|j| j["status"] == "succeeded").count() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the schedule never fired twice"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    sandbox.run(&["connection", "disable", "c"]).expect_code(0);
+    // One job may have been queued as it was disabled; none after that.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let settled = jobs().len();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(jobs().len(), settled, "it fired while disabled");
+    let status = sandbox.run(&["-o", "json", "daemon", "status"]).json();
+    assert_eq!(status["next_runs"], serde_json::json!([]), "{status}");
+    assert!(daemon.stop().success());
+}
