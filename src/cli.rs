@@ -141,6 +141,7 @@ impl Cli {
                             max_jobs: args.max_jobs.unwrap_or(defaults.max_jobs),
                             grace: args.grace,
                             lease: args.lease,
+                            retention: args.retention,
                         };
                         crate::daemon::control::run(settings, options).await?;
                         return Ok(ExitClass::Success);

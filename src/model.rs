@@ -605,3 +605,127 @@ mod tests {
         );
     }
 }
+
+/// Who is told when a connection's job ends: webhook URLs called with a
+/// Slack-compatible JSON body (`text`) and the job's details (`data`).
+/// The URLs may hold tokens (Slack's do): what the API shows masks them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Notifications {
+    /// Called when a job fails.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_failure: Vec<String>,
+    /// Called when a job succeeds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_success: Vec<String>,
+    /// Called when the connection is disabled after failing too often, and
+    /// with a warning before that.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_disable: Vec<String>,
+}
+
+impl Notifications {
+    pub fn is_empty(&self) -> bool {
+        self.on_failure.is_empty() && self.on_success.is_empty() && self.on_disable.is_empty()
+    }
+
+    /// Each URL with its path and query (where tokens live) masked:
+    /// `https://hooks.slack.com/**********`.
+    pub fn masked(&self) -> Notifications {
+        let mask = |urls: &[String]| urls.iter().map(|u| mask_url(u)).collect();
+        Notifications {
+            on_failure: mask(&self.on_failure),
+            on_success: mask(&self.on_success),
+            on_disable: mask(&self.on_disable),
+        }
+    }
+
+    /// These URLs with each masked one given back from `stored`, where a
+    /// URL masks the same way: a setup that was exported and is applied
+    /// again keeps its tokens.
+    pub fn unmasked(&self, stored: &Notifications) -> Notifications {
+        let unmask = |urls: &[String], old: &[String]| {
+            urls.iter()
+                .map(|u| {
+                    old.iter()
+                        .chain(stored.on_failure.iter())
+                        .chain(stored.on_success.iter())
+                        .chain(stored.on_disable.iter())
+                        .find(|o| u.contains(crate::connector::config::MASK) && &mask_url(o) == u)
+                        .cloned()
+                        .unwrap_or_else(|| u.clone())
+                })
+                .collect()
+        };
+        Notifications {
+            on_failure: unmask(&self.on_failure, &stored.on_failure),
+            on_success: unmask(&self.on_success, &stored.on_success),
+            on_disable: unmask(&self.on_disable, &stored.on_disable),
+        }
+    }
+
+    /// URLs that are not http(s), or still masked (with no stored URL to
+    /// stand for): the first, as an error.
+    pub fn check(&self) -> Result<(), String> {
+        for u in self
+            .on_failure
+            .iter()
+            .chain(&self.on_success)
+            .chain(&self.on_disable)
+        {
+            if u.contains(crate::connector::config::MASK) {
+                return Err(format!(
+                    "webhook `{u}` is masked, and the connection has no such URL to keep"
+                ));
+            }
+            match reqwest::Url::parse(u) {
+                Ok(p) if matches!(p.scheme(), "http" | "https") && p.host().is_some() => {}
+                _ => return Err(format!("webhook `{u}` is not an http(s) URL")),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A URL with everything after its host masked (nothing to mask: as is).
+fn mask_url(u: &str) -> String {
+    match reqwest::Url::parse(u) {
+        Ok(p) if p.host().is_some() => {
+            let origin = p.origin().ascii_serialization();
+            if p.path() == "/" && p.query().is_none() && p.username().is_empty() {
+                u.to_string()
+            } else {
+                format!("{origin}/{}", crate::connector::config::MASK)
+            }
+        }
+        _ => crate::connector::config::MASK.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod notification_tests {
+    use super::Notifications;
+
+    #[test]
+    fn webhook_tokens_are_masked_and_kept_through_a_round_trip() {
+        let stored = Notifications {
+            on_failure: vec!["https://hooks.slack.com/services/T0/B0/s3cret".into()],
+            on_success: vec!["http://127.0.0.1:9000/".into()],
+            on_disable: vec![],
+        };
+        let shown = stored.masked();
+        assert_eq!(shown.on_failure, ["https://hooks.slack.com/**********"]);
+        assert_eq!(shown.on_success, ["http://127.0.0.1:9000/"]);
+        assert_eq!(shown.unmasked(&stored), stored);
+        assert!(stored.check().is_ok());
+        let mut moved = shown.clone();
+        moved.on_disable = shown.on_failure.clone();
+        assert_eq!(moved.unmasked(&stored).on_disable, stored.on_failure);
+        assert!(shown.unmasked(&Notifications::default()).check().is_err());
+        let bad = Notifications {
+            on_failure: vec!["ftp://x/y".into()],
+            ..Default::default()
+        };
+        assert!(bad.check().is_err());
+    }
+}

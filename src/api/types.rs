@@ -22,8 +22,8 @@ pub use crate::connector::registry::{
 pub use crate::connector::Role;
 pub use crate::model::{
     ActorKind, AttemptStatus, ConnectionStatus, Failure, FailureOrigin, FailureType, JobKind,
-    JobStatus, NamespaceRule, Schedule, ScheduleError, SchemaChange, SchemaChangePolicy,
-    StreamProgress, SyncStatus, UnknownValue,
+    JobStatus, NamespaceRule, Notifications, Schedule, ScheduleError, SchemaChange,
+    SchemaChangePolicy, StreamProgress, SyncStatus, UnknownValue,
 };
 pub use crate::protocol::{
     AirbyteCatalog, AirbyteStream, ConfiguredAirbyteCatalog, ConnectionStatus as CheckResult,
@@ -281,6 +281,9 @@ pub struct ConnectionSpec {
     pub status: ConnectionStatus,
     #[serde(default)]
     pub schema_change: SchemaChangePolicy,
+    /// Webhooks called when its jobs end (shown masked).
+    #[serde(default, skip_serializing_if = "Notifications::is_empty")]
+    pub notifications: Notifications,
 }
 
 /// A mode as people write it in a setup file: `full_refresh` or
@@ -315,6 +318,7 @@ impl ConnectionSpec {
             prefix: String::new(),
             status: ConnectionStatus::Active,
             schema_change: SchemaChangePolicy::default(),
+            notifications: Notifications::default(),
         }
     }
 }
@@ -344,6 +348,8 @@ pub struct ConnectionPatch {
     pub namespace: Option<NamespaceRule>,
     pub prefix: Option<String>,
     pub schema_change: Option<SchemaChangePolicy>,
+    /// Replaces the webhooks; a masked URL keeps the stored one it masks.
+    pub notifications: Option<Notifications>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -828,6 +834,10 @@ mod tests {
             prefix: "p_".into(),
             status: ConnectionStatus::Inactive,
             schema_change: SchemaChangePolicy::PropagateFully,
+            notifications: Notifications {
+                on_failure: vec!["https://hooks.slack.com/**********".into()],
+                ..Default::default()
+            },
             ..ConnectionSpec::new("faker", "local")
         }
     }

@@ -11,8 +11,8 @@ use super::{Ctx, ExitClass};
 use crate::api::{
     ApiError, Connection as ConnectionView, ConnectionCreate, ConnectionPatch, ConnectionSpec,
     ConnectionStatus, ConnectionUpdate, DestinationSyncMode, JobDetail, JobKind, JobRequest,
-    JobStatus, NamespaceRule, RetryPolicy, Schedule, ScheduleError, SchemaChangePolicy, SyncMode,
-    SyncStatus,
+    JobStatus, NamespaceRule, Notifications, RetryPolicy, Schedule, ScheduleError,
+    SchemaChangePolicy, SyncMode, SyncStatus,
 };
 use clap::{Args, Subcommand};
 use std::time::Duration;
@@ -117,7 +117,52 @@ pub struct CreateArgs {
     )]
     pub schema_change: SchemaChangePolicy,
     #[command(flatten)]
+    pub notify: NotifyArgs,
+    #[command(flatten)]
     pub runtime: RuntimeArgs,
+}
+
+/// Webhooks called when a job ends, with a Slack-compatible JSON body
+/// (`text`) and the job's details (`data`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct NotifyArgs {
+    /// Call URL when a job fails (repeatable; on update, replaces the
+    /// failure webhooks).
+    #[arg(long, value_name = "URL")]
+    pub notify_failure: Vec<String>,
+    /// Call URL when a job succeeds (repeatable; on update, replaces the
+    /// success webhooks).
+    #[arg(long, value_name = "URL")]
+    pub notify_success: Vec<String>,
+    /// Call URL when the connection is disabled after failing 30 times in
+    /// a row, and with a warning at 20 (repeatable; on update, replaces
+    /// those webhooks).
+    #[arg(long, value_name = "URL")]
+    pub notify_disable: Vec<String>,
+}
+
+impl NotifyArgs {
+    fn given(&self) -> bool {
+        !(self.notify_failure.is_empty()
+            && self.notify_success.is_empty()
+            && self.notify_disable.is_empty())
+    }
+
+    /// These webhooks over `old`: each list given replaces its own.
+    fn over(&self, old: Notifications) -> Notifications {
+        let pick = |new: &Vec<String>, old: Vec<String>| {
+            if new.is_empty() {
+                old
+            } else {
+                new.clone()
+            }
+        };
+        Notifications {
+            on_failure: pick(&self.notify_failure, old.on_failure),
+            on_success: pick(&self.notify_success, old.on_success),
+            on_disable: pick(&self.notify_disable, old.on_disable),
+        }
+    }
 }
 
 /// List connections with their last job.
@@ -173,6 +218,11 @@ pub struct UpdateArgs {
     /// propagate_columns, propagate_fully or disable.
     #[arg(long, value_name = "POLICY", value_parser = words::<SchemaChangePolicy>(&SCHEMA_CHANGE_POLICIES))]
     pub schema_change: Option<SchemaChangePolicy>,
+    #[command(flatten)]
+    pub notify: NotifyArgs,
+    /// Remove every webhook (then add those given with --notify-*).
+    #[arg(long)]
+    pub no_notify: bool,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
 }
@@ -300,6 +350,7 @@ pub async fn run(ctx: &Ctx, cmd: ConnectionCommand) -> anyhow::Result<ExitClass>
                 prefix: a.prefix,
                 status: ConnectionStatus::Active,
                 schema_change: a.schema_change,
+                notifications: a.notify.over(Notifications::default()),
             };
             let req = ConnectionCreate {
                 name: a.name,
@@ -327,6 +378,16 @@ pub async fn run(ctx: &Ctx, cmd: ConnectionCommand) -> anyhow::Result<ExitClass>
                 }
                 (None, None) => None,
             };
+            // The stored webhooks come back masked; the service puts the
+            // URLs they mask back.
+            let notifications = match (a.no_notify, a.notify.given()) {
+                (true, _) => Some(a.notify.over(Notifications::default())),
+                (false, true) => {
+                    let current = ctx.api.connection_get(&a.name).await?.spec.notifications;
+                    Some(a.notify.over(current))
+                }
+                (false, false) => None,
+            };
             let patch = ConnectionPatch {
                 source: a.source,
                 destination: a.destination,
@@ -346,6 +407,7 @@ pub async fn run(ctx: &Ctx, cmd: ConnectionCommand) -> anyhow::Result<ExitClass>
                     .transpose()?,
                 prefix: a.prefix,
                 schema_change: a.schema_change,
+                notifications,
             };
             let req = ConnectionUpdate {
                 name: a.name,

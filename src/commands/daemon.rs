@@ -64,6 +64,12 @@ pub struct DaemonRunArgs {
     /// once it has passed.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     pub lease: std::time::Duration,
+
+    /// How long ended jobs and their attempt logs are kept, e.g. 30d or
+    /// 12h; the newest job of each connection is always kept. Old ones
+    /// are deleted at start and then daily.
+    #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = humantime::parse_duration)]
+    pub retention: std::time::Duration,
 }
 
 impl DaemonRunArgs {
@@ -86,6 +92,8 @@ impl DaemonRunArgs {
         out.push(humantime::format_duration(self.grace).to_string());
         out.push("--lease".to_string());
         out.push(humantime::format_duration(self.lease).to_string());
+        out.push("--retention".to_string());
+        out.push(humantime::format_duration(self.retention).to_string());
         out
     }
 }

@@ -36,6 +36,9 @@ pub struct Options {
     pub grace: Duration,
     /// How long a job's lease lasts without a heartbeat.
     pub lease: Duration,
+    /// How long ended jobs and their logs are kept (the newest job of each
+    /// connection always is).
+    pub retention: Duration,
 }
 
 impl Default for Options {
@@ -46,6 +49,7 @@ impl Default for Options {
             max_jobs: RunnerOptions::default().max_jobs,
             grace: Duration::from_secs(60),
             lease: RunnerOptions::default().lease,
+            retention: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -265,6 +269,11 @@ pub async fn run(settings: Settings, options: Options) -> Result<(), ApiError> {
         let stop = stop.clone();
         tokio::spawn(async move { scheduler.run(stop).await })
     };
+    tokio::spawn(super::housekeeping::run(
+        daemon.api.service().clone(),
+        options.retention,
+        stop.clone(),
+    ));
     // Until a signal, or a listener that fails.
     tokio::select! {
         _ = stop.cancelled() => {}

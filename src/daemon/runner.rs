@@ -8,7 +8,8 @@
 //! a restart) takes the jobs over, recording the killed attempts as failed
 //! and going on from the last committed state. Connector processes die
 //! with the daemon (they are spawned with `PR_SET_PDEATHSIG`); connector
-//! containers are removed by the sweep each runner makes when it starts.
+//! containers are removed by the sweep each runner makes when it starts
+//! and every few minutes after (Airbyte's pod-sweeper).
 //!
 //! A running job's events (progress, logs, steps, committed states) go to
 //! this process's [`Hub`]: whoever follows a job that runs here subscribes
@@ -47,8 +48,9 @@ pub struct RunnerOptions {
     /// runner (a job queued by another process, a lease that expired).
     pub poll: Duration,
     /// Remove connector containers that killed sluice processes left, when
-    /// starting.
+    /// starting and then every `sweep_every`.
     pub sweep: bool,
+    pub sweep_every: Duration,
 }
 
 impl Default for RunnerOptions {
@@ -59,6 +61,7 @@ impl Default for RunnerOptions {
             heartbeat: Duration::from_secs(2),
             poll: Duration::from_secs(2),
             sweep: true,
+            sweep_every: Duration::from_secs(300),
         }
     }
 }
@@ -188,6 +191,16 @@ impl Runner {
         let store = inner.service.store().await?.clone();
         if inner.options.sweep {
             self.sweep().await;
+            let (runner, stop) = (self.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(runner.inner.options.sweep_every) => {}
+                    }
+                    runner.sweep().await;
+                }
+            });
         }
         tracing::info!(
             owner = %inner.owner,
@@ -357,10 +370,13 @@ impl Runner {
             }
         } else {
             tracing::info!(job = id, status = %status, "Queued job ended.");
-            store
-                .finish_leased_job(id, &inner.owner, status)
-                .await
-                .map(drop)
+            let ended = store.finish_leased_job(id, &inner.owner, status).await;
+            if ended.is_ok() {
+                // Webhooks and auto-disable, off the job's path.
+                let service = inner.service.clone();
+                tokio::spawn(async move { drop(service.job_ended(id).await) });
+            }
+            ended.map(drop)
         };
         if let Err(e) = end {
             // The lease runs out and another runner records it.

@@ -32,6 +32,7 @@ impl ConnectionSpec {
             prefix: c.prefix.clone(),
             status: c.status,
             schema_change: c.schema_change,
+            notifications: c.notifications.masked(),
         }
     }
 
@@ -59,6 +60,7 @@ impl ConnectionSpec {
         self.namespace = p.namespace.unwrap_or(self.namespace);
         self.prefix = p.prefix.unwrap_or(self.prefix);
         self.schema_change = p.schema_change.unwrap_or(self.schema_change);
+        self.notifications = p.notifications.unwrap_or(self.notifications);
         self
     }
 }
@@ -113,6 +115,12 @@ impl Service {
         call: &Call,
     ) -> Result<ConnectionFields, ApiError> {
         let destination_id = destination.id;
+        let notifications = spec
+            .notifications
+            .unmasked(&old.map(|o| o.notifications.clone()).unwrap_or_default());
+        notifications
+            .check()
+            .map_err(|e| ApiError::user(format!("connection `{name}`: {e}")))?;
         if let Some(old) = old {
             let was = ConnectionSpec::of(old);
             if was.source == spec.source
@@ -129,6 +137,7 @@ impl Service {
                     schedule: spec.schedule.clone(),
                     status: spec.status,
                     schema_change: spec.schema_change,
+                    notifications,
                     ..ConnectionFields::from(old)
                 });
             }
@@ -174,6 +183,7 @@ impl Service {
             schema_change: spec.schema_change,
             cursors: spec.cursors.clone(),
             primary_keys: spec.primary_keys.clone(),
+            notifications,
             known_streams: discovered
                 .streams
                 .iter()

@@ -11,6 +11,8 @@ pub mod configs;
 pub mod connections;
 pub mod connectors;
 pub mod jobs;
+pub mod notify;
+pub mod retention;
 pub mod sync;
 pub mod system;
 

@@ -144,6 +144,7 @@ json_fields!(
     Vec<crate::model::SchemaChange>,
     std::collections::BTreeMap<String, Vec<String>>,
     std::collections::BTreeMap<String, Vec<Vec<String>>>,
+    crate::model::Notifications,
 );
 
 // This crate's serde types as JSON text; nullable columns then read as

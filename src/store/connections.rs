@@ -4,7 +4,7 @@
 use super::column::{json, JsonText};
 use super::jobs::Job;
 use super::{is_unique_violation, now_ms, query_err, Result, Store, StoreError};
-use crate::model::{ConnectionStatus, NamespaceRule, Schedule, SchemaChangePolicy};
+use crate::model::{ConnectionStatus, NamespaceRule, Notifications, Schedule, SchemaChangePolicy};
 use crate::protocol::{ConfiguredAirbyteCatalog, DestinationSyncMode, SyncMode};
 use std::collections::BTreeMap;
 
@@ -42,6 +42,9 @@ pub struct Connection {
     /// The zone of a cron schedule (kept apart from the schedule's text;
     /// the store's reads put it back into `schedule`).
     pub timezone: String,
+    /// Webhooks called when its jobs end, unmasked.
+    #[sqlx(try_from = "JsonText<Notifications>")]
+    pub notifications: Notifications,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -79,6 +82,7 @@ pub struct ConnectionFields {
     pub cursors: StreamPaths,
     pub primary_keys: StreamKeys,
     pub known_streams: Vec<String>,
+    pub notifications: Notifications,
 }
 
 impl From<&Connection> for ConnectionFields {
@@ -100,6 +104,7 @@ impl From<&Connection> for ConnectionFields {
             cursors: c.cursors.clone(),
             primary_keys: c.primary_keys.clone(),
             known_streams: c.known_streams.clone(),
+            notifications: c.notifications.clone(),
         }
     }
 }
@@ -183,6 +188,11 @@ macro_rules! bind_connection {
 }
 pub(super) use bind_connection;
 
+/// Sets a connection's webhooks, by name: written apart from the other
+/// fields, after them.
+pub(super) const NOTIFICATIONS_SQL: &str =
+    "UPDATE connections SET notifications = $1 WHERE name = $2";
+
 impl Store {
     pub async fn create_connection(&self, f: &ConnectionFields) -> Result<Connection> {
         let sql = write_sql(true, "$16", "$17");
@@ -194,6 +204,10 @@ impl Store {
                 .await
                 .map(drop)
         });
+        let inserted = match inserted {
+            Ok(()) => self.set_notifications(&f.name, &f.notifications).await,
+            Err(source) => Err(source),
+        };
         inserted.map_err(|source| {
             if is_unique_violation(&source) {
                 StoreError::Exists {
@@ -257,6 +271,9 @@ impl Store {
         if n == 0 {
             return Ok(None);
         }
+        self.set_notifications(&f.name, &f.notifications)
+            .await
+            .map_err(query_err("update a connection's notifications"))?;
         self.get_connection(&f.name).await
     }
 
@@ -288,6 +305,21 @@ impl Store {
                 .map_err(query_err("save a connection's known streams"))?;
         });
         Ok(())
+    }
+
+    async fn set_notifications(
+        &self,
+        name: &str,
+        n: &Notifications,
+    ) -> std::result::Result<(), sqlx::Error> {
+        on_pool!(self, pool => {
+            sqlx::query(NOTIFICATIONS_SQL)
+                .bind(json(n))
+                .bind(name)
+                .execute(pool)
+                .await
+                .map(drop)
+        })
     }
 
     pub async fn set_connection_status(

@@ -243,3 +243,78 @@ impl Store {
         })
     }
 }
+
+/// Jobs that ended, the newest of each connection excepted: what
+/// retention may delete.
+const ENDED_NOT_NEWEST: &str = "status IN ('succeeded', 'failed', 'cancelled') \
+     AND COALESCE(ended_at, created_at) < $1 \
+     AND id NOT IN (SELECT MAX(id) FROM jobs GROUP BY connection_id)";
+
+impl Store {
+    /// How many of the connection's newest jobs failed in a row, counting
+    /// at most `up_to`; cancelled jobs are passed over.
+    pub async fn failures_in_a_row(&self, connection_id: i64, up_to: i64) -> Result<i64> {
+        let statuses: Vec<JobStatus> = on_pool!(self, pool => {
+            sqlx::query_scalar("SELECT status FROM jobs WHERE connection_id = $1 \
+                                AND status IN ($2, $3) ORDER BY id DESC LIMIT $4")
+                .bind(connection_id)
+                .bind(JobStatus::Succeeded)
+                .bind(JobStatus::Failed)
+                .bind(up_to)
+                .fetch_all(pool)
+                .await
+                .map_err(query_err("count a connection's failed jobs"))?
+        });
+        Ok(statuses
+            .iter()
+            .take_while(|s| **s == JobStatus::Failed)
+            .count() as i64)
+    }
+
+    /// Deletes the jobs (with their attempts) that ended before `before`
+    /// (Unix ms), keeping the newest job of each connection: their ids.
+    pub async fn delete_old_jobs(&self, before: i64) -> Result<Vec<i64>> {
+        let ids: Vec<i64> = on_pool!(self, pool => {
+            let mut tx = pool.begin().await.map_err(query_err("begin a transaction"))?;
+            let ids: Vec<i64> = sqlx::query_scalar(&format!("SELECT id FROM jobs WHERE {ENDED_NOT_NEWEST} ORDER BY id"))
+                .bind(before)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(query_err("find old jobs"))?;
+            for chunk in ids.chunks(500) {
+                let list = chunk.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+                sqlx::query(&format!("DELETE FROM attempts WHERE job_id IN ({list})"))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_err("delete old attempts"))?;
+                sqlx::query(&format!("DELETE FROM jobs WHERE id IN ({list})"))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_err("delete old jobs"))?;
+            }
+            tx.commit().await.map_err(query_err("commit deleting old jobs"))?;
+            ids
+        });
+        Ok(ids)
+    }
+
+    /// Which of `ids` are jobs in the store.
+    pub async fn existing_jobs(&self, ids: &[i64]) -> Result<Vec<i64>> {
+        let mut found = Vec::new();
+        for chunk in ids.chunks(500) {
+            let list = chunk
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
+            let some: Vec<i64> = on_pool!(self, pool => {
+                sqlx::query_scalar(&format!("SELECT id FROM jobs WHERE id IN ({list})"))
+                    .fetch_all(pool)
+                    .await
+                    .map_err(query_err("find jobs"))?
+            });
+            found.extend(some);
+        }
+        Ok(found)
+    }
+}

@@ -4,7 +4,7 @@
 
 use super::actors::table;
 use super::column::json;
-use super::connections::{bind_connection, write_sql, ConnectionFields};
+use super::connections::{bind_connection, write_sql, ConnectionFields, NOTIFICATIONS_SQL};
 use super::{is_unique_violation, now_ms, query_err, ActorFields, Result, Store, StoreError};
 use crate::model::ActorKind;
 
@@ -103,6 +103,12 @@ impl Store {
                             StoreError::Query { action: "write a connection", source }
                         }
                     })?;
+                sqlx::query(NOTIFICATIONS_SQL)
+                    .bind(json(&f.notifications))
+                    .bind(&f.name)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_err("write a connection's notifications"))?;
             }
             for (kind, change) in &changes.actors {
                 let Change::Delete(name) = change else { continue };

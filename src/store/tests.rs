@@ -170,6 +170,7 @@ fn connection(name: &str, source_id: i64, destination_id: i64) -> ConnectionFiel
         cursors: [("users".to_string(), vec!["updated_at".to_string()])].into(),
         primary_keys: Default::default(),
         known_streams: vec!["users".into(), "orders".into()],
+        notifications: Default::default(),
     }
 }
 

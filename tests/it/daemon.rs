@@ -20,9 +20,20 @@ impl Daemon {
         Daemon::start_with(sandbox, tcp, &[])
     }
 
-    fn start_with(sandbox: &Sandbox, tcp: bool, args: &[&str]) -> Daemon {
+    pub fn start_with(sandbox: &Sandbox, tcp: bool, args: &[&str]) -> Daemon {
+        Daemon::start_with_env(sandbox, tcp, args, &[])
+    }
+
+    pub fn start_with_env(
+        sandbox: &Sandbox,
+        tcp: bool,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let mut cmd = sandbox.cmd();
-        cmd.args(["daemon", "run"]).args(args);
+        cmd.envs(env.iter().copied())
+            .args(["daemon", "run"])
+            .args(args);
         if tcp {
             cmd.args(["--listen", "127.0.0.1:0"]);
         }
@@ -464,7 +475,7 @@ fn a_running_jobs_log_is_followed_to_its_end_and_metrics_count_it() {
 
 /// `sluice -o json job get ID`, once `done` holds of it or the deadline
 /// has passed.
-fn wait_for_job(sandbox: &Sandbox, id: i64, done: impl Fn(&Value) -> bool) -> Value {
+pub fn wait_for_job(sandbox: &Sandbox, id: i64, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
     loop {
         let run = sandbox.run(&["-o", "json", "job", "get", &id.to_string()]);

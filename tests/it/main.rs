@@ -9,6 +9,7 @@ mod daemon;
 mod docker;
 mod faker;
 mod guarantees;
+mod housekeeping;
 mod layers;
 mod managed;
 mod openapi;

@@ -31,6 +31,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tracing::Instrument as _;
 
+/// How long a job run in this process waits for its webhooks (a daemon
+/// never waits: its calls go on by themselves).
+const IN_PROCESS_NOTIFY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What a job runs against, resolved once.
 struct Prepared {
     source: Arc<dyn Connector>,
@@ -78,13 +82,8 @@ impl From<store::Attempt> for Attempt {
 }
 
 impl Service {
-    /// The directory of a job's attempt logs.
-    fn job_dir(&self, job: i64) -> PathBuf {
-        self.settings.data_dir.join("jobs").join(job.to_string())
-    }
-
     fn attempt_log_path(&self, job: i64, number: i64) -> PathBuf {
-        self.job_dir(job).join(format!("attempt-{number}.log"))
+        self.job_log_dir(job).join(format!("attempt-{number}.log"))
     }
 
     async fn prepare(&self, c: &store::Connection, call: &Call) -> Result<Prepared, ApiError> {
@@ -178,6 +177,18 @@ impl Service {
             .execute(&store, &c, reset_streams, &prepared, &job, req, call)
             .await?;
         store.finish_job(job.id, status).await?;
+        // This process may exit once the job is answered: its webhooks
+        // get a moment to be called first.
+        let calls = self.job_ended(job.id).await;
+        if !calls.is_empty() {
+            let all = futures_util::future::join_all(calls);
+            if tokio::time::timeout(IN_PROCESS_NOTIFY_WAIT, all)
+                .await
+                .is_err()
+            {
+                tracing::warn!(job = job.id, "Webhooks still failing; not waiting longer.");
+            }
+        }
         self.job_get(job.id).await
     }
 

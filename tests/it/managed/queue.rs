@@ -58,6 +58,7 @@ fn options(max_jobs: usize) -> RunnerOptions {
         heartbeat: Duration::from_millis(200),
         poll: Duration::from_millis(100),
         sweep: false,
+        sweep_every: Duration::from_secs(300),
     }
 }
 
