@@ -31,6 +31,13 @@ fn ids_are_stable_unique_and_name_what_names_do(env: &Env) {
         }
     }
 
+    // `get` shows it to people too.
+    assert!(env.ok(&["source", "get", "src"]).stdout().contains(&source));
+    assert!(env
+        .ok(&["connection", "get", "c"])
+        .stdout()
+        .contains(&connection));
+
     // Found by id, in any of a UUID's forms; updates keep the id.
     let got = env.json(&["source", "get", &source]);
     assert_eq!(got["name"], "src");
