@@ -805,7 +805,7 @@ async fn state_reset(State(d): State<Shared>, n: Name, b: Json<StateReset>) -> R
 // -- jobs, apply, export ----------------------------------------------------------
 
 /// Jobs, newest first.
-#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(("connection" = Option<String>, Query, description = "Only this connection's."), ("status" = Option<JobStatus>, Query, description = "Only those in this status."), ("limit" = Option<i64>, Query, minimum = 0, description = "At most this many; 0 for all.")), responses((status = 200, description = "The jobs.", body = Vec<Job>)))]
+#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(("connection" = Option<String>, Query, description = "Only this connection's (its name or id)."), ("status" = Option<JobStatus>, Query, description = "Only those in this status."), ("limit" = Option<i64>, Query, minimum = 0, description = "At most this many; 0 for all.")), responses((status = 200, description = "The jobs.", body = Vec<Job>)))]
 async fn job_list(State(d): State<Shared>, q: Params) -> Response {
     let q = attempt!(params(q));
     let status = match q.get("status") {
