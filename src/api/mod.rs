@@ -162,13 +162,13 @@ pub trait Api: Send + Sync {
 
     async fn job_list(&self, filter: JobFilter) -> Result<Vec<Job>, ApiError>;
 
-    async fn job_get(&self, id: i64) -> Result<JobDetail, ApiError>;
+    async fn job_get(&self, job: JobRef) -> Result<JobDetail, ApiError>;
 
     /// Queues a job for a daemon to run and answers at once.
     async fn job_enqueue(&self, req: JobRequest) -> Result<Job, ApiError>;
 
     /// Cancels a queued or running job: the job as it stands after.
-    async fn job_cancel(&self, id: i64) -> Result<Job, ApiError>;
+    async fn job_cancel(&self, job: JobRef) -> Result<Job, ApiError>;
 
     /// Whether jobs run apart from the command that starts them (a
     /// daemon's do): Ctrl-C then leaves the job running.
@@ -176,10 +176,14 @@ pub trait Api: Send + Sync {
         false
     }
 
-    async fn job_logs(&self, id: i64, attempt: Option<i64>) -> Result<JobLog, ApiError>;
+    async fn job_logs(&self, job: JobRef, attempt: Option<i64>) -> Result<JobLog, ApiError>;
 
     /// A job's log as it is written, ending with the job.
-    async fn job_logs_follow(&self, id: i64, attempt: Option<i64>) -> Result<ByteStream, ApiError>;
+    async fn job_logs_follow(
+        &self,
+        job: JobRef,
+        attempt: Option<i64>,
+    ) -> Result<ByteStream, ApiError>;
 
     async fn state_get(&self, connection: &str) -> Result<Option<ConnectionState>, ApiError>;
 
@@ -487,11 +491,17 @@ impl Api for Local {
         self.service.job_list(&filter).await
     }
 
-    async fn job_get(&self, id: i64) -> Result<JobDetail, ApiError> {
+    async fn job_get(&self, job: JobRef) -> Result<JobDetail, ApiError> {
+        let id = self.service.job_number(&job).await?;
         self.service.job_get(id).await
     }
 
-    async fn job_logs_follow(&self, id: i64, attempt: Option<i64>) -> Result<ByteStream, ApiError> {
+    async fn job_logs_follow(
+        &self,
+        job: JobRef,
+        attempt: Option<i64>,
+    ) -> Result<ByteStream, ApiError> {
+        let id = self.service.job_number(&job).await?;
         self.service.job_logs_follow(id, attempt).await
     }
 
@@ -503,11 +513,13 @@ impl Api for Local {
         .hint("start one with `sluice daemon start`, or run the job now without --detach"))
     }
 
-    async fn job_cancel(&self, id: i64) -> Result<Job, ApiError> {
+    async fn job_cancel(&self, job: JobRef) -> Result<Job, ApiError> {
+        let id = self.service.job_number(&job).await?;
         self.service.job_cancel(id).await
     }
 
-    async fn job_logs(&self, id: i64, attempt: Option<i64>) -> Result<JobLog, ApiError> {
+    async fn job_logs(&self, job: JobRef, attempt: Option<i64>) -> Result<JobLog, ApiError> {
+        let id = self.service.job_number(&job).await?;
         self.service.job_logs(id, attempt).await
     }
 

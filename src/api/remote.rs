@@ -560,7 +560,7 @@ impl Api for Remote {
             .await
     }
 
-    async fn job_get(&self, id: i64) -> Result<JobDetail, ApiError> {
+    async fn job_get(&self, id: JobRef) -> Result<JobDetail, ApiError> {
         self.call(
             Method::GET,
             &["api", "v1", "jobs", &id.to_string()],
@@ -570,7 +570,7 @@ impl Api for Remote {
         .await
     }
 
-    async fn job_logs(&self, id: i64, attempt: Option<i64>) -> Result<JobLog, ApiError> {
+    async fn job_logs(&self, id: JobRef, attempt: Option<i64>) -> Result<JobLog, ApiError> {
         let query: Vec<_> = attempt
             .map(|a| ("attempt", a.to_string()))
             .into_iter()
@@ -594,7 +594,7 @@ impl Api for Remote {
         .await
     }
 
-    async fn job_cancel(&self, id: i64) -> Result<Job, ApiError> {
+    async fn job_cancel(&self, id: JobRef) -> Result<Job, ApiError> {
         self.call(
             Method::POST,
             &["api", "v1", "jobs", &id.to_string(), "cancel"],
@@ -608,7 +608,11 @@ impl Api for Remote {
         true
     }
 
-    async fn job_logs_follow(&self, id: i64, attempt: Option<i64>) -> Result<ByteStream, ApiError> {
+    async fn job_logs_follow(
+        &self,
+        id: JobRef,
+        attempt: Option<i64>,
+    ) -> Result<ByteStream, ApiError> {
         use futures_util::StreamExt;
         let mut query = vec![("follow", yes_no(true))];
         if let Some(a) = attempt {

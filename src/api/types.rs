@@ -189,6 +189,8 @@ pub struct SyncAnswer {
 /// A source or destination as the caller sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Actor {
+    /// Its stable id (a UUID): routes take it in place of the name.
+    pub id: String,
     pub kind: ActorKind,
     pub name: String,
     pub connector: String,
@@ -363,6 +365,8 @@ pub struct ConnectionUpdate {
 /// A connection as the caller sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Connection {
+    /// Its stable id (a UUID): routes take it in place of the name.
+    pub id: String,
     pub name: String,
     #[serde(flatten)]
     #[schema(schema_with = open_spec)]
@@ -480,6 +484,8 @@ pub struct JobRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Job {
     pub id: i64,
+    /// Its stable id (a UUID): routes take it in place of the number.
+    pub uuid: String,
     pub connection_id: i64,
     pub connection: String,
     pub kind: JobKind,
@@ -507,6 +513,42 @@ pub struct Attempt {
     pub log_path: Option<String>,
     pub started_at: i64,
     pub ended_at: Option<i64>,
+}
+
+/// A job as a caller names it: by its number or by its stable id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobRef {
+    Number(i64),
+    /// In its lowercase hyphenated form, whatever form it was given in.
+    Uuid(String),
+}
+
+impl From<i64> for JobRef {
+    fn from(n: i64) -> Self {
+        JobRef::Number(n)
+    }
+}
+
+impl std::str::FromStr for JobRef {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Ok(n) = s.parse() {
+            return Ok(JobRef::Number(n));
+        }
+        uuid::Uuid::try_parse(s)
+            .map(|u| JobRef::Uuid(u.to_string()))
+            .map_err(|_| format!("`{s}` is not a job id: give its number or its UUID"))
+    }
+}
+
+impl std::fmt::Display for JobRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JobRef::Number(n) => write!(f, "{n}"),
+            JobRef::Uuid(u) => f.write_str(u),
+        }
+    }
 }
 
 /// A job with its attempts.
@@ -845,6 +887,7 @@ mod tests {
     fn job() -> Job {
         Job {
             id: 7,
+            uuid: "5f0c3c9e-2d6a-4d57-9a0e-3b1f8c2e7d41".into(),
             connection_id: 1,
             connection: "c".into(),
             kind: JobKind::Refresh,
@@ -923,6 +966,7 @@ mod tests {
             log_file: Some("/data/logs/sync.log".into()),
         });
         let actor = Actor {
+            id: "0b6e1f6a-8f4e-4a53-bb8e-7c9d2a1e5f30".into(),
             kind: ActorKind::Destination,
             name: "local".into(),
             connector: "jsonl".into(),
@@ -969,6 +1013,7 @@ mod tests {
             options: RunOptions::default(),
         });
         round_trip(Connection {
+            id: "9d2f4b1c-3e5a-4c7b-8d9e-1f2a3b4c5d6e".into(),
             name: "c".into(),
             spec: spec(),
             catalog_streams: vec![CatalogStream {

@@ -470,6 +470,7 @@ fn print_connection(v: &ConnectionView) -> anyhow::Result<()> {
     let s = &v.spec;
     for (k, val) in [
         ("Name", v.name.clone()),
+        ("Id", v.id.clone()),
         ("Source", s.source.clone()),
         ("Destination", s.destination.clone()),
         ("Schedule", s.schedule.to_string()),

@@ -3,7 +3,7 @@
 use super::args::{words, JOB_STATUSES};
 use super::output::{self, CliOutput};
 use super::{Ctx, ExitClass};
-use crate::api::{Job, JobDetail, JobFilter, JobStatus};
+use crate::api::{Job, JobDetail, JobFilter, JobRef, JobStatus};
 use clap::{Args, Subcommand};
 use std::io::Write;
 
@@ -42,15 +42,16 @@ pub struct ListArgs {
 /// failure reasons, and the schema changes found before it ran.
 #[derive(Debug, Args)]
 pub struct GetArgs {
-    /// The job's id (`sluice job list` shows them).
-    pub id: i64,
+    /// The job's number (`sluice job list` shows them), or its id (a
+    /// UUID).
+    pub id: JobRef,
 }
 
 /// Print the log of a job's attempt (the last one by default).
 #[derive(Debug, Args)]
 pub struct LogsArgs {
-    /// The job's id.
-    pub id: i64,
+    /// The job's number, or its id (a UUID).
+    pub id: JobRef,
     /// The attempt's number [default: the last].
     #[arg(long, value_name = "N")]
     pub attempt: Option<i64>,

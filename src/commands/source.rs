@@ -260,6 +260,7 @@ async fn run(ctx: &Ctx, kind: ActorKind, cmd: Cmd) -> anyhow::Result<ExitClass> 
             } else {
                 let mut t = output::table(vec!["Field", "Value"]);
                 t.add_row(vec!["Name".to_string(), v.name.clone()]);
+                t.add_row(vec!["Id".to_string(), v.id.clone()]);
                 t.add_row(vec!["Connector".to_string(), v.connector.clone()]);
                 t.add_row(vec![
                     "Config".to_string(),

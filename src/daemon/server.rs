@@ -15,8 +15,8 @@ use crate::api::{
     Actor, ActorCreate, ActorKind, ActorRun, ActorUpdate, AirbyteCatalog, Api, ApiError, ApplyPlan,
     ApplyRequest, CheckResult, Connection, ConnectionCreate, ConnectionState, ConnectionStatus,
     ConnectionUpdate, ConnectorInfo, ConnectorRequest, DaemonStatus, DbStatus, ErrorCode, Event,
-    Health, Job, JobDetail, JobFilter, JobLog, JobRequest, JobStatus, Local, NextRun, Readiness,
-    Run, RunOptions, Setup, SweepReport, SyncAnswer, SyncRequest,
+    Health, Job, JobDetail, JobFilter, JobLog, JobRef, JobRequest, JobStatus, Local, NextRun,
+    Readiness, Run, RunOptions, Setup, SweepReport, SyncAnswer, SyncRequest,
 };
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Path, Query, Request, State};
@@ -304,10 +304,8 @@ fn flag(q: &HashMap<String, String>, key: &str) -> Result<bool, ApiError> {
     }
 }
 
-fn id_of(p: Name) -> Result<i64, ApiError> {
-    let text = name(p)?;
-    text.parse()
-        .map_err(|_| ApiError::user(format!("`{text}` is not a job id")))
+fn id_of(p: Name) -> Result<JobRef, ApiError> {
+    name(p)?.parse().map_err(ApiError::user)
 }
 
 /// The value, or the error answered at once.
@@ -554,7 +552,7 @@ macro_rules! actor_handlers {
             actor_list(d, $kind, q).await
         }
         /// One by name.
-        #[utoipa::path(get, path = $one, tag = $tag, params(("name" = String, Path, description = "Its name."), ("show_secrets" = Option<bool>, Query, description = "Show secret config fields instead of their mask.")), responses((status = 200, description = "It.", body = Actor)))]
+        #[utoipa::path(get, path = $one, tag = $tag, params(("name" = String, Path, description = "Its name, or its id (a UUID)."), ("show_secrets" = Option<bool>, Query, description = "Show secret config fields instead of their mask.")), responses((status = 200, description = "It.", body = Actor)))]
         async fn $get(State(d): State<Shared>, n: Name, q: Params) -> Response {
             actor_get(d, $kind, n, q).await
         }
@@ -567,7 +565,7 @@ macro_rules! actor_handlers {
         }
         /// Changes its connector or config; what is absent stays. The body's
         /// `kind` and `name` are the path's.
-        #[utoipa::path(patch, path = $one, tag = $tag, params(("name" = String, Path, description = "Its name.")), request_body = ActorUpdate, responses((status = 200, description = "It, changed. Its answer, or with `Accept: application/x-ndjson` JSON lines as it runs.", content((Actor = "application/json"), (RunLine<Actor> = "application/x-ndjson")), headers(("sluice-run" = String, description = "The run's id, to cancel it.")))))]
+        #[utoipa::path(patch, path = $one, tag = $tag, params(("name" = String, Path, description = "Its name, or its id (a UUID).")), request_body = ActorUpdate, responses((status = 200, description = "It, changed. Its answer, or with `Accept: application/x-ndjson` JSON lines as it runs.", content((Actor = "application/json"), (RunLine<Actor> = "application/x-ndjson")), headers(("sluice-run" = String, description = "The run's id, to cancel it.")))))]
         async fn $update(
             State(d): State<Shared>,
             n: Name,
@@ -577,12 +575,12 @@ macro_rules! actor_handlers {
             actor_update(d, $kind, n, h, b.0).await
         }
         /// Deletes it; refused while a connection uses it.
-        #[utoipa::path(delete, path = $one, tag = $tag, params(("name" = String, Path, description = "Its name.")), responses((status = 200, description = "Done.", body = openapi::Null)))]
+        #[utoipa::path(delete, path = $one, tag = $tag, params(("name" = String, Path, description = "Its name, or its id (a UUID).")), responses((status = 200, description = "Done.", body = openapi::Null)))]
         async fn $delete(State(d): State<Shared>, n: Name) -> Response {
             actor_delete(d, $kind, n).await
         }
         /// Runs its connector's check with its config.
-        #[utoipa::path(post, path = $check_path, tag = $tag, params(("name" = String, Path, description = "Its name.")), request_body = RunOptions, responses((status = 200, description = "The check's result. Its answer, or with `Accept: application/x-ndjson` JSON lines as it runs.", content((CheckResult = "application/json"), (RunLine<CheckResult> = "application/x-ndjson")), headers(("sluice-run" = String, description = "The run's id, to cancel it.")))))]
+        #[utoipa::path(post, path = $check_path, tag = $tag, params(("name" = String, Path, description = "Its name, or its id (a UUID).")), request_body = RunOptions, responses((status = 200, description = "The check's result. Its answer, or with `Accept: application/x-ndjson` JSON lines as it runs.", content((CheckResult = "application/json"), (RunLine<CheckResult> = "application/x-ndjson")), headers(("sluice-run" = String, description = "The run's id, to cancel it.")))))]
         async fn $check(
             State(d): State<Shared>,
             n: Name,
@@ -622,7 +620,7 @@ actor_handlers!(
 );
 
 /// Runs the source's discover: the streams it offers.
-#[utoipa::path(post, path = "/api/v1/sources/{name}/discover", tag = "sources", params(("name" = String, Path, description = "Its name.")), request_body = RunOptions, responses((status = 200, description = "Its catalog. Its answer, or with `Accept: application/x-ndjson` JSON lines as it runs.", content((AirbyteCatalog = "application/json"), (RunLine<AirbyteCatalog> = "application/x-ndjson")), headers(("sluice-run" = String, description = "The run's id, to cancel it.")))))]
+#[utoipa::path(post, path = "/api/v1/sources/{name}/discover", tag = "sources", params(("name" = String, Path, description = "Its name, or its id (a UUID).")), request_body = RunOptions, responses((status = 200, description = "Its catalog. Its answer, or with `Accept: application/x-ndjson` JSON lines as it runs.", content((AirbyteCatalog = "application/json"), (RunLine<AirbyteCatalog> = "application/x-ndjson")), headers(("sluice-run" = String, description = "The run's id, to cancel it.")))))]
 async fn source_discover(
     State(d): State<Shared>,
     n: Name,
@@ -646,7 +644,7 @@ async fn connection_list(State(d): State<Shared>) -> Response {
 }
 
 /// One connection, with its configured catalog.
-#[utoipa::path(get, path = "/api/v1/connections/{name}", tag = "connections", params(("name" = String, Path, description = "Its name.")), responses((status = 200, description = "It.", body = Connection)))]
+#[utoipa::path(get, path = "/api/v1/connections/{name}", tag = "connections", params(("name" = String, Path, description = "Its name, or its id (a UUID).")), responses((status = 200, description = "It.", body = Connection)))]
 async fn connection_get(State(d): State<Shared>, n: Name) -> Response {
     let n = attempt!(name(n));
     answer(d.api.connection_get(&n).await)
@@ -664,7 +662,7 @@ async fn connection_create(
 
 /// Changes a connection; what the patch leaves out stays. The body's
 /// `name` is the path's.
-#[utoipa::path(patch, path = "/api/v1/connections/{name}", tag = "connections", params(("name" = String, Path, description = "Its name.")), request_body = ConnectionUpdate, responses((status = 200, description = "It, changed. Its answer, or with `Accept: application/x-ndjson` JSON lines as it runs.", content((Connection = "application/json"), (RunLine<Connection> = "application/x-ndjson")), headers(("sluice-run" = String, description = "The run's id, to cancel it.")))))]
+#[utoipa::path(patch, path = "/api/v1/connections/{name}", tag = "connections", params(("name" = String, Path, description = "Its name, or its id (a UUID).")), request_body = ConnectionUpdate, responses((status = 200, description = "It, changed. Its answer, or with `Accept: application/x-ndjson` JSON lines as it runs.", content((Connection = "application/json"), (RunLine<Connection> = "application/x-ndjson")), headers(("sluice-run" = String, description = "The run's id, to cancel it.")))))]
 async fn connection_update(
     State(d): State<Shared>,
     n: Name,
@@ -677,7 +675,7 @@ async fn connection_update(
 }
 
 /// Deletes a connection, its state and its jobs.
-#[utoipa::path(delete, path = "/api/v1/connections/{name}", tag = "connections", params(("name" = String, Path, description = "Its name.")), responses((status = 200, description = "Done.", body = openapi::Null)))]
+#[utoipa::path(delete, path = "/api/v1/connections/{name}", tag = "connections", params(("name" = String, Path, description = "Its name, or its id (a UUID).")), responses((status = 200, description = "Done.", body = openapi::Null)))]
 async fn connection_delete(State(d): State<Shared>, n: Name) -> Response {
     let n = attempt!(name(n));
     answer(d.api.connection_delete(&n).await.map(|()| None::<()>))
@@ -694,13 +692,13 @@ async fn set_status(d: Shared, n: Name, status: ConnectionStatus) -> Response {
 }
 
 /// Lets a connection run, on its schedule or when asked.
-#[utoipa::path(post, path = "/api/v1/connections/{name}/enable", tag = "connections", params(("name" = String, Path, description = "Its name.")), responses((status = 200, description = "Done.", body = openapi::Null)))]
+#[utoipa::path(post, path = "/api/v1/connections/{name}/enable", tag = "connections", params(("name" = String, Path, description = "Its name, or its id (a UUID).")), responses((status = 200, description = "Done.", body = openapi::Null)))]
 async fn connection_enable(State(d): State<Shared>, n: Name) -> Response {
     set_status(d, n, ConnectionStatus::Active).await
 }
 
 /// Stops a connection from running.
-#[utoipa::path(post, path = "/api/v1/connections/{name}/disable", tag = "connections", params(("name" = String, Path, description = "Its name.")), responses((status = 200, description = "Done.", body = openapi::Null)))]
+#[utoipa::path(post, path = "/api/v1/connections/{name}/disable", tag = "connections", params(("name" = String, Path, description = "Its name, or its id (a UUID).")), responses((status = 200, description = "Done.", body = openapi::Null)))]
 async fn connection_disable(State(d): State<Shared>, n: Name) -> Response {
     set_status(d, n, ConnectionStatus::Inactive).await
 }
@@ -708,7 +706,7 @@ async fn connection_disable(State(d): State<Shared>, n: Name) -> Response {
 /// Queues a job of a connection for the daemon's runner: with
 /// `?detach=true` the queued job at once, else the job followed to its
 /// end like any run. The body's `connection` is the path's.
-#[utoipa::path(post, path = "/api/v1/connections/{name}/jobs", tag = "connections", params(("name" = String, Path, description = "Its name."), ("detach" = Option<bool>, Query, description = "Answer the queued job at once.")), request_body = JobRequest, responses((status = 200, description = "The job, ended (or queued, with `detach`). Its answer, or with `Accept: application/x-ndjson` JSON lines as it runs.", content((JobDetail = "application/json"), (RunLine<JobDetail> = "application/x-ndjson")), headers(("sluice-run" = String, description = "The run's id.")))))]
+#[utoipa::path(post, path = "/api/v1/connections/{name}/jobs", tag = "connections", params(("name" = String, Path, description = "Its name, or its id (a UUID)."), ("detach" = Option<bool>, Query, description = "Answer the queued job at once.")), request_body = JobRequest, responses((status = 200, description = "The job, ended (or queued, with `detach`). Its answer, or with `Accept: application/x-ndjson` JSON lines as it runs.", content((JobDetail = "application/json"), (RunLine<JobDetail> = "application/x-ndjson")), headers(("sluice-run" = String, description = "The run's id.")))))]
 async fn connection_job(
     State(d): State<Shared>,
     n: Name,
@@ -750,7 +748,7 @@ fn follow_job(d: Shared, id: i64) -> Run<JobDetail> {
                     }
                 }
             }
-            let detail = d.api.job_get(id).await?;
+            let detail = d.api.job_get(id.into()).await?;
             if detail.job.ended_at.is_some() {
                 return Ok(detail);
             }
@@ -771,28 +769,29 @@ fn follow_job(d: Shared, id: i64) -> Run<JobDetail> {
 }
 
 /// Cancels a queued or running job; the job as it stands after.
-#[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", tag = "jobs", params(("id" = i64, Path, description = "The job's id.")), responses((status = 200, description = "The job: cancelled, or running while it stops.", body = Job)))]
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", tag = "jobs", params(("id" = String, Path, description = "The job's number, or its id (a UUID).")), responses((status = 200, description = "The job: cancelled, or running while it stops.", body = Job)))]
 async fn job_cancel(State(d): State<Shared>, id: Name) -> Response {
-    let id = attempt!(id_of(id));
+    let job = attempt!(id_of(id));
+    let id = attempt!(d.api.service().job_number(&job).await);
     answer(d.runner.cancel(id).await)
 }
 
 /// A connection's committed state; null before its first.
-#[utoipa::path(get, path = "/api/v1/connections/{name}/state", tag = "connections", params(("name" = String, Path, description = "Its name.")), responses((status = 200, description = "Its state, or null.", body = Option<ConnectionState>)))]
+#[utoipa::path(get, path = "/api/v1/connections/{name}/state", tag = "connections", params(("name" = String, Path, description = "Its name, or its id (a UUID).")), responses((status = 200, description = "Its state, or null.", body = Option<ConnectionState>)))]
 async fn state_get(State(d): State<Shared>, n: Name) -> Response {
     let n = attempt!(name(n));
     answer(d.api.state_get(&n).await)
 }
 
 /// Replaces a connection's state, in Airbyte's `--state` form.
-#[utoipa::path(put, path = "/api/v1/connections/{name}/state", tag = "connections", params(("name" = String, Path, description = "Its name.")), request_body(content = Value, description = "A state in Airbyte's `--state` form."), responses((status = 200, description = "Done.", body = openapi::Null)))]
+#[utoipa::path(put, path = "/api/v1/connections/{name}/state", tag = "connections", params(("name" = String, Path, description = "Its name, or its id (a UUID).")), request_body(content = Value, description = "A state in Airbyte's `--state` form."), responses((status = 200, description = "Done.", body = openapi::Null)))]
 async fn state_set(State(d): State<Shared>, n: Name, b: Json<serde_json::Value>) -> Response {
     let n = attempt!(name(n));
     answer(d.api.state_set(&n, b.0).await.map(|()| None::<()>))
 }
 
 /// Clears a connection's state, of some streams or of all.
-#[utoipa::path(delete, path = "/api/v1/connections/{name}/state", tag = "connections", params(("name" = String, Path, description = "Its name.")), request_body(content = Option<StateReset>, description = "The streams to reset; all when absent or empty."), responses((status = 200, description = "Done.", body = openapi::Null)))]
+#[utoipa::path(delete, path = "/api/v1/connections/{name}/state", tag = "connections", params(("name" = String, Path, description = "Its name, or its id (a UUID).")), request_body(content = Option<StateReset>, description = "The streams to reset; all when absent or empty."), responses((status = 200, description = "Done.", body = openapi::Null)))]
 async fn state_reset(State(d): State<Shared>, n: Name, b: Json<StateReset>) -> Response {
     let n = attempt!(name(n));
     answer(
@@ -806,7 +805,7 @@ async fn state_reset(State(d): State<Shared>, n: Name, b: Json<StateReset>) -> R
 // -- jobs, apply, export ----------------------------------------------------------
 
 /// Jobs, newest first.
-#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(("connection" = Option<String>, Query, description = "Only this connection's."), ("status" = Option<JobStatus>, Query, description = "Only those in this status."), ("limit" = Option<i64>, Query, minimum = 0, description = "At most this many; 0 for all.")), responses((status = 200, description = "The jobs.", body = Vec<Job>)))]
+#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(("connection" = Option<String>, Query, description = "Only this connection's (its name or id)."), ("status" = Option<JobStatus>, Query, description = "Only those in this status."), ("limit" = Option<i64>, Query, minimum = 0, description = "At most this many; 0 for all.")), responses((status = 200, description = "The jobs.", body = Vec<Job>)))]
 async fn job_list(State(d): State<Shared>, q: Params) -> Response {
     let q = attempt!(params(q));
     let status = match q.get("status") {
@@ -835,14 +834,14 @@ async fn job_list(State(d): State<Shared>, q: Params) -> Response {
 }
 
 /// A job with its attempts.
-#[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs", params(("id" = i64, Path, description = "The job's id.")), responses((status = 200, description = "The job.", body = JobDetail)))]
+#[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs", params(("id" = String, Path, description = "The job's number, or its id (a UUID).")), responses((status = 200, description = "The job.", body = JobDetail)))]
 async fn job_get(State(d): State<Shared>, id: Name) -> Response {
     let id = attempt!(id_of(id));
     answer(d.api.job_get(id).await)
 }
 
 /// The log of a job's attempt.
-#[utoipa::path(get, path = "/api/v1/jobs/{id}/logs", tag = "jobs", params(("id" = i64, Path, description = "The job's id."), ("attempt" = Option<i64>, Query, description = "Its number; the last when absent."), ("follow" = Option<bool>, Query, description = "Stream the log as it is written (text/plain), to the job's end.")), responses((status = 200, description = "The log; with `follow`, its text as it is written.", content((JobLog = "application/json"), (String = "text/plain")))))]
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/logs", tag = "jobs", params(("id" = String, Path, description = "The job's number, or its id (a UUID)."), ("attempt" = Option<i64>, Query, description = "Its number; the last when absent."), ("follow" = Option<bool>, Query, description = "Stream the log as it is written (text/plain), to the job's end.")), responses((status = 200, description = "The log; with `follow`, its text as it is written.", content((JobLog = "application/json"), (String = "text/plain")))))]
 async fn job_logs(State(d): State<Shared>, id: Name, q: Params) -> Response {
     let id = attempt!(id_of(id));
     let q = attempt!(params(q));

@@ -9,7 +9,7 @@ use crate::api::{
 };
 use crate::connector::config::{self, Secrets};
 use crate::connector::Role;
-use crate::store::{Actor, ActorFields, StoreError};
+use crate::store::{self, Actor, ActorFields, StoreError};
 use crate::sync::log::AttemptLog;
 use serde_json::Value;
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use std::sync::Arc;
 impl ActorView {
     pub(crate) fn of(a: &Actor, show_secrets: bool) -> Self {
         ActorView {
+            id: a.uuid.clone(),
             kind: a.kind,
             name: a.name.clone(),
             connector: a.connector.clone(),
@@ -31,9 +32,14 @@ impl ActorView {
     }
 }
 
-/// A name that names nothing, with where to look.
-pub(crate) fn not_found(kind: &str, name: &str) -> ApiError {
-    ApiError::not_found(format!("there is no {kind} named `{name}`"))
+/// A name or id that names nothing, with where to look.
+pub(crate) fn not_found(kind: &str, key: &str) -> ApiError {
+    let what = if store::parse_uuid(key).is_some() {
+        "with id"
+    } else {
+        "named"
+    };
+    ApiError::not_found(format!("there is no {kind} {what} `{key}`"))
         .hint(format!("`sluice {kind} list` shows them"))
 }
 
@@ -44,8 +50,16 @@ fn role(kind: ActorKind) -> Role {
     }
 }
 
-/// Names go in URLs, file names and YAML keys: keep them plain.
+/// Names go in URLs, file names and YAML keys: keep them plain. A name
+/// that reads as a UUID is refused: routes take a name or an id, and
+/// must know which they were given.
 pub fn validate_name(kind: &str, name: &str) -> Result<(), ApiError> {
+    if store::parse_uuid(name).is_some() {
+        return Err(ApiError::user(format!(
+            "`{name}` is not a valid {kind} name: it reads as a UUID, and a {kind} is found by its name or its id"
+        ))
+        .hint("choose a name that is not a UUID"));
+    }
     let ok = !name.is_empty()
         && name.len() <= 100
         && name
@@ -175,8 +189,9 @@ impl Service {
         req: &ActorUpdate,
         call: &Call,
     ) -> Result<ActorView, ApiError> {
-        let (kind, name) = (req.kind, req.name.as_str());
-        let old = self.actor(kind, name).await?;
+        let kind = req.kind;
+        let old = self.actor(kind, &req.name).await?;
+        let name = old.name.as_str();
         let connector = req.connector.clone().unwrap_or(old.connector.clone());
         let config = match &req.config {
             Some(c) => config::unmask(c, &old.config),
@@ -223,9 +238,10 @@ impl Service {
         Ok(ActorView::of(&self.actor(kind, name).await?, show_secrets))
     }
 
-    pub async fn actor_delete(&self, kind: ActorKind, name: &str) -> Result<(), ApiError> {
-        if !self.store().await?.delete_actor(kind, name).await? {
-            return Err(not_found(kind.as_str(), name));
+    pub async fn actor_delete(&self, kind: ActorKind, key: &str) -> Result<(), ApiError> {
+        let name = self.actor(kind, key).await?.name;
+        if !self.store().await?.delete_actor(kind, &name).await? {
+            return Err(not_found(kind.as_str(), key));
         }
         Ok(())
     }
@@ -269,7 +285,16 @@ mod tests {
     #[test]
     fn names_are_plain() {
         validate_name("source", "faker-1.prod_x").unwrap();
-        for bad in ["", "-x", "a b", "a/b", ".x"] {
+        validate_name("source", "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f").unwrap();
+        for bad in [
+            "",
+            "-x",
+            "a b",
+            "a/b",
+            ".x",
+            "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9",
+            "0F1E2D3C4B5A49788695A4B3C2D1E0F9",
+        ] {
             let e = validate_name("source", bad).unwrap_err();
             assert!(e.message.contains("not a valid source name"), "{bad}");
         }

@@ -110,6 +110,7 @@ impl Service {
                 }
                 let entry = after.entry((kind, name.clone())).or_insert_with(|| Actor {
                     id: 0,
+                    uuid: String::new(),
                     kind,
                     name: name.clone(),
                     connector: def.connector.clone(),

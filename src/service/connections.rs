@@ -68,6 +68,7 @@ impl ConnectionSpec {
 impl ConnectionView {
     pub(crate) fn of(c: &Connection, last: Option<&store::Job>, full: bool) -> Self {
         ConnectionView {
+            id: c.uuid.clone(),
             name: c.name.clone(),
             spec: ConnectionSpec::of(c),
             catalog_streams: c
@@ -222,15 +223,22 @@ impl Service {
     /// when what it is built from changed.
     pub async fn connection_replace(
         &self,
-        name: &str,
+        key: &str,
         spec: &ConnectionSpec,
         call: &Call,
     ) -> Result<ConnectionView, ApiError> {
-        let old = self.connection(name).await?;
+        let old = self.connection(key).await?;
+        let name = old.name.as_str();
         let source = self.actor(ActorKind::Source, &spec.source).await?;
         let destination = self
             .actor(ActorKind::Destination, &spec.destination)
             .await?;
+        // The source and destination may be given by id: compared by name.
+        let spec = &ConnectionSpec {
+            source: source.name.clone(),
+            destination: destination.name.clone(),
+            ..spec.clone()
+        };
         let fields = self
             .connection_fields(name, spec, Some(&old), &source, &destination, call)
             .await?;
@@ -275,25 +283,27 @@ impl Service {
         Ok(ConnectionView::of(&c, last.first(), true))
     }
 
-    pub async fn connection_delete(&self, name: &str) -> Result<(), ApiError> {
-        if !self.store().await?.delete_connection(name).await? {
-            return Err(not_found("connection", name));
+    pub async fn connection_delete(&self, key: &str) -> Result<(), ApiError> {
+        let name = self.connection(key).await?.name;
+        if !self.store().await?.delete_connection(&name).await? {
+            return Err(not_found("connection", key));
         }
         Ok(())
     }
 
     pub async fn connection_set_status(
         &self,
-        name: &str,
+        key: &str,
         status: ConnectionStatus,
     ) -> Result<(), ApiError> {
+        let name = self.connection(key).await?.name;
         if !self
             .store()
             .await?
-            .set_connection_status(name, status)
+            .set_connection_status(&name, status)
             .await?
         {
-            return Err(not_found("connection", name));
+            return Err(not_found("connection", key));
         }
         Ok(())
     }

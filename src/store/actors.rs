@@ -2,7 +2,9 @@
 //! name, kept alike in two tables.
 
 use super::column::{json, JsonText};
-use super::{is_unique_violation, now_ms, query_err, Result, Store, StoreError};
+use super::{
+    is_unique_violation, new_uuid, now_ms, parse_uuid, query_err, Result, Store, StoreError,
+};
 use crate::model::ActorKind;
 use serde_json::Value;
 
@@ -10,6 +12,8 @@ use serde_json::Value;
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Actor {
     pub id: i64,
+    /// Its stable id (see [`super::new_uuid`]).
+    pub uuid: String,
     pub kind: ActorKind,
     pub name: String,
     pub connector: String,
@@ -46,8 +50,8 @@ fn select(kind: ActorKind) -> String {
 impl Store {
     pub async fn create_actor(&self, kind: ActorKind, f: &ActorFields) -> Result<Actor> {
         let sql = format!(
-            "INSERT INTO {} (name, connector, config, secret_paths, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $5) RETURNING *, '{}' AS kind",
+            "INSERT INTO {} (name, connector, config, secret_paths, created_at, updated_at, uuid) \
+             VALUES ($1, $2, $3, $4, $5, $5, $6) RETURNING *, '{}' AS kind",
             table(kind),
             kind.as_str()
         );
@@ -59,6 +63,7 @@ impl Store {
                 .bind(json(&f.config))
                 .bind(json(&f.secret_paths))
                 .bind(now)
+                .bind(new_uuid())
                 .fetch_one(pool)
                 .await
         });
@@ -77,10 +82,23 @@ impl Store {
         })
     }
 
-    pub async fn get_actor(&self, kind: ActorKind, name: &str) -> Result<Option<Actor>> {
+    /// The source or destination with this name or id.
+    pub async fn get_actor(&self, kind: ActorKind, key: &str) -> Result<Option<Actor>> {
+        if let Some(uuid) = parse_uuid(key) {
+            let sql = format!("{} WHERE uuid = $1", select(kind));
+            let found: Option<Actor> = on_pool!(self, pool => {
+                sqlx::query_as(&sql).bind(uuid).fetch_optional(pool).await
+                    .map_err(query_err("read a source or destination"))?
+            });
+            // A name like a UUID is refused now, but may have been
+            // saved before.
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
         let sql = format!("{} WHERE name = $1", select(kind));
         on_pool!(self, pool => {
-            sqlx::query_as(&sql).bind(name).fetch_optional(pool).await
+            sqlx::query_as(&sql).bind(key).fetch_optional(pool).await
                 .map_err(query_err("read a source or destination"))
         })
     }

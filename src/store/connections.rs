@@ -3,7 +3,9 @@
 
 use super::column::{json, JsonText};
 use super::jobs::Job;
-use super::{is_unique_violation, now_ms, query_err, Result, Store, StoreError};
+use super::{
+    is_unique_violation, new_uuid, now_ms, parse_uuid, query_err, Result, Store, StoreError,
+};
 use crate::model::{ConnectionStatus, NamespaceRule, Notifications, Schedule, SchemaChangePolicy};
 use crate::protocol::{ConfiguredAirbyteCatalog, DestinationSyncMode, SyncMode};
 use std::collections::BTreeMap;
@@ -12,6 +14,8 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Connection {
     pub id: i64,
+    /// Its stable id (see [`super::new_uuid`]).
+    pub uuid: String,
     pub name: String,
     pub source_id: i64,
     #[sqlx(rename = "source_name")]
@@ -123,7 +127,8 @@ const SELECT: &str = "SELECT c.*, s.name AS source_name, d.name AS destination_n
 /// The columns a connection's fields fill, bound as $1 to $13 by
 /// [`bind_connection!`]; then $14 is the time, $15 the name, and the
 /// source and destination are whatever SQL the caller gives (an id bound
-/// as $16 and $17, or a lookup by a name bound there).
+/// as $16 and $17, or a lookup by a name bound there). A new connection's
+/// stable id is bound as $18.
 const FIELDS: [&str; 13] = [
     "streams",
     "sync_mode",
@@ -145,8 +150,8 @@ pub(super) fn write_sql(create: bool, source: &str, destination: &str) -> String
     if create {
         let params: Vec<String> = (1..=FIELDS.len()).map(|i| format!("${i}")).collect();
         format!(
-            "INSERT INTO connections ({}, created_at, updated_at, name, source_id, destination_id) \
-             VALUES ({}, $14, $14, $15, {source}, {destination})",
+            "INSERT INTO connections ({}, created_at, updated_at, name, source_id, destination_id, uuid) \
+             VALUES ({}, $14, $14, $15, {source}, {destination}, $18)",
             FIELDS.join(", "),
             params.join(", ")
         )
@@ -200,6 +205,7 @@ impl Store {
             bind_connection!(sqlx::query(&sql), f, now_ms())
                 .bind(f.source_id)
                 .bind(f.destination_id)
+                .bind(new_uuid())
                 .execute(pool)
                 .await
                 .map(drop)
@@ -229,10 +235,23 @@ impl Store {
             })
     }
 
-    pub async fn get_connection(&self, name: &str) -> Result<Option<Connection>> {
-        let sql = format!("{SELECT} WHERE c.name = $1");
+    /// The connection with this name or id.
+    pub async fn get_connection(&self, key: &str) -> Result<Option<Connection>> {
+        if let Some(uuid) = parse_uuid(key) {
+            let found = self.connection_where("c.uuid", &uuid).await?;
+            // A name like a UUID is refused now, but may have been
+            // saved before.
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        self.connection_where("c.name", key).await
+    }
+
+    async fn connection_where(&self, column: &str, value: &str) -> Result<Option<Connection>> {
+        let sql = format!("{SELECT} WHERE {column} = $1");
         on_pool!(self, pool => {
-            sqlx::query_as(&sql).bind(name).fetch_optional(pool).await
+            sqlx::query_as(&sql).bind(value).fetch_optional(pool).await
                 .map(|c: Option<Connection>| c.map(Connection::zoned))
                 .map_err(query_err("read a connection"))
         })

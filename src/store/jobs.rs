@@ -2,7 +2,7 @@
 //! each attempt went.
 
 use super::column::{json, JsonText};
-use super::{is_unique_violation, now_ms, query_err, Result, Store, StoreError};
+use super::{is_unique_violation, new_uuid, now_ms, query_err, Result, Store, StoreError};
 use crate::model::{
     AttemptStatus, Failure, FailureOrigin, FailureType, JobKind, JobStatus, SchemaChange,
     StreamProgress,
@@ -13,6 +13,8 @@ use std::path::Path;
 #[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
 pub struct Job {
     pub id: i64,
+    /// Its stable id (see [`super::new_uuid`]).
+    pub uuid: String,
     pub connection_id: i64,
     #[sqlx(rename = "connection_name")]
     pub connection: String,
@@ -72,13 +74,14 @@ impl Store {
     pub async fn create_job(&self, connection_id: i64, kind: JobKind, owner: &str) -> Result<Job> {
         let now = now_ms();
         let id: std::result::Result<i64, sqlx::Error> = on_pool!(self, pool => {
-            sqlx::query_scalar("INSERT INTO jobs (connection_id, kind, status, owner, created_at, started_at) \
-                                VALUES ($1, $2, $3, $4, $5, $5) RETURNING id")
+            sqlx::query_scalar("INSERT INTO jobs (connection_id, kind, status, owner, created_at, started_at, uuid) \
+                                VALUES ($1, $2, $3, $4, $5, $5, $6) RETURNING id")
                 .bind(connection_id)
                 .bind(kind)
                 .bind(JobStatus::Running)
                 .bind(owner)
                 .bind(now)
+                .bind(new_uuid())
                 .fetch_one(pool)
                 .await
         });
@@ -133,6 +136,17 @@ impl Store {
         on_pool!(self, pool => {
             sqlx::query_as(&sql).bind(id).fetch_optional(pool).await
                 .map_err(query_err("read a job"))
+        })
+    }
+
+    /// The number of the job with this stable id.
+    pub async fn job_id_of(&self, uuid: &str) -> Result<Option<i64>> {
+        on_pool!(self, pool => {
+            sqlx::query_scalar("SELECT id FROM jobs WHERE uuid = $1")
+                .bind(uuid)
+                .fetch_optional(pool)
+                .await
+                .map_err(query_err("find a job by its id"))
         })
     }
 

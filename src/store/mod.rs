@@ -142,6 +142,18 @@ pub struct AppliedMigration {
     pub installed_on: String,
 }
 
+/// A new stable id for a source, destination, connection or job: a v4
+/// UUID in the lowercase hyphenated form the store keeps.
+pub fn new_uuid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// `text` as the store keeps an id, if it is a UUID in any of its forms
+/// (hyphenated or not, any case, braced, `urn:uuid:`).
+pub fn parse_uuid(text: &str) -> Option<String> {
+    uuid::Uuid::try_parse(text).ok().map(|u| u.to_string())
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

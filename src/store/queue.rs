@@ -60,13 +60,14 @@ impl Store {
         request: &str,
     ) -> Result<Job> {
         let id: std::result::Result<i64, sqlx::Error> = on_pool!(self, pool => {
-            sqlx::query_scalar("INSERT INTO jobs (connection_id, kind, status, request, created_at) \
-                                VALUES ($1, $2, $3, $4, $5) RETURNING id")
+            sqlx::query_scalar("INSERT INTO jobs (connection_id, kind, status, request, created_at, uuid) \
+                                VALUES ($1, $2, $3, $4, $5, $6) RETURNING id")
                 .bind(connection_id)
                 .bind(kind)
                 .bind(JobStatus::Pending)
                 .bind(request)
                 .bind(now_ms())
+                .bind(super::new_uuid())
                 .fetch_one(pool)
                 .await
         });

@@ -5,7 +5,9 @@
 use super::actors::table;
 use super::column::json;
 use super::connections::{bind_connection, write_sql, ConnectionFields, NOTIFICATIONS_SQL};
-use super::{is_unique_violation, now_ms, query_err, ActorFields, Result, Store, StoreError};
+use super::{
+    is_unique_violation, new_uuid, now_ms, query_err, ActorFields, Result, Store, StoreError,
+};
 use crate::model::ActorKind;
 
 /// What happens to one source, destination or connection.
@@ -41,25 +43,31 @@ impl Store {
         on_pool!(self, pool => {
             let mut tx = pool.begin().await.map_err(query_err("begin a transaction"))?;
             for (kind, change) in &changes.actors {
-                let (sql, f) = match change {
+                let (sql, f, create) = match change {
                     Change::Create(f) => (
-                        format!("INSERT INTO {} (connector, config, secret_paths, created_at, updated_at, name) \
-                                 VALUES ($1, $2, $3, $4, $4, $5)", table(*kind)),
+                        format!("INSERT INTO {} (connector, config, secret_paths, created_at, updated_at, name, uuid) \
+                                 VALUES ($1, $2, $3, $4, $4, $5, $6)", table(*kind)),
                         f,
+                        true,
                     ),
                     Change::Update(f) => (
                         format!("UPDATE {} SET connector = $1, config = $2, secret_paths = $3, updated_at = $4 \
                                  WHERE name = $5", table(*kind)),
                         f,
+                        false,
                     ),
                     Change::Delete(_) => continue,
                 };
-                sqlx::query(&sql)
+                let mut query = sqlx::query(&sql)
                     .bind(&f.connector)
                     .bind(json(&f.config))
                     .bind(json(&f.secret_paths))
                     .bind(now)
-                    .bind(&f.name)
+                    .bind(&f.name);
+                if create {
+                    query = query.bind(new_uuid());
+                }
+                query
                     .execute(&mut *tx)
                     .await
                     .map_err(|source| {
@@ -91,9 +99,13 @@ impl Store {
                     &format!("(SELECT id FROM {} WHERE name = $17)", table(ActorKind::Destination)),
                 );
                 let f = &c.fields;
-                bind_connection!(sqlx::query(&sql), f, now)
+                let mut query = bind_connection!(sqlx::query(&sql), f, now)
                     .bind(&c.source)
-                    .bind(&c.destination)
+                    .bind(&c.destination);
+                if create {
+                    query = query.bind(new_uuid());
+                }
+                query
                     .execute(&mut *tx)
                     .await
                     .map_err(|source| {

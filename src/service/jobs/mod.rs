@@ -19,7 +19,7 @@ pub(crate) use state::state_streams_known;
 use super::{Call, Service};
 use crate::api::{
     ActorKind, ApiError, Attempt, Context as _, Event, Failure, FailureOrigin, FailureType,
-    Job as JobView, JobDetail, JobFilter, JobLog, JobRequest, JobStatus,
+    Job as JobView, JobDetail, JobFilter, JobLog, JobRef, JobRequest, JobStatus,
 };
 use crate::connector::config::Secrets;
 use crate::connector::{Connector, LogSink, Role};
@@ -50,6 +50,7 @@ impl JobView {
     fn of(j: &Job) -> Self {
         JobView {
             id: j.id,
+            uuid: j.uuid.clone(),
             connection_id: j.connection_id,
             connection: j.connection.clone(),
             kind: j.kind,
@@ -311,6 +312,18 @@ impl Service {
             }
         }
         Ok(())
+    }
+
+    /// The number of a job given by its number or its stable id; a number
+    /// is taken as it is (what answers about it says if it is none).
+    pub async fn job_number(&self, job: &JobRef) -> Result<i64, ApiError> {
+        match job {
+            JobRef::Number(n) => Ok(*n),
+            JobRef::Uuid(uuid) => self.store().await?.job_id_of(uuid).await?.ok_or_else(|| {
+                ApiError::not_found(format!("there is no job with id `{uuid}`"))
+                    .hint("`sluice job list --output json` shows the jobs and their ids")
+            }),
+        }
     }
 
     pub async fn job_get(&self, id: i64) -> Result<JobDetail, ApiError> {

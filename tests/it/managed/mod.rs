@@ -82,6 +82,7 @@ macro_rules! both_backends {
 // Declared after `both_backends!`, which they use.
 mod actors;
 mod apply;
+mod ids;
 mod jobs;
 mod queue;
 mod schema;
