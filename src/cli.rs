@@ -132,6 +132,9 @@ impl Cli {
         let in_process = match &self.command {
             Command::Daemon(cmd) => {
                 use commands::daemon::DaemonCommand as D;
+                if !matches!(cmd, D::Status(_)) {
+                    refuse_other_host(&global, &settings)?;
+                }
                 match cmd {
                     D::Run(args) => {
                         let defaults = crate::daemon::control::Options::default();
@@ -204,6 +207,27 @@ impl Cli {
             }
         }
     }
+}
+
+/// `daemon run|start|stop|token` work on this machine's data dir: with
+/// another daemon named, say so rather than act on the local one.
+fn refuse_other_host(global: &GlobalArgs, settings: &Settings) -> anyhow::Result<()> {
+    let named = global
+        .host
+        .clone()
+        .or_else(|| std::env::var("SLUICE_HOST").ok().filter(|v| !v.is_empty()));
+    let Some(host) = named else {
+        return Ok(());
+    };
+    let local = crate::daemon::control::default_endpoint(settings);
+    if crate::api::Endpoint::parse(&host).ok() == Some(local) {
+        return Ok(());
+    }
+    Err(crate::api::ApiError::user(format!(
+        "`sluice daemon` runs, starts, stops and keeps the token of this machine's daemon, not the one at {host}"
+    ))
+    .hint("run it on the daemon's machine, or unset --host and SLUICE_HOST; `sluice daemon status` works from anywhere")
+    .into())
 }
 
 /// The Api a command talks to: the daemon `--host` or `SLUICE_HOST` names;

@@ -11,6 +11,8 @@ pub mod remote;
 mod setup;
 pub mod types;
 
+/// The path fields of a config, for a client to make them absolute.
+pub use crate::connector::config::visit_paths;
 pub use error::{ApiError, Context, ErrorClass, ErrorCode};
 pub use remote::{Endpoint, Remote};
 pub use types::*;

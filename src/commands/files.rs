@@ -73,54 +73,16 @@ impl ConfigArg {
 /// daemon has none). Returns each change, as (field, given, kept).
 pub fn absolute_paths(schema: &Value, config: &mut Value) -> Vec<(String, String, String)> {
     let mut changes = Vec::new();
-    absolutize(schema, config, String::new(), &mut changes);
-    changes
-}
-
-fn absolutize(
-    schema: &Value,
-    value: &mut Value,
-    at: String,
-    changes: &mut Vec<(String, String, String)>,
-) {
-    match value {
-        Value::String(text)
-            if schema.get("sluice_path") == Some(&Value::Bool(true))
-                && Path::new(text.as_str()).is_relative() =>
-        {
+    crate::api::visit_paths(schema, config, &mut |field, text| {
+        if Path::new(text.as_str()).is_relative() {
             if let Ok(absolute) = std::path::absolute(text.as_str()) {
                 let absolute = absolute.to_string_lossy().into_owned();
-                changes.push((at, text.clone(), absolute.clone()));
+                changes.push((field.to_string(), text.clone(), absolute.clone()));
                 *text = absolute;
             }
         }
-        Value::Object(fields) => {
-            for (name, v) in fields.iter_mut() {
-                let field = format!("{at}{}{name}", if at.is_empty() { "" } else { "." });
-                if let Some(sub) = schema.get("properties").and_then(|p| p.get(name)) {
-                    absolutize(sub, v, field.clone(), changes);
-                }
-                for branch in schema
-                    .get("oneOf")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    if let Some(sub) = branch.get("properties").and_then(|p| p.get(name)) {
-                        absolutize(sub, v, field.clone(), changes);
-                    }
-                }
-            }
-        }
-        Value::Array(items) => {
-            if let Some(sub) = schema.get("items") {
-                for (i, v) in items.iter_mut().enumerate() {
-                    absolutize(sub, v, format!("{at}[{i}]"), changes);
-                }
-            }
-        }
-        _ => {}
-    }
+    });
+    changes
 }
 
 pub fn read_catalog(path: &Path) -> Result<ConfiguredAirbyteCatalog, ApiError> {

@@ -661,6 +661,52 @@ fn collect_strings(v: &Value, out: &mut Vec<String>) {
     }
 }
 
+/// Calls `visit` with each string of `config` that its spec marks as a
+/// path (`"sluice_path": true`), and the field's name (`a.b[0]`), through
+/// properties, `oneOf` branches and array items.
+pub fn visit_paths(schema: &Value, config: &mut Value, visit: &mut dyn FnMut(&str, &mut String)) {
+    walk_paths(schema, config, String::new(), visit);
+}
+
+fn walk_paths(
+    schema: &Value,
+    value: &mut Value,
+    at: String,
+    visit: &mut dyn FnMut(&str, &mut String),
+) {
+    match value {
+        Value::String(text) if schema.get("sluice_path") == Some(&Value::Bool(true)) => {
+            visit(&at, text)
+        }
+        Value::Object(fields) => {
+            for (name, v) in fields.iter_mut() {
+                let field = format!("{at}{}{name}", if at.is_empty() { "" } else { "." });
+                if let Some(sub) = schema.get("properties").and_then(|p| p.get(name)) {
+                    walk_paths(sub, v, field.clone(), visit);
+                }
+                for branch in schema
+                    .get("oneOf")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(sub) = branch.get("properties").and_then(|p| p.get(name)) {
+                        walk_paths(sub, v, field.clone(), visit);
+                    }
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(sub) = schema.get("items") {
+                for (i, v) in items.iter_mut().enumerate() {
+                    walk_paths(sub, v, format!("{at}[{i}]"), visit);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -102,6 +102,25 @@ impl Service {
         let spec = self.spec_of(&c, &cx).await?;
         let what = format!("the config of {kind} `{name}`");
         config::validate(&spec.connection_specification, config, &what)?;
+        // A stored config outlives the directory it was given in, and a
+        // daemon runs in none of the client's: paths must be whole.
+        let mut relative = Vec::new();
+        config::visit_paths(
+            &spec.connection_specification,
+            &mut config.clone(),
+            &mut |field, text| {
+                if std::path::Path::new(text.as_str()).is_relative() {
+                    relative.push(format!("`{field}` ({text})"));
+                }
+            },
+        );
+        if !relative.is_empty() {
+            return Err(ApiError::user(format!(
+                "{what} has a relative path: {}",
+                relative.join(", ")
+            ))
+            .hint("give an absolute path: a stored config is used from other directories, and a daemon's"));
+        }
         Ok(config::secret_pointers(
             &spec.connection_specification,
             config,

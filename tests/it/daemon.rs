@@ -310,6 +310,16 @@ fn a_daemon_that_does_not_answer_exits_3_naming_its_address() {
             run.stderr()
         );
     }
+    // The lifecycle commands act on this machine's daemon only.
+    for verb in ["stop", "token", "start"] {
+        let run = sandbox.run(&["--host", "http://127.0.0.1:9", "daemon", verb]);
+        run.expect_code(2);
+        assert!(
+            run.stderr().contains("this machine's daemon"),
+            "{}",
+            run.stderr()
+        );
+    }
     // With nothing named and no daemon, commands run in this process.
     sandbox.run(&["connection", "list"]).expect_code(0);
     let run = sandbox.run(&["daemon", "status"]);
@@ -407,6 +417,12 @@ fn the_api_answers_bad_input_with_json_errors_and_stores_nothing() {
         (
             "/api/v1/sources",
             r#"{"kind": "source", "name": "../../etc", "connector": "sample"}"#,
+            400,
+        ),
+        // A relative path would move with whatever runs the config.
+        (
+            "/api/v1/destinations",
+            r#"{"kind": "destination", "name": "rel", "connector": "jsonl", "config": {"path": "./out"}}"#,
             400,
         ),
         (
