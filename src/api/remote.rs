@@ -94,6 +94,9 @@ impl Remote {
             Endpoint::Unix(path) => (builder.unix_socket(path.clone()), "http://localhost"),
             Endpoint::Http(url) => (builder, url.as_str()),
         };
+        // The system's root certificates take a few milliseconds to load:
+        // only for HTTPS.
+        let builder = builder.tls_built_in_native_certs(base.starts_with("https:"));
         // reqwest takes rustls without choosing its crypto, and wants one
         // even for plain HTTP: the same provider as the store's TLS.
         // Installed once; a second install is refused and harmless.

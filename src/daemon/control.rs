@@ -232,6 +232,8 @@ pub async fn run(settings: Settings, options: Options) -> Result<(), ApiError> {
         listen: listen.clone(),
         backend: db.backend,
         store: db.url,
+        connections: Default::default(),
+        scheduler_lag: scheduler.lag(),
     });
     watch_signals(stop.clone());
     tracing::info!(pid = std::process::id(), listen = ?listen, "Daemon started.");

@@ -50,6 +50,31 @@ pub struct Scheduler {
     service: Service,
     options: SchedulerOptions,
     runner: Option<Runner>,
+    lag: Lag,
+}
+
+/// How late the scheduler fired its last due run, in milliseconds, for
+/// `/metrics`; shared with the server. Negative until a run fires.
+#[derive(Debug, Clone)]
+pub struct Lag(std::sync::Arc<std::sync::atomic::AtomicI64>);
+
+impl Default for Lag {
+    fn default() -> Self {
+        Lag(std::sync::Arc::new(std::sync::atomic::AtomicI64::new(-1)))
+    }
+}
+
+impl Lag {
+    fn set(&self, ms: i64) {
+        self.0
+            .store(ms.max(0), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The last lag in seconds, if a run has fired.
+    pub fn seconds(&self) -> Option<f64> {
+        let ms = self.0.load(std::sync::atomic::Ordering::Relaxed);
+        (ms >= 0).then(|| ms as f64 / 1000.0)
+    }
 }
 
 impl Scheduler {
@@ -58,7 +83,13 @@ impl Scheduler {
             service,
             options,
             runner: None,
+            lag: Lag::default(),
         }
+    }
+
+    /// Where it says how late it fires.
+    pub fn lag(&self) -> Lag {
+        self.lag.clone()
     }
 
     /// Wakes `runner` after each job queued, so it starts without waiting
@@ -166,7 +197,9 @@ impl Scheduler {
             retry: Default::default(),
             options: Default::default(),
         };
-        match self.service.enqueue_job(&req).await {
+        let queued = self.service.enqueue_job(&req).await;
+        self.lag.set(now_ms() - due);
+        match queued {
             Ok(job) => {
                 tracing::info!(connection = %c.name, job = job.id, "Scheduled job queued.");
                 if let Some(runner) = &self.runner {

@@ -460,6 +460,91 @@ fn the_api_answers_bad_input_with_json_errors_and_stores_nothing() {
     drop(daemon);
 }
 
+#[test]
+fn the_connection_list_is_kept_until_the_store_changes_and_names_its_revision() {
+    let sandbox = Sandbox::new();
+    let daemon = Daemon::start(&sandbox, true);
+    for args in [
+        &[
+            "source",
+            "create",
+            "s",
+            "--connector",
+            "sample",
+            "--config",
+            r#"{"count": 3}"#,
+        ][..],
+        &["destination", "create", "d", "--connector", "devnull"],
+        &[
+            "connection",
+            "create",
+            "c",
+            "--source",
+            "s",
+            "--destination",
+            "d",
+        ],
+    ] {
+        sandbox.run(args).expect_code(0);
+    }
+    let token = sandbox
+        .run(&["daemon", "token"])
+        .stdout()
+        .trim()
+        .to_string();
+    let url = format!("{}/api/v1/connections", daemon.tcp());
+    // (status, etag, body) of a GET, with an If-None-Match when given.
+    let get = |etag: Option<&str>| -> (u16, String, Value) {
+        let mut cmd = std::process::Command::new("curl");
+        cmd.args(["-s", "-D", "-", "-H"])
+            .arg(format!("Authorization: Bearer {token}"));
+        if let Some(e) = etag {
+            cmd.arg("-H").arg(format!("If-None-Match: {e}"));
+        }
+        let out = cmd.arg(&url).output().expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        let etag = head
+            .lines()
+            .find_map(|l| l.strip_prefix("etag: "))
+            .unwrap_or_default()
+            .to_string();
+        (
+            status,
+            etag,
+            serde_json::from_str(body).unwrap_or(Value::Null),
+        )
+    };
+    let (status, first, list) = get(None);
+    assert_eq!(status, 200);
+    assert!(first.starts_with('"'), "an ETag: {first:?}");
+    assert_eq!(list[0]["status"], "active");
+    assert!(list[0]["last_job"].is_null());
+    let (status, again, body) = get(Some(&first));
+    assert_eq!(
+        (status, again.as_str(), body),
+        (304, first.as_str(), Value::Null)
+    );
+
+    // A change through the CLI shows at once, with another ETag.
+    sandbox.run(&["connection", "disable", "c"]).expect_code(0);
+    let (status, disabled, list) = get(Some(&first));
+    assert_eq!(status, 200);
+    assert_ne!(disabled, first);
+    assert_eq!(list[0]["status"], "inactive");
+    // So does a job's end.
+    sandbox.run(&["connection", "enable", "c"]).expect_code(0);
+    sandbox.run(&["connection", "sync", "c"]).expect_code(0);
+    let (_, synced, list) = get(Some(&disabled));
+    assert_ne!(synced, disabled);
+    assert_eq!(list[0]["last_job"]["status"], "succeeded", "{list}");
+    // The CLI's listing through the daemon is the same as the API's.
+    let cli = sandbox.run(&["-o", "json", "connection", "list"]).json();
+    assert_eq!(cli, list);
+    drop(daemon);
+}
+
 /// A source that logs, waits `seconds`, and logs again before its record.
 fn slow_source_for(sandbox: &Sandbox, seconds: u32) -> String {
     let spec = r#"{"type":"SPEC","spec":{"connectionSpecification":{"type":"object"}}}"#;
@@ -897,6 +982,22 @@ fn a_cron_schedule_fires_in_the_daemon_and_stops_when_disabled() {
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+    // How late it fired is measured.
+    let socket = daemon.listen[0]
+        .strip_prefix("unix://")
+        .expect("the socket first");
+    let out = std::process::Command::new("curl")
+        .args(["-s", "--unix-socket", socket, "http://sluice/metrics"])
+        .output()
+        .unwrap();
+    let metrics = String::from_utf8_lossy(&out.stdout).to_string();
+    let lag: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("sluice_scheduler_lag_seconds "))
+        .unwrap_or_else(|| panic!("no scheduler lag in:\n{metrics}"))
+        .parse()
+        .unwrap();
+    assert!((0.0..5.0).contains(&lag), "lag {lag}");
     sandbox.run(&["connection", "disable", "c"]).expect_code(0);
     // One job may have been queued as it was disabled; none after that.
     std::thread::sleep(std::time::Duration::from_secs(2));
