@@ -734,6 +734,11 @@ pub struct DaemonStatus {
     pub listen: Vec<String>,
     pub jobs_running: usize,
     pub jobs_queued: usize,
+    /// Whether this daemon's scheduler fires the schedules: on a shared
+    /// PostgreSQL store one daemon's does, and another takes over when it
+    /// stops.
+    #[serde(default)]
+    pub scheduler_leads: bool,
     /// The next scheduled runs, soonest first.
     #[serde(default)]
     pub next_runs: Vec<NextRun>,

@@ -133,6 +133,15 @@ pub async fn status(ctx: &Ctx) -> anyhow::Result<ExitClass> {
         ("Listening", s.listen.join("\n")),
         ("Jobs running", s.jobs_running.to_string()),
         ("Jobs queued", s.jobs_queued.to_string()),
+        (
+            "Scheduler",
+            if s.scheduler_leads {
+                "fires the schedules"
+            } else {
+                "standing by (another daemon on this store fires them)"
+            }
+            .to_string(),
+        ),
     ] {
         t.add_row(vec![k.to_string(), v]);
     }

@@ -233,7 +233,7 @@ pub async fn run(settings: Settings, options: Options) -> Result<(), ApiError> {
         backend: db.backend,
         store: db.url,
         connections: Default::default(),
-        scheduler_lag: scheduler.lag(),
+        scheduler: scheduler.gauges(),
     });
     watch_signals(stop.clone());
     tracing::info!(pid = std::process::id(), listen = ?listen, "Daemon started.");

@@ -21,6 +21,7 @@ use crate::api::{ApiError, ErrorCode, JobKind, JobRequest};
 use crate::model::{ConnectionStatus, Schedule};
 use crate::service::Service;
 use crate::store::{now_ms, Leadership, Scheduled, Store};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -50,29 +51,40 @@ pub struct Scheduler {
     service: Service,
     options: SchedulerOptions,
     runner: Option<Runner>,
-    lag: Lag,
+    gauges: Gauges,
 }
 
-/// How late the scheduler fired its last due run, in milliseconds, for
-/// `/metrics`; shared with the server. Negative until a run fires.
+/// What the scheduler says of itself, shared with the server: whether it
+/// leads, and how late it fired its last due run.
 #[derive(Debug, Clone)]
-pub struct Lag(std::sync::Arc<std::sync::atomic::AtomicI64>);
+pub struct Gauges(std::sync::Arc<GaugeValues>);
 
-impl Default for Lag {
+#[derive(Debug)]
+struct GaugeValues {
+    leads: AtomicBool,
+    /// Milliseconds; negative until a run fires.
+    lag_ms: AtomicI64,
+}
+
+impl Default for Gauges {
     fn default() -> Self {
-        Lag(std::sync::Arc::new(std::sync::atomic::AtomicI64::new(-1)))
+        Gauges(std::sync::Arc::new(GaugeValues {
+            leads: AtomicBool::new(false),
+            lag_ms: AtomicI64::new(-1),
+        }))
     }
 }
 
-impl Lag {
-    fn set(&self, ms: i64) {
-        self.0
-            .store(ms.max(0), std::sync::atomic::Ordering::Relaxed);
+impl Gauges {
+    /// Whether this scheduler fires the schedules (on a shared store,
+    /// one daemon's does).
+    pub fn leads(&self) -> bool {
+        self.0.leads.load(Ordering::Relaxed)
     }
 
-    /// The last lag in seconds, if a run has fired.
-    pub fn seconds(&self) -> Option<f64> {
-        let ms = self.0.load(std::sync::atomic::Ordering::Relaxed);
+    /// How late the last due run fired, in seconds, if one has.
+    pub fn lag_seconds(&self) -> Option<f64> {
+        let ms = self.0.lag_ms.load(Ordering::Relaxed);
         (ms >= 0).then(|| ms as f64 / 1000.0)
     }
 }
@@ -83,13 +95,13 @@ impl Scheduler {
             service,
             options,
             runner: None,
-            lag: Lag::default(),
+            gauges: Gauges::default(),
         }
     }
 
-    /// Where it says how late it fires.
-    pub fn lag(&self) -> Lag {
-        self.lag.clone()
+    /// Where it says whether it leads and how late it fires.
+    pub fn gauges(&self) -> Gauges {
+        self.gauges.clone()
     }
 
     /// Wakes `runner` after each job queued, so it starts without waiting
@@ -109,6 +121,10 @@ impl Scheduler {
                 Some(lead) => Some(lead.holds().await),
                 None => None,
             };
+            self.gauges
+                .0
+                .leads
+                .store(holds == Some(true), Ordering::Relaxed);
             let wait = match holds {
                 Some(true) => {
                     self.tick(&store).await;
@@ -198,7 +214,7 @@ impl Scheduler {
             options: Default::default(),
         };
         let queued = self.service.enqueue_job(&req).await;
-        self.lag.set(now_ms() - due);
+        (self.gauges.0.lag_ms).store((now_ms() - due).max(0), Ordering::Relaxed);
         match queued {
             Ok(job) => {
                 tracing::info!(connection = %c.name, job = job.id, "Scheduled job queued.");

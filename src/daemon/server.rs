@@ -54,8 +54,8 @@ pub struct Daemon {
     pub store: String,
     /// The connections' listing, as last answered.
     pub connections: Kept,
-    /// How late the scheduler fires.
-    pub scheduler_lag: super::scheduler::Lag,
+    /// Whether its scheduler leads, and how late it fires.
+    pub scheduler: super::scheduler::Gauges,
 }
 
 /// An answer kept with the store's revision it was made at (see
@@ -396,7 +396,7 @@ async fn metrics(State(d): State<Shared>) -> Response {
     let scrape = super::metrics::Scrape {
         figures,
         uptime_s: d.started.elapsed().as_secs(),
-        scheduler_lag_s: d.scheduler_lag.seconds(),
+        scheduler_lag_s: d.scheduler.lag_seconds(),
     };
     match super::metrics::render(scrape) {
         Ok(text) => (
@@ -437,6 +437,7 @@ async fn daemon_status(State(d): State<Shared>) -> Response {
         listen: d.listen.clone(),
         jobs_running: running,
         jobs_queued: queued,
+        scheduler_leads: d.scheduler.leads(),
         next_runs: attempt!(next_runs(&d).await),
     }))
 }

@@ -906,10 +906,10 @@ fn two_daemons_share_a_postgres_store_and_take_over_each_others_jobs() {
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     };
-    let (victim, survivor) = if owner.contains(&format!("pid {} ", da.child.id())) {
-        (da, db_)
+    let (victim, survivor, survivor_box) = if owner.contains(&format!("pid {} ", da.child.id())) {
+        (da, db_, &b)
     } else {
-        (db_, da)
+        (db_, da, &a)
     };
     send_signal(victim.child.id(), "-KILL");
     drop(victim);
@@ -929,7 +929,29 @@ fn two_daemons_share_a_postgres_store_and_take_over_each_others_jobs() {
     let attempts = job["attempts"].as_array().unwrap();
     assert_eq!(attempts.len(), 2, "{job}");
     assert_eq!(attempts[0]["failure"]["origin"], "platform", "{job}");
-    assert!(survivor.stop().success());
+
+    // One scheduler leads: the survivor's, now. A new daemon stands by
+    // until the leader dies, then takes over (within its retry, 10 s).
+    let leads =
+        |s: &Sandbox| run(s, &["-o", "json", "daemon", "status"]).json()["scheduler_leads"] == true;
+    let within = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    within("the survivor never led the scheduler", &|| {
+        leads(survivor_box)
+    });
+    let c = Sandbox::new();
+    let standby = daemon(&c);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert!(!leads(&c), "two schedulers lead");
+    send_signal(survivor.child.id(), "-KILL");
+    drop(survivor);
+    within("the standby never took the scheduler over", &|| leads(&c));
+    assert!(standby.stop().success());
 }
 
 #[test]
