@@ -212,7 +212,16 @@ pub async fn run(plan: SyncPlan, hooks: SyncHooks) -> SyncReport {
     }));
     let finish = |shared: &Arc<Mutex<Shared>>, status: SyncStatus, failure: Option<Failure>| {
         let s = shared.lock().expect("engine lock");
-        let progress = s.progress(started);
+        let mut progress = s.progress(started);
+        if status == SyncStatus::Succeeded {
+            // A sync that succeeded has every record it read in the
+            // destination, checkpoints or not (a full refresh commits at
+            // its end): its counts say so, as the state-by-state counts
+            // cannot.
+            for s in &mut progress.streams {
+                s.records_committed = s.records;
+            }
+        }
         hooks.observer.progress(&progress);
         let records = progress.streams.iter().map(|s| s.records).sum();
         let bytes = progress.streams.iter().map(|s| s.bytes).sum();

@@ -177,8 +177,7 @@ impl Service {
                 grace: Duration::from_secs(10),
             };
             let span = tracing::info_span!("attempt", number);
-            let mut report = engine::run(plan, hooks).instrument(span).await;
-            crate::service::sync::committed_on_success(&mut report);
+            let report = engine::run(plan, hooks).instrument(span).await;
             tracing::info!(
                 job = job.id,
                 attempt = number,
