@@ -226,7 +226,7 @@ fn caller_slot(
 struct StateEvents(Call);
 
 impl StateSink for StateEvents {
-    fn commit(&self, snapshot: &StateSnapshot) -> Result<(), String> {
+    fn commit(&self, snapshot: &StateSnapshot, _: &engine::Progress) -> Result<(), String> {
         self.0.send(Event::StateCommitted {
             state: snapshot.to_file_value(),
         });

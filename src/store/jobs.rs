@@ -247,6 +247,33 @@ impl Store {
         Ok(())
     }
 
+    /// Saves a running attempt's counts so far (per stream, and their
+    /// sums); an attempt that has ended keeps the counts it ended with.
+    pub async fn save_attempt_progress(
+        &self,
+        job_id: i64,
+        number: i64,
+        stats: &[StreamProgress],
+    ) -> Result<()> {
+        const SQL: &str = "UPDATE attempts SET stats = $1, records = $2, bytes = $3, \
+            records_committed = $4 WHERE job_id = $5 AND number = $6 AND status = $7";
+        let sum = |f: fn(&StreamProgress) -> u64| stats.iter().map(f).sum::<u64>() as i64;
+        on_pool!(self, pool => {
+            sqlx::query(SQL)
+                .bind(json(&stats))
+                .bind(sum(|s| s.records))
+                .bind(sum(|s| s.bytes))
+                .bind(sum(|s| s.records_committed))
+                .bind(job_id)
+                .bind(number)
+                .bind(AttemptStatus::Running)
+                .execute(pool)
+                .await
+                .map_err(query_err("save an attempt's progress"))?;
+        });
+        Ok(())
+    }
+
     pub async fn list_attempts(&self, job_id: i64) -> Result<Vec<Attempt>> {
         on_pool!(self, pool => {
             sqlx::query_as("SELECT * FROM attempts WHERE job_id = $1 ORDER BY number")
