@@ -158,6 +158,33 @@ const SCRIPT: &[&[&str]] = &[
     &["job", "list"],
     &["job", "get", "1"],
     &["state", "get", "c1"],
+    // A job whose pre-flight check fails is recorded, failed with a
+    // config error, wherever it runs.
+    &[
+        "destination",
+        "create",
+        "bad",
+        "--connector",
+        "jsonl",
+        "--config",
+        r#"{"path": "/proc/no-such-dir/out"}"#,
+        "--no-check",
+    ],
+    &[
+        "connection",
+        "create",
+        "c2",
+        "--source",
+        "src",
+        "--destination",
+        "bad",
+        "--streams",
+        "users",
+    ],
+    &["connection", "sync", "c2"],
+    &["job", "get", "2"],
+    &["connection", "delete", "c2"],
+    &["destination", "delete", "bad"],
     &["connection", "disable", "c1"],
     &["connection", "sync", "c1"],
     &["connection", "enable", "c1"],
@@ -207,6 +234,15 @@ fn the_commands_answer_the_same_in_process_and_through_a_daemon() {
     // The script exercises failures too: their exit codes are part of it.
     let codes: Vec<i32> = expected.iter().map(|(_, (c, _, _))| *c).collect();
     assert!(codes.contains(&0) && codes.contains(&2), "{codes:?}");
+    let (_, (code, failed, _)) = expected
+        .iter()
+        .find(|(cmd, _)| cmd == "connection sync c2")
+        .unwrap();
+    // A config error: exit 2, as for any sync it fails before a record.
+    assert_eq!(*code, 2, "{failed}");
+    assert_eq!(failed["status"], "failed", "{failed}");
+    let failure = &failed["attempts"][0]["failure"];
+    assert_eq!(failure["failure_type"], "config_error", "{failed}");
 
     // Found on the data dir's socket with nothing set.
     let socket = Sandbox::new();
