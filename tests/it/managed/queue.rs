@@ -288,6 +288,22 @@ fn queued_and_running_jobs_are_cancelled(env: &Env) {
         let s = service(env);
         let long = s.enqueue_job(&sync("c0")).await.unwrap();
         let queued = s.enqueue_job(&sync("c1")).await.unwrap();
+        // With no daemon to run them, the commands say so rather than wait.
+        let id = queued.id.to_string();
+        let follow = env.run(&["job", "logs", "-f", &id]);
+        follow.expect_code(3);
+        for said in [
+            "is queued, and no sluice daemon runs here",
+            "sluice daemon start",
+        ] {
+            assert!(follow.stderr().contains(said), "{}", follow.stderr());
+        }
+        let again = env.run(&["connection", "sync", "c1"]);
+        again.expect_code(2);
+        let cancel = format!("sluice job cancel {id}");
+        for said in ["already has a queued job", "sluice daemon start", &cancel] {
+            assert!(again.stderr().contains(said), "{}", again.stderr());
+        }
         let runner = Runner::new(service(env), options(1));
         let stop = CancellationToken::new();
         let run = tokio::spawn({
