@@ -172,14 +172,14 @@ impl Remote {
     /// Sends a request: the daemon's answer, whatever its status.
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, ApiError> {
         let resp = req.send().await.map_err(|e| self.unreachable(e))?;
-        self.from_daemon(resp).await
+        self.daemons_answer(resp).await
     }
 
     /// The answer, if it comes from a sluice daemon: every answer of one
     /// carries its version, or is one of its errors (its token check
     /// answers before the version is added). Another answer is another
     /// server's, say a web server's HTML page at the address given.
-    async fn from_daemon(&self, resp: reqwest::Response) -> Result<reqwest::Response, ApiError> {
+    async fn daemons_answer(&self, resp: reqwest::Response) -> Result<reqwest::Response, ApiError> {
         if resp.headers().contains_key(VERSION_HEADER) {
             return Ok(resp);
         }
