@@ -52,10 +52,16 @@ fn stdout() -> std::io::BufWriter<std::io::StdoutLock<'static>> {
 
 /// A table in the house style.
 pub fn table(headers: Vec<&'static str>) -> Table {
+    let mut t = fields();
+    t.set_header(headers);
+    t
+}
+
+/// A table of named values, a name and its value a row: no header.
+pub fn fields() -> Table {
     let mut t = Table::new();
     t.load_style(presets::UTF8_BORDERS_ONLY)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(headers);
+        .set_content_arrangement(ContentArrangement::Dynamic);
     if !std::io::stdout().is_terminal() {
         t.load_style(presets::ASCII_BORDERS_ONLY_CONDENSED);
     }

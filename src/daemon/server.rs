@@ -583,14 +583,14 @@ macro_rules! actor_handlers {
             actor_get(d, $kind, n, q).await
         }
         /// Saves a new one, its config checked against its connector's spec
-        /// (and by the connector's check, unless `check` is false). The body's
-        /// `kind` is the path's.
+        /// (and by the connector's check, unless `check` is false). The body
+        /// may leave `kind` out: the path's is taken.
         #[utoipa::path(post, path = $all, tag = $tag, request_body = ActorCreate, responses((status = 200, description = "It, saved. Its answer, or with `Accept: application/x-ndjson` JSON lines as it runs.", content((Actor = "application/json"), (RunLine<Actor> = "application/x-ndjson")), headers(("sluice-run" = String, description = "The run's id, to cancel it.")))))]
         async fn $create(State(d): State<Shared>, h: HeaderMap, b: Json<ActorCreate>) -> Response {
             actor_create(d, $kind, h, b.0).await
         }
-        /// Changes its connector or config; what is absent stays. The body's
-        /// `kind` and `name` are the path's.
+        /// Changes its connector or config; what is absent stays. The body
+        /// may leave `kind` and `name` out: the path's are taken.
         #[utoipa::path(patch, path = $one, tag = $tag, params(("name" = String, Path, description = "Its name, or its id (a UUID).")), request_body = ActorUpdate, responses((status = 200, description = "It, changed. Its answer, or with `Accept: application/x-ndjson` JSON lines as it runs.", content((Actor = "application/json"), (RunLine<Actor> = "application/x-ndjson")), headers(("sluice-run" = String, description = "The run's id, to cancel it.")))))]
         async fn $update(
             State(d): State<Shared>,

@@ -158,6 +158,33 @@ const SCRIPT: &[&[&str]] = &[
     &["job", "list"],
     &["job", "get", "1"],
     &["state", "get", "c1"],
+    // A job whose pre-flight check fails is recorded, failed with a
+    // config error, wherever it runs.
+    &[
+        "destination",
+        "create",
+        "bad",
+        "--connector",
+        "jsonl",
+        "--config",
+        r#"{"path": "/proc/no-such-dir/out"}"#,
+        "--no-check",
+    ],
+    &[
+        "connection",
+        "create",
+        "c2",
+        "--source",
+        "src",
+        "--destination",
+        "bad",
+        "--streams",
+        "users",
+    ],
+    &["connection", "sync", "c2"],
+    &["job", "get", "2"],
+    &["connection", "delete", "c2"],
+    &["destination", "delete", "bad"],
     &["connection", "disable", "c1"],
     &["connection", "sync", "c1"],
     &["connection", "enable", "c1"],
@@ -207,6 +234,15 @@ fn the_commands_answer_the_same_in_process_and_through_a_daemon() {
     // The script exercises failures too: their exit codes are part of it.
     let codes: Vec<i32> = expected.iter().map(|(_, (c, _, _))| *c).collect();
     assert!(codes.contains(&0) && codes.contains(&2), "{codes:?}");
+    let (_, (code, failed, _)) = expected
+        .iter()
+        .find(|(cmd, _)| cmd == "connection sync c2")
+        .unwrap();
+    // A config error: exit 2, as for any sync it fails before a record.
+    assert_eq!(*code, 2, "{failed}");
+    assert_eq!(failed["status"], "failed", "{failed}");
+    let failure = &failed["attempts"][0]["failure"];
+    assert_eq!(failure["failure_type"], "config_error", "{failed}");
 
     // Found on the data dir's socket with nothing set.
     let socket = Sandbox::new();
@@ -310,6 +346,22 @@ fn a_daemon_that_does_not_answer_exits_3_naming_its_address() {
             run.stderr()
         );
     }
+    // Another server at the address: said so, not printed.
+    for (kind, body) in [
+        (
+            "text/html",
+            "<!DOCTYPE html><html><body>It works!</body></html>",
+        ),
+        ("application/json", r#"{"status": "ok"}"#),
+    ] {
+        let host = foreign_server(kind, body);
+        let run = sandbox.run(&["--host", &host, "job", "list"]);
+        run.expect_code(3);
+        assert!(run.stdout().is_empty(), "{}", run.stdout());
+        let said = format!("{host} does not look like a sluice daemon (it answered 200 OK, {kind}");
+        assert!(run.stderr().contains(&said), "{}", run.stderr());
+        assert!(run.stderr().contains("hint:"), "{}", run.stderr());
+    }
     // The lifecycle commands act on this machine's daemon only.
     for verb in ["stop", "token", "start"] {
         let run = sandbox.run(&["--host", "http://127.0.0.1:9", "daemon", verb]);
@@ -331,13 +383,40 @@ fn a_daemon_that_does_not_answer_exits_3_naming_its_address() {
     );
 }
 
+/// An HTTP server that is not sluice, answering every request with `body`
+/// as `kind`: its address.
+fn foreign_server(kind: &'static str, body: &'static str) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\ncontent-type: {kind}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    host
+}
+
 #[test]
 fn one_daemon_per_data_dir_and_start_stop_manage_a_detached_one() {
     let sandbox = Sandbox::new();
-    sandbox.run(&["daemon", "start"]).expect_code(0);
+    let started = sandbox.run(&["-o", "json", "daemon", "start"]);
+    started.expect_code(0);
     let status = sandbox.run(&["-o", "json", "daemon", "status"]);
     status.expect_code(0);
     let pid = status.json()["pid"].as_u64().unwrap();
+    assert_eq!(started.json()["pid"], pid);
+    assert!(started.json()["log"].is_string(), "{}", started.stdout());
+    // Its status as a table of fields, with no empty header above.
+    let table = sandbox.run(&["daemon", "status"]).stdout();
+    let first = table.lines().nth(1).unwrap_or_default();
+    assert!(first.contains("Version"), "{table}");
     // The socket and the token are private.
     use std::os::unix::fs::PermissionsExt;
     for (file, mode) in [("daemon.sock", 0o600), ("daemon.token", 0o600)] {
@@ -356,12 +435,11 @@ fn one_daemon_per_data_dir_and_start_stop_manage_a_detached_one() {
     let again = sandbox.run(&["daemon", "start"]);
     again.expect_code(2);
 
-    let stop = sandbox.run(&["daemon", "stop"]);
+    let stop = sandbox.run(&["-o", "json", "daemon", "stop"]);
     stop.expect_code(0);
-    assert!(
-        stop.stderr().contains(&pid.to_string()),
-        "{}",
-        stop.stderr()
+    assert_eq!(
+        stop.json(),
+        serde_json::json!({"pid": pid, "stopped": true})
     );
     assert!(!sandbox.data_dir().join("daemon.sock").exists());
     // Stopped: commands run in this process again; status says so.
@@ -373,6 +451,11 @@ fn one_daemon_per_data_dir_and_start_stop_manage_a_detached_one() {
         none.stderr().contains("No sluice daemon"),
         "{}",
         none.stderr()
+    );
+    let none = sandbox.run(&["-o", "json", "daemon", "stop"]);
+    assert_eq!(
+        none.json(),
+        serde_json::json!({"pid": null, "stopped": false})
     );
 }
 
