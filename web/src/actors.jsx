@@ -176,7 +176,7 @@ export function ActorPage({ kind, name }) {
           }}
           onSubmit={save}
         >
-          <label className="block">
+          <label className="inline">
             <input type="checkbox" checked={check} onChange={(e) => setCheck(e.target.checked)} /> Run the connector's check before saving
           </label>
           {result && (

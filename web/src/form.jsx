@@ -122,6 +122,25 @@ function Password(props) {
   return <widgets.PasswordWidget {...props} options={{ ...props.options, autocomplete: 'new-password' }} />;
 }
 
+/**
+ * The data without the keys of a string spread into an object ({"0": "p",
+ * "1": "r", ...}): rjsf merges a `oneOf` field's string value into the
+ * object option the user switches to (SSL modes: "prefer", then "Mode and
+ * certificates").
+ */
+export function unspread(v) {
+  if (Array.isArray(v)) return v.map(unspread);
+  if (!v || typeof v !== 'object') return v;
+  let n = 0;
+  while (typeof v[n] === 'string' && v[n].length === 1) n += 1;
+  const spread = (k) => n > 0 && /^\d+$/.test(k) && Number(k) < n;
+  return Object.fromEntries(
+    Object.keys(v)
+      .filter((k) => !spread(k))
+      .map((k) => [k, unspread(v[k])]),
+  );
+}
+
 /** A spec's form: `onSubmit(config)`; children are its buttons. */
 export function ConfigForm({ spec, config, onChange, onSubmit, children, id }) {
   const schema = spec || { type: 'object' };
@@ -133,8 +152,8 @@ export function ConfigForm({ spec, config, onChange, onSubmit, children, id }) {
       formData={config}
       validator={validator}
       widgets={{ TextWidget: SecretAwareText, TextareaWidget: SecretAwareTextarea, PasswordWidget: Password }}
-      onChange={(e) => onChange && onChange(e.formData)}
-      onSubmit={(e) => onSubmit(e.formData)}
+      onChange={(e) => onChange && onChange(unspread(e.formData))}
+      onSubmit={(e) => onSubmit(unspread(e.formData))}
       showErrorList={false}
       noHtml5Validate
       liveOmit={false}

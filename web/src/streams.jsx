@@ -57,7 +57,7 @@ export function StreamPicker({ catalog, value, onChange }) {
       <div className="row wrap">
         <label>
           Sync mode{' '}
-          <select value={value.sync_mode} onChange={(e) => set({ sync_mode: e.target.value })}>
+          <select id="sync-mode" value={value.sync_mode} onChange={(e) => set({ sync_mode: e.target.value })}>
             {SYNC_MODES.map((m) => (
               <option key={m}>{m}</option>
             ))}
@@ -65,7 +65,7 @@ export function StreamPicker({ catalog, value, onChange }) {
         </label>
         <label>
           Destination sync mode{' '}
-          <select value={value.destination_sync_mode} onChange={(e) => set({ destination_sync_mode: e.target.value })}>
+          <select id="destination-sync-mode" value={value.destination_sync_mode} onChange={(e) => set({ destination_sync_mode: e.target.value })}>
             {DEST_MODES.map((m) => (
               <option key={m}>{m}</option>
             ))}

@@ -98,6 +98,7 @@ export function ago(ms, now = Date.now()) {
   if (ms == null) return '—';
   const d = Math.round((ms - now) / 1000);
   const a = Math.abs(d);
+  if (a < 5) return 'just now';
   const [n, unit] = a < 60 ? [a, 's'] : a < 3600 ? [Math.round(a / 60), 'min'] : a < 86400 ? [Math.round(a / 3600), 'h'] : [Math.round(a / 86400), 'd'];
   return d < 0 ? `${n} ${unit} ago` : `in ${n} ${unit}`;
 }
