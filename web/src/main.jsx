@@ -104,7 +104,9 @@ function App() {
   useEffect(() => setMenu(false), [path]);
 
   if (signedOut) return <Login onIn={probe} />;
-  if (!daemon) return <p className="muted">Connecting to the daemon…</p>;
+  // The page loads while the daemon is asked who it is: a 401 to either
+  // shows the login page.
+  const about = daemon || {};
   const tcp = location.protocol.startsWith('http');
   return (
     <>
@@ -125,8 +127,8 @@ function App() {
             </Link>
           ))}
         </nav>
-        <span className="muted version" title={daemon.store}>
-          v{daemon.version}
+        <span className="muted version" title={about.store}>
+          {about.version && `v${about.version}`}
         </span>
         {tcp && (
           <button
@@ -143,7 +145,7 @@ function App() {
         )}
       </header>
       <main id="main" tabIndex={-1}>
-        <ErrorNote error={daemon.error} />
+        <ErrorNote error={about.error} />
         {page(path)}
       </main>
     </>

@@ -146,17 +146,24 @@ export function everyMs(text) {
   return total || null;
 }
 
+// Next cron runs by schedule: a thousand connections share a few schedules.
+const cronNext = new Map();
+
 /** When a connection's schedule fires next, as far as the browser can tell. */
 export function nextRun(c, now = Date.now()) {
   if (c.status !== 'active') return null;
   const s = c.schedule || 'manual';
   if (s.startsWith('cron:')) {
+    const cached = cronNext.get(s);
+    if (cached !== undefined && (cached === null || cached > now)) return cached;
     let expr = s.slice(5).trim();
     let tz = 'UTC';
     const m = /^CRON_TZ=(\S+)\s+(.*)$/.exec(expr);
     if (m) [, tz, expr] = m;
     const runs = cronRuns(expr, tz, 1);
-    return Array.isArray(runs) && runs[0] ? runs[0].getTime() : null;
+    const next = Array.isArray(runs) && runs[0] ? runs[0].getTime() : null;
+    cronNext.set(s, next);
+    return next;
   }
   if (s.startsWith('every:')) {
     const every = everyMs(s.slice(6));
