@@ -13,15 +13,24 @@ const browser = await launch();
 try {
   const page = await newPage(browser);
   await signIn(page, url, token);
+  // The page notes the first frame with every row, so the figure holds no
+  // round trip to this script.
+  await page.evaluateOnNewDocument((n) => {
+    const check = () => {
+      if (document.querySelectorAll('#connections tbody tr').length === n) window.__rendered = performance.now();
+      else requestAnimationFrame(check);
+    };
+    requestAnimationFrame(check);
+  }, rows);
   const runs = [];
   // The first load compiles the script; the next ones are what users see
   // from then on. The median of three.
   for (let i = 0; i < 4; i += 1) {
     await page.goto(`${url}/connections`);
-    await page.waitForFunction((n) => document.querySelectorAll('#connections tbody tr').length === n, { polling: 'raf', timeout: 60_000 }, rows);
+    await page.waitForFunction(() => window.__rendered, { timeout: 60_000 });
     runs.push(
       await page.evaluate(() => {
-        const total = performance.now();
+        const total = window.__rendered;
         const api = performance.getEntriesByType('resource').find((e) => e.name.endsWith('/api/v1/connections'));
         return { total_ms: Math.round(total), api_ms: Math.round(api.responseEnd), render_ms: Math.round(total - api.responseEnd) };
       }),

@@ -226,3 +226,43 @@ fn ui_flow_in_a_browser_from_a_source_form_to_a_failing_sync() {
         .collect();
     assert_eq!(statuses, ["failed", "succeeded"]);
 }
+
+#[test]
+fn ui_lists_a_thousand_connections_in_a_browser() {
+    let Some(scripts) = browser_ready() else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let (_daemon, base, token) = daemon(&sandbox);
+    let connections: serde_json::Map<String, serde_json::Value> = (0..1000)
+        .map(|i| {
+            let schedule = ["manual", "every:1h", "cron:0 */6 * * *"][i % 3];
+            (
+                format!("conn-{i:04}"),
+                serde_json::json!({"source": "gen", "destination": "null", "schedule": schedule}),
+            )
+        })
+        .collect();
+    let setup = serde_json::json!({
+        "sources": {"gen": {"connector": "sample"}},
+        "destinations": {"null": {"connector": "devnull"}},
+        "connections": connections,
+    });
+    let file = sandbox.write("setup.json", &setup.to_string());
+    sandbox
+        .run(&["-q", "apply", "-f", file.to_str().unwrap()])
+        .expect_code(0);
+    // A bound that catches a page gone quadratic on a busy machine; the
+    // figures themselves are printed.
+    let output = node(
+        &scripts,
+        "many.mjs",
+        &[
+            ("SLUICE_URL", &base),
+            ("SLUICE_TOKEN", &token),
+            ("ROWS", "1000"),
+            ("LIMIT_MS", "5000"),
+        ],
+    );
+    eprintln!("{output}");
+}
