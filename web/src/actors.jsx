@@ -5,7 +5,7 @@
 
 import { useEffect, useState } from 'react';
 import * as api from './api.js';
-import { Link, useLoad, ErrorNote, Loading, when, navigate, confirmed } from './util.jsx';
+import { Link, useLoad, ErrorNote, Loading, when, navigate, confirmed, Head } from './util.jsx';
 import { ConfigForm, MASK } from './form.jsx';
 import { ConnectorPicker } from './connectors.jsx';
 
@@ -30,13 +30,7 @@ export function Actors({ kind }) {
       ) : (
         <div className="scroll">
           <table className="table">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Connector</th>
-                <th scope="col">Updated</th>
-              </tr>
-            </thead>
+            <Head cols={['Name', 'Connector', 'Updated']} />
             <tbody>
               {list.data.map((a) => (
                 <tr key={a.name}>

@@ -3,10 +3,10 @@
 
 import { useCallback, useEffect, useRef, useState } from 'react';
 import * as api from './api.js';
-import { Link, useLoad, useInterval, ErrorNote, Loading, Status, when, ago, duration, bytes, count, cronRuns, confirmed, navigate } from './util.jsx';
+import { Link, useLoad, useInterval, ErrorNote, Loading, Status, when, ago, duration, bytes, count, cronRuns, confirmed, navigate, Head, Failure } from './util.jsx';
 import { Toggle } from './connections.jsx';
 import { StreamPicker, choiceOf, specOf } from './streams.jsx';
-import { LogViewer, AttemptsTable, jobRecords } from './jobs.jsx';
+import { LogViewer, jobRecords } from './jobs.jsx';
 
 const TABS = [
   ['status', 'Status'],
@@ -153,20 +153,7 @@ function StatusTab({ c }) {
       ) : (
         <div className="scroll">
           <table className="table" id="jobs">
-            <thead>
-              <tr>
-                <th scope="col">Job</th>
-                <th scope="col">Kind</th>
-                <th scope="col">Status</th>
-                <th scope="col">Started</th>
-                <th scope="col">Duration</th>
-                <th scope="col">Attempts</th>
-                <th scope="col">Records</th>
-                <th scope="col">Bytes</th>
-                <th scope="col">Failure</th>
-                <th scope="col">Log</th>
-              </tr>
-            </thead>
+            <Head cols={['Job', 'Kind', 'Status', 'Started', 'Duration', 'Attempts', 'Records', 'Bytes', 'Failure', 'Log']} />
             <tbody>
               {list.map((j) => {
                 const last = j.attempts && j.attempts[j.attempts.length - 1];
@@ -186,16 +173,7 @@ function StatusTab({ c }) {
                     <td className="records">{j.attempts ? count(jobRecords(j).records) : '…'}</td>
                     <td>{j.attempts ? bytes(jobRecords(j).bytes) : '…'}</td>
                     <td className="failure">
-                      {f ? (
-                        <>
-                          <span className="badge failed">
-                            {f.origin} · {f.failure_type}
-                          </span>{' '}
-                          {f.message}
-                        </>
-                      ) : (
-                        ''
-                      )}
+                      <Failure failure={f} />
                     </td>
                     <td>
                       <button type="button" className="link" aria-pressed={logJob === j.id} onClick={() => setLogJob(j.id)}>
@@ -218,15 +196,7 @@ export function ProgressTable({ streams }) {
   if (!streams || !streams.length) return <p className="muted">Starting…</p>;
   return (
     <table className="table progress">
-      <thead>
-        <tr>
-          <th scope="col">Stream</th>
-          <th scope="col">Records</th>
-          <th scope="col">Committed</th>
-          <th scope="col">Bytes</th>
-          <th scope="col">Progress</th>
-        </tr>
-      </thead>
+      <Head cols={['Stream', 'Records', 'Committed', 'Bytes', 'Progress']} />
       <tbody>
         {streams.map((s) => (
           <tr key={`${s.namespace || ''}.${s.name}`}>
@@ -425,30 +395,46 @@ function SettingsTab({ c, reload }) {
         ))}
       </fieldset>
       <ErrorNote error={error} />
-      <div className="row spread">
-        <div className="row">
-          <button type="submit" className="primary">
-            Save settings
-          </button>
-          <span role="status">{saved}</span>
-        </div>
-        <button
-          type="button"
-          className="danger"
-          onClick={async () => {
-            if (!confirmed(`Delete ${c.name}, its state and its jobs?`)) return;
-            try {
-              await api.call('DELETE', `/connections/${api.seg(c.name)}`);
-              navigate('/connections');
-            } catch (err) {
-              setError(err);
-            }
-          }}
-        >
-          Delete connection
-        </button>
-      </div>
+      <SaveBar
+        label="Save settings"
+        saved={saved}
+        danger="Delete connection"
+        ask={`Delete ${c.name}, its state and its jobs?`}
+        run={async () => {
+          await api.call('DELETE', `/connections/${api.seg(c.name)}`);
+          navigate('/connections');
+        }}
+        setError={setError}
+      />
     </form>
+  );
+}
+
+/** A form's Save button and what it said, and an action that clears, asked first. */
+function SaveBar({ label, disabled, saved, danger, ask, run, setError }) {
+  return (
+    <div className="row spread">
+      <div className="row">
+        <button type="submit" className="primary" disabled={disabled}>
+          {label}
+        </button>
+        <span role="status">{saved}</span>
+      </div>
+      <button
+        type="button"
+        className="danger"
+        onClick={async () => {
+          if (!confirmed(ask)) return;
+          try {
+            await run();
+          } catch (err) {
+            setError(err);
+          }
+        }}
+      >
+        {danger}
+      </button>
+    </div>
   );
 }
 
@@ -510,30 +496,19 @@ function StateTab({ c }) {
         </>
       )}
       <ErrorNote error={error} />
-      <div className="row spread">
-        <div className="row">
-          <button type="submit" className="primary" disabled={!text || !!invalid}>
-            Save state
-          </button>
-          <span role="status">{saved}</span>
-        </div>
-        <button
-          type="button"
-          className="danger"
-          onClick={async () => {
-            if (!confirmed(`Clear the state of ${c.name}? Its next sync reads everything again.`)) return;
-            try {
-              await api.call('DELETE', path, {});
-              setText(null);
-              state.reload();
-            } catch (err) {
-              setError(err);
-            }
-          }}
-        >
-          Clear state
-        </button>
-      </div>
+      <SaveBar
+        label="Save state"
+        disabled={!text || !!invalid}
+        saved={saved}
+        danger="Clear state"
+        ask={`Clear the state of ${c.name}? Its next sync reads everything again.`}
+        run={async () => {
+          await api.call('DELETE', path, {});
+          setText(null);
+          state.reload();
+        }}
+        setError={setError}
+      />
     </form>
   );
 }

@@ -3,7 +3,7 @@
 
 import { useMemo, useState } from 'react';
 import * as api from './api.js';
-import { Link, useLoad, ErrorNote, Loading, Status, ago, nextRun, navigate } from './util.jsx';
+import { Link, useLoad, ErrorNote, Loading, Status, ago, nextRun, navigate, Head } from './util.jsx';
 import { StreamPicker, choiceOf, specOf } from './streams.jsx';
 
 export function Toggle({ conn, onDone }) {
@@ -127,16 +127,7 @@ export function Connections() {
             <caption className="muted">
               {rows.length} of {(data || []).length} connections
             </caption>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Source → destination</th>
-                <th scope="col">Status</th>
-                <th scope="col">Schedule</th>
-                <th scope="col">Last job</th>
-                <th scope="col">Next run</th>
-              </tr>
-            </thead>
+            <Head cols={['Name', 'Source → destination', 'Status', 'Schedule', 'Last job', 'Next run']} />
             <tbody>
               {rows.map((c) => (
                 <Row key={c.name} c={c} now={now} setStatus={setRowStatus} />
@@ -146,6 +137,22 @@ export function Connections() {
         </div>
       )}
     </section>
+  );
+}
+
+function ActorSelect({ kind, list, value, onChange }) {
+  return (
+    <label>
+      {kind === 'source' ? 'Source' : 'Destination'}{' '}
+      <select name={kind} value={value} required onChange={(e) => onChange(e.target.value)}>
+        <option value="">choose…</option>
+        {(list || []).map((a) => (
+          <option key={a.name} value={a.name}>
+            {a.name} ({a.connector})
+          </option>
+        ))}
+      </select>
+    </label>
   );
 }
 
@@ -200,36 +207,16 @@ export function NewConnection() {
         <label>
           Name <input name="name" value={name} onChange={(e) => setName(e.target.value)} required pattern="[^/]+" />
         </label>
-        <label>
-          Source{' '}
-          <select
-            name="source"
-            value={source}
-            required
-            onChange={(e) => {
-              setSource(e.target.value);
-              discover(e.target.value);
-            }}
-          >
-            <option value="">choose…</option>
-            {(sources.data || []).map((s) => (
-              <option key={s.name} value={s.name}>
-                {s.name} ({s.connector})
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Destination{' '}
-          <select name="destination" value={destination} required onChange={(e) => setDestination(e.target.value)}>
-            <option value="">choose…</option>
-            {(destinations.data || []).map((s) => (
-              <option key={s.name} value={s.name}>
-                {s.name} ({s.connector})
-              </option>
-            ))}
-          </select>
-        </label>
+        <ActorSelect
+          kind="source"
+          list={sources.data}
+          value={source}
+          onChange={(v) => {
+            setSource(v);
+            discover(v);
+          }}
+        />
+        <ActorSelect kind="destination" list={destinations.data} value={destination} onChange={setDestination} />
         {step && (
           <p className="muted" aria-live="polite">
             {step}

@@ -3,7 +3,7 @@
 
 import { useState } from 'react';
 import * as api from './api.js';
-import { useLoad, ErrorNote, Loading } from './util.jsx';
+import { useLoad, ErrorNote, Loading, Head } from './util.jsx';
 
 /** Installs (python:) or pulls (docker:) a reference; its steps to `onStep`. */
 async function fetchConnector(reference, onStep) {
@@ -109,15 +109,7 @@ export function Connectors() {
       ) : (
         <div className="scroll">
           <table className="table">
-            <thead>
-              <tr>
-                <th scope="col">Reference</th>
-                <th scope="col">Runtime</th>
-                <th scope="col">Kind</th>
-                <th scope="col">Version</th>
-                <th scope="col">Description</th>
-              </tr>
-            </thead>
+            <Head cols={['Reference', 'Runtime', 'Kind', 'Version', 'Description']} />
             <tbody>
               {list.data.map((c) => (
                 <tr key={c.reference}>

@@ -3,7 +3,7 @@
 
 import { useEffect, useMemo, useRef, useState } from 'react';
 import * as api from './api.js';
-import { Link, useLoad, useInterval, ErrorNote, Loading, Status, when, ago, duration, bytes, count } from './util.jsx';
+import { Link, useLoad, useInterval, ErrorNote, Loading, Status, when, ago, duration, bytes, count, Head, Failure } from './util.jsx';
 
 /** Records and bytes a job moved, over its attempts. */
 export function jobRecords(j) {
@@ -34,16 +34,7 @@ export function Jobs() {
       ) : (
         <div className="scroll">
           <table className="table">
-            <thead>
-              <tr>
-                <th scope="col">Job</th>
-                <th scope="col">Connection</th>
-                <th scope="col">Kind</th>
-                <th scope="col">Status</th>
-                <th scope="col">Created</th>
-                <th scope="col">Duration</th>
-              </tr>
-            </thead>
+            <Head cols={['Job', 'Connection', 'Kind', 'Status', 'Created', 'Duration']} />
             <tbody>
               {jobs.data.map((j) => (
                 <tr key={j.id}>
@@ -72,18 +63,7 @@ export function Jobs() {
 export function AttemptsTable({ attempts }) {
   return (
     <table className="table">
-      <thead>
-        <tr>
-          <th scope="col">Attempt</th>
-          <th scope="col">Status</th>
-          <th scope="col">Started</th>
-          <th scope="col">Duration</th>
-          <th scope="col">Records</th>
-          <th scope="col">Committed</th>
-          <th scope="col">Bytes</th>
-          <th scope="col">Failure</th>
-        </tr>
-      </thead>
+      <Head cols={['Attempt', 'Status', 'Started', 'Duration', 'Records', 'Committed', 'Bytes', 'Failure']} />
       <tbody>
         {attempts.map((a) => (
           <tr key={a.number}>
@@ -97,14 +77,7 @@ export function AttemptsTable({ attempts }) {
             <td>{count(a.records_committed)}</td>
             <td>{bytes(a.bytes)}</td>
             <td className="failure">
-              {a.failure && (
-                <>
-                  <span className="badge failed">
-                    {a.failure.origin} · {a.failure.failure_type}
-                  </span>{' '}
-                  {a.failure.message}
-                </>
-              )}
+              <Failure failure={a.failure} />
             </td>
           </tr>
         ))}

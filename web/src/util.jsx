@@ -78,6 +78,34 @@ export function ErrorNote({ error }) {
   );
 }
 
+/** A table's header row. */
+export function Head({ cols }) {
+  return (
+    <thead>
+      <tr>
+        {cols.map((c) => (
+          <th key={c} scope="col">
+            {c}
+          </th>
+        ))}
+      </tr>
+    </thead>
+  );
+}
+
+/** Why an attempt failed: its origin and type, then its message. */
+export function Failure({ failure }) {
+  if (!failure) return null;
+  return (
+    <>
+      <span className="badge failed">
+        {failure.origin} · {failure.failure_type}
+      </span>{' '}
+      {failure.message}
+    </>
+  );
+}
+
 export function Loading({ what }) {
   return <p className="muted" aria-live="polite">Loading {what}…</p>;
 }
