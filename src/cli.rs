@@ -152,24 +152,14 @@ impl Cli {
                     }
                     D::Start(args) => {
                         let pid = crate::daemon::control::start(&settings, &args.to_args()).await?;
-                        if !global.quiet {
-                            eprintln!(
-                                "The sluice daemon runs (pid {pid}); its log is {}.",
-                                crate::daemon::control::log_path(&settings).display()
-                            );
-                        }
+                        let log = crate::daemon::control::log_path(&settings);
+                        commands::daemon::started(&global, pid, &log)?;
                         return Ok(ExitClass::Success);
                     }
                     D::Stop(args) => {
                         let wait = std::time::Duration::from_secs(args.wait);
-                        match crate::daemon::control::stop(&settings, wait).await? {
-                            Some(pid) if !global.quiet => {
-                                eprintln!("The sluice daemon (pid {pid}) stopped.")
-                            }
-                            Some(_) => {}
-                            None if !global.quiet => eprintln!("No sluice daemon was running."),
-                            None => {}
-                        }
+                        let pid = crate::daemon::control::stop(&settings, wait).await?;
+                        commands::daemon::stopped(&global, pid)?;
                         return Ok(ExitClass::Success);
                     }
                     D::Token(args) => {

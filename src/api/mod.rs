@@ -504,6 +504,18 @@ impl Api for Local {
         attempt: Option<i64>,
     ) -> Result<ByteStream, ApiError> {
         let id = self.service.job_number(&job).await?;
+        // Run here, no daemon answered: a queued job would wait for one
+        // in silence.
+        let detail = self.service.job_get(id).await?;
+        if detail.job.status == JobStatus::Pending {
+            return Err(ApiError::unreachable(format!(
+                "job {id} is queued, and no sluice daemon runs here to run it"
+            ))
+            .hint(format!(
+                "start one with `sluice daemon start` (or name the one that runs it with --host), \
+                 or cancel the job with `sluice job cancel {id}`"
+            )));
+        }
         self.service.job_logs_follow(id, attempt).await
     }
 

@@ -94,6 +94,9 @@ impl Remote {
             Endpoint::Unix(path) => (builder.unix_socket(path.clone()), "http://localhost"),
             Endpoint::Http(url) => (builder, url.as_str()),
         };
+        // The system's root certificates take a few milliseconds to load:
+        // only for HTTPS.
+        let builder = builder.tls_built_in_native_certs(base.starts_with("https:"));
         // reqwest takes rustls without choosing its crypto, and wants one
         // even for plain HTTP: the same provider as the store's TLS.
         // Installed once; a second install is refused and harmless.
@@ -169,11 +172,57 @@ impl Remote {
         .hint("start it with `sluice daemon start`, or check --host and SLUICE_HOST")
     }
 
+    /// Sends a request: the daemon's answer, whatever its status.
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, ApiError> {
+        let resp = req.send().await.map_err(|e| self.unreachable(e))?;
+        self.daemons_answer(resp).await
+    }
+
+    /// The answer, if it comes from a sluice daemon: every answer of one
+    /// carries its version, or is one of its errors (its token check
+    /// answers before the version is added). Another answer is another
+    /// server's, say a web server's HTML page at the address given.
+    async fn daemons_answer(&self, resp: reqwest::Response) -> Result<reqwest::Response, ApiError> {
+        if resp.headers().contains_key(VERSION_HEADER) {
+            return Ok(resp);
+        }
+        let status = resp.status();
+        let kind = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|t| t.split(';').next().unwrap_or(t).trim().to_string())
+            .unwrap_or_else(|| "no content type".into());
+        let bytes = resp.bytes().await.unwrap_or_default();
+        if !status.is_success() && serde_json::from_slice::<ErrorBody>(&bytes).is_ok() {
+            return Err(self.error_from(status, &bytes));
+        }
+        let text = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]);
+        let head: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let head = match head.chars().take(80).collect::<String>() {
+            h if h.is_empty() => String::new(),
+            h => format!(": {h}"),
+        };
+        Err(ApiError::unreachable(format!(
+            "{} does not look like a sluice daemon (it answered {status}, {kind}{head})",
+            self.endpoint
+        ))
+        .hint(
+            "check --host and SLUICE_HOST: name the address the daemon listens on \
+             (`sluice daemon status` on its machine shows it)",
+        ))
+    }
+
     /// An answer that is not a success, as the error it carries.
     async fn error_of(&self, resp: reqwest::Response) -> ApiError {
         let status = resp.status();
         let bytes = resp.bytes().await.unwrap_or_default();
-        match serde_json::from_slice::<ErrorBody>(&bytes) {
+        self.error_from(status, &bytes)
+    }
+
+    /// The error an answer's status and body carry.
+    fn error_from(&self, status: StatusCode, bytes: &[u8]) -> ApiError {
+        match serde_json::from_slice::<ErrorBody>(bytes) {
             Ok(body) if body.error.code == ErrorCode::Unauthorized => {
                 let refused = self.refused();
                 ApiError {
@@ -214,11 +263,7 @@ impl Remote {
         query: &[(&str, String)],
         body: Option<&impl Serialize>,
     ) -> Result<T, ApiError> {
-        let resp = self
-            .request(method, path, query, body)?
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
+        let resp = self.send(self.request(method, path, query, body)?).await?;
         if !resp.status().is_success() {
             return Err(self.error_of(resp).await);
         }
@@ -250,7 +295,7 @@ impl Remote {
         let this = self.clone();
         let answer = Box::pin(async move {
             let answer = async {
-                let resp = request?.send().await.map_err(|e| this.unreachable(e))?;
+                let resp = this.send(request?).await?;
                 if !resp.status().is_success() {
                     return Err(this.error_of(resp).await);
                 }
@@ -619,15 +664,13 @@ impl Api for Remote {
             query.push(("attempt", a.to_string()));
         }
         let resp = self
-            .request(
+            .send(self.request(
                 Method::GET,
                 &["api", "v1", "jobs", &id.to_string(), "logs"],
                 &query,
                 None::<&()>,
-            )?
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
+            )?)
+            .await?;
         if !resp.status().is_success() {
             return Err(self.error_of(resp).await);
         }

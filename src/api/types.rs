@@ -201,8 +201,15 @@ pub struct Actor {
     pub updated_at: i64,
 }
 
+/// What a body without `kind` holds until its route's kind replaces it.
+fn kind_of_the_route() -> ActorKind {
+    ActorKind::Source
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ActorCreate {
+    /// Over HTTP the route's kind is taken: the body may leave it out.
+    #[serde(default = "kind_of_the_route")]
     pub kind: ActorKind,
     pub name: String,
     pub connector: String,
@@ -220,7 +227,11 @@ pub struct ActorCreate {
 /// keep their stored secret.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ActorUpdate {
+    /// Over HTTP the route's kind and name are taken: the body may leave
+    /// them out.
+    #[serde(default = "kind_of_the_route")]
     pub kind: ActorKind,
+    #[serde(default)]
     pub name: String,
     #[serde(default)]
     pub connector: Option<String>,
@@ -734,6 +745,11 @@ pub struct DaemonStatus {
     pub listen: Vec<String>,
     pub jobs_running: usize,
     pub jobs_queued: usize,
+    /// Whether this daemon's scheduler fires the schedules: on a shared
+    /// PostgreSQL store one daemon's does, and another takes over when it
+    /// stops.
+    #[serde(default)]
+    pub scheduler_leads: bool,
     /// The next scheduled runs, soonest first.
     #[serde(default)]
     pub next_runs: Vec<NextRun>,

@@ -56,6 +56,21 @@ fn in_zone(schedule: Schedule, zone: Option<&str>) -> Result<Schedule, ApiError>
     }
 }
 
+/// A schedule given with --schedule, in the zone --timezone gives: refused
+/// when its text names another zone (`CRON_TZ=`), rather than one
+/// silently winning.
+fn given_in_zone(schedule: Schedule, zone: Option<&str>) -> Result<Schedule, ApiError> {
+    if let (Some(named), Some(zone)) = (schedule.timezone(), zone) {
+        if named != "UTC" && named != zone.trim() {
+            return Err(ApiError::user(format!(
+                "schedule `{schedule}` names time zone {named}, and --timezone gives {zone}"
+            ))
+            .hint("give the zone once: in the schedule (CRON_TZ=ZONE) or with --timezone"));
+        }
+    }
+    in_zone(schedule, zone)
+}
+
 /// A schedule, parsed where it comes in.
 fn schedule(text: &str) -> Result<Schedule, String> {
     text.parse::<Schedule>()
@@ -342,7 +357,7 @@ pub async fn run(ctx: &Ctx, cmd: ConnectionCommand) -> anyhow::Result<ExitClass>
                 destination_sync_mode: a.destination_sync_mode,
                 cursors: a.choices.cursors(),
                 primary_keys: a.choices.primary_keys(),
-                schedule: in_zone(a.schedule, a.timezone.as_deref())?,
+                schedule: given_in_zone(a.schedule, a.timezone.as_deref())?,
                 namespace: a
                     .namespace
                     .parse::<NamespaceRule>()
@@ -370,7 +385,7 @@ pub async fn run(ctx: &Ctx, cmd: ConnectionCommand) -> anyhow::Result<ExitClass>
         }
         ConnectionCommand::Update(a) => {
             let schedule = match (a.schedule, a.timezone.as_deref()) {
-                (Some(s), zone) => Some(in_zone(s, zone)?),
+                (Some(s), zone) => Some(given_in_zone(s, zone)?),
                 // A new zone for the schedule it has.
                 (None, Some(zone)) => {
                     let current = ctx.api.connection_get(&a.name).await?.spec.schedule;

@@ -2,11 +2,12 @@
 //! Api. Running, starting and stopping a daemon happen in `cli.rs`, which
 //! owns the process; this file stays above the Api like every command.
 
+use super::args::{GlobalArgs, OutputFormat};
 use super::output;
 use super::{Ctx, ExitClass};
 use clap::{Args, Subcommand};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The daemon: the job store, the HTTP API on a Unix socket (and on TCP
 /// with --listen), serving this same CLI and scripts.
@@ -116,6 +117,34 @@ pub struct DaemonTokenArgs {
     pub rotate: bool,
 }
 
+/// What `sluice daemon start` says once the daemon answers.
+pub fn started(global: &GlobalArgs, pid: u32, log: &Path) -> anyhow::Result<()> {
+    if global.output == OutputFormat::Json {
+        return output::print_json(&serde_json::json!({"pid": pid, "log": log}));
+    }
+    if !global.quiet {
+        eprintln!(
+            "The sluice daemon runs (pid {pid}); its log is {}.",
+            log.display()
+        );
+    }
+    Ok(())
+}
+
+/// What `sluice daemon stop` says: the daemon it stopped, if one ran.
+pub fn stopped(global: &GlobalArgs, pid: Option<u32>) -> anyhow::Result<()> {
+    if global.output == OutputFormat::Json {
+        return output::print_json(&serde_json::json!({"pid": pid, "stopped": pid.is_some()}));
+    }
+    if !global.quiet {
+        match pid {
+            Some(pid) => eprintln!("The sluice daemon (pid {pid}) stopped."),
+            None => eprintln!("No sluice daemon was running."),
+        }
+    }
+    Ok(())
+}
+
 /// `sluice daemon status`, through whichever Api the command line chose.
 pub async fn status(ctx: &Ctx) -> anyhow::Result<ExitClass> {
     let s = ctx.api.daemon_status().await?;
@@ -123,7 +152,7 @@ pub async fn status(ctx: &Ctx) -> anyhow::Result<ExitClass> {
         output::print_json(&s)?;
         return Ok(ExitClass::Success);
     }
-    let mut t = output::table(vec!["", ""]);
+    let mut t = output::fields();
     let uptime = humantime::format_duration(std::time::Duration::from_secs(s.uptime_s));
     for (k, v) in [
         ("Version", s.version.clone()),
@@ -133,6 +162,15 @@ pub async fn status(ctx: &Ctx) -> anyhow::Result<ExitClass> {
         ("Listening", s.listen.join("\n")),
         ("Jobs running", s.jobs_running.to_string()),
         ("Jobs queued", s.jobs_queued.to_string()),
+        (
+            "Scheduler",
+            if s.scheduler_leads {
+                "fires the schedules"
+            } else {
+                "standing by (another daemon on this store fires them)"
+            }
+            .to_string(),
+        ),
     ] {
         t.add_row(vec![k.to_string(), v]);
     }

@@ -81,7 +81,12 @@ impl CliOutput for Job {
             self.kind.to_string(),
             self.status.to_string(),
             self.started_at.map(output::timestamp).unwrap_or_default(),
-            duration(self.started_at, self.ended_at),
+            match self.status {
+                // One put back in the queue (its daemon stopped) started
+                // once, and waits now.
+                JobStatus::Pending => "queued".into(),
+                _ => duration(self.started_at, self.ended_at),
+            },
         ]
     }
 }
@@ -215,4 +220,25 @@ pub fn print_job(j: &JobDetail) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_back_in_the_queue_is_queued_not_running() {
+        let job: Job = serde_json::from_value(serde_json::json!({
+            "id": 7, "uuid": "u", "connection_id": 1, "connection": "c",
+            "kind": "sync", "status": "pending", "owner": null, "changes": [],
+            "created_at": 1000, "started_at": 2000, "ended_at": null
+        }))
+        .unwrap();
+        assert_eq!(job.row()[5], "queued");
+        let running = Job {
+            status: JobStatus::Running,
+            ..job
+        };
+        assert_eq!(running.row()[5], "running");
+    }
 }

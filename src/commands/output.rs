@@ -27,7 +27,7 @@ pub fn print_list<T: CliOutput>(items: &[T], format: OutputFormat) -> anyhow::Re
 }
 
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
+    let mut out = stdout();
     serde_json::to_writer_pretty(&mut out, value)?;
     out.write_all(b"\n")?;
     out.flush()?;
@@ -37,19 +37,31 @@ pub fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
 /// Prints a value as one line of JSON: an error under `--output json`, which
 /// must parse whether the command's answer is one document or JSON lines.
 pub fn print_json_line<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
+    let mut out = stdout();
     serde_json::to_writer(&mut out, value)?;
     out.write_all(b"\n")?;
     out.flush()?;
     Ok(())
 }
 
+/// Standard output in blocks: its own buffer flushes at each line, a
+/// system call per line of a long listing.
+fn stdout() -> std::io::BufWriter<std::io::StdoutLock<'static>> {
+    std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock())
+}
+
 /// A table in the house style.
 pub fn table(headers: Vec<&'static str>) -> Table {
+    let mut t = fields();
+    t.set_header(headers);
+    t
+}
+
+/// A table of named values, a name and its value a row: no header.
+pub fn fields() -> Table {
     let mut t = Table::new();
     t.load_style(presets::UTF8_BORDERS_ONLY)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(headers);
+        .set_content_arrangement(ContentArrangement::Dynamic);
     if !std::io::stdout().is_terminal() {
         t.load_style(presets::ASCII_BORDERS_ONLY_CONDENSED);
     }
@@ -57,7 +69,7 @@ pub fn table(headers: Vec<&'static str>) -> Table {
 }
 
 pub fn print_table(t: &Table) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
+    let mut out = stdout();
     writeln!(out, "{t}")?;
     out.flush()?;
     Ok(())

@@ -233,6 +233,8 @@ pub async fn run(settings: Settings, options: Options) -> Result<(), ApiError> {
         backend: db.backend,
         store: db.url,
         auth: server::session::Auth::new(token),
+        connections: Default::default(),
+        scheduler: scheduler.gauges(),
     });
     watch_signals(stop.clone());
     tracing::info!(pid = std::process::id(), listen = ?listen, "Daemon started.");

@@ -21,6 +21,7 @@ use crate::api::{ApiError, ErrorCode, JobKind, JobRequest};
 use crate::model::{ConnectionStatus, Schedule};
 use crate::service::Service;
 use crate::store::{now_ms, Leadership, Scheduled, Store};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -50,6 +51,42 @@ pub struct Scheduler {
     service: Service,
     options: SchedulerOptions,
     runner: Option<Runner>,
+    gauges: Gauges,
+}
+
+/// What the scheduler says of itself, shared with the server: whether it
+/// leads, and how late it fired its last due run.
+#[derive(Debug, Clone)]
+pub struct Gauges(std::sync::Arc<GaugeValues>);
+
+#[derive(Debug)]
+struct GaugeValues {
+    leads: AtomicBool,
+    /// Milliseconds; negative until a run fires.
+    lag_ms: AtomicI64,
+}
+
+impl Default for Gauges {
+    fn default() -> Self {
+        Gauges(std::sync::Arc::new(GaugeValues {
+            leads: AtomicBool::new(false),
+            lag_ms: AtomicI64::new(-1),
+        }))
+    }
+}
+
+impl Gauges {
+    /// Whether this scheduler fires the schedules (on a shared store,
+    /// one daemon's does).
+    pub fn leads(&self) -> bool {
+        self.0.leads.load(Ordering::Relaxed)
+    }
+
+    /// How late the last due run fired, in seconds, if one has.
+    pub fn lag_seconds(&self) -> Option<f64> {
+        let ms = self.0.lag_ms.load(Ordering::Relaxed);
+        (ms >= 0).then(|| ms as f64 / 1000.0)
+    }
 }
 
 impl Scheduler {
@@ -58,7 +95,13 @@ impl Scheduler {
             service,
             options,
             runner: None,
+            gauges: Gauges::default(),
         }
+    }
+
+    /// Where it says whether it leads and how late it fires.
+    pub fn gauges(&self) -> Gauges {
+        self.gauges.clone()
     }
 
     /// Wakes `runner` after each job queued, so it starts without waiting
@@ -78,6 +121,10 @@ impl Scheduler {
                 Some(lead) => Some(lead.holds().await),
                 None => None,
             };
+            self.gauges
+                .0
+                .leads
+                .store(holds == Some(true), Ordering::Relaxed);
             let wait = match holds {
                 Some(true) => {
                     self.tick(&store).await;
@@ -166,7 +213,9 @@ impl Scheduler {
             retry: Default::default(),
             options: Default::default(),
         };
-        match self.service.enqueue_job(&req).await {
+        let queued = self.service.enqueue_job(&req).await;
+        (self.gauges.0.lag_ms).store((now_ms() - due).max(0), Ordering::Relaxed);
+        match queued {
             Ok(job) => {
                 tracing::info!(connection = %c.name, job = job.id, "Scheduled job queued.");
                 if let Some(runner) = &self.runner {

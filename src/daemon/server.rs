@@ -57,6 +57,31 @@ pub struct Daemon {
     pub store: String,
     /// The token, and the browsers signed in with it.
     pub auth: session::Auth,
+    /// The connections' listing, as last answered.
+    pub connections: Kept,
+    /// Whether its scheduler leads, and how late it fires.
+    pub scheduler: super::scheduler::Gauges,
+}
+
+/// An answer kept with the store's revision it was made at (see
+/// [`crate::store::Store::revision`]).
+#[derive(Default)]
+pub struct Kept(std::sync::Mutex<Option<(i64, Bytes)>>);
+
+impl Kept {
+    /// The answer made at this revision, if it is the one kept.
+    fn get(&self, revision: i64) -> Option<Bytes> {
+        let kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        kept.as_ref()
+            .filter(|(at, _)| *at == revision)
+            .map(|(_, body)| body.clone())
+    }
+
+    /// Keeps an answer made at `revision` (read before it was made: a
+    /// change since then only makes it be made again).
+    fn keep(&self, revision: i64, body: Bytes) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((revision, body));
+    }
 }
 
 type Shared = Arc<Daemon>;
@@ -355,7 +380,7 @@ async fn metrics(State(d): State<Shared>) -> Response {
     let scrape = super::metrics::Scrape {
         figures,
         uptime_s: d.started.elapsed().as_secs(),
-        scheduler_lag_s: None,
+        scheduler_lag_s: d.scheduler.lag_seconds(),
     };
     match super::metrics::render(scrape) {
         Ok(text) => (
@@ -396,6 +421,7 @@ async fn daemon_status(State(d): State<Shared>) -> Response {
         listen: d.listen.clone(),
         jobs_running: running,
         jobs_queued: queued,
+        scheduler_leads: d.scheduler.leads(),
         next_runs: attempt!(next_runs(&d).await),
     }))
 }
@@ -541,14 +567,14 @@ macro_rules! actor_handlers {
             actor_get(d, $kind, n, q).await
         }
         /// Saves a new one, its config checked against its connector's spec
-        /// (and by the connector's check, unless `check` is false). The body's
-        /// `kind` is the path's.
+        /// (and by the connector's check, unless `check` is false). The body
+        /// may leave `kind` out: the path's is taken.
         #[utoipa::path(post, path = $all, tag = $tag, request_body = ActorCreate, responses((status = 200, description = "It, saved. Its answer, or with `Accept: application/x-ndjson` JSON lines as it runs.", content((Actor = "application/json"), (RunLine<Actor> = "application/x-ndjson")), headers(("sluice-run" = String, description = "The run's id, to cancel it.")))))]
         async fn $create(State(d): State<Shared>, h: HeaderMap, b: Json<ActorCreate>) -> Response {
             actor_create(d, $kind, h, b.0).await
         }
-        /// Changes its connector or config; what is absent stays. The body's
-        /// `kind` and `name` are the path's.
+        /// Changes its connector or config; what is absent stays. The body
+        /// may leave `kind` and `name` out: the path's are taken.
         #[utoipa::path(patch, path = $one, tag = $tag, params(("name" = String, Path, description = "Its name, or its id (a UUID).")), request_body = ActorUpdate, responses((status = 200, description = "It, changed. Its answer, or with `Accept: application/x-ndjson` JSON lines as it runs.", content((Actor = "application/json"), (RunLine<Actor> = "application/x-ndjson")), headers(("sluice-run" = String, description = "The run's id, to cancel it.")))))]
         async fn $update(
             State(d): State<Shared>,
@@ -621,10 +647,38 @@ async fn source_discover(
 
 // -- connections --------------------------------------------------------------------
 
-/// Every connection.
-#[utoipa::path(get, path = "/api/v1/connections", tag = "connections", responses((status = 200, description = "All of them, by name.", body = Vec<Connection>)))]
-async fn connection_list(State(d): State<Shared>) -> Response {
-    answer(d.api.connection_list().await)
+/// Every connection. The answer is kept while the store's revision stays
+/// where it was (any change a listing shows moves it, whichever process
+/// made it), and its `ETag` names that revision.
+#[utoipa::path(get, path = "/api/v1/connections", tag = "connections", responses((status = 200, description = "All of them, by name.", body = Vec<Connection>, headers(("etag" = String, description = "The store's revision the answer was made at."))), (status = 304, description = "Unchanged since the `If-None-Match` given.")))]
+async fn connection_list(State(d): State<Shared>, h: HeaderMap) -> Response {
+    let store = attempt!(d.api.service().store().await);
+    let revision = attempt!(store.revision().await.map_err(ApiError::from));
+    let etag = format!("\"{}-{revision}\"", env!("CARGO_PKG_VERSION"));
+    let unchanged = h
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let mut resp = if unchanged {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let body = match d.connections.get(revision) {
+            Some(body) => body,
+            None => {
+                let list = attempt!(d.api.connection_list().await);
+                let body = Bytes::from(attempt!(
+                    serde_json::to_vec(&list).map_err(|e| ApiError::internal(e.to_string()))
+                ));
+                d.connections.keep(revision, body.clone());
+                body
+            }
+        };
+        ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+    };
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    resp
 }
 
 /// One connection, with its configured catalog.

@@ -260,7 +260,7 @@ impl Resolved {
             status.message.as_deref().unwrap_or("no reason was given")
         ))
         .hint(format!(
-            "`sluice connector check {}` runs it alone",
+            "`sluice connector check {} --config FILE` runs it alone with the config in FILE",
             self.reference
         )))
     }

@@ -25,7 +25,7 @@ impl Service {
     pub async fn retention(&self, keep: Duration) -> Result<RetentionReport, ApiError> {
         let store = self.store().await?.clone();
         let before = crate::store::now_ms() - keep.as_millis() as i64;
-        let deleted = store.delete_old_jobs(before).await?;
+        let (deleted, logs) = store.delete_old_jobs(before).await?;
         let mut report = RetentionReport {
             jobs: deleted.len(),
             log_dirs: 0,
@@ -34,6 +34,11 @@ impl Service {
             if remove_dir(&self.job_log_dir(*id)) {
                 report.log_dirs += 1;
             }
+        }
+        // Each attempt's log where it was written: the data dir of the
+        // sluice that ran it may not be this one's.
+        for log in &logs {
+            remove_log(std::path::Path::new(log));
         }
         // Directories of jobs another daemon deleted.
         let jobs_dir = self.settings.data_dir.join("jobs");
@@ -63,6 +68,22 @@ impl Service {
     /// The directory of a job's attempt logs.
     pub(crate) fn job_log_dir(&self, job: i64) -> std::path::PathBuf {
         self.settings.data_dir.join("jobs").join(job.to_string())
+    }
+}
+
+/// Removes an attempt's log, and its job's directory once that is empty.
+fn remove_log(log: &std::path::Path) {
+    match std::fs::remove_file(log) {
+        Ok(()) => {
+            if let Some(dir) = log.parent() {
+                // Refused while the directory holds another attempt's log.
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(log = %log.display(), error = %e, "Cannot remove an old attempt's log.")
+        }
     }
 }
 

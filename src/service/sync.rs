@@ -178,7 +178,6 @@ impl Service {
         if let Some(f) = &mut report.failure {
             f.message = log.redact(&f.message);
         }
-        committed_on_success(&mut report);
         Ok(SyncAnswer {
             status: report.status,
             failure: report.failure,
@@ -192,18 +191,6 @@ impl Service {
             state_committed: report.state_committed,
             log_file: log.path().map(|p| p.display().to_string()),
         })
-    }
-}
-
-/// A sync that succeeded has every record it read in the destination,
-/// checkpoints or not (a full refresh commits at its end): its counts say
-/// so, as the state-by-state counts cannot.
-pub(crate) fn committed_on_success(report: &mut crate::sync::SyncReport) {
-    if report.status == crate::api::SyncStatus::Succeeded {
-        for s in &mut report.streams {
-            s.records_committed = s.records;
-        }
-        report.records_committed = report.records;
     }
 }
 
@@ -239,7 +226,7 @@ fn caller_slot(
 struct StateEvents(Call);
 
 impl StateSink for StateEvents {
-    fn commit(&self, snapshot: &StateSnapshot) -> Result<(), String> {
+    fn commit(&self, snapshot: &StateSnapshot, _: &engine::Progress) -> Result<(), String> {
         self.0.send(Event::StateCommitted {
             state: snapshot.to_file_value(),
         });

@@ -275,6 +275,19 @@ impl Store {
             .collect())
     }
 
+    /// A counter that moves with every change a listing of connections
+    /// can show (any source, destination or connection; a job's status
+    /// or times), made in the same statement as the change: an answer
+    /// built at one value stays right until it moves.
+    pub async fn revision(&self) -> Result<i64> {
+        on_pool!(self, pool => {
+            sqlx::query_scalar("SELECT n FROM revision WHERE id = 1")
+                .fetch_one(pool)
+                .await
+                .map_err(query_err("read the store's revision"))
+        })
+    }
+
     /// Replaces everything but the name and the timestamps of creation.
     pub async fn update_connection(&self, f: &ConnectionFields) -> Result<Option<Connection>> {
         let sql = write_sql(false, "$16", "$17");

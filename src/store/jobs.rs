@@ -247,6 +247,33 @@ impl Store {
         Ok(())
     }
 
+    /// Saves a running attempt's counts so far (per stream, and their
+    /// sums); an attempt that has ended keeps the counts it ended with.
+    pub async fn save_attempt_progress(
+        &self,
+        job_id: i64,
+        number: i64,
+        stats: &[StreamProgress],
+    ) -> Result<()> {
+        const SQL: &str = "UPDATE attempts SET stats = $1, records = $2, bytes = $3, \
+            records_committed = $4 WHERE job_id = $5 AND number = $6 AND status = $7";
+        let sum = |f: fn(&StreamProgress) -> u64| stats.iter().map(f).sum::<u64>() as i64;
+        on_pool!(self, pool => {
+            sqlx::query(SQL)
+                .bind(json(&stats))
+                .bind(sum(|s| s.records))
+                .bind(sum(|s| s.bytes))
+                .bind(sum(|s| s.records_committed))
+                .bind(job_id)
+                .bind(number)
+                .bind(AttemptStatus::Running)
+                .execute(pool)
+                .await
+                .map_err(query_err("save an attempt's progress"))?;
+        });
+        Ok(())
+    }
+
     pub async fn list_attempts(&self, job_id: i64) -> Result<Vec<Attempt>> {
         on_pool!(self, pool => {
             sqlx::query_as("SELECT * FROM attempts WHERE job_id = $1 ORDER BY number")
@@ -286,17 +313,26 @@ impl Store {
     }
 
     /// Deletes the jobs (with their attempts) that ended before `before`
-    /// (Unix ms), keeping the newest job of each connection: their ids.
-    pub async fn delete_old_jobs(&self, before: i64) -> Result<Vec<i64>> {
-        let ids: Vec<i64> = on_pool!(self, pool => {
+    /// (Unix ms), keeping the newest job of each connection: their ids,
+    /// and the log files their attempts had.
+    pub async fn delete_old_jobs(&self, before: i64) -> Result<(Vec<i64>, Vec<String>)> {
+        let deleted: (Vec<i64>, Vec<String>) = on_pool!(self, pool => {
             let mut tx = pool.begin().await.map_err(query_err("begin a transaction"))?;
             let ids: Vec<i64> = sqlx::query_scalar(&format!("SELECT id FROM jobs WHERE {ENDED_NOT_NEWEST} ORDER BY id"))
                 .bind(before)
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(query_err("find old jobs"))?;
+            let mut logs: Vec<String> = Vec::new();
             for chunk in ids.chunks(500) {
                 let list = chunk.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+                let paths: Vec<Option<String>> = sqlx::query_scalar(&format!(
+                    "SELECT log_path FROM attempts WHERE job_id IN ({list})"
+                ))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(query_err("find old attempts' logs"))?;
+                logs.extend(paths.into_iter().flatten());
                 sqlx::query(&format!("DELETE FROM attempts WHERE job_id IN ({list})"))
                     .execute(&mut *tx)
                     .await
@@ -307,9 +343,9 @@ impl Store {
                     .map_err(query_err("delete old jobs"))?;
             }
             tx.commit().await.map_err(query_err("commit deleting old jobs"))?;
-            ids
+            (ids, logs)
         });
-        Ok(ids)
+        Ok(deleted)
     }
 
     /// Which of `ids` are jobs in the store.

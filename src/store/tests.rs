@@ -301,10 +301,39 @@ async fn store_connections_with_their_last_job(t: &TestStore) {
     let listed = s.list_connections().await.unwrap();
     assert_eq!(listed.len(), 1);
     assert!(listed[0].last_job.is_none());
+    // The revision moves with each change a listing shows, and only then.
+    let mut revision = s.revision().await.unwrap();
+    let mut moved = async |what: &str| {
+        let now = s.revision().await.unwrap();
+        let did = now != revision;
+        revision = now;
+        eprintln!("{what}: moved {did}");
+        did
+    };
     let j1 = s.create_job(c.id, JobKind::Sync, "h:1").await.unwrap();
+    assert!(moved("a job queued").await);
     s.finish_job(j1.id, JobStatus::Failed).await.unwrap();
+    assert!(moved("a job ended").await);
     let j2 = s.create_job(c.id, JobKind::Sync, "h:1").await.unwrap();
     s.finish_job(j2.id, JobStatus::Succeeded).await.unwrap();
+    s.put_state(c.id, StateType::Legacy, &json!({"a": 0}))
+        .await
+        .unwrap();
+    assert!(moved("a job, then a state").await);
+    s.put_state(c.id, StateType::Legacy, &json!({"a": 1}))
+        .await
+        .unwrap();
+    assert!(!moved("a state alone").await);
+    assert!(s
+        .claim_job("h:2", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(!moved("a poll for work finding none").await);
+    s.update_actor(ActorKind::Source, &actor("src", "sample"))
+        .await
+        .unwrap();
+    assert!(moved("a source changed").await);
     let listed = s.list_connections().await.unwrap();
     let last = listed[0].last_job.as_ref().unwrap();
     assert_eq!((last.id, last.status), (j2.id, JobStatus::Succeeded));
@@ -326,6 +355,7 @@ async fn store_connections_with_their_last_job(t: &TestStore) {
         .set_connection_status("c", ConnectionStatus::Inactive)
         .await
         .unwrap());
+    assert!(moved("a connection disabled").await);
     let got = s.get_connection("c").await.unwrap().unwrap();
     assert_eq!(got.status, ConnectionStatus::Inactive);
     assert_eq!(got.catalog, ConfiguredAirbyteCatalog::default());
@@ -339,6 +369,7 @@ async fn store_connections_with_their_last_job(t: &TestStore) {
         .await
         .unwrap();
     assert!(s.delete_connection("c").await.unwrap());
+    assert!(moved("a connection deleted").await);
     assert!(s.get_job(j1.id).await.unwrap().is_none());
     assert!(s.get_state(c.id).await.unwrap().is_none());
 }

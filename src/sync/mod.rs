@@ -59,17 +59,18 @@ pub struct SyncPlan {
     pub run: String,
 }
 
-/// Receives each committed state. A sink that fails fails the sync: the
-/// user asked for the state to be kept.
+/// Receives each committed state, with the progress as it stands with
+/// that state committed. A sink that fails fails the sync: the user asked
+/// for the state to be kept.
 pub trait StateSink: Send + Sync {
-    fn commit(&self, snapshot: &StateSnapshot) -> Result<(), String>;
+    fn commit(&self, snapshot: &StateSnapshot, progress: &Progress) -> Result<(), String>;
 }
 
 /// Keeps nothing; for syncs run without a state file.
 pub struct NoStateSink;
 
 impl StateSink for NoStateSink {
-    fn commit(&self, _: &StateSnapshot) -> Result<(), String> {
+    fn commit(&self, _: &StateSnapshot, _: &Progress) -> Result<(), String> {
         Ok(())
     }
 }
@@ -212,7 +213,16 @@ pub async fn run(plan: SyncPlan, hooks: SyncHooks) -> SyncReport {
     }));
     let finish = |shared: &Arc<Mutex<Shared>>, status: SyncStatus, failure: Option<Failure>| {
         let s = shared.lock().expect("engine lock");
-        let progress = s.progress(started);
+        let mut progress = s.progress(started);
+        if status == SyncStatus::Succeeded {
+            // A sync that succeeded has every record it read in the
+            // destination, checkpoints or not (a full refresh commits at
+            // its end): its counts say so, as the state-by-state counts
+            // cannot.
+            for s in &mut progress.streams {
+                s.records_committed = s.records;
+            }
+        }
         hooks.observer.progress(&progress);
         let records = progress.streams.iter().map(|s| s.records).sum();
         let bytes = progress.streams.iter().map(|s| s.bytes).sum();
@@ -311,27 +321,22 @@ pub async fn run(plan: SyncPlan, hooks: SyncHooks) -> SyncReport {
             }
         })
     };
-    let confirmer = tokio::spawn(confirm(
-        std::mem::replace(&mut dest.stdout, crate::connector::Stdout::empty()),
-        Context {
-            shared: shared.clone(),
-            log: hooks.log.clone(),
-            state_sink: hooks.state_sink.clone(),
-            config_sink: hooks.config_sink.clone(),
-            abort: abort.clone(),
-            max_line_bytes: plan.max_line_bytes,
-        },
-    ));
-
-    let mut dest_in = dest.stdin.take().expect("write has stdin");
-    let pump_ctx = Context {
+    let shared_context = || Context {
         shared: shared.clone(),
         log: hooks.log.clone(),
         state_sink: hooks.state_sink.clone(),
         config_sink: hooks.config_sink.clone(),
         abort: abort.clone(),
         max_line_bytes: plan.max_line_bytes,
+        started,
     };
+    let confirmer = tokio::spawn(confirm(
+        std::mem::replace(&mut dest.stdout, crate::connector::Stdout::empty()),
+        shared_context(),
+    ));
+
+    let mut dest_in = dest.stdin.take().expect("write has stdin");
+    let pump_ctx = shared_context();
     let mut pump = Pump::new(Names::new(&plan.catalog, &plan.mapping), &pump_ctx);
     let end = pump
         .run(
@@ -568,6 +573,8 @@ pub(crate) struct Context {
     config_sink: Arc<dyn ConfigSink>,
     abort: CancellationToken,
     max_line_bytes: usize,
+    /// When the attempt started, for its progress.
+    started: Instant,
 }
 
 pub(crate) enum Keep {
@@ -641,19 +648,20 @@ async fn confirm(stdout: crate::connector::Stdout, cx: Context) {
             };
             match msg {
                 Message::State(state) => {
-                    let confirmed = cx
-                        .shared
-                        .lock()
-                        .expect("engine lock")
-                        .tracker
-                        .from_destination(&state);
+                    let confirmed = {
+                        let mut shared = cx.shared.lock().expect("engine lock");
+                        let commit = shared.tracker.from_destination(&state);
+                        commit.map(|c| (c, shared.progress(cx.started)))
+                    };
                     match confirmed {
-                        Ok(commit) => {
+                        Ok((commit, progress)) => {
                             let sink = cx.state_sink.clone();
                             let snapshot = commit.snapshot;
-                            let saved = tokio::task::spawn_blocking(move || sink.commit(&snapshot))
-                                .await
-                                .unwrap_or_else(|e| Err(e.to_string()));
+                            let saved = tokio::task::spawn_blocking(move || {
+                                sink.commit(&snapshot, &progress)
+                            })
+                            .await
+                            .unwrap_or_else(|e| Err(e.to_string()));
                             match saved {
                                 Ok(()) => {
                                     cx.shared.lock().expect("engine lock").state_committed = true;

@@ -260,6 +260,33 @@ fn names_that_name_nothing() {
 }
 
 #[test]
+fn a_schedule_runs_in_one_time_zone() {
+    let s = Sandbox::new();
+    let create = |schedule: &'static str, zone: Option<&'static str>| {
+        let mut args = vec![
+            "connection",
+            "create",
+            "c",
+            "--source",
+            "a",
+            "--destination",
+            "b",
+            "--schedule",
+            schedule,
+        ];
+        if let Some(zone) = zone {
+            args.extend(["--timezone", zone]);
+        }
+        args
+    };
+    cli_snapshot!(
+        s,
+        "two_time_zones",
+        &create("cron:CRON_TZ=Asia/Tokyo 0 * * * *", Some("Europe/Paris"))
+    );
+}
+
+#[test]
 fn a_connection_must_use_modes_its_destination_supports() {
     let s = Sandbox::new();
     s.run(&["source", "create", "gen", "--connector", "sample"])

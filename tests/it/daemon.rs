@@ -158,6 +158,33 @@ const SCRIPT: &[&[&str]] = &[
     &["job", "list"],
     &["job", "get", "1"],
     &["state", "get", "c1"],
+    // A job whose pre-flight check fails is recorded, failed with a
+    // config error, wherever it runs.
+    &[
+        "destination",
+        "create",
+        "bad",
+        "--connector",
+        "jsonl",
+        "--config",
+        r#"{"path": "/proc/no-such-dir/out"}"#,
+        "--no-check",
+    ],
+    &[
+        "connection",
+        "create",
+        "c2",
+        "--source",
+        "src",
+        "--destination",
+        "bad",
+        "--streams",
+        "users",
+    ],
+    &["connection", "sync", "c2"],
+    &["job", "get", "2"],
+    &["connection", "delete", "c2"],
+    &["destination", "delete", "bad"],
     &["connection", "disable", "c1"],
     &["connection", "sync", "c1"],
     &["connection", "enable", "c1"],
@@ -207,6 +234,15 @@ fn the_commands_answer_the_same_in_process_and_through_a_daemon() {
     // The script exercises failures too: their exit codes are part of it.
     let codes: Vec<i32> = expected.iter().map(|(_, (c, _, _))| *c).collect();
     assert!(codes.contains(&0) && codes.contains(&2), "{codes:?}");
+    let (_, (code, failed, _)) = expected
+        .iter()
+        .find(|(cmd, _)| cmd == "connection sync c2")
+        .unwrap();
+    // A config error: exit 2, as for any sync it fails before a record.
+    assert_eq!(*code, 2, "{failed}");
+    assert_eq!(failed["status"], "failed", "{failed}");
+    let failure = &failed["attempts"][0]["failure"];
+    assert_eq!(failure["failure_type"], "config_error", "{failed}");
 
     // Found on the data dir's socket with nothing set.
     let socket = Sandbox::new();
@@ -310,6 +346,22 @@ fn a_daemon_that_does_not_answer_exits_3_naming_its_address() {
             run.stderr()
         );
     }
+    // Another server at the address: said so, not printed.
+    for (kind, body) in [
+        (
+            "text/html",
+            "<!DOCTYPE html><html><body>It works!</body></html>",
+        ),
+        ("application/json", r#"{"status": "ok"}"#),
+    ] {
+        let host = foreign_server(kind, body);
+        let run = sandbox.run(&["--host", &host, "job", "list"]);
+        run.expect_code(3);
+        assert!(run.stdout().is_empty(), "{}", run.stdout());
+        let said = format!("{host} does not look like a sluice daemon (it answered 200 OK, {kind}");
+        assert!(run.stderr().contains(&said), "{}", run.stderr());
+        assert!(run.stderr().contains("hint:"), "{}", run.stderr());
+    }
     // The lifecycle commands act on this machine's daemon only.
     for verb in ["stop", "token", "start"] {
         let run = sandbox.run(&["--host", "http://127.0.0.1:9", "daemon", verb]);
@@ -331,13 +383,40 @@ fn a_daemon_that_does_not_answer_exits_3_naming_its_address() {
     );
 }
 
+/// An HTTP server that is not sluice, answering every request with `body`
+/// as `kind`: its address.
+fn foreign_server(kind: &'static str, body: &'static str) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\ncontent-type: {kind}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    host
+}
+
 #[test]
 fn one_daemon_per_data_dir_and_start_stop_manage_a_detached_one() {
     let sandbox = Sandbox::new();
-    sandbox.run(&["daemon", "start"]).expect_code(0);
+    let started = sandbox.run(&["-o", "json", "daemon", "start"]);
+    started.expect_code(0);
     let status = sandbox.run(&["-o", "json", "daemon", "status"]);
     status.expect_code(0);
     let pid = status.json()["pid"].as_u64().unwrap();
+    assert_eq!(started.json()["pid"], pid);
+    assert!(started.json()["log"].is_string(), "{}", started.stdout());
+    // Its status as a table of fields, with no empty header above.
+    let table = sandbox.run(&["daemon", "status"]).stdout();
+    let first = table.lines().nth(1).unwrap_or_default();
+    assert!(first.contains("Version"), "{table}");
     // The socket and the token are private.
     use std::os::unix::fs::PermissionsExt;
     for (file, mode) in [("daemon.sock", 0o600), ("daemon.token", 0o600)] {
@@ -356,12 +435,11 @@ fn one_daemon_per_data_dir_and_start_stop_manage_a_detached_one() {
     let again = sandbox.run(&["daemon", "start"]);
     again.expect_code(2);
 
-    let stop = sandbox.run(&["daemon", "stop"]);
+    let stop = sandbox.run(&["-o", "json", "daemon", "stop"]);
     stop.expect_code(0);
-    assert!(
-        stop.stderr().contains(&pid.to_string()),
-        "{}",
-        stop.stderr()
+    assert_eq!(
+        stop.json(),
+        serde_json::json!({"pid": pid, "stopped": true})
     );
     assert!(!sandbox.data_dir().join("daemon.sock").exists());
     // Stopped: commands run in this process again; status says so.
@@ -373,6 +451,11 @@ fn one_daemon_per_data_dir_and_start_stop_manage_a_detached_one() {
         none.stderr().contains("No sluice daemon"),
         "{}",
         none.stderr()
+    );
+    let none = sandbox.run(&["-o", "json", "daemon", "stop"]);
+    assert_eq!(
+        none.json(),
+        serde_json::json!({"pid": null, "stopped": false})
     );
 }
 
@@ -457,6 +540,91 @@ fn the_api_answers_bad_input_with_json_errors_and_stores_nothing() {
     // Health and readiness.
     assert_eq!(curl(&[&format!("{base}/healthz")]).0, 200);
     assert_eq!(curl(&[&format!("{base}/readyz")]).0, 200);
+    drop(daemon);
+}
+
+#[test]
+fn the_connection_list_is_kept_until_the_store_changes_and_names_its_revision() {
+    let sandbox = Sandbox::new();
+    let daemon = Daemon::start(&sandbox, true);
+    for args in [
+        &[
+            "source",
+            "create",
+            "s",
+            "--connector",
+            "sample",
+            "--config",
+            r#"{"count": 3}"#,
+        ][..],
+        &["destination", "create", "d", "--connector", "devnull"],
+        &[
+            "connection",
+            "create",
+            "c",
+            "--source",
+            "s",
+            "--destination",
+            "d",
+        ],
+    ] {
+        sandbox.run(args).expect_code(0);
+    }
+    let token = sandbox
+        .run(&["daemon", "token"])
+        .stdout()
+        .trim()
+        .to_string();
+    let url = format!("{}/api/v1/connections", daemon.tcp());
+    // (status, etag, body) of a GET, with an If-None-Match when given.
+    let get = |etag: Option<&str>| -> (u16, String, Value) {
+        let mut cmd = std::process::Command::new("curl");
+        cmd.args(["-s", "-D", "-", "-H"])
+            .arg(format!("Authorization: Bearer {token}"));
+        if let Some(e) = etag {
+            cmd.arg("-H").arg(format!("If-None-Match: {e}"));
+        }
+        let out = cmd.arg(&url).output().expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        let etag = head
+            .lines()
+            .find_map(|l| l.strip_prefix("etag: "))
+            .unwrap_or_default()
+            .to_string();
+        (
+            status,
+            etag,
+            serde_json::from_str(body).unwrap_or(Value::Null),
+        )
+    };
+    let (status, first, list) = get(None);
+    assert_eq!(status, 200);
+    assert!(first.starts_with('"'), "an ETag: {first:?}");
+    assert_eq!(list[0]["status"], "active");
+    assert!(list[0]["last_job"].is_null());
+    let (status, again, body) = get(Some(&first));
+    assert_eq!(
+        (status, again.as_str(), body),
+        (304, first.as_str(), Value::Null)
+    );
+
+    // A change through the CLI shows at once, with another ETag.
+    sandbox.run(&["connection", "disable", "c"]).expect_code(0);
+    let (status, disabled, list) = get(Some(&first));
+    assert_eq!(status, 200);
+    assert_ne!(disabled, first);
+    assert_eq!(list[0]["status"], "inactive");
+    // So does a job's end.
+    sandbox.run(&["connection", "enable", "c"]).expect_code(0);
+    sandbox.run(&["connection", "sync", "c"]).expect_code(0);
+    let (_, synced, list) = get(Some(&disabled));
+    assert_ne!(synced, disabled);
+    assert_eq!(list[0]["last_job"]["status"], "succeeded", "{list}");
+    // The CLI's listing through the daemon is the same as the API's.
+    let cli = sandbox.run(&["-o", "json", "connection", "list"]).json();
+    assert_eq!(cli, list);
     drop(daemon);
 }
 
@@ -821,10 +989,10 @@ fn two_daemons_share_a_postgres_store_and_take_over_each_others_jobs() {
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     };
-    let (victim, survivor) = if owner.contains(&format!("pid {} ", da.child.id())) {
-        (da, db_)
+    let (victim, survivor, survivor_box) = if owner.contains(&format!("pid {} ", da.child.id())) {
+        (da, db_, &b)
     } else {
-        (db_, da)
+        (db_, da, &a)
     };
     send_signal(victim.child.id(), "-KILL");
     drop(victim);
@@ -844,7 +1012,29 @@ fn two_daemons_share_a_postgres_store_and_take_over_each_others_jobs() {
     let attempts = job["attempts"].as_array().unwrap();
     assert_eq!(attempts.len(), 2, "{job}");
     assert_eq!(attempts[0]["failure"]["origin"], "platform", "{job}");
-    assert!(survivor.stop().success());
+
+    // One scheduler leads: the survivor's, now. A new daemon stands by
+    // until the leader dies, then takes over (within its retry, 10 s).
+    let leads =
+        |s: &Sandbox| run(s, &["-o", "json", "daemon", "status"]).json()["scheduler_leads"] == true;
+    let within = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    within("the survivor never led the scheduler", &|| {
+        leads(survivor_box)
+    });
+    let c = Sandbox::new();
+    let standby = daemon(&c);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert!(!leads(&c), "two schedulers lead");
+    send_signal(survivor.child.id(), "-KILL");
+    drop(survivor);
+    within("the standby never took the scheduler over", &|| leads(&c));
+    assert!(standby.stop().success());
 }
 
 #[test]
@@ -897,6 +1087,22 @@ fn a_cron_schedule_fires_in_the_daemon_and_stops_when_disabled() {
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+    // How late it fired is measured.
+    let socket = daemon.listen[0]
+        .strip_prefix("unix://")
+        .expect("the socket first");
+    let out = std::process::Command::new("curl")
+        .args(["-s", "--unix-socket", socket, "http://sluice/metrics"])
+        .output()
+        .unwrap();
+    let metrics = String::from_utf8_lossy(&out.stdout).to_string();
+    let lag: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("sluice_scheduler_lag_seconds "))
+        .unwrap_or_else(|| panic!("no scheduler lag in:\n{metrics}"))
+        .parse()
+        .unwrap();
+    assert!((0.0..5.0).contains(&lag), "lag {lag}");
     sandbox.run(&["connection", "disable", "c"]).expect_code(0);
     // One job may have been queued as it was disabled; none after that.
     std::thread::sleep(std::time::Duration::from_secs(2));

@@ -268,13 +268,29 @@ fn retention(env: &[(&str, &str)], sql: impl Fn(&Sandbox, &str)) {
     sql(&sandbox, &format!(
         "UPDATE jobs SET created_at = {old}, started_at = {old}, ended_at = {old} WHERE id IN (1, 3)"
     ));
+    // Job 1's log was written in another data dir on this machine (of a
+    // sluice sharing the store): it goes too.
+    let elsewhere = sandbox.path("elsewhere/jobs/1/attempt-1.log");
+    std::fs::create_dir_all(elsewhere.parent().unwrap()).unwrap();
+    std::fs::write(&elsewhere, "a log\n").unwrap();
+    sql(
+        &sandbox,
+        &format!(
+            "UPDATE attempts SET log_path = '{}' WHERE job_id = 1",
+            elsewhere.display()
+        ),
+    );
     let daemon = Daemon::start_with_env(&sandbox, false, &["--retention", "30d"], env);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while crate::common::dir_names(&jobs_dir).len() == 3 && Instant::now() < deadline {
+    while (crate::common::dir_names(&jobs_dir).len() == 3 || elsewhere.exists())
+        && Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(50));
     }
     drop(daemon);
     assert_eq!(crate::common::dir_names(&jobs_dir), ["2", "3"]);
+    assert!(!elsewhere.exists());
+    assert!(!elsewhere.parent().unwrap().exists());
     let jobs = run(&sandbox, env, &["-o", "json", "job", "list"]).json();
     let ids: Vec<i64> = jobs
         .as_array()

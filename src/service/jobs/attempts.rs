@@ -16,7 +16,7 @@ use crate::service::Call;
 use crate::store::{self, Actor, ActorFields, AttemptEnd, Job, Store};
 use crate::sync::log::AttemptLog;
 use crate::sync::mapping::Mapping;
-use crate::sync::{self as engine, StateSink, SyncPlan};
+use crate::sync::{self as engine, Progress, StateSink, SyncObserver, SyncPlan};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -155,13 +155,16 @@ impl Service {
                 labels,
                 run: call.run.clone(),
             };
+            let progress =
+                SavedProgress::new(store.clone(), job.id, number, handle.clone(), call.clone());
             let hooks = engine::SyncHooks {
                 log: log.clone(),
-                observer: Arc::new(call.clone()),
+                observer: Arc::new(progress.clone()),
                 state_sink: Arc::new(StoreState {
                     store: store.clone(),
                     connection_id: c.id,
                     handle: handle.clone(),
+                    progress,
                 }),
                 config_sink: Arc::new(ConfigUpdates {
                     source: store_slot(store, &handle, &p.source_actor, &p.source_spec),
@@ -177,8 +180,7 @@ impl Service {
                 grace: Duration::from_secs(10),
             };
             let span = tracing::info_span!("attempt", number);
-            let mut report = engine::run(plan, hooks).instrument(span).await;
-            crate::service::sync::committed_on_success(&mut report);
+            let report = engine::run(plan, hooks).instrument(span).await;
             tracing::info!(
                 job = job.id,
                 attempt = number,
@@ -265,23 +267,111 @@ impl Service {
 }
 
 /// Commits each state the destination confirmed to the store, as the
-/// `--state` file does for an inline sync: a crash keeps the last one.
+/// `--state` file does for an inline sync: a crash keeps the last one,
+/// and the attempt's counts with it.
 struct StoreState {
     store: Store,
     connection_id: i64,
     handle: tokio::runtime::Handle,
+    progress: SavedProgress,
 }
 
 impl StateSink for StoreState {
-    fn commit(&self, snapshot: &StateSnapshot) -> Result<(), String> {
+    fn commit(&self, snapshot: &StateSnapshot, progress: &Progress) -> Result<(), String> {
         // The engine calls this from a blocking thread.
-        self.handle
-            .block_on(self.store.put_state(
-                self.connection_id,
-                snapshot.state_type(),
-                &snapshot.to_file_value(),
-            ))
-            .map_err(|e| e.to_string())
+        self.handle.block_on(async {
+            self.store
+                .put_state(
+                    self.connection_id,
+                    snapshot.state_type(),
+                    &snapshot.to_file_value(),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            // The state is what matters; a count not saved is saved with
+            // the next.
+            self.progress.save(progress).await;
+            Ok(())
+        })
+    }
+}
+
+/// How often a running attempt's counts are saved between states.
+const SAVE_PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// A running attempt's progress, passed on to the call's followers and
+/// saved to its row in the store: with each committed state (see
+/// [`StoreState`]) and every [`SAVE_PROGRESS_EVERY`] between, so `job get`
+/// shows a running job's counts, and an attempt whose daemon was killed
+/// keeps the counts of what it committed. Cheap to clone; clones share
+/// what was saved.
+#[derive(Clone)]
+struct SavedProgress {
+    store: Store,
+    job: i64,
+    number: i64,
+    handle: tokio::runtime::Handle,
+    call: Call,
+    /// The age of the newest progress saved: an older one arriving later
+    /// is not saved over it.
+    saved: Arc<tokio::sync::Mutex<Option<Duration>>>,
+    /// When the last periodic save was started.
+    last: Arc<std::sync::Mutex<std::time::Instant>>,
+}
+
+impl SavedProgress {
+    fn new(
+        store: Store,
+        job: i64,
+        number: i64,
+        handle: tokio::runtime::Handle,
+        call: Call,
+    ) -> SavedProgress {
+        SavedProgress {
+            store,
+            job,
+            number,
+            handle,
+            call,
+            saved: Arc::new(tokio::sync::Mutex::new(None)),
+            last: Arc::new(std::sync::Mutex::new(std::time::Instant::now())),
+        }
+    }
+
+    async fn save(&self, p: &Progress) {
+        let mut saved = self.saved.lock().await;
+        if saved.is_some_and(|newest| newest >= p.elapsed) {
+            return;
+        }
+        match self
+            .store
+            .save_attempt_progress(self.job, self.number, &p.streams)
+            .await
+        {
+            Ok(()) => *saved = Some(p.elapsed),
+            Err(e) => {
+                tracing::debug!(job = self.job, error = %e, "Cannot save the attempt's progress.")
+            }
+        }
+    }
+}
+
+impl SyncObserver for SavedProgress {
+    fn progress(&self, p: &Progress) {
+        self.call.progress(p);
+        {
+            let mut last = self.last.lock().expect("never poisoned");
+            if last.elapsed() < SAVE_PROGRESS_EVERY {
+                return;
+            }
+            *last = std::time::Instant::now();
+        }
+        let (this, p) = (self.clone(), p.clone());
+        self.handle.spawn(async move { this.save(&p).await });
+    }
+
+    fn event(&self, level: LogLevel, message: &str) {
+        self.call.event(level, message);
     }
 }
 

@@ -161,7 +161,6 @@ impl Service {
         let c = self.connection(&req.connection).await?;
         queue::check_runnable(&c, req.kind)?;
         let reset_streams = state::selected(&c.catalog, &req.streams)?;
-        let prepared = self.prepare(&c, call).await?;
         let store = self.store().await?.clone();
         let owner = Owner::current().to_text();
         let job = match store.create_job(c.id, req.kind, &owner).await {
@@ -174,9 +173,20 @@ impl Service {
             other => other,
         }?;
         call.send(Event::JobStarted { job: job.id });
-        let status = self
-            .execute(&store, &c, reset_streams, &prepared, &job, req, call)
-            .await?;
+        // What keeps the job from running (a config its connector's check
+        // refuses) is recorded on it, as Airbyte does and as a daemon's
+        // runner does (`run_leased_job`).
+        let status = match self.prepare(&c, call).await {
+            Ok(prepared) => {
+                self.execute(&store, &c, reset_streams, &prepared, &job, req, call)
+                    .await?
+            }
+            Err(e) => {
+                self.record_failure(&store, &job, &e, &Secrets::default())
+                    .await?;
+                JobStatus::Failed
+            }
+        };
         store.finish_job(job.id, status).await?;
         // This process may exit once the job is answered: its webhooks
         // get a moment to be called first.

@@ -57,8 +57,9 @@ impl Service {
                 c.name, job.kind, job.id
             ))
             .hint(format!(
-                "wait for it to run (`sluice job get {}`), or cancel it",
-                job.id
+                "a daemon runs it (`sluice daemon start` if none runs; `sluice job logs -f {id}` \
+                 follows it), or cancel it with `sluice job cancel {id}`",
+                id = job.id
             )));
         }
         self.end_orphans(store, c).await

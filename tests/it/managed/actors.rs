@@ -195,6 +195,13 @@ fn sources_destinations_and_connections_round_trip(env: &Env) {
         logs.contains(&format!("Job {id} (sync) of connection `c`, attempt 1.")),
         "{logs}"
     );
+    // A full refresh commits at its end: the log's count says so, as the
+    // job's does.
+    assert_eq!(job["attempts"][0]["records_committed"], 7);
+    assert!(
+        logs.contains("The sync succeeded: 7 records, 7 committed."),
+        "{logs}"
+    );
     let text = env.ok(&["job", "get", &id]).stdout();
     assert!(text.contains("attempt-1.log"), "{text}");
 

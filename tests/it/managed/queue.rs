@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 both_backends!(
     queued_jobs_run_once_each_over_two_runners,
     a_job_whose_runner_died_is_taken_over,
+    a_running_attempt_shows_its_counts_and_keeps_them_when_its_runner_dies,
     queued_and_running_jobs_are_cancelled,
     a_graceful_stop_puts_a_long_job_back_in_the_queue,
     a_schedule_fires_until_its_connection_is_disabled,
@@ -220,6 +221,66 @@ fn a_job_whose_runner_died_is_taken_over(env: &Env) {
     });
 }
 
+fn a_running_attempt_shows_its_counts_and_keeps_them_when_its_runner_dies(env: &Env) {
+    let s = &env.sandbox;
+    // Two records and a state, then nothing for a long while.
+    let read = format!(
+        "{}\n    sleep 30",
+        echo_lines(&[record(1), record(2), state(2)])
+    );
+    setup_connection(env, &script_source(s, &read));
+    let quick = RunnerOptions {
+        lease: Duration::from_secs(1),
+        ..options(1)
+    };
+    // The first runner has a runtime of its own, to be killed with it.
+    let doomed = runtime();
+    doomed.spawn({
+        let runner = Runner::new(service(env), quick.clone());
+        async move { runner.run(CancellationToken::new(), DEADLINE).await }
+    });
+    runtime().block_on(async {
+        let svc = service(env);
+        let job = svc.enqueue_job(&sync("c")).await.unwrap();
+        // The counts are in the store while the attempt runs.
+        let running = wait_for(&svc, job.id, |j| {
+            j.attempts.first().is_some_and(|a| a.records_committed == 2)
+        })
+        .await;
+        assert_eq!(running.job.status, JobStatus::Running, "{running:?}");
+        let attempt = &running.attempts[0];
+        assert_eq!(attempt.status.as_str(), "running");
+        assert_eq!(
+            (attempt.records, attempt.stats.len()),
+            (2, 1),
+            "{attempt:?}"
+        );
+        assert_eq!(attempt.stats[0].records_committed, 2);
+
+        // The runner dies: its lease runs out and another takes the job
+        // over, recording the attempt as failed with what it committed.
+        doomed.shutdown_background();
+        let stop = CancellationToken::new();
+        let second = tokio::spawn({
+            let (runner, stop) = (Runner::new(service(env), quick), stop.clone());
+            async move { runner.run(stop, DEADLINE).await }
+        });
+        let taken = wait_for(&svc, job.id, |j| j.attempts.len() == 2).await;
+        let killed = &taken.attempts[0];
+        assert_eq!(killed.status.as_str(), "failed", "{taken:?}");
+        assert_eq!(
+            (killed.records, killed.records_committed),
+            (2, 2),
+            "{killed:?}"
+        );
+        assert_eq!(killed.stats[0].records_committed, 2, "{killed:?}");
+        svc.job_cancel(job.id).await.unwrap();
+        wait_for(&svc, job.id, ended).await;
+        stop.cancel();
+        second.await.unwrap().unwrap();
+    });
+}
+
 fn queued_and_running_jobs_are_cancelled(env: &Env) {
     // c0 runs for ever (as good as); c1 waits queued behind it.
     sample_connections(env, 2, 1_000_000_000);
@@ -227,6 +288,22 @@ fn queued_and_running_jobs_are_cancelled(env: &Env) {
         let s = service(env);
         let long = s.enqueue_job(&sync("c0")).await.unwrap();
         let queued = s.enqueue_job(&sync("c1")).await.unwrap();
+        // With no daemon to run them, the commands say so rather than wait.
+        let id = queued.id.to_string();
+        let follow = env.run(&["job", "logs", "-f", &id]);
+        follow.expect_code(3);
+        for said in [
+            "is queued, and no sluice daemon runs here",
+            "sluice daemon start",
+        ] {
+            assert!(follow.stderr().contains(said), "{}", follow.stderr());
+        }
+        let again = env.run(&["connection", "sync", "c1"]);
+        again.expect_code(2);
+        let cancel = format!("sluice job cancel {id}");
+        for said in ["already has a queued job", "sluice daemon start", &cancel] {
+            assert!(again.stderr().contains(said), "{}", again.stderr());
+        }
         let runner = Runner::new(service(env), options(1));
         let stop = CancellationToken::new();
         let run = tokio::spawn({

@@ -10,6 +10,32 @@ use serde_json::Value;
 const ITEMS: &str = "CREATE TABLE items (id int PRIMARY KEY, name text, updated_at timestamptz NOT NULL);
 INSERT INTO items SELECT i, 'item ' || i, '2024-01-01'::timestamptz + i * interval '1 minute' FROM generate_series(1, 50) i;";
 
+/// An incremental, deduplicated sync from the source config to `dst`,
+/// keeping its state in `state`: its summary, having read `expected`
+/// records.
+fn incremental_sync(
+    sandbox: &Sandbox,
+    source_config: &str,
+    dst: &PgDatabase,
+    state: &std::path::Path,
+    expected: u64,
+) -> Value {
+    let summary = sandbox.sync(
+        ("postgres", source_config),
+        ("postgres", &url_config(dst)),
+        &[
+            "--sync-mode",
+            "incremental",
+            "--destination-sync-mode",
+            "append-dedup",
+            "--state",
+            state.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(summary["records"], expected, "{summary}");
+    summary
+}
+
 #[test]
 fn postgres_incremental_picks_up_only_new_and_updated_rows() {
     let (Some(src), Some(dst)) = (PgDatabase::create(), PgDatabase::create()) else {
@@ -19,22 +45,7 @@ fn postgres_incremental_picks_up_only_new_and_updated_rows() {
     let sandbox = Sandbox::new();
     let state = sandbox.path("state.json");
     let source_config = serde_json::json!({"url": src.url, "checkpoint_every": 10}).to_string();
-    let run = |expected: u64| {
-        let summary = sandbox.sync(
-            ("postgres", &source_config),
-            ("postgres", &url_config(&dst)),
-            &[
-                "--sync-mode",
-                "incremental",
-                "--destination-sync-mode",
-                "append-dedup",
-                "--state",
-                state.to_str().unwrap(),
-            ],
-        );
-        assert_eq!(summary["records"], expected, "{summary}");
-        summary
-    };
+    let run = |expected: u64| incremental_sync(&sandbox, &source_config, &dst, &state, expected);
     let first = run(50);
     // Checkpoints every 10 records, and the last one.
     assert!(
@@ -271,19 +282,7 @@ fn postgres_incremental_sends_rows_added_later_at_the_saved_cursor_value() {
     let state = sandbox.path("state.json");
     let source_config = url_config(&src);
     let run = |expected: u64| {
-        let summary = sandbox.sync(
-            ("postgres", &source_config),
-            ("postgres", &url_config(&dst)),
-            &[
-                "--sync-mode",
-                "incremental",
-                "--destination-sync-mode",
-                "append-dedup",
-                "--state",
-                state.to_str().unwrap(),
-            ],
-        );
-        assert_eq!(summary["records"], expected, "{summary}");
+        incremental_sync(&sandbox, &source_config, &dst, &state, expected);
     };
     let saved = || -> Value {
         let all: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
