@@ -1,6 +1,6 @@
 // Screenshots of the main pages into DOCS (docs/ in the repo), from a
 // daemon scripts/screenshots set up: the connections list, a connection
-// with its jobs and log, its settings, a source's form, the jobs, and the
+// with its jobs and log, a failed job's reason, its settings, a source's form, the jobs, and the
 // list at phone width.
 
 import path from 'node:path';
@@ -26,6 +26,10 @@ try {
   await waitText(page, '#jobs', /succeeded/);
   await waitText(page, '.logtext', /\S/);
   await shot('connection', true);
+
+  await page.goto(`${url}/connections/clicks-to-nowhere`);
+  await waitText(page, '#jobs td.failure', /\S/);
+  await shot('failure');
 
   await page.goto(`${url}/connections/orders-to-files/settings`);
   await page.waitForSelector('.preview li');
