@@ -128,6 +128,7 @@ try {
   step('the list shows both, searchable');
   await page.goto(`${url}/connections`);
   await waitText(page, '#connections', /pg-to-broken/);
+  await waitText(page, '#connections', new RegExp(`succeeded.*${ROWS} records`));
   await page.type('input[type=search]', 'files');
   await waitText(page, '#connections caption', /^1 of 2/);
 

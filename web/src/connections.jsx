@@ -3,7 +3,7 @@
 
 import { useMemo, useState } from 'react';
 import * as api from './api.js';
-import { Link, useLoad, ErrorNote, Loading, Status, ago, nextRun, navigate, Head } from './util.jsx';
+import { Link, useLoad, ErrorNote, Loading, Status, ago, count, nextRun, navigate, Head } from './util.jsx';
 import { StreamPicker, choiceOf, specOf } from './streams.jsx';
 
 export function Toggle({ conn, onDone }) {
@@ -57,6 +57,7 @@ const Row = ({ c, now, setStatus }) => (
       {c.last_job ? (
         <>
           <Status status={c.last_job.status} /> <span className="muted">{ago(c.last_job.at, now)}</span>
+          <span className="muted records"> · {count(c.last_job.records)} records</span>
         </>
       ) : (
         <span className="muted">never run</span>
