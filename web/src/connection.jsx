@@ -129,6 +129,16 @@ function StatusTab({ c }) {
           <ProgressTable streams={live.streams} />
         </div>
       )}
+      {!live && current && current.attempts && current.attempts.length > 0 && (
+        // A job started elsewhere (its schedule, the CLI): its counts as the
+        // daemon saves them, polled.
+        <div className="card" aria-live="polite">
+          <h2>
+            Running {current.kind} <span className="muted">(job {current.id}, attempt {current.attempts.length})</span>
+          </h2>
+          <ProgressTable streams={current.attempts[current.attempts.length - 1].stats} />
+        </div>
+      )}
       {changes && (
         <div className="card">
           <h2>Schema changes</h2>
