@@ -149,6 +149,36 @@ fn the_ui_is_served_without_the_token_and_the_api_only_with_it_or_a_session() {
     assert_eq!(with(&[], "GET", "/connections"), 401);
 }
 
+#[test]
+fn on_the_unix_socket_the_ui_and_api_need_no_sign_in_and_sluice_ui_names_the_tcp_address() {
+    let sandbox = Sandbox::new();
+    let socket_only = Daemon::start(&sandbox, false);
+    let socket = sandbox.data_dir().join("daemon.sock");
+    for path in ["/", "/api/v1/daemon"] {
+        let (status, _, _) = curl(
+            &["--unix-socket", socket.to_str().unwrap()],
+            &format!("http://localhost{path}"),
+        );
+        assert_eq!(status, 200, "{path}");
+    }
+    // A browser cannot reach a socket: `sluice ui` says how to listen on TCP.
+    let run = sandbox.run(&["ui"]);
+    run.expect_code(2);
+    assert!(run.stderr().contains("--listen"), "{}", run.stderr());
+    drop(socket_only);
+
+    let (daemon, base, _) = self::daemon(&sandbox);
+    let mut cmd = sandbox.cmd();
+    cmd.env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .args(["-o", "json", "ui"]);
+    let run = crate::common::Run(cmd.output().expect("run sluice"));
+    run.expect_code(0);
+    assert_eq!(run.json()["url"], format!("{base}/"));
+    assert_eq!(run.json()["opened"], false);
+    drop(daemon);
+}
+
 /// Node, Debian's Chromium and the browser scripts' npm packages, or the
 /// test skips (fails under CI).
 fn browser_ready() -> Option<PathBuf> {
