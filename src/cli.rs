@@ -146,6 +146,7 @@ impl Cli {
                             grace: args.grace,
                             lease: args.lease,
                             retention: args.retention,
+                            jitter: args.jitter,
                         };
                         crate::daemon::control::run(settings, options).await?;
                         return Ok(ExitClass::Success);

@@ -446,7 +446,46 @@ impl FromStr for Schedule {
     }
 }
 
+/// Whether cron schedules may fire more than once a minute: only for
+/// tests, which cannot wait minutes (`SLUICE_SCHEDULE_SECONDS=allow`, a
+/// hidden setting, or [`allow_schedules_in_seconds`] in-process).
+fn schedules_in_seconds() -> bool {
+    SCHEDULES_IN_SECONDS.load(std::sync::atomic::Ordering::Relaxed)
+        || std::env::var("SLUICE_SCHEDULE_SECONDS").is_ok_and(|v| v == "allow")
+}
+
+static SCHEDULES_IN_SECONDS: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Lets cron schedules in this process fire every second (tests only).
+#[doc(hidden)]
+pub fn allow_schedules_in_seconds() {
+    SCHEDULES_IN_SECONDS.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 impl Schedule {
+    /// Refuses a cron schedule that fires more than once a minute, as
+    /// `every:` does: said where a schedule comes in (a stored one is read
+    /// whatever it is).
+    pub fn check_frequency(&self) -> Result<(), ScheduleError> {
+        let Schedule::Cron { expression, .. } = self else {
+            return Ok(());
+        };
+        // Six fields put seconds first: one second of the minute is once
+        // a minute.
+        let fields: Vec<&str> = expression.split_whitespace().collect();
+        if fields.len() >= 6 && fields[0].parse::<u8>().is_err() && !schedules_in_seconds() {
+            return Err(ScheduleError {
+                message: format!(
+                    "schedule `{self}` fires more than once a minute (its first field, `{}`, \
+                     is the second); write five fields, or one second such as `0`",
+                    fields[0]
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// The time zone of a cron schedule.
     pub fn timezone(&self) -> Option<&str> {
         match self {
@@ -596,9 +635,17 @@ mod tests {
             "every:soon",
             "cron:61 * * * *",
             "cron:",
+            "cron:* * * * * *",
+            "cron:*/10 * * * * *",
         ] {
-            assert!(bad.parse::<Schedule>().is_err(), "{bad}");
+            let refused = bad
+                .parse::<Schedule>()
+                .and_then(|s| s.check_frequency().map(|()| s));
+            assert!(refused.is_err(), "{bad}");
         }
+        // One second of the minute is once a minute.
+        let once = "cron:30 0 * * * *".parse::<Schedule>().unwrap();
+        assert!(once.check_frequency().is_ok());
         assert_eq!(
             serde_json::to_value(Schedule::Every(Duration::from_secs(1800))).unwrap(),
             "every:30m"

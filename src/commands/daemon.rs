@@ -71,6 +71,12 @@ pub struct DaemonRunArgs {
     /// are deleted at start and then daily.
     #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = humantime::parse_duration)]
     pub retention: std::time::Duration,
+
+    /// At most this much is added to each scheduled run, each connection
+    /// its own share of it, so that connections on one schedule do not
+    /// all start at once, e.g. 5m.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub jitter: std::time::Duration,
 }
 
 impl DaemonRunArgs {
@@ -95,6 +101,8 @@ impl DaemonRunArgs {
         out.push(humantime::format_duration(self.lease).to_string());
         out.push("--retention".to_string());
         out.push(humantime::format_duration(self.retention).to_string());
+        out.push("--jitter".to_string());
+        out.push(humantime::format_duration(self.jitter).to_string());
         out
     }
 }

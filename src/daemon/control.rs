@@ -39,6 +39,8 @@ pub struct Options {
     /// How long ended jobs and their logs are kept (the newest job of each
     /// connection always is).
     pub retention: Duration,
+    /// At most this much is added to each scheduled run.
+    pub jitter: Duration,
 }
 
 impl Default for Options {
@@ -50,6 +52,7 @@ impl Default for Options {
             grace: Duration::from_secs(60),
             lease: RunnerOptions::default().lease,
             retention: Duration::from_secs(30 * 24 * 3600),
+            jitter: Duration::ZERO,
         }
     }
 }
@@ -220,8 +223,14 @@ pub async fn run(settings: Settings, options: Options) -> Result<(), ApiError> {
             ..RunnerOptions::default()
         },
     );
-    let scheduler = Scheduler::new(api.service().clone(), SchedulerOptions::default())
-        .with_runner(runner.clone());
+    let scheduler = Scheduler::new(
+        api.service().clone(),
+        SchedulerOptions {
+            jitter: options.jitter,
+            ..SchedulerOptions::default()
+        },
+    )
+    .with_runner(runner.clone());
     let stop = CancellationToken::new();
     let daemon = Arc::new(Daemon {
         api,

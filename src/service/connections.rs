@@ -116,6 +116,11 @@ impl Service {
         destination: &Actor,
         call: &Call,
     ) -> Result<ConnectionFields, ApiError> {
+        spec.schedule.check_frequency().map_err(|e| {
+            ApiError::user(e.message)
+                .hint(crate::model::ScheduleError::HINT)
+                .context(format!("connection `{name}`"))
+        })?;
         let destination_id = destination.id;
         let notifications = spec
             .notifications

@@ -1040,7 +1040,9 @@ fn two_daemons_share_a_postgres_store_and_take_over_each_others_jobs() {
 #[test]
 fn a_cron_schedule_fires_in_the_daemon_and_stops_when_disabled() {
     let sandbox = Sandbox::new();
-    let daemon = Daemon::start(&sandbox, false);
+    // Every second, which only tests may ask for.
+    let seconds = [("SLUICE_SCHEDULE_SECONDS", "allow")];
+    let daemon = Daemon::start_with_env(&sandbox, false, &[], &seconds);
     sandbox
         .run(&[
             "source",
@@ -1056,8 +1058,10 @@ fn a_cron_schedule_fires_in_the_daemon_and_stops_when_disabled() {
         .run(&["destination", "create", "d", "--connector", "devnull"])
         .expect_code(0);
     // Every second (croner reads six fields as seconds first).
-    sandbox
-        .run(&[
+    let create = sandbox
+        .cmd()
+        .envs(seconds)
+        .args([
             "connection",
             "create",
             "c",
@@ -1070,7 +1074,9 @@ fn a_cron_schedule_fires_in_the_daemon_and_stops_when_disabled() {
             "--timezone",
             "Europe/Paris",
         ])
-        .expect_code(0);
+        .output()
+        .expect("run sluice");
+    Run(create).expect_code(0);
     let jobs = || {
         sandbox
             .run(&["-o", "json", "job", "list", "--limit", "0"])

@@ -89,7 +89,13 @@ fn scheduled_connections(env: &Env, n: usize, count: u64, schedule: &str) {
         );
     }
     let file = env.sandbox.write("setup.yaml", &yaml);
-    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let out = env
+        .cmd()
+        .env("SLUICE_SCHEDULE_SECONDS", "allow")
+        .args(["apply", "-f", file.to_str().unwrap()])
+        .output()
+        .expect("run sluice");
+    crate::common::Run(out).expect_code(0);
 }
 
 /// Waits until job `id` is in a status `done` accepts.
@@ -403,7 +409,9 @@ async fn jobs_of(s: &Service, connection: &str) -> Vec<sluice::api::Job> {
 }
 
 fn a_schedule_fires_until_its_connection_is_disabled(env: &Env) {
-    // Every second (croner reads a sixth field as seconds).
+    // Every second (croner reads a sixth field as seconds), which only
+    // tests may ask for.
+    sluice::model::allow_schedules_in_seconds();
     scheduled_connections(env, 1, 20, "cron:* * * * * *");
     runtime().block_on(async {
         let s = service(env);
