@@ -99,6 +99,7 @@ pub enum Command {
     System(commands::system::SystemCommand),
     #[command(subcommand)]
     Daemon(commands::daemon::DaemonCommand),
+    Ui(commands::webui::UiArgs),
     Completions(commands::completions::CompletionsArgs),
     /// Writes completions/ and man/ from these definitions (for packagers).
     #[command(hide = true)]
@@ -193,10 +194,39 @@ impl Cli {
             Command::Apply(args) => commands::apply::apply(&ctx, args).await,
             Command::Export(args) => commands::apply::export(&ctx, args).await,
             Command::Daemon(_) => commands::daemon::status(&ctx).await,
+            Command::Ui(args) => commands::webui::run(&ctx, args, open_browser).await,
             Command::Completions(_) | Command::GenerateAssets(_) => {
                 unreachable!("handled above")
             }
         }
+    }
+}
+
+/// Opens `url` in this machine's browser (`open` on macOS, `xdg-open`
+/// elsewhere); an error when there is no desktop to open it on.
+fn open_browser(url: &str) -> std::io::Result<()> {
+    use std::process::{Command, Stdio};
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        let desktop = ["DISPLAY", "WAYLAND_DISPLAY"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()));
+        if !desktop {
+            return Err(std::io::Error::other("no desktop session"));
+        }
+        "xdg-open"
+    };
+    let status = Command::new(opener)
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!("{opener} failed: {status}")))
     }
 }
 

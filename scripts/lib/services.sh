@@ -103,3 +103,21 @@ install_openapi_tools() {
     "$venv/bin/pip" install --quiet --disable-pip-version-check $want
     printf '%s' "$want" >"$venv/.sluice-installed"
 }
+
+# Debian's Chromium and the browser tests' npm packages (puppeteer-core,
+# which drives that Chromium: it downloads no browser of its own).
+install_browser_tools() {
+    if ! command -v chromium >/dev/null 2>&1; then
+        log "installing Chromium"
+        apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+    fi
+    if ! command -v npm >/dev/null 2>&1; then
+        log "installing Node.js and npm"
+        apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
+    fi
+    local dir=tests/browser
+    if [ ! -d "$dir/node_modules/puppeteer-core" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+        log "npm packages of $dir"
+        (cd "$dir" && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+    fi
+}

@@ -416,6 +416,9 @@ pub struct LastJob {
     pub status: JobStatus,
     /// When it ended, or started, or was created (Unix ms).
     pub at: i64,
+    /// Records its attempts read.
+    #[serde(default)]
+    pub records: i64,
 }
 
 // -- jobs ---------------------------------------------------------------------
@@ -1041,6 +1044,7 @@ mod tests {
                 id: 7,
                 status: JobStatus::Running,
                 at: 3,
+                records: 10,
             }),
             created_at: 1,
             updated_at: 2,

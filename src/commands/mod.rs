@@ -22,6 +22,7 @@ pub mod state;
 pub mod sync;
 pub mod system;
 pub mod ui;
+pub mod webui;
 
 use crate::api::{Api, ApiError, ErrorClass};
 use args::{GlobalArgs, OutputFormat, RuntimeArgs};

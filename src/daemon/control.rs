@@ -241,6 +241,7 @@ pub async fn run(settings: Settings, options: Options) -> Result<(), ApiError> {
         listen: listen.clone(),
         backend: db.backend,
         store: db.url,
+        auth: server::session::Auth::new(token),
         connections: Default::default(),
         scheduler: scheduler.gauges(),
     });
@@ -264,7 +265,7 @@ pub async fn run(settings: Settings, options: Options) -> Result<(), ApiError> {
         });
     }
     for l in tcp {
-        let app = server::router_with_token(daemon.clone(), token.clone());
+        let app = server::router_with_token(daemon.clone());
         let stop = stop.clone();
         servers.spawn(async move {
             axum::serve(l, app)

@@ -7,8 +7,9 @@
 //! alone once it ends. It runs on a task of its own: a client that goes
 //! away does not stop a job. Every error is `{"error": ApiError}` with an
 //! HTTP status from its code; an internal one says nothing of the inside.
-//! On TCP every request needs the daemon's token; the Unix socket is
-//! guarded by its file mode instead.
+//! On TCP every request needs the daemon's token (or a browser session
+//! signed in with it, `session.rs`); the Unix socket is guarded by its file
+//! mode instead. The web UI's files are served at `/` (`ui.rs`).
 
 use crate::api::remote::{ErrorBody, RunLine, StateReset, RUN_HEADER, RUN_MEDIA_TYPE};
 use crate::api::{
@@ -21,7 +22,7 @@ use crate::api::{
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -32,6 +33,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 mod openapi;
+pub mod session;
+mod ui;
 pub use openapi::document as openapi_document;
 
 /// The largest request body taken: a setup file or a state, never data.
@@ -52,6 +55,8 @@ pub struct Daemon {
     pub backend: String,
     /// The store's URL, its password masked.
     pub store: String,
+    /// The token, and the browsers signed in with it.
+    pub auth: session::Auth,
     /// The connections' listing, as last answered.
     pub connections: Kept,
     /// Whether its scheduler leads, and how late it fires.
@@ -129,47 +134,23 @@ pub fn router(daemon: Shared) -> Router {
         .route("/jobs/{id}/logs", get(job_logs))
         .route("/apply", post(apply))
         .route("/export", get(export))
-        .route("/openapi.json", get(openapi::serve));
+        .route("/openapi.json", get(openapi::serve))
+        .route("/session", post(session::sign_in).delete(session::sign_out));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .nest("/api/v1", api)
-        .fallback(not_found)
+        .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::map_response(with_version))
         .with_state(daemon)
 }
 
-/// The routes behind a bearer token (TCP).
-pub fn router_with_token(daemon: Shared, token: String) -> Router {
-    router(daemon).layer(middleware::from_fn_with_state(
-        Arc::new(token),
-        require_token,
-    ))
-}
-
-async fn require_token(State(token): State<Arc<String>>, req: Request, next: Next) -> Response {
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match given {
-        Some(given) if constant_time_eq::constant_time_eq(given.as_bytes(), token.as_bytes()) => {
-            next.run(req).await
-        }
-        _ => {
-            let mut resp = error(ApiError::new(
-                ErrorCode::Unauthorized,
-                "this daemon wants its token: `Authorization: Bearer TOKEN`",
-            ));
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            resp
-        }
-    }
+/// The routes behind the token or a signed-in session (TCP).
+pub fn router_with_token(daemon: Shared) -> Router {
+    router(daemon.clone()).layer(middleware::from_fn_with_state(daemon, session::require))
 }
 
 async fn with_version(mut resp: Response) -> Response {
@@ -343,8 +324,11 @@ macro_rules! attempt {
     };
 }
 
-async fn not_found() -> Response {
-    error(ApiError::not_found("no such route").hint("the routes are under /api/v1"))
+/// What no route takes: the web UI's, or no such route.
+async fn fallback(req: Request) -> Response {
+    ui::answer(req.method(), req.uri(), req.headers()).unwrap_or_else(|| {
+        error(ApiError::not_found("no such route").hint("the routes are under /api/v1"))
+    })
 }
 
 /// A route asked with a method it does not take: the API's error, as every

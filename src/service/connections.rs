@@ -85,6 +85,7 @@ impl ConnectionView {
                 id: j.id,
                 status: j.status,
                 at: j.ended_at.or(j.started_at).unwrap_or(j.created_at),
+                records: j.records,
             }),
             created_at: c.created_at,
             updated_at: c.updated_at,

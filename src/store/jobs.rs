@@ -28,6 +28,9 @@ pub struct Job {
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub ended_at: Option<i64>,
+    /// Records its attempts read, so far.
+    #[sqlx(default)]
+    pub records: i64,
 }
 
 #[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
@@ -65,8 +68,9 @@ pub struct JobFilter {
     pub limit: i64,
 }
 
-const SELECT: &str = "SELECT j.*, c.name AS connection_name FROM jobs j \
-     JOIN connections c ON c.id = j.connection_id";
+const SELECT: &str = "SELECT j.*, c.name AS connection_name, \
+     (SELECT CAST(COALESCE(SUM(a.records), 0) AS BIGINT) FROM attempts a WHERE a.job_id = j.id) AS records \
+     FROM jobs j JOIN connections c ON c.id = j.connection_id";
 
 impl Store {
     /// Records a job that starts now, run by `owner`; refused while the

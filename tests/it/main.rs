@@ -16,3 +16,4 @@ mod openapi;
 mod postgres;
 mod process;
 mod services;
+mod ui;

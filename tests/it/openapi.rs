@@ -281,6 +281,7 @@ const CALLS: &[(&str, &str, &str)] = &[
         r#"{"name": "c1", "patch": {}}"#,
     ),
     ("POST", "/api/v1/apply", r#"{"setup": {}, "dry_run": true}"#),
+    ("POST", "/api/v1/session", r#"{"token": "{token}"}"#),
     (
         "PUT",
         "/api/v1/connections/{name}/state",
@@ -348,6 +349,7 @@ fn every_documented_route_answers_minimal_input() {
 
     for (method, path, body) in order {
         let url = concrete(&path);
+        let body = body.replace("{token}", &client.token);
         let (code, answer) =
             client.call(&method, &url, (!body.is_empty()).then_some(body.as_str()));
         assert!(code < 500, "{method} {url}: {code} {answer}");

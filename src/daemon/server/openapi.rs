@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, HeaderBuilder, RefOr};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
@@ -24,8 +24,9 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
             syncs, as JSON. A long operation answers with its answer once it ends, or, when \
             asked with `Accept: application/x-ndjson`, with JSON lines as it runs: its events, \
             then its answer or its error (`RunLine`). On TCP every request needs the daemon's \
-            token (`sluice daemon token`) as `Authorization: Bearer TOKEN`; the Unix socket \
-            needs none.",
+            token (`sluice daemon token`) as `Authorization: Bearer TOKEN`, or the session \
+            cookie `POST /api/v1/session` sets (a change asked with the cookie also needs the \
+            `X-Sluice-CSRF` header); the Unix socket needs none.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     paths(
@@ -70,6 +71,8 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
         job_logs,
         apply,
         export,
+        super::session::sign_in,
+        super::session::sign_out,
     ),
     components(schemas(ErrorBody, RunLine<SyncAnswer>)),
     modifiers(&Shared),
@@ -145,10 +148,25 @@ impl Modify for Shared {
                     .build(),
             ),
         );
-        doc.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
-            "token",
-            Vec::<String>::new(),
-        )]);
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                super::session::COOKIE,
+                "A browser's session, from `POST /api/v1/session`; a change also needs \
+                 the `X-Sluice-CSRF` header.",
+            ))),
+        );
+        doc.security = Some(
+            ["token", "session"]
+                .into_iter()
+                .map(|scheme| {
+                    utoipa::openapi::security::SecurityRequirement::new(
+                        scheme,
+                        Vec::<String>::new(),
+                    )
+                })
+                .collect(),
+        );
         let error = |description: &str| {
             ResponseBuilder::new()
                 .description(description)
