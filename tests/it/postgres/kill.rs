@@ -135,3 +135,44 @@ fn postgres_killed_append_dedup_leaves_no_duplicates_after_a_rerun() {
         "3000|3000|v2|v2"
     );
 }
+
+#[test]
+fn postgres_commits_states_at_most_a_second_late_even_when_the_source_stalls() {
+    let Some(dst) = PgDatabase::create() else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let source = file_source(&sandbox);
+    let config = url_config(&dst);
+    // A checkpoint every hundred records (committed together, not one
+    // transaction each), then the source hangs after its last one.
+    let mut lines = Vec::new();
+    for i in 1..=3000 {
+        lines.push(user(i, "v1", i, false));
+        if i % 100 == 0 {
+            lines.push(state_line(i));
+        }
+    }
+    sandbox.write("records", &(lines.join("\n") + "\n"));
+    sandbox.write("hang", "");
+    let state = sandbox.path("state.json");
+    let state_arg = state.display().to_string();
+    let args = ["--sync-mode", "incremental", "--state", &state_arg];
+    let last_acknowledged = || {
+        std::fs::read_to_string(&state)
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect::<String>()
+            .contains(r#""n":3000"#)
+    };
+    let start = Instant::now();
+    kill_when(
+        &sandbox,
+        &sync_args(&source, &config, &args),
+        last_acknowledged,
+    );
+    // Acknowledged while the source still hung (it sleeps 60 s), so
+    // committed: every record before it is in the table.
+    assert!(start.elapsed() < Duration::from_secs(30));
+    assert_eq!(dst.sql("SELECT count(*) FROM users"), "3000");
+}

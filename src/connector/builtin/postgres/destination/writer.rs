@@ -9,6 +9,12 @@
 //! one is loaded but not swapped in; such states are held until it is. A
 //! new table whose stream did not complete is dropped at the end, the final
 //! table left as it was.
+//!
+//! It commits at most every [`COMMIT_EVERY`], not at each state: a source
+//! that checkpoints every hundred records would otherwise pay a
+//! transaction and a flush of the server's log per hundred records. A
+//! state waits at most that long for its commit, whether records follow
+//! it or not.
 
 use super::ddl::{setup, Target};
 use super::plan::Plan;
@@ -16,7 +22,12 @@ use super::{Columns, Op};
 use crate::connector::builtin::postgres::{binary, Config, Conn};
 use crate::connector::builtin::{BuiltinError, BuiltinResult, Output};
 use crate::protocol::LogLevel;
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::time::{Duration, Instant};
+
+/// How often the writer commits while states come (and at most how long a
+/// state waits for its commit).
+pub(super) const COMMIT_EVERY: Duration = Duration::from_secs(1);
 
 /// Sets the tables up, tells the reader the column types, then loads
 /// what it sends.
@@ -39,14 +50,24 @@ pub(super) async fn writer(
         return Ok(());
     }
     let mut in_tx = false;
+    // States whose records are committed, held until new tables are
+    // swapped in; and states whose records are not committed yet.
     let mut held: Vec<Vec<u8>> = Vec::new();
+    let mut uncommitted: Vec<Vec<u8>> = Vec::new();
+    let mut last_commit = Instant::now();
     let mut next: Option<Op> = None;
     loop {
+        if !uncommitted.is_empty() && last_commit.elapsed() >= COMMIT_EVERY {
+            commit(&mut conn, &mut targets, &mut in_tx).await?;
+            last_commit = Instant::now();
+            release(&mut uncommitted, &mut held, &targets, out)?;
+        }
         let op = match next.take() {
             Some(op) => op,
-            None => match rx.recv() {
+            None => match receive(&rx, &uncommitted, last_commit) {
                 Ok(op) => op,
-                Err(_) => break,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => break,
             },
         };
         match op {
@@ -75,9 +96,10 @@ pub(super) async fn writer(
                     copy.send(binary::HEADER).await.map_err(fail)?;
                 }
                 copy.send(rows).await.map_err(fail)?;
-                // Keep the COPY open while the same stream's rows follow.
+                // Keep the COPY open while the same stream's rows follow,
+                // and no state waits too long for its commit.
                 loop {
-                    match rx.recv() {
+                    match receive(&rx, &uncommitted, last_commit) {
                         Ok(Op::Rows {
                             stream,
                             binary: b,
@@ -102,16 +124,17 @@ pub(super) async fn writer(
                 t.staged = t.merge_sql.is_some();
             }
             Op::State(line) => {
-                commit(&mut conn, &mut targets, &mut in_tx).await?;
-                if targets.iter().any(|t| t.pending) {
-                    held.push(line);
-                } else {
-                    out.raw(&line)?;
-                    out.flush()?;
+                uncommitted.push(line);
+                if last_commit.elapsed() >= COMMIT_EVERY {
+                    commit(&mut conn, &mut targets, &mut in_tx).await?;
+                    last_commit = Instant::now();
+                    release(&mut uncommitted, &mut held, &targets, out)?;
                 }
             }
             Op::Complete(i) => {
                 commit(&mut conn, &mut targets, &mut in_tx).await?;
+                last_commit = Instant::now();
+                release(&mut uncommitted, &mut held, &targets, out)?;
                 let t = &mut targets[i];
                 if let Some(swap) = &t.swap {
                     if !t.complete {
@@ -130,6 +153,7 @@ pub(super) async fn writer(
         }
     }
     commit(&mut conn, &mut targets, &mut in_tx).await?;
+    release(&mut uncommitted, &mut held, &targets, out)?;
     for (p, t) in plans.iter().zip(&targets) {
         if let (Some(swap), false) = (&t.swap, t.complete) {
             conn.execute(&format!("DROP TABLE IF EXISTS {}", swap.new))
@@ -145,6 +169,43 @@ pub(super) async fn writer(
         }
     }
     conn.close().await;
+    out.flush()
+}
+
+/// The next operation; while states wait for a commit, only until the
+/// next commit is due (`Timeout` then).
+fn receive(
+    rx: &Receiver<Op>,
+    uncommitted: &[Vec<u8>],
+    last_commit: Instant,
+) -> Result<Op, RecvTimeoutError> {
+    if uncommitted.is_empty() {
+        return rx.recv().map_err(|_| RecvTimeoutError::Disconnected);
+    }
+    match COMMIT_EVERY.checked_sub(last_commit.elapsed()) {
+        Some(left) if !left.is_zero() => rx.recv_timeout(left),
+        _ => Err(RecvTimeoutError::Timeout),
+    }
+}
+
+/// States whose records were just committed: emitted, or held while a new
+/// table waits to be swapped in.
+fn release(
+    committed: &mut Vec<Vec<u8>>,
+    held: &mut Vec<Vec<u8>>,
+    targets: &[Target],
+    out: &mut Output,
+) -> BuiltinResult<()> {
+    if committed.is_empty() {
+        return Ok(());
+    }
+    if targets.iter().any(|t| t.pending) {
+        held.append(committed);
+        return Ok(());
+    }
+    for line in committed.drain(..) {
+        out.raw(&line)?;
+    }
     out.flush()
 }
 
