@@ -37,6 +37,19 @@ fn kill_when(sandbox: &Sandbox, args: &[&str], ready: impl Fn() -> bool) {
     let _ = child.wait();
 }
 
+/// `n` users `v1` (`seq` of each by its id), a state after every `every`:
+/// the file source's records.
+fn users_with_states(n: u32, every: u32, seq: impl Fn(u32) -> u32) -> String {
+    let mut lines = Vec::new();
+    for i in 1..=n {
+        lines.push(user(i, "v1", seq(i), false));
+        if i % every == 0 {
+            lines.push(state_line(i));
+        }
+    }
+    lines.join("\n") + "\n"
+}
+
 #[test]
 fn postgres_killed_overwrite_leaves_the_old_table_and_a_rerun_cleans_up() {
     let Some(dst) = PgDatabase::create() else {
@@ -100,14 +113,7 @@ fn postgres_killed_append_dedup_leaves_no_duplicates_after_a_rerun() {
     let sandbox = Sandbox::new();
     let source = file_source(&sandbox);
     let config = url_config(&dst);
-    let mut lines = Vec::new();
-    for i in 1..=3000 {
-        lines.push(user(i, "v1", 1, false));
-        if i % 250 == 0 {
-            lines.push(state_line(i));
-        }
-    }
-    sandbox.write("records", &(lines.join("\n") + "\n"));
+    sandbox.write("records", &users_with_states(3000, 250, |_| 1));
     sandbox.write("hang", "");
     let dedup = [
         "--sync-mode",
@@ -146,14 +152,7 @@ fn postgres_commits_states_at_most_a_second_late_even_when_the_source_stalls() {
     let config = url_config(&dst);
     // A checkpoint every hundred records (committed together, not one
     // transaction each), then the source hangs after its last one.
-    let mut lines = Vec::new();
-    for i in 1..=3000 {
-        lines.push(user(i, "v1", i, false));
-        if i % 100 == 0 {
-            lines.push(state_line(i));
-        }
-    }
-    sandbox.write("records", &(lines.join("\n") + "\n"));
+    sandbox.write("records", &users_with_states(3000, 100, |i| i));
     sandbox.write("hang", "");
     let state = sandbox.path("state.json");
     let state_arg = state.display().to_string();
