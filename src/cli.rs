@@ -164,7 +164,8 @@ impl Cli {
                         return Ok(ExitClass::Success);
                     }
                     D::Token(args) => {
-                        println!("{}", crate::daemon::control::token(&settings, args.rotate)?);
+                        let token = crate::daemon::control::token(&settings, args.rotate)?;
+                        commands::daemon::show_token(&global, &token)?;
                         return Ok(ExitClass::Success);
                     }
                     D::Status(_) => false,

@@ -241,18 +241,22 @@ impl Remote {
     }
 
     fn refused(&self) -> ApiError {
-        let what = if self.token.is_some() {
-            "refused the token given"
+        let (what, hint) = if self.token.is_some() {
+            (
+                "refused the token given",
+                "check --token or SLUICE_TOKEN against what `sluice daemon token` prints on the daemon's machine (`--rotate` there replaces it)",
+            )
         } else {
-            "wants a token"
+            (
+                "wants a token",
+                "pass --token or SLUICE_TOKEN; `sluice daemon token` on the daemon's machine prints it",
+            )
         };
         ApiError::new(
             ErrorCode::Unauthorized,
             format!("the daemon at {} {what}", self.endpoint),
         )
-        .hint(
-            "pass --token or SLUICE_TOKEN; `sluice daemon token` on the daemon's machine prints it",
-        )
+        .hint(hint)
     }
 
     /// One request, its JSON answer.

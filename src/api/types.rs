@@ -481,10 +481,18 @@ mod millis {
     }
 }
 
+fn sync_job() -> JobKind {
+    JobKind::Sync
+}
+
 /// A sync, reset or refresh of a connection, run now.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct JobRequest {
+    /// Its name or id; over HTTP the path's, so a body may leave it out.
+    #[serde(default)]
     pub connection: String,
+    /// A sync unless said.
+    #[serde(default = "sync_job")]
     pub kind: JobKind,
     /// For a reset: only these streams (all when empty).
     #[serde(default)]

@@ -377,9 +377,14 @@ pub async fn run(ctx: &Ctx, cmd: ConnectionCommand) -> anyhow::Result<ExitClass>
                 ctx,
                 &v,
                 &format!(
-                    "Created connection `{}` ({} streams).",
+                    "Created connection `{}` ({} stream{}).",
                     v.name,
-                    v.catalog_streams.len()
+                    v.catalog_streams.len(),
+                    if v.catalog_streams.len() == 1 {
+                        ""
+                    } else {
+                        "s"
+                    }
                 ),
             )?;
         }

@@ -743,7 +743,8 @@ async fn connection_disable(State(d): State<Shared>, n: Name) -> Response {
 
 /// Queues a job of a connection for the daemon's runner: with
 /// `?detach=true` the queued job at once, else the job followed to its
-/// end like any run. The body's `connection` is the path's.
+/// end like any run. The body's `connection` is the path's (the body may
+/// leave it out), and its `kind` is `sync` unless given.
 #[utoipa::path(post, path = "/api/v1/connections/{name}/jobs", tag = "connections", params(("name" = String, Path, description = "Its name, or its id (a UUID)."), ("detach" = Option<bool>, Query, description = "Answer the queued job at once.")), request_body = JobRequest, responses((status = 200, description = "The job, ended (or queued, with `detach`). Its answer, or with `Accept: application/x-ndjson` JSON lines as it runs.", content((JobDetail = "application/json"), (RunLine<JobDetail> = "application/x-ndjson")), headers(("sluice-run" = String, description = "The run's id.")))))]
 async fn connection_job(
     State(d): State<Shared>,

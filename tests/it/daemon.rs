@@ -513,6 +513,8 @@ fn the_api_answers_bad_input_with_json_errors_and_stores_nothing() {
             r#"{"connection": "nope", "kind": "sync"}"#,
             404,
         ),
+        // The path names the connection; a sync unless the body says.
+        ("/api/v1/connections/nope/jobs", "{}", 404),
         ("/api/v1/nowhere", "{}", 404),
     ] {
         let (code, json) = post(path, body);
@@ -575,6 +577,8 @@ fn the_connection_list_is_kept_until_the_store_changes_and_names_its_revision() 
         .stdout()
         .trim()
         .to_string();
+    let json = sandbox.run(&["-o", "json", "daemon", "token"]).json();
+    assert_eq!(json, serde_json::json!({ "token": token }));
     let url = format!("{}/api/v1/connections", daemon.tcp());
     // (status, etag, body) of a GET, with an If-None-Match when given.
     let get = |etag: Option<&str>| -> (u16, String, Value) {
