@@ -234,11 +234,7 @@ fn open_browser(url: &str) -> std::io::Result<()> {
 /// `daemon run|start|stop|token` work on this machine's data dir: with
 /// another daemon named, say so rather than act on the local one.
 fn refuse_other_host(global: &GlobalArgs, settings: &Settings) -> anyhow::Result<()> {
-    let named = global
-        .host
-        .clone()
-        .or_else(|| std::env::var("SLUICE_HOST").ok().filter(|v| !v.is_empty()));
-    let Some(host) = named else {
+    let Some(host) = global.host() else {
         return Ok(());
     };
     let local = crate::daemon::control::default_endpoint(settings);
@@ -260,9 +256,8 @@ async fn choose_api(
     settings: Settings,
 ) -> anyhow::Result<Box<dyn crate::api::Api>> {
     use crate::api::{Endpoint, Remote};
-    let from_env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let token = global.token.clone().or_else(|| from_env("SLUICE_TOKEN"));
-    if let Some(host) = global.host.clone().or_else(|| from_env("SLUICE_HOST")) {
+    let token = global.token();
+    if let Some(host) = global.host() {
         return Ok(Box::new(Remote::new(Endpoint::parse(&host)?, token)?));
     }
     let socket = crate::daemon::control::socket_path(&settings);

@@ -231,6 +231,16 @@ pub fn possible_value(v: &impl ValueEnum) -> String {
 }
 
 impl GlobalArgs {
+    /// The daemon named by `--host`, else by `SLUICE_HOST` (empty is unset).
+    pub fn host(&self) -> Option<String> {
+        self.host.clone().or_else(|| from_env("SLUICE_HOST"))
+    }
+
+    /// The token given by `--token`, else by `SLUICE_TOKEN` (empty is unset).
+    pub fn token(&self) -> Option<String> {
+        self.token.clone().or_else(|| from_env("SLUICE_TOKEN"))
+    }
+
     /// The run options of a command: runtime flags, and the log lines to
     /// hear (-v: info and up; -vv: all).
     pub fn run_options(&self, runtime: Option<&RuntimeArgs>) -> anyhow::Result<RunOptions> {
@@ -281,3 +291,8 @@ row per primary key) [default: overwrite for full_refresh, append for \
 incremental]. A sync interrupted after records but before their state was \
 committed sends them again when it resumes (Airbyte's at-least-once \
 delivery): append then holds them twice, append_dedup once.";
+
+/// An environment variable's value; an empty one is unset.
+fn from_env(key: &str) -> Option<String> {
+    std::env::var(key).ok().filter(|v| !v.is_empty())
+}

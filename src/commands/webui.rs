@@ -53,12 +53,7 @@ pub async fn run(
     open: impl Fn(&str) -> std::io::Result<()>,
 ) -> anyhow::Result<ExitClass> {
     let status = ctx.api.daemon_status().await?;
-    let host = ctx
-        .global
-        .host
-        .clone()
-        .or_else(|| std::env::var("SLUICE_HOST").ok().filter(|v| !v.is_empty()));
-    let Some(url) = ui_url(&status.listen, host.as_deref()) else {
+    let Some(url) = ui_url(&status.listen, ctx.global.host().as_deref()) else {
         return Err(ApiError::user(
             "the daemon listens only on its Unix socket, which a browser cannot reach",
         )

@@ -289,6 +289,14 @@ impl Store {
     }
 }
 
+/// Ids as the list an SQL `IN (...)` takes (numbers: nothing to quote).
+fn id_list(ids: &[i64]) -> String {
+    ids.iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Jobs that ended, the newest of each connection excepted: what
 /// retention may delete.
 const ENDED_NOT_NEWEST: &str = "status IN ('succeeded', 'failed', 'cancelled') \
@@ -329,7 +337,7 @@ impl Store {
                 .map_err(query_err("find old jobs"))?;
             let mut logs: Vec<String> = Vec::new();
             for chunk in ids.chunks(500) {
-                let list = chunk.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+                let list = id_list(chunk);
                 let paths: Vec<Option<String>> = sqlx::query_scalar(&format!(
                     "SELECT log_path FROM attempts WHERE job_id IN ({list})"
                 ))
@@ -356,11 +364,7 @@ impl Store {
     pub async fn existing_jobs(&self, ids: &[i64]) -> Result<Vec<i64>> {
         let mut found = Vec::new();
         for chunk in ids.chunks(500) {
-            let list = chunk
-                .iter()
-                .map(i64::to_string)
-                .collect::<Vec<_>>()
-                .join(", ");
+            let list = id_list(chunk);
             let some: Vec<i64> = on_pool!(self, pool => {
                 sqlx::query_scalar(&format!("SELECT id FROM jobs WHERE id IN ({list})"))
                     .fetch_all(pool)

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 /// How often the writer commits while states come (and at most how long a
 /// state waits for its commit).
-pub(super) const COMMIT_EVERY: Duration = Duration::from_secs(1);
+const COMMIT_EVERY: Duration = Duration::from_secs(1);
 
 /// Sets the tables up, tells the reader the column types, then loads
 /// what it sends.
@@ -123,14 +123,8 @@ pub(super) async fn writer(
                 }
                 t.staged = t.merge_sql.is_some();
             }
-            Op::State(line) => {
-                uncommitted.push(line);
-                if last_commit.elapsed() >= COMMIT_EVERY {
-                    commit(&mut conn, &mut targets, &mut in_tx).await?;
-                    last_commit = Instant::now();
-                    release(&mut uncommitted, &mut held, &targets, out)?;
-                }
-            }
+            // Committed at the loop's top once a commit is due.
+            Op::State(line) => uncommitted.push(line),
             Op::Complete(i) => {
                 commit(&mut conn, &mut targets, &mut in_tx).await?;
                 last_commit = Instant::now();
