@@ -122,6 +122,17 @@ pub struct SyncRequest {
     /// Primary keys chosen by stream name (field paths), over the source's.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub primary_keys: BTreeMap<String, Vec<Vec<String>>>,
+    /// Sync modes chosen by stream name, over `sync_mode`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sync_modes: BTreeMap<String, SyncMode>,
+    /// Destination sync modes chosen by stream name, over
+    /// `destination_sync_mode`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub destination_sync_modes: BTreeMap<String, DestinationSyncMode>,
+    /// The top-level fields to sync, by stream name; a stream not named
+    /// syncs all of its fields.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub selected_fields: BTreeMap<String, Vec<String>>,
     /// A configured catalog to use instead of discovering the source.
     #[serde(default)]
     pub catalog: Option<ConfiguredAirbyteCatalog>,
@@ -284,6 +295,26 @@ pub struct ConnectionSpec {
     /// Primary keys chosen by stream name (field paths), over the source's.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub primary_keys: BTreeMap<String, Vec<Vec<String>>>,
+    /// Sync modes chosen by stream name, over `sync_mode`.
+    #[serde(
+        default,
+        deserialize_with = "spelled_each",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub sync_modes: BTreeMap<String, SyncMode>,
+    /// Destination sync modes chosen by stream name, over
+    /// `destination_sync_mode`.
+    #[serde(
+        default,
+        deserialize_with = "spelled_each",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub destination_sync_modes: BTreeMap<String, DestinationSyncMode>,
+    /// The top-level fields to sync, by stream name; a stream not named
+    /// syncs all of its fields. The cursor and primary key must be among
+    /// them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub selected_fields: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     pub schedule: Schedule,
     #[serde(default)]
@@ -312,6 +343,19 @@ where
         .transpose()
 }
 
+/// Modes by stream name, each as people write it in a setup file.
+fn spelled_each<'de, D, T>(d: D) -> Result<BTreeMap<String, T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    BTreeMap::<String, String>::deserialize(d)?
+        .into_iter()
+        .map(|(k, v)| v.parse().map(|m| (k, m)).map_err(serde::de::Error::custom))
+        .collect()
+}
+
 fn active() -> ConnectionStatus {
     ConnectionStatus::Active
 }
@@ -326,6 +370,9 @@ impl ConnectionSpec {
             destination_sync_mode: None,
             cursors: BTreeMap::new(),
             primary_keys: BTreeMap::new(),
+            sync_modes: BTreeMap::new(),
+            destination_sync_modes: BTreeMap::new(),
+            selected_fields: BTreeMap::new(),
             schedule: Schedule::Manual,
             namespace: NamespaceRule::Source,
             prefix: String::new(),
@@ -357,6 +404,12 @@ pub struct ConnectionPatch {
     pub cursors: Option<BTreeMap<String, Vec<String>>>,
     /// Replaces the chosen primary keys.
     pub primary_keys: Option<BTreeMap<String, Vec<Vec<String>>>>,
+    /// Replaces the sync modes chosen per stream.
+    pub sync_modes: Option<BTreeMap<String, SyncMode>>,
+    /// Replaces the destination sync modes chosen per stream.
+    pub destination_sync_modes: Option<BTreeMap<String, DestinationSyncMode>>,
+    /// Replaces the fields chosen per stream.
+    pub selected_fields: Option<BTreeMap<String, Vec<String>>>,
     pub schedule: Option<Schedule>,
     pub namespace: Option<NamespaceRule>,
     pub prefix: Option<String>,
@@ -966,6 +1019,12 @@ mod tests {
             destination_sync_mode: Some(DestinationSyncMode::Overwrite),
             cursors: BTreeMap::from([("users".into(), vec!["at".into()])]),
             primary_keys: BTreeMap::new(),
+            sync_modes: BTreeMap::from([("users".into(), SyncMode::Incremental)]),
+            destination_sync_modes: BTreeMap::from([(
+                "users".into(),
+                DestinationSyncMode::AppendDedup,
+            )]),
+            selected_fields: BTreeMap::from([("users".into(), vec!["id".into(), "at".into()])]),
             catalog: Some(catalog()),
             state: Some(json!({"cursor": 1})),
             keeps_state: true,

@@ -1,7 +1,7 @@
 //! Arguments several commands share: the global options, how output is
 //! printed, the Docker runtime's flags and the sync modes.
 
-use crate::api::{RunOptions, RuntimeOptions};
+use crate::api::{DestinationSyncMode, RunOptions, RuntimeOptions, SyncMode};
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, ValueEnum};
 use std::collections::BTreeMap;
@@ -140,7 +140,8 @@ impl RuntimeArgs {
     }
 }
 
-/// Cursors and primary keys chosen per stream, over the source's.
+/// Cursors, primary keys, modes and fields chosen per stream, over the
+/// source's and the whole sync's.
 #[derive(Debug, Clone, Default, Args)]
 pub struct StreamChoices {
     /// The cursor of a stream for incremental syncs, as STREAM=FIELD
@@ -152,6 +153,22 @@ pub struct StreamChoices {
     /// (repeatable), over the source's; append_dedup needs one.
     #[arg(long = "primary-key", value_name = "STREAM=FIELDS", value_parser = stream_key)]
     pub primary_keys: Vec<(String, Vec<Vec<String>>)>,
+
+    /// The sync mode of one stream, as STREAM=MODE (full_refresh or
+    /// incremental; repeatable), over --sync-mode.
+    #[arg(long = "stream-sync-mode", value_name = "STREAM=MODE", value_parser = stream_mode::<SyncMode>)]
+    pub sync_modes: Vec<(String, SyncMode)>,
+
+    /// The destination sync mode of one stream, as STREAM=MODE (overwrite,
+    /// append or append_dedup; repeatable), over --destination-sync-mode.
+    #[arg(long = "stream-destination-sync-mode", value_name = "STREAM=MODE", value_parser = stream_mode::<DestinationSyncMode>)]
+    pub destination_sync_modes: Vec<(String, DestinationSyncMode)>,
+
+    /// Only these top-level fields of a stream, as STREAM=FIELD[,FIELD...]
+    /// (repeatable); the cursor and a deduplication key must be among
+    /// them. A stream not named keeps all of its fields.
+    #[arg(long = "fields", value_name = "STREAM=FIELDS", value_parser = stream_fields)]
+    pub selected_fields: Vec<(String, Vec<String>)>,
 }
 
 impl StreamChoices {
@@ -163,9 +180,27 @@ impl StreamChoices {
         self.primary_keys.iter().cloned().collect()
     }
 
-    /// Whether any was given (an update replaces both then).
-    pub fn given(&self) -> bool {
-        !self.cursors.is_empty() || !self.primary_keys.is_empty()
+    pub fn sync_modes(&self) -> BTreeMap<String, SyncMode> {
+        self.sync_modes.iter().cloned().collect()
+    }
+
+    pub fn destination_sync_modes(&self) -> BTreeMap<String, DestinationSyncMode> {
+        self.destination_sync_modes.iter().cloned().collect()
+    }
+
+    pub fn selected_fields(&self) -> BTreeMap<String, Vec<String>> {
+        self.selected_fields.iter().cloned().collect()
+    }
+
+    /// Each kind of choice given, for an update: a kind given replaces
+    /// what was chosen of that kind; a kind not given stays.
+    pub fn patch(&self, p: &mut crate::api::ConnectionPatch) {
+        p.cursors = (!self.cursors.is_empty()).then(|| self.cursors());
+        p.primary_keys = (!self.primary_keys.is_empty()).then(|| self.primary_keys());
+        p.sync_modes = (!self.sync_modes.is_empty()).then(|| self.sync_modes());
+        p.destination_sync_modes =
+            (!self.destination_sync_modes.is_empty()).then(|| self.destination_sync_modes());
+        p.selected_fields = (!self.selected_fields.is_empty()).then(|| self.selected_fields());
     }
 }
 
@@ -186,6 +221,24 @@ fn path(field: &str) -> Vec<String> {
 fn stream_cursor(text: &str) -> Result<(String, Vec<String>), String> {
     let (stream, field) = stream_and(text, "FIELD")?;
     Ok((stream, path(&field)))
+}
+
+fn stream_mode<T>(text: &str) -> Result<(String, T), String>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    let (stream, mode) = stream_and(text, "MODE")?;
+    let mode = mode.parse().map_err(|e| format!("`{text}`: {e}"))?;
+    Ok((stream, mode))
+}
+
+fn stream_fields(text: &str) -> Result<(String, Vec<String>), String> {
+    let (stream, fields) = stream_and(text, "FIELD[,FIELD...]")?;
+    Ok((
+        stream,
+        fields.split(',').map(|f| f.trim().to_string()).collect(),
+    ))
 }
 
 fn stream_key(text: &str) -> Result<(String, Vec<Vec<String>>), String> {

@@ -215,7 +215,8 @@ pub struct UpdateArgs {
     pub sync_mode: Option<SyncMode>,
     #[arg(long, value_name = "MODE", value_parser = words::<DestinationSyncMode>(&DESTINATION_SYNC_MODES), help = DESTINATION_SYNC_MODE_HELP)]
     pub destination_sync_mode: Option<DestinationSyncMode>,
-    /// Cursors and primary keys given here replace those chosen before.
+    /// Each kind of stream choice given here (cursors, primary keys,
+    /// stream modes, fields) replaces those of its kind chosen before.
     #[command(flatten)]
     pub choices: StreamChoices,
     /// manual, every:DURATION (every:1h) or cron:'0 */6 * * *'.
@@ -357,6 +358,9 @@ pub async fn run(ctx: &Ctx, cmd: ConnectionCommand) -> anyhow::Result<ExitClass>
                 destination_sync_mode: a.destination_sync_mode,
                 cursors: a.choices.cursors(),
                 primary_keys: a.choices.primary_keys(),
+                sync_modes: a.choices.sync_modes(),
+                destination_sync_modes: a.choices.destination_sync_modes(),
+                selected_fields: a.choices.selected_fields(),
                 schedule: given_in_zone(a.schedule, a.timezone.as_deref())?,
                 namespace: a
                     .namespace
@@ -408,7 +412,7 @@ pub async fn run(ctx: &Ctx, cmd: ConnectionCommand) -> anyhow::Result<ExitClass>
                 }
                 (false, false) => None,
             };
-            let patch = ConnectionPatch {
+            let mut patch = ConnectionPatch {
                 source: a.source,
                 destination: a.destination,
                 streams: if a.all_streams {
@@ -418,8 +422,6 @@ pub async fn run(ctx: &Ctx, cmd: ConnectionCommand) -> anyhow::Result<ExitClass>
                 },
                 sync_mode: a.sync_mode,
                 destination_sync_mode: a.destination_sync_mode,
-                cursors: a.choices.given().then(|| a.choices.cursors()),
-                primary_keys: a.choices.given().then(|| a.choices.primary_keys()),
                 schedule,
                 namespace: a
                     .namespace
@@ -428,7 +430,9 @@ pub async fn run(ctx: &Ctx, cmd: ConnectionCommand) -> anyhow::Result<ExitClass>
                 prefix: a.prefix,
                 schema_change: a.schema_change,
                 notifications,
+                ..ConnectionPatch::default()
             };
+            a.choices.patch(&mut patch);
             let req = ConnectionUpdate {
                 name: a.name,
                 patch,

@@ -128,6 +128,9 @@ impl SyncArgs {
             destination_sync_mode: self.destination_sync_mode,
             cursors: self.choices.cursors(),
             primary_keys: self.choices.primary_keys(),
+            sync_modes: self.choices.sync_modes(),
+            destination_sync_modes: self.choices.destination_sync_modes(),
+            selected_fields: self.choices.selected_fields(),
             catalog: self
                 .catalog
                 .as_deref()

@@ -19,6 +19,13 @@ pub struct StreamSelection {
     pub cursors: BTreeMap<String, Vec<String>>,
     /// Primary keys chosen by stream name, over the source's.
     pub primary_keys: BTreeMap<String, Vec<Vec<String>>>,
+    /// Sync modes chosen by stream name, over `sync_mode`.
+    pub sync_modes: BTreeMap<String, SyncMode>,
+    /// Destination sync modes chosen by stream name, over
+    /// `destination_sync_mode`.
+    pub destination_sync_modes: BTreeMap<String, DestinationSyncMode>,
+    /// The top-level fields to sync by stream name (all when not named).
+    pub selected_fields: BTreeMap<String, Vec<String>>,
 }
 
 /// Ids Airbyte's platform gives each sync (see ConfiguredAirbyteStream).
@@ -43,7 +50,10 @@ pub fn configure(
         .streams
         .iter()
         .chain(selection.cursors.keys())
-        .chain(selection.primary_keys.keys());
+        .chain(selection.primary_keys.keys())
+        .chain(selection.sync_modes.keys())
+        .chain(selection.destination_sync_modes.keys())
+        .chain(selection.selected_fields.keys());
     for wanted in named {
         if !discovered.streams.iter().any(|s| matches(wanted, s)) {
             return Err(
@@ -58,7 +68,9 @@ pub fn configure(
             continue;
         }
         let name = s.descriptor();
-        let sync_mode = selection.sync_mode.unwrap_or(SyncMode::FullRefresh);
+        let sync_mode = chosen(&selection.sync_modes, s)
+            .or(selection.sync_mode)
+            .unwrap_or(SyncMode::FullRefresh);
         if !s.supported_sync_modes.contains(&sync_mode) {
             return Err(UserError::new(format!(
                 "stream `{name}` does not support {} syncs (it supports: {})",
@@ -69,12 +81,14 @@ pub fn configure(
                     .collect::<Vec<_>>()
                     .join(", ")
             ))
-            .hint("choose another --sync-mode, or leave the stream out with --streams"));
+            .hint(format!("choose another --sync-mode (or --stream-sync-mode {}=MODE for this stream alone), or leave the stream out with --streams", shell_word(&s.name))));
         }
-        let destination_sync_mode = selection.destination_sync_mode.unwrap_or(match sync_mode {
-            SyncMode::FullRefresh => DestinationSyncMode::Overwrite,
-            SyncMode::Incremental => DestinationSyncMode::Append,
-        });
+        let destination_sync_mode = chosen(&selection.destination_sync_modes, s)
+            .or(selection.destination_sync_mode)
+            .unwrap_or(match sync_mode {
+                SyncMode::FullRefresh => DestinationSyncMode::Overwrite,
+                SyncMode::Incremental => DestinationSyncMode::Append,
+            });
         if sync_mode == SyncMode::Incremental
             && destination_sync_mode == DestinationSyncMode::Overwrite
         {
@@ -134,8 +148,19 @@ pub fn configure(
                 "name one with --primary-key {quoted}=FIELD[,FIELD...], use --destination-sync-mode append, or pass a catalog with --catalog FILE"
             )));
         }
+        let mut stream = s.clone();
+        if let Some(fields) = chosen(&selection.selected_fields, s) {
+            let needed = cursor_field.first().into_iter().chain(
+                primary_key
+                    .iter()
+                    .filter_map(|k| k.first())
+                    .filter(|_| destination_sync_mode == DestinationSyncMode::AppendDedup),
+            );
+            check_fields(s, &fields, needed)?;
+            select_fields(&mut stream.json_schema, &fields);
+        }
         streams.push(ConfiguredAirbyteStream {
-            stream: s.clone(),
+            stream,
             sync_mode,
             cursor_field,
             destination_sync_mode,
@@ -155,6 +180,63 @@ pub fn configure(
         streams,
         extra: Extra::new(),
     })
+}
+
+/// Refuses a field selection that names a field the stream lacks, or
+/// leaves out a field the sync needs (the cursor, a deduplication key).
+fn check_fields<'a>(
+    s: &crate::protocol::AirbyteStream,
+    fields: &[String],
+    needed: impl Iterator<Item = &'a String>,
+) -> Result<(), UserError> {
+    let (stream, schema) = (s.descriptor(), &s.json_schema);
+    let quoted = shell_word(&s.name);
+    if fields.is_empty() {
+        return Err(UserError::new(format!(
+            "stream `{stream}`: a field selection names no field"
+        ))
+        .hint(format!(
+            "name the fields to keep (--fields {quoted}=FIELD[,FIELD...]), or leave the stream out with --streams"
+        )));
+    }
+    for f in fields {
+        if !has_field(schema, std::slice::from_ref(f)) {
+            return Err(
+                UserError::new(format!("stream `{stream}` has no field `{f}` to select")).hint(
+                    format!("its fields are: {}", field_names(schema).join(", ")),
+                ),
+            );
+        }
+    }
+    for f in needed {
+        if !fields.contains(f) {
+            return Err(UserError::new(format!(
+                "stream `{stream}`: field `{f}` must be selected: the sync needs it as its cursor or deduplication key"
+            ))
+            .hint(format!(
+                "add it: --fields {quoted}={},{f}",
+                fields.join(",")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Keeps only `fields` among a schema's top-level properties (and in its
+/// `required`), as Airbyte's platform does for a selection.
+pub fn select_fields(schema: &mut serde_json::Value, fields: &[String]) {
+    if let Some(props) = schema
+        .get_mut("properties")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        props.retain(|k, _| fields.contains(k));
+    }
+    if let Some(required) = schema
+        .get_mut("required")
+        .and_then(serde_json::Value::as_array_mut)
+    {
+        required.retain(|r| r.as_str().is_some_and(|r| fields.iter().any(|f| f == r)));
+    }
 }
 
 /// Overwrite asks the destination to drop older generations once the new
@@ -203,7 +285,10 @@ fn field_names(schema: &serde_json::Value) -> Vec<String> {
 }
 
 /// What the user chose for a stream, by its name.
-fn chosen<T: Clone>(map: &BTreeMap<String, T>, s: &crate::protocol::AirbyteStream) -> Option<T> {
+pub(crate) fn chosen<T: Clone>(
+    map: &BTreeMap<String, T>,
+    s: &crate::protocol::AirbyteStream,
+) -> Option<T> {
     map.iter()
         .find(|(wanted, _)| matches(wanted, s))
         .map(|(_, v)| v.clone())
@@ -379,6 +464,92 @@ mod tests {
             ..Default::default()
         };
         let e = configure(&users, &sel, G).unwrap_err();
+        assert_eq!(e.message, "the source has no stream `nope`");
+    }
+
+    #[test]
+    fn modes_and_fields_can_be_chosen_per_stream() {
+        let mut cat = discovered();
+        cat.streams[0].json_schema = json!({"type": "object", "required": ["id", "email"], "properties": {
+            "id": {"type": "integer"}, "email": {"type": "string"},
+            "updated_at": {"type": "string"}, "bio": {"type": "string"}}});
+        // One stream incremental with deduplication, the other the
+        // connection's full refresh and overwrite.
+        let sel = StreamSelection {
+            sync_modes: BTreeMap::from([("users".into(), SyncMode::Incremental)]),
+            destination_sync_modes: BTreeMap::from([(
+                "public.users".into(),
+                DestinationSyncMode::AppendDedup,
+            )]),
+            selected_fields: BTreeMap::from([(
+                "users".into(),
+                vec!["id".into(), "updated_at".into()],
+            )]),
+            ..Default::default()
+        };
+        let c = configure(&cat, &sel, G).unwrap();
+        let modes: Vec<_> = c
+            .streams
+            .iter()
+            .map(|s| (s.sync_mode, s.destination_sync_mode))
+            .collect();
+        assert_eq!(
+            modes,
+            [
+                (SyncMode::Incremental, DestinationSyncMode::AppendDedup),
+                (SyncMode::FullRefresh, DestinationSyncMode::Overwrite)
+            ]
+        );
+        assert_eq!(
+            c.streams[0].stream.json_schema,
+            json!({"type": "object", "required": ["id"], "properties": {
+                "id": {"type": "integer"}, "updated_at": {"type": "string"}}})
+        );
+        // The stream-level mode wins over the connection's.
+        let sel = StreamSelection {
+            sync_mode: Some(SyncMode::Incremental),
+            sync_modes: BTreeMap::from([("logs".into(), SyncMode::FullRefresh)]),
+            ..Default::default()
+        };
+        let c = configure(&cat, &sel, G).unwrap();
+        assert_eq!(c.streams[1].sync_mode, SyncMode::FullRefresh);
+        assert_eq!(c.streams[0].sync_mode, SyncMode::Incremental);
+
+        // A selection must keep the cursor and the deduplication key, and
+        // name only fields the stream has.
+        let without = |fields: &[&str]| StreamSelection {
+            streams: vec!["users".into()],
+            sync_mode: Some(SyncMode::Incremental),
+            destination_sync_mode: Some(DestinationSyncMode::AppendDedup),
+            selected_fields: BTreeMap::from([(
+                "users".into(),
+                fields.iter().map(|f| f.to_string()).collect(),
+            )]),
+            ..Default::default()
+        };
+        let e = configure(&cat, &without(&["id", "email"]), G).unwrap_err();
+        assert!(
+            e.message.contains("field `updated_at` must be selected"),
+            "{e}"
+        );
+        assert_eq!(
+            e.hint.as_deref(),
+            Some("add it: --fields users=id,email,updated_at")
+        );
+        let e = configure(&cat, &without(&["email", "updated_at"]), G).unwrap_err();
+        assert!(e.message.contains("field `id` must be selected"), "{e}");
+        let e = configure(&cat, &without(&["id", "updated_at", "age"]), G).unwrap_err();
+        assert_eq!(
+            e.message,
+            "stream `public.users` has no field `age` to select"
+        );
+        let e = configure(&cat, &without(&[]), G).unwrap_err();
+        assert!(e.message.contains("names no field"), "{e}");
+        let sel = StreamSelection {
+            sync_modes: BTreeMap::from([("nope".into(), SyncMode::FullRefresh)]),
+            ..Default::default()
+        };
+        let e = configure(&cat, &sel, G).unwrap_err();
         assert_eq!(e.message, "the source has no stream `nope`");
     }
 }

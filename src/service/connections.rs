@@ -27,6 +27,9 @@ impl ConnectionSpec {
             destination_sync_mode: c.destination_sync_mode,
             cursors: c.cursors.clone(),
             primary_keys: c.primary_keys.clone(),
+            sync_modes: c.sync_modes.clone(),
+            destination_sync_modes: c.destination_sync_modes.clone(),
+            selected_fields: c.selected_fields.clone(),
             schedule: c.schedule.clone(),
             namespace: c.namespace.clone(),
             prefix: c.prefix.clone(),
@@ -43,6 +46,18 @@ impl ConnectionSpec {
             destination_sync_mode: self.destination_sync_mode,
             cursors: self.cursors.clone(),
             primary_keys: self.primary_keys.clone(),
+            sync_modes: self.sync_modes.clone(),
+            destination_sync_modes: self.destination_sync_modes.clone(),
+            selected_fields: self.selected_fields.clone(),
+        }
+    }
+
+    /// How records change on their way: names mapped, fields selected.
+    pub(crate) fn mapping(&self) -> Mapping {
+        Mapping {
+            namespace: self.namespace.clone(),
+            prefix: self.prefix.clone(),
+            fields: self.selected_fields.clone(),
         }
     }
 
@@ -56,6 +71,11 @@ impl ConnectionSpec {
         self.destination_sync_mode = p.destination_sync_mode.or(self.destination_sync_mode);
         self.cursors = p.cursors.unwrap_or(self.cursors);
         self.primary_keys = p.primary_keys.unwrap_or(self.primary_keys);
+        self.sync_modes = p.sync_modes.unwrap_or(self.sync_modes);
+        self.destination_sync_modes = p
+            .destination_sync_modes
+            .unwrap_or(self.destination_sync_modes);
+        self.selected_fields = p.selected_fields.unwrap_or(self.selected_fields);
         self.schedule = p.schedule.unwrap_or(self.schedule);
         self.namespace = p.namespace.unwrap_or(self.namespace);
         self.prefix = p.prefix.unwrap_or(self.prefix);
@@ -138,6 +158,9 @@ impl Service {
                 && was.prefix == spec.prefix
                 && was.cursors == spec.cursors
                 && was.primary_keys == spec.primary_keys
+                && was.sync_modes == spec.sync_modes
+                && was.destination_sync_modes == spec.destination_sync_modes
+                && was.selected_fields == spec.selected_fields
             {
                 return Ok(ConnectionFields {
                     destination_id,
@@ -159,11 +182,7 @@ impl Service {
             },
         )
         .map_err(|e| ApiError::from(e).context(format!("connection `{name}`")))?;
-        let mapping = Mapping {
-            namespace: spec.namespace.clone(),
-            prefix: spec.prefix.clone(),
-        };
-        mapping
+        spec.mapping()
             .destination_catalog(&configured)
             .map_err(|e| ApiError::user(e).context(format!("connection `{name}`")))?;
         // The destination must support the modes chosen, as for an inline
@@ -190,6 +209,9 @@ impl Service {
             schema_change: spec.schema_change,
             cursors: spec.cursors.clone(),
             primary_keys: spec.primary_keys.clone(),
+            sync_modes: spec.sync_modes.clone(),
+            destination_sync_modes: spec.destination_sync_modes.clone(),
+            selected_fields: spec.selected_fields.clone(),
             notifications,
             known_streams: discovered
                 .streams

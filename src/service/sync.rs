@@ -84,7 +84,15 @@ impl Service {
         scx.labels = labels.clone();
 
         let catalog = match req.catalog.clone() {
-            Some(c) => catalog::filter(c, &req.streams)?,
+            Some(c) => {
+                let mut c = catalog::filter(c, &req.streams)?;
+                for s in &mut c.streams {
+                    if let Some(fields) = catalog::chosen(&req.selected_fields, &s.stream) {
+                        catalog::select_fields(&mut s.stream.json_schema, &fields);
+                    }
+                }
+                c
+            }
             None => {
                 let discovered = source
                     .connector
@@ -105,6 +113,9 @@ impl Service {
                         destination_sync_mode: req.destination_sync_mode,
                         cursors: req.cursors.clone(),
                         primary_keys: req.primary_keys.clone(),
+                        sync_modes: req.sync_modes.clone(),
+                        destination_sync_modes: req.destination_sync_modes.clone(),
+                        selected_fields: req.selected_fields.clone(),
                     },
                     Generation {
                         sync_id: now,
@@ -117,6 +128,7 @@ impl Service {
         let mapping = Mapping {
             namespace: req.namespace.clone(),
             prefix: req.prefix.clone(),
+            fields: req.selected_fields.clone(),
         };
         mapping
             .destination_catalog(&catalog)

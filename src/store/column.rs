@@ -144,6 +144,8 @@ json_fields!(
     Vec<crate::model::SchemaChange>,
     std::collections::BTreeMap<String, Vec<String>>,
     std::collections::BTreeMap<String, Vec<Vec<String>>>,
+    std::collections::BTreeMap<String, crate::protocol::SyncMode>,
+    std::collections::BTreeMap<String, crate::protocol::DestinationSyncMode>,
     crate::model::Notifications,
 );
 

@@ -40,6 +40,16 @@ pub struct Connection {
     /// Primary keys chosen by stream name.
     #[sqlx(try_from = "JsonText<StreamKeys>")]
     pub primary_keys: StreamKeys,
+    /// Sync modes chosen by stream name, over `sync_mode`.
+    #[sqlx(try_from = "JsonText<StreamModes>")]
+    pub sync_modes: StreamModes,
+    /// Destination sync modes chosen by stream name.
+    #[sqlx(try_from = "JsonText<StreamDestinationModes>")]
+    pub destination_sync_modes: StreamDestinationModes,
+    /// The top-level fields chosen by stream name; a stream not named
+    /// has all its fields.
+    #[sqlx(try_from = "JsonText<StreamFields>")]
+    pub selected_fields: StreamFields,
     /// Every stream the source had when the connection last looked.
     #[sqlx(try_from = "JsonText<Vec<String>>")]
     pub known_streams: Vec<String>,
@@ -67,6 +77,12 @@ impl Connection {
 pub type StreamPaths = BTreeMap<String, Vec<String>>;
 /// Field paths per stream name.
 pub type StreamKeys = BTreeMap<String, Vec<Vec<String>>>;
+/// A sync mode per stream name.
+pub type StreamModes = BTreeMap<String, SyncMode>;
+/// A destination sync mode per stream name.
+pub type StreamDestinationModes = BTreeMap<String, DestinationSyncMode>;
+/// Top-level field names per stream name.
+pub type StreamFields = BTreeMap<String, Vec<String>>;
 
 /// What a connection is made of.
 #[derive(Debug, Clone)]
@@ -85,6 +101,9 @@ pub struct ConnectionFields {
     pub schema_change: SchemaChangePolicy,
     pub cursors: StreamPaths,
     pub primary_keys: StreamKeys,
+    pub sync_modes: StreamModes,
+    pub destination_sync_modes: StreamDestinationModes,
+    pub selected_fields: StreamFields,
     pub known_streams: Vec<String>,
     pub notifications: Notifications,
 }
@@ -107,6 +126,9 @@ impl From<&Connection> for ConnectionFields {
             schema_change: c.schema_change,
             cursors: c.cursors.clone(),
             primary_keys: c.primary_keys.clone(),
+            sync_modes: c.sync_modes.clone(),
+            destination_sync_modes: c.destination_sync_modes.clone(),
+            selected_fields: c.selected_fields.clone(),
             known_streams: c.known_streams.clone(),
             notifications: c.notifications.clone(),
         }
@@ -124,12 +146,12 @@ const SELECT: &str = "SELECT c.*, s.name AS source_name, d.name AS destination_n
      FROM connections c JOIN sources s ON s.id = c.source_id \
      JOIN destinations d ON d.id = c.destination_id";
 
-/// The columns a connection's fields fill, bound as $1 to $13 by
-/// [`bind_connection!`]; then $14 is the time, $15 the name, and the
+/// The columns a connection's fields fill, bound as $1 to $16 by
+/// [`bind_connection!`]; then $17 is the time, $18 the name, and the
 /// source and destination are whatever SQL the caller gives (an id bound
-/// as $16 and $17, or a lookup by a name bound there). A new connection's
-/// stable id is bound as $18.
-const FIELDS: [&str; 13] = [
+/// as $19 and $20, or a lookup by a name bound there). A new connection's
+/// stable id is bound as $21.
+const FIELDS: [&str; 16] = [
     "streams",
     "sync_mode",
     "destination_sync_mode",
@@ -143,6 +165,9 @@ const FIELDS: [&str; 13] = [
     "primary_keys",
     "known_streams",
     "timezone",
+    "sync_modes",
+    "destination_sync_modes",
+    "selected_fields",
 ];
 
 /// The statement that creates (or else updates, by name) a connection.
@@ -151,7 +176,7 @@ pub(super) fn write_sql(create: bool, source: &str, destination: &str) -> String
         let params: Vec<String> = (1..=FIELDS.len()).map(|i| format!("${i}")).collect();
         format!(
             "INSERT INTO connections ({}, created_at, updated_at, name, source_id, destination_id, uuid) \
-             VALUES ({}, $14, $14, $15, {source}, {destination}, $18)",
+             VALUES ({}, $17, $17, $18, {source}, {destination}, $21)",
             FIELDS.join(", "),
             params.join(", ")
         )
@@ -162,15 +187,15 @@ pub(super) fn write_sql(create: bool, source: &str, destination: &str) -> String
             .map(|(i, f)| format!("{f} = ${}", i + 1))
             .collect();
         format!(
-            "UPDATE connections SET {}, updated_at = $14, source_id = {source}, \
-             destination_id = {destination} WHERE name = $15",
+            "UPDATE connections SET {}, updated_at = $17, source_id = {source}, \
+             destination_id = {destination} WHERE name = $18",
             sets.join(", ")
         )
     }
 }
 
-/// Binds a connection's fields as [`write_sql`] numbers them ($1 to $13),
-/// then the time ($14) and the name ($15).
+/// Binds a connection's fields as [`write_sql`] numbers them ($1 to $16),
+/// then the time ($17) and the name ($18).
 macro_rules! bind_connection {
     ($query:expr, $f:expr, $now:expr) => {
         $query
@@ -187,6 +212,9 @@ macro_rules! bind_connection {
             .bind(json(&$f.primary_keys))
             .bind(json(&$f.known_streams))
             .bind($f.schedule.timezone().unwrap_or("UTC").to_string())
+            .bind(json(&$f.sync_modes))
+            .bind(json(&$f.destination_sync_modes))
+            .bind(json(&$f.selected_fields))
             .bind($now)
             .bind(&$f.name)
     };
@@ -200,7 +228,7 @@ pub(super) const NOTIFICATIONS_SQL: &str =
 
 impl Store {
     pub async fn create_connection(&self, f: &ConnectionFields) -> Result<Connection> {
-        let sql = write_sql(true, "$16", "$17");
+        let sql = write_sql(true, "$19", "$20");
         let inserted = on_pool!(self, pool => {
             bind_connection!(sqlx::query(&sql), f, now_ms())
                 .bind(f.source_id)
@@ -290,7 +318,7 @@ impl Store {
 
     /// Replaces everything but the name and the timestamps of creation.
     pub async fn update_connection(&self, f: &ConnectionFields) -> Result<Option<Connection>> {
-        let sql = write_sql(false, "$16", "$17");
+        let sql = write_sql(false, "$19", "$20");
         let n = on_pool!(self, pool => {
             bind_connection!(sqlx::query(&sql), f, now_ms())
                 .bind(f.source_id)

@@ -95,8 +95,8 @@ impl Store {
                 // created above.
                 let sql = write_sql(
                     create,
-                    &format!("(SELECT id FROM {} WHERE name = $16)", table(ActorKind::Source)),
-                    &format!("(SELECT id FROM {} WHERE name = $17)", table(ActorKind::Destination)),
+                    &format!("(SELECT id FROM {} WHERE name = $19)", table(ActorKind::Source)),
+                    &format!("(SELECT id FROM {} WHERE name = $20)", table(ActorKind::Destination)),
                 );
                 let f = &c.fields;
                 let mut query = bind_connection!(sqlx::query(&sql), f, now)

@@ -7,7 +7,7 @@ use crate::model::{
     AttemptStatus, ConnectionStatus, Failure, FailureOrigin, FailureType, JobKind, JobStatus,
     NamespaceRule, Schedule, SchemaChange, SchemaChangePolicy, StreamProgress,
 };
-use crate::protocol::{ConfiguredAirbyteCatalog, StateType, SyncMode};
+use crate::protocol::{ConfiguredAirbyteCatalog, DestinationSyncMode, StateType, SyncMode};
 use serde_json::json;
 
 fn one_stream_catalog() -> ConfiguredAirbyteCatalog {
@@ -169,6 +169,9 @@ fn connection(name: &str, source_id: i64, destination_id: i64) -> ConnectionFiel
         schema_change: SchemaChangePolicy::PropagateColumns,
         cursors: [("users".to_string(), vec!["updated_at".to_string()])].into(),
         primary_keys: Default::default(),
+        sync_modes: [("orders".to_string(), SyncMode::FullRefresh)].into(),
+        destination_sync_modes: [("users".to_string(), DestinationSyncMode::AppendDedup)].into(),
+        selected_fields: [("users".to_string(), vec!["id".into(), "updated_at".into()])].into(),
         known_streams: vec!["users".into(), "orders".into()],
         notifications: Default::default(),
     }

@@ -1,4 +1,5 @@
-//! Namespace and stream-prefix mapping, as Airbyte's platform applies it.
+//! Namespace and stream-prefix mapping, and field selection, as Airbyte's
+//! platform applies them.
 //!
 //! Records and states going to the destination carry the destination's
 //! names; states coming back are mapped to the source's names before they
@@ -6,7 +7,7 @@
 
 use crate::protocol::{ConfiguredAirbyteCatalog, StateMessage, StreamDescriptor};
 use serde_json::value::RawValue;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 pub use crate::model::NamespaceRule;
@@ -15,12 +16,28 @@ pub use crate::model::NamespaceRule;
 pub struct Mapping {
     pub namespace: NamespaceRule,
     pub prefix: String,
+    /// The top-level fields records keep, by stream name (`name` or
+    /// `namespace.name`); a stream not named keeps all of its fields.
+    pub fields: BTreeMap<String, Vec<String>>,
 }
 
 impl Mapping {
-    /// Whether records pass unchanged (the hot path copies no bytes then).
-    pub fn is_identity(&self) -> bool {
+    /// Whether names pass unchanged.
+    pub fn keeps_names(&self) -> bool {
         self.prefix.is_empty() && self.namespace == NamespaceRule::Source
+    }
+
+    /// The fields a stream's records keep, when a selection names it.
+    pub fn fields_of(&self, d: &StreamDescriptor) -> Option<&[String]> {
+        self.fields
+            .iter()
+            .find(|(wanted, _)| {
+                **wanted == d.name
+                    || d.namespace
+                        .as_ref()
+                        .is_some_and(|ns| **wanted == format!("{ns}.{}", d.name))
+            })
+            .map(|(_, f)| f.as_slice())
     }
 
     pub fn map(&self, d: &StreamDescriptor) -> StreamDescriptor {
@@ -114,19 +131,21 @@ fn for_each_descriptor(s: &mut StateMessage, mut f: impl FnMut(&mut StreamDescri
     }
 }
 
-/// Rewrites a RECORD line's `stream` and `namespace`, keeping every other
-/// field (and `data`) byte for byte. Appends the new line, with its newline,
+/// Rewrites a RECORD line's `stream` and `namespace`, and keeps only
+/// `fields` of its `data` when given; every other field (and each value
+/// kept) is copied byte for byte. Appends the new line, with its newline,
 /// to `out`.
 pub fn rewrite_record(
     line: &[u8],
     mapped: &StreamDescriptor,
+    fields: Option<&[String]>,
     out: &mut Vec<u8>,
 ) -> Result<(), serde_json::Error> {
-    let fields: Vec<(String, Box<RawValue>)> = parse_raw_object(line)?;
+    let top: Vec<(String, Box<RawValue>)> = parse_raw_object(line)?;
     let mut wrote_record = false;
     out.push(b'{');
     let mut first = true;
-    for (key, raw) in fields {
+    for (key, raw) in top {
         if !first {
             out.push(b',');
         }
@@ -156,8 +175,14 @@ pub fn rewrite_record(
                 serde_json::to_string(&mapped.name)?.as_bytes(),
             );
             for (k, v) in inner {
-                if k != "stream" && k != "namespace" {
-                    put(out, &k, v.get().as_bytes());
+                match (k.as_str(), fields) {
+                    ("stream" | "namespace", _) => {}
+                    ("data", Some(fields)) => {
+                        let mut data = Vec::with_capacity(v.get().len());
+                        select(v.get().as_bytes(), fields, &mut data)?;
+                        put(out, &k, &data);
+                    }
+                    _ => put(out, &k, v.get().as_bytes()),
                 }
             }
             out.push(b'}');
@@ -166,6 +191,26 @@ pub fn rewrite_record(
         }
     }
     out.extend_from_slice(b"}\n");
+    Ok(())
+}
+
+/// Writes the object `data` with only the top-level `fields`, each value
+/// byte for byte.
+fn select(data: &[u8], fields: &[String], out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+    out.push(b'{');
+    let mut first = true;
+    for (k, v) in parse_raw_object(data)? {
+        if fields.contains(&k) {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            serde_json::to_writer(&mut *out, &k)?;
+            out.push(b':');
+            out.extend_from_slice(v.get().as_bytes());
+        }
+    }
+    out.push(b'}');
     Ok(())
 }
 
@@ -207,6 +252,7 @@ mod tests {
         let m = Mapping {
             namespace: "custom:raw_${SOURCE_NAMESPACE}".parse().unwrap(),
             prefix: "src_".into(),
+            ..Mapping::default()
         };
         assert_eq!(
             m.map(&sd(Some("public"), "users")),
@@ -214,18 +260,18 @@ mod tests {
         );
         let m = Mapping {
             namespace: NamespaceRule::Destination,
-            prefix: String::new(),
+            ..Mapping::default()
         };
         assert_eq!(m.map(&sd(Some("public"), "users")), sd(None, "users"));
         assert!("custom:".parse::<NamespaceRule>().is_err());
-        assert!(Mapping::default().is_identity());
+        assert!(Mapping::default().keeps_names());
     }
 
     #[test]
     fn rewrite_keeps_data_and_unknown_fields() {
         let line = br#"{"type":"RECORD","record":{"namespace":"a","stream":"s","data":{"x": [1, 2.50]},"emitted_at":5,"custom":true},"extra":1}"#;
         let mut out = Vec::new();
-        rewrite_record(line, &sd(Some("b"), "p_s"), &mut out).unwrap();
+        rewrite_record(line, &sd(Some("b"), "p_s"), None, &mut out).unwrap();
         let env = envelope::scan(out.trim_ascii_end()).unwrap();
         let r = env.record.unwrap();
         assert_eq!((r.namespace.as_deref(), &*r.stream), (Some("b"), "p_s"));
@@ -235,9 +281,29 @@ mod tests {
         assert_eq!(v["extra"], json!(1));
         // Mapping to no namespace drops the field.
         let mut out = Vec::new();
-        rewrite_record(line, &sd(None, "s"), &mut out).unwrap();
+        rewrite_record(line, &sd(None, "s"), None, &mut out).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert!(v["record"].get("namespace").is_none());
+    }
+
+    #[test]
+    fn selected_fields_are_kept_and_others_dropped() {
+        let line = br#"{"type":"RECORD","record":{"stream":"s","data":{"id": 1,"bio":"long","meta":{"a": 1.50},"email":null},"emitted_at":5}}"#;
+        let mut out = Vec::new();
+        let fields = ["id".to_string(), "meta".into(), "email".into()];
+        rewrite_record(line, &sd(None, "s"), Some(&fields), &mut out).unwrap();
+        let env = envelope::scan(out.trim_ascii_end()).unwrap();
+        let r = env.record.unwrap();
+        assert_eq!(r.data, br#"{"id":1,"meta":{"a": 1.50},"email":null}"#);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["record"]["emitted_at"], json!(5));
+        let m = Mapping {
+            fields: BTreeMap::from([("public.s".to_string(), fields.to_vec())]),
+            ..Mapping::default()
+        };
+        assert_eq!(m.fields_of(&sd(Some("public"), "s")), Some(&fields[..]));
+        assert_eq!(m.fields_of(&sd(Some("other"), "s")), None);
+        assert!(m.keeps_names());
     }
 
     #[test]
@@ -245,6 +311,7 @@ mod tests {
         let m = Mapping {
             namespace: NamespaceRule::Custom("dst".into()),
             prefix: "p_".into(),
+            ..Mapping::default()
         };
         let cat: ConfiguredAirbyteCatalog = serde_json::from_value(json!({"streams":[
             {"stream":{"name":"users","namespace":"src","json_schema":{},"supported_sync_modes":["full_refresh"]},
@@ -270,7 +337,7 @@ mod tests {
             {"stream":{"name":"t","namespace":"b","json_schema":{},"supported_sync_modes":["full_refresh"]},"sync_mode":"full_refresh","destination_sync_mode":"append"}]})).unwrap();
         let m = Mapping {
             namespace: NamespaceRule::Destination,
-            prefix: String::new(),
+            ..Mapping::default()
         };
         let err = m.destination_catalog(&cat).unwrap_err();
         assert!(err.contains("would both be written to `t`"), "{err}");

@@ -34,10 +34,19 @@ pub(super) enum PumpEnd {
     TooLong(CodecError),
 }
 
-/// Stream names as the source writes them, and as the destination sees them.
+/// Each stream's name as the source writes it, and what the destination
+/// gets: its name there and the fields its records keep.
 pub(super) struct Names {
-    streams: Vec<(StreamDescriptor, StreamDescriptor)>,
-    identity: bool,
+    streams: Vec<Route>,
+}
+
+struct Route {
+    from: StreamDescriptor,
+    to: StreamDescriptor,
+    fields: Option<Vec<String>>,
+    /// Whether its records change on the way (the hot path copies no
+    /// bytes when none does).
+    rewrite: bool,
 }
 
 impl Names {
@@ -50,12 +59,16 @@ impl Names {
                 .streams
                 .iter()
                 .map(|s| {
-                    let d = s.stream.descriptor();
-                    let m = mapping.map(&d);
-                    (d, m)
+                    let from = s.stream.descriptor();
+                    let fields = mapping.fields_of(&from).map(<[String]>::to_vec);
+                    Route {
+                        to: mapping.map(&from),
+                        rewrite: !mapping.keeps_names() || fields.is_some(),
+                        from,
+                        fields,
+                    }
                 })
                 .collect(),
-            identity: mapping.is_identity(),
         }
     }
 }
@@ -120,21 +133,23 @@ fn scan_chunk(chunk: Bytes, mirrored: usize, names: &Names) -> Scanned {
                     let hit = |d: &StreamDescriptor| {
                         d.name == r.stream && d.namespace.as_deref() == r.namespace.as_deref()
                     };
-                    let found = if names.streams.get(last).is_some_and(|(d, _)| hit(d)) {
+                    let found = if names.streams.get(last).is_some_and(|r| hit(&r.from)) {
                         Some(last)
                     } else {
-                        names.streams.iter().position(|(d, _)| hit(d))
+                        names.streams.iter().position(|r| hit(&r.from))
                     };
                     match found {
                         Some(i) => {
                             last = i;
-                            let rewrite = if names.identity {
+                            let route = &names.streams[i];
+                            let rewrite = if !route.rewrite {
                                 None
                             } else {
                                 let from = rewritten.len();
                                 match mapping::rewrite_record(
                                     line.text,
-                                    &names.streams[i].1,
+                                    &route.to,
+                                    route.fields.as_deref(),
                                     &mut rewritten,
                                 ) {
                                     Ok(()) => Some((from, rewritten.len())),
@@ -510,7 +525,7 @@ impl<'a> Pump<'a> {
                 // Destinations learn a stream is complete from this (an
                 // overwrite swaps its table in then).
                 let mapped = StreamStatusTrace {
-                    stream_descriptor: self.names.streams[i].1.clone(),
+                    stream_descriptor: self.names.streams[i].to.clone(),
                     ..ss
                 };
                 Keep::Replace(
@@ -536,7 +551,7 @@ impl<'a> Pump<'a> {
     /// source did not report; sent only when the source ended well.
     pub(super) fn completions_missing(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        for (i, (_, mapped)) in self.names.streams.iter().enumerate() {
+        for (i, route) in self.names.streams.iter().enumerate() {
             if !self.completed[i] {
                 out.extend_from_slice(
                     &Message::Trace(TraceMessage {
@@ -545,7 +560,7 @@ impl<'a> Pump<'a> {
                         error: None,
                         estimate: None,
                         stream_status: Some(StreamStatusTrace {
-                            stream_descriptor: mapped.clone(),
+                            stream_descriptor: route.to.clone(),
                             status: StreamStatus::Complete,
                             reasons: Vec::new(),
                             extra: Extra::new(),
@@ -634,6 +649,7 @@ mod tests {
             Mapping {
                 namespace: NamespaceRule::Source,
                 prefix: "p_".into(),
+                ..Mapping::default()
             }
         };
         Names::new(&cat, &mapping)

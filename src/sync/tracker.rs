@@ -298,6 +298,7 @@ mod tests {
         let mapping = Mapping {
             namespace: crate::sync::mapping::NamespaceRule::Custom("x".into()),
             prefix: "p_".into(),
+            ..Mapping::default()
         };
         let mut t = tracker(mapping);
         let f = t.from_source(st("a", 1)).unwrap();

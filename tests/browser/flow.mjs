@@ -88,10 +88,26 @@ try {
   await page.click('input[aria-label="Sync public.items"]');
   await page.select('#sync-mode', 'full_refresh');
   await page.select('#destination-sync-mode', 'overwrite');
+  // public.items its own way: incremental on updated_at, appended (the
+  // JSON Lines destination does not deduplicate), without its `name`.
+  await page.select('select[aria-label="Sync mode of public.items"]', 'incremental');
+  await page.select('select[aria-label="Destination sync mode of public.items"]', 'append');
+  await page.waitForSelector('select[aria-label="Cursor of public.items"]');
+  await page.select('select[aria-label="Cursor of public.items"]', 'updated_at');
+  await page.click('tr:has(input[aria-label="Sync public.items"]) td.fields summary');
+  await page.click('input[aria-label="Field name of public.items"]');
+  check(await page.$eval('input[aria-label="Field updated_at of public.items"]', (e) => e.disabled && e.checked), 'the cursor stays selected');
+  await waitText(page, 'tr:has(input[aria-label="Sync public.items"]) td.fields summary', /2 of 3 fields/);
   await clickButton(page, 'Create connection');
   await waitText(page, '#h-connection', /pg-to-files/);
   const conn = await apiCall(url, token, 'GET', '/connections/pg-to-files');
   check(JSON.stringify(conn.streams) === '["public.items"]', `streams chosen: ${JSON.stringify(conn.streams)}`);
+  const own = JSON.stringify([conn.sync_modes, conn.destination_sync_modes, conn.cursors, conn.selected_fields]);
+  check(
+    own === '[{"public.items":"incremental"},{"public.items":"append"},{"public.items":["updated_at"]},{"public.items":["id","updated_at"]}]',
+    `the stream's own choices: ${own}`,
+  );
+  check(conn.sync_mode === 'full_refresh' && conn.destination_sync_mode === 'overwrite', `the connection's modes: ${conn.sync_mode} / ${conn.destination_sync_mode}`);
 
   step('Sync now: it succeeds with its records counted, its log followed');
   await clickButton(page, 'Sync now');
@@ -107,7 +123,12 @@ try {
   check(!log.includes(secret), 'the log holds no secret');
   await page.type('.log input[type=search]', 'succeeded');
   await waitText(page, '.log', /\d+ lines/);
-  check(fs.readdirSync(OUT_DIR).length > 0, 'the destination has files');
+  const files = fs.readdirSync(OUT_DIR, { recursive: true }).filter((f) => f.endsWith('.jsonl'));
+  check(files.length > 0, 'the destination has files');
+  for (const f of files) {
+    const rows = fs.readFileSync(`${OUT_DIR}/${f}`, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    check(rows.every((r) => r.id && r.updated_at && !('name' in r)), `only the selected fields in ${f}: ${JSON.stringify(rows[0])}`);
+  }
 
   step('disable it in place');
   await page.click('button[role=switch]');

@@ -1,6 +1,6 @@
 // Choosing streams from a source's discovered catalog: which streams, the
-// sync modes, and each stream's cursor and primary key. The connection
-// spec holds modes for all its streams; cursors and keys are per stream.
+// sync modes for all of them and for each on its own, each stream's cursor
+// and primary key, and the fields it syncs.
 
 import { useMemo, useState } from 'react';
 
@@ -26,11 +26,25 @@ export function choiceOf(conn) {
     // null: every stream, new ones too (the spec's empty list).
     streams: conn && conn.streams && conn.streams.length ? conn.streams : null,
     sync_mode: (conn && conn.sync_mode) || 'full_refresh',
-    destination_sync_mode: (conn && conn.destination_sync_mode) || 'overwrite',
+    destination_sync_mode: (conn && conn.destination_sync_mode) || destDefault(conn && conn.sync_mode),
     cursors: (conn && conn.cursors) || {},
     primary_keys: (conn && conn.primary_keys) || {},
+    sync_modes: (conn && conn.sync_modes) || {},
+    destination_sync_modes: (conn && conn.destination_sync_modes) || {},
+    selected_fields: (conn && conn.selected_fields) || {},
   };
 }
+
+/** A copy of `map` with `key` set to `v`, or without it when `v` is empty. */
+function put(map, key, v) {
+  const next = { ...map };
+  if (v === undefined || v === null || v === '') delete next[key];
+  else next[key] = v;
+  return next;
+}
+
+/** What a destination mode defaults to for a sync mode (as the service does). */
+const destDefault = (syncMode) => (syncMode === 'incremental' ? 'append' : 'overwrite');
 
 /**
  * The streams of `catalog` with their choices. `value` is the spec's
@@ -50,14 +64,21 @@ export function StreamPicker({ catalog, value, onChange }) {
     set({ streams: next.size === streams.length ? null : streams.map(streamName).filter((n) => next.has(n)) });
   };
   const shown = streams.filter((s) => streamName(s).toLowerCase().includes(filter.toLowerCase()));
-  const incremental = value.sync_mode === 'incremental';
-  const dedup = value.destination_sync_mode === 'append_dedup';
   return (
     <div className="streams">
       <div className="row wrap">
         <label>
           Sync mode{' '}
-          <select id="sync-mode" value={value.sync_mode} onChange={(e) => set({ sync_mode: e.target.value })}>
+          <select
+            id="sync-mode"
+            value={value.sync_mode}
+            onChange={(e) => {
+              const sync_mode = e.target.value;
+              // The destination mode follows when it was the old mode's default.
+              const dest = value.destination_sync_mode === destDefault(value.sync_mode) ? destDefault(sync_mode) : value.destination_sync_mode;
+              set({ sync_mode, destination_sync_mode: dest });
+            }}
+          >
             {SYNC_MODES.map((m) => (
               <option key={m}>{m}</option>
             ))}
@@ -75,6 +96,7 @@ export function StreamPicker({ catalog, value, onChange }) {
           Filter <input type="search" value={filter} onChange={(e) => setFilter(e.target.value)} placeholder="stream name" />
         </label>
       </div>
+      <p className="muted">These modes apply to every stream; a stream's row can choose its own.</p>
       <table className="table">
         <thead>
           <tr>
@@ -87,74 +109,138 @@ export function StreamPicker({ catalog, value, onChange }) {
               />
             </th>
             <th scope="col">Stream</th>
-            <th scope="col">Modes it supports</th>
-            {incremental && <th scope="col">Cursor</th>}
-            {dedup && <th scope="col">Primary key</th>}
+            <th scope="col">Sync mode</th>
+            <th scope="col">Destination sync mode</th>
+            <th scope="col">Cursor</th>
+            <th scope="col">Primary key</th>
             <th scope="col">Fields</th>
           </tr>
         </thead>
         <tbody>
-          {shown.map((s) => {
-            const name = streamName(s);
-            const fields = fieldsOf(s);
-            const candidates = s.json_schema && s.json_schema['x-cursor-candidates'];
-            const cursor = (value.cursors[name] || s.default_cursor_field || [])[0] || '';
-            const pk = ((value.primary_keys[name] || s.source_defined_primary_key || [])[0] || [])[0] || '';
-            return (
-              <tr key={name}>
-                <td>
-                  <input type="checkbox" aria-label={`Sync ${name}`} checked={chosen.has(name)} onChange={(e) => toggle(name, e.target.checked)} />
-                </td>
-                <td>{name}</td>
-                <td className="muted">{(s.supported_sync_modes || []).join(', ')}</td>
-                {incremental && (
-                  <td>
-                    <select
-                      aria-label={`Cursor of ${name}`}
-                      value={cursor}
-                      disabled={s.source_defined_cursor}
-                      onChange={(e) => {
-                        const cursors = { ...value.cursors };
-                        if (e.target.value) cursors[name] = [e.target.value];
-                        else delete cursors[name];
-                        set({ cursors });
-                      }}
-                    >
-                      <option value="">(the source's)</option>
-                      {(candidates || fields).map((f) => (
-                        <option key={f}>{f}</option>
-                      ))}
-                    </select>
-                  </td>
-                )}
-                {dedup && (
-                  <td>
-                    <select
-                      aria-label={`Primary key of ${name}`}
-                      value={pk}
-                      onChange={(e) => {
-                        const keys = { ...value.primary_keys };
-                        if (e.target.value) keys[name] = [[e.target.value]];
-                        else delete keys[name];
-                        set({ primary_keys: keys });
-                      }}
-                    >
-                      <option value="">(the source's)</option>
-                      {fields.map((f) => (
-                        <option key={f}>{f}</option>
-                      ))}
-                    </select>
-                  </td>
-                )}
-                <td className="muted fields">{fields.join(', ')}</td>
-              </tr>
-            );
-          })}
+          {shown.map((s) => (
+            <StreamRow key={streamName(s)} s={s} value={value} set={set} on={chosen.has(streamName(s))} toggle={toggle} />
+          ))}
         </tbody>
       </table>
       <p className="muted">
-        {chosen.size} of {streams.length} streams. Every field of a chosen stream is synced.
+        {chosen.size} of {streams.length} streams.
       </p>
     </div>
+  );
+}
+
+function StreamRow({ s, value, set, on, toggle }) {
+  const name = streamName(s);
+  const fields = fieldsOf(s);
+  const supported = s.supported_sync_modes || ['full_refresh'];
+  const mode = value.sync_modes[name] || value.sync_mode;
+  const dest = value.destination_sync_modes[name] || value.destination_sync_mode;
+  const incremental = mode === 'incremental';
+  const dedup = dest === 'append_dedup';
+  const candidates = s.json_schema && s.json_schema['x-cursor-candidates'];
+  const cursor = (value.cursors[name] || s.default_cursor_field || [])[0] || '';
+  const pk = ((value.primary_keys[name] || s.source_defined_primary_key || [])[0] || [])[0] || '';
+  // The fields the sync needs stay selected.
+  const needed = new Set([incremental && cursor, dedup && pk].filter(Boolean));
+  const selected = value.selected_fields[name] ? new Set(value.selected_fields[name]) : null;
+  const isOn = (f) => !selected || selected.has(f) || needed.has(f);
+  const setField = (f, keep) => {
+    const next = fields.filter((g) => (g === f ? keep : isOn(g)));
+    set({ selected_fields: put(value.selected_fields, name, next.length === fields.length ? null : next) });
+  };
+  const count = fields.filter(isOn).length;
+  return (
+    <tr>
+      <td>
+        <input type="checkbox" aria-label={`Sync ${name}`} checked={on} onChange={(e) => toggle(name, e.target.checked)} />
+      </td>
+      <td>{name}</td>
+      <td>
+        <select
+          aria-label={`Sync mode of ${name}`}
+          value={value.sync_modes[name] || ''}
+          onChange={(e) => {
+            const m = e.target.value || value.sync_mode;
+            // An incremental stream cannot overwrite: it appends unless told.
+            const own = m === 'incremental' && dest === 'overwrite' ? 'append' : value.destination_sync_modes[name];
+            set({ sync_modes: put(value.sync_modes, name, e.target.value), destination_sync_modes: put(value.destination_sync_modes, name, own) });
+          }}
+        >
+          <option value="">(all streams': {value.sync_mode})</option>
+          {supported.map((m) => (
+            <option key={m}>{m}</option>
+          ))}
+        </select>
+      </td>
+      <td>
+        <select
+          aria-label={`Destination sync mode of ${name}`}
+          value={value.destination_sync_modes[name] || ''}
+          onChange={(e) => set({ destination_sync_modes: put(value.destination_sync_modes, name, e.target.value) })}
+        >
+          <option value="">(all streams': {value.destination_sync_mode})</option>
+          {DEST_MODES.map((m) => (
+            <option key={m}>{m}</option>
+          ))}
+        </select>
+      </td>
+      <td>
+        {incremental ? (
+          <select
+            aria-label={`Cursor of ${name}`}
+            value={cursor}
+            disabled={s.source_defined_cursor}
+            onChange={(e) => set({ cursors: put(value.cursors, name, e.target.value ? [e.target.value] : null) })}
+          >
+            <option value="">(the source's)</option>
+            {(candidates || fields).map((f) => (
+              <option key={f}>{f}</option>
+            ))}
+          </select>
+        ) : (
+          <span className="muted">not incremental</span>
+        )}
+      </td>
+      <td>
+        {dedup ? (
+          <select
+            aria-label={`Primary key of ${name}`}
+            value={pk}
+            onChange={(e) => set({ primary_keys: put(value.primary_keys, name, e.target.value ? [[e.target.value]] : null) })}
+          >
+            <option value="">(the source's)</option>
+            {fields.map((f) => (
+              <option key={f}>{f}</option>
+            ))}
+          </select>
+        ) : (
+          <span className="muted">{pk || 'none'}</span>
+        )}
+      </td>
+      <td className="fields">
+        {fields.length === 0 ? (
+          <span className="muted">any (no schema)</span>
+        ) : (
+          <details>
+            <summary>
+              {count} of {fields.length} fields
+            </summary>
+            {fields.map((f) => (
+              <label key={f} className="field">
+                <input
+                  type="checkbox"
+                  aria-label={`Field ${f} of ${name}`}
+                  checked={isOn(f)}
+                  disabled={needed.has(f)}
+                  title={needed.has(f) ? 'the sync needs it (cursor or primary key)' : undefined}
+                  onChange={(e) => setField(f, e.target.checked)}
+                />{' '}
+                {f}
+              </label>
+            ))}
+          </details>
+        )}
+      </td>
+    </tr>
   );
 }

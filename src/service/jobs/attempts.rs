@@ -40,6 +40,7 @@ impl Service {
         let mapping = Mapping {
             namespace: c.namespace.clone(),
             prefix: c.prefix.clone(),
+            fields: c.selected_fields.clone(),
         };
         let mut source = p.source.clone();
         let mut source_config = p.source_actor.config.clone();

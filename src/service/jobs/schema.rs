@@ -22,7 +22,13 @@ impl Service {
         job: &Job,
         call: &Call,
     ) -> Result<ConfiguredAirbyteCatalog, ApiError> {
-        let discovered = self.discover_actor(&p.source_actor, call).await?;
+        let mut discovered = self.discover_actor(&p.source_actor, call).await?;
+        // Fields the connection leaves out are no change to follow.
+        for s in &mut discovered.streams {
+            if let Some(fields) = crate::service::catalog::chosen(&c.selected_fields, s) {
+                crate::service::catalog::select_fields(&mut s.json_schema, &fields);
+            }
+        }
         let known = Known::of(c);
         let changes = schema_changes(&catalog, &discovered, &known);
         // A new stream is said once: from now on it is known.

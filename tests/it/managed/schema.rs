@@ -3,11 +3,13 @@
 //! `ignore` policies.
 
 use super::{echo_lines, record, script_source, setup_connection, state, Env};
+use crate::common::read_jsonl;
 use serde_json::json;
 
 both_backends!(
     schema_changes_are_followed_or_fail_the_job,
     schema_change_policies_propagate_fully_and_disable,
+    streams_keep_their_own_modes_and_fields,
 );
 
 fn schema_changes_are_followed_or_fail_the_job(env: &Env) {
@@ -150,4 +152,116 @@ fn schema_change_policies_propagate_fully_and_disable(env: &Env) {
         c["catalog"]["streams"][0]["stream"]["json_schema"]["properties"].get("z"),
         None
     );
+}
+
+/// Modes chosen per stream and a stream's fields: stored, shown, kept by
+/// an update that changes another kind of choice; the fields left out
+/// reach neither the destination nor the schema-change report.
+fn streams_keep_their_own_modes_and_fields(env: &Env) {
+    let s = &env.sandbox;
+    let wide = r#"{"type":"RECORD","record":{"stream":"s","data":{"x":1,"at":1,"y":"left out"},"emitted_at":1}}"#;
+    let t = r#"{"type":"RECORD","record":{"stream":"t","data":{"k":1},"emitted_at":1}}"#;
+    let src = script_source(s, &echo_lines(&[wide.into(), t.into(), state(1)]));
+    s.write(
+        "catalog.json",
+        r#"{"type":"CATALOG","catalog":{"streams":[{"name":"s","json_schema":{"type":"object","properties":{"x":{"type":"integer"},"at":{"type":"integer"},"y":{"type":"string"}}},"supported_sync_modes":["full_refresh","incremental"],"source_defined_cursor":true,"default_cursor_field":["at"]},{"name":"t","json_schema":{"type":"object"},"supported_sync_modes":["full_refresh"]}]}}"#,
+    );
+    env.ok(&[
+        "source",
+        "create",
+        "src",
+        "--connector",
+        &src,
+        "--config",
+        "{}",
+    ]);
+    let out = format!(r#"{{"path": "{}"}}"#, s.path("out").display());
+    env.ok(&[
+        "destination",
+        "create",
+        "dst",
+        "--connector",
+        "jsonl",
+        "--config",
+        &out,
+    ]);
+    let create = |fields: &str| {
+        env.run(&[
+            "connection",
+            "create",
+            "c",
+            "--source",
+            "src",
+            "--destination",
+            "dst",
+            "--sync-mode",
+            "incremental",
+            "--stream-sync-mode",
+            "t=full_refresh",
+            "--stream-destination-sync-mode",
+            "t=append",
+            "--fields",
+            fields,
+        ])
+    };
+    // The cursor must stay among the fields.
+    let refused = create("s=x");
+    refused.expect_code(2);
+    assert!(
+        refused.stderr().contains("field `at` must be selected"),
+        "{}",
+        refused.stderr()
+    );
+    create("s=x,at").expect_code(0);
+    let c = env.json(&["connection", "get", "c"]);
+    assert_eq!(c["sync_modes"], json!({"t": "full_refresh"}));
+    assert_eq!(c["destination_sync_modes"], json!({"t": "append"}));
+    assert_eq!(c["selected_fields"], json!({"s": ["x", "at"]}));
+    let modes: Vec<(&str, &str, &str)> = c["catalog_streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap(),
+                s["sync_mode"].as_str().unwrap(),
+                s["destination_sync_mode"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        modes,
+        [
+            ("s", "incremental", "append"),
+            ("t", "full_refresh", "append")
+        ]
+    );
+    assert_eq!(
+        c["catalog"]["streams"][0]["stream"]["json_schema"]["properties"],
+        json!({"x": {"type": "integer"}, "at": {"type": "integer"}})
+    );
+
+    let job = env.json(&["connection", "sync", "c"]);
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["changes"], json!([]), "a column left out is no change");
+    let rows = read_jsonl(&s.path("out/s.jsonl"));
+    assert_eq!(rows.len(), 1);
+    assert_eq!((&rows[0]["x"], &rows[0]["at"]), (&json!(1), &json!(1)));
+    assert!(rows[0].get("y").is_none(), "{}", rows[0]);
+    assert_eq!(read_jsonl(&s.path("out/t.jsonl")).len(), 1);
+
+    // Another kind of choice changed: the fields and modes stay.
+    env.ok(&[
+        "connection",
+        "update",
+        "c",
+        "--stream-destination-sync-mode",
+        "t=overwrite",
+    ]);
+    let c = env.json(&["connection", "get", "c"]);
+    assert_eq!(c["destination_sync_modes"], json!({"t": "overwrite"}));
+    assert_eq!(c["sync_modes"], json!({"t": "full_refresh"}));
+    assert_eq!(c["selected_fields"], json!({"s": ["x", "at"]}));
+    let setup = env.ok(&["export"]).stdout();
+    assert!(setup.contains("selected_fields:"), "{setup}");
 }

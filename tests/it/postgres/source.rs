@@ -312,3 +312,55 @@ fn postgres_incremental_sends_rows_added_later_at_the_saved_cursor_value() {
     run(0);
     assert_eq!(dst.sql("SELECT count(*) FROM ev"), "4");
 }
+
+/// Each stream its own modes, and one stream only some of its fields:
+/// `items` incremental and deduplicated without its `secret` column,
+/// `logs` replaced by each run.
+#[test]
+fn postgres_streams_take_their_own_modes_and_selected_fields() {
+    let (Some(src), Some(dst)) = (PgDatabase::create(), PgDatabase::create()) else {
+        return;
+    };
+    src.sql(
+        "CREATE TABLE items (id int PRIMARY KEY, name text, secret text, updated_at timestamptz NOT NULL);
+         INSERT INTO items SELECT i, 'item ' || i, 'hush', '2024-01-01'::timestamptz + i * interval '1 minute' FROM generate_series(1, 20) i;
+         CREATE TABLE logs (id int PRIMARY KEY, msg text);
+         INSERT INTO logs SELECT i, 'log ' || i FROM generate_series(1, 5) i;",
+    );
+    let sandbox = Sandbox::new();
+    let state = sandbox.path("state.json");
+    let source_config = serde_json::json!({"url": src.url}).to_string();
+    let run = |expected: u64| {
+        let summary = sandbox.sync(
+            ("postgres", &source_config),
+            ("postgres", &url_config(&dst)),
+            &[
+                "--stream-sync-mode",
+                "items=incremental",
+                "--stream-destination-sync-mode",
+                "items=append_dedup",
+                "--fields",
+                "items=id,name,updated_at",
+                "--state",
+                state.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(summary["records"], expected, "{summary}");
+    };
+    run(25);
+    src.sql(
+        "UPDATE items SET name = 'renamed', updated_at = '2025-01-01' WHERE id = 3;
+         INSERT INTO logs VALUES (6, 'log 6');",
+    );
+    // Only the changed item, and every log again.
+    run(7);
+    let columns = "SELECT string_agg(column_name, ',' ORDER BY column_name) FROM information_schema.columns WHERE table_name = 'items' AND column_name NOT LIKE '\\_airbyte%'";
+    assert_eq!(dst.sql(columns), "id,name,updated_at");
+    assert_eq!(
+        dst.sql("SELECT count(*), count(DISTINCT id) FROM items"),
+        "20|20"
+    );
+    assert_eq!(dst.sql("SELECT name FROM items WHERE id = 3"), "renamed");
+    // Overwritten, not appended: six logs, not eleven.
+    assert_eq!(dst.sql("SELECT count(*) FROM logs"), "6");
+}
