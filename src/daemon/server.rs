@@ -168,6 +168,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::Conflict => StatusCode::CONFLICT,
         ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
         ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         // It ran and failed: nothing wrong with the request or the daemon.
         ErrorCode::Failed => StatusCode::UNPROCESSABLE_ENTITY,
@@ -925,6 +926,7 @@ mod tests {
             ErrorCode::NotFound,
             ErrorCode::Conflict,
             ErrorCode::Unauthorized,
+            ErrorCode::Forbidden,
             ErrorCode::TooLarge,
             ErrorCode::Failed,
         ] {

@@ -138,8 +138,22 @@ fn the_ui_is_served_without_the_token_and_the_api_only_with_it_or_a_session() {
     };
     assert_eq!(with(&[], "GET", "/connections"), 200);
     // A change by cookie alone is what a cross-site form could make: refused
-    // without the header such a form cannot send.
-    assert_eq!(with(&[], "DELETE", "/connections/none"), 401);
+    // without the header such a form cannot send. Forbidden, not 401: the
+    // browser is signed in, and the answer says what is missing.
+    let (status, _, body) = curl(
+        &["-X", "DELETE", "-b", &session],
+        &format!("{base}/api/v1/connections/none"),
+    );
+    assert_eq!(status, 403, "{body}");
+    let error: serde_json::Value = serde_json::from_str(&body).expect("a JSON error");
+    assert_eq!(error["error"]["code"], "forbidden", "{body}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`X-Sluice-CSRF` header is missing"),
+        "{body}"
+    );
     assert_eq!(
         with(&["-H", "X-Sluice-CSRF: 1"], "DELETE", "/connections/none"),
         404

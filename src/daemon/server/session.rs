@@ -6,7 +6,8 @@
 //!
 //! A request that changes something on the strength of the cookie alone
 //! must also carry `X-Sluice-CSRF`, a header a page of another site cannot
-//! make a browser send. Nothing here knows what a route does.
+//! make a browser send; without it the answer is 403 (the browser is signed
+//! in, so not 401). Nothing here knows what a route does.
 
 use super::{error, ui, ApiError, ErrorCode, Json, Shared};
 use axum::extract::{Request, State};
@@ -148,8 +149,15 @@ pub async fn require(State(d): State<Shared>, req: Request, next: Next) -> Respo
             if reads || headers.contains_key(CSRF_HEADER) {
                 next.run(req).await
             } else {
-                refused(
-                    "a change asked by a signed-in browser must carry the `X-Sluice-CSRF` header",
+                // Signed in, so not a 401: a 401 would send the UI to its
+                // login page, and signing in again would not help.
+                error(
+                    ApiError::new(
+                        ErrorCode::Forbidden,
+                        "the `X-Sluice-CSRF` header is missing: a change asked by a \
+                         signed-in browser must carry it",
+                    )
+                    .hint("send `X-Sluice-CSRF: 1` with the session cookie, or use the token"),
                 )
             }
         }
