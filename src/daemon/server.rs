@@ -8,8 +8,9 @@
 //! away does not stop a job. Every error is `{"error": ApiError}` with an
 //! HTTP status from its code; an internal one says nothing of the inside.
 //! On TCP every request needs the daemon's token (or a browser session
-//! signed in with it, `session.rs`); the Unix socket is guarded by its file
-//! mode instead. The web UI's files are served at `/` (`ui.rs`).
+//! signed in with it, `session.rs`) but `/healthz`, which says no more than
+//! alive and the version; the Unix socket is guarded by its file mode
+//! instead. The web UI's files are served at `/` (`ui.rs`).
 
 use crate::api::remote::{ErrorBody, RunLine, StateReset, RUN_HEADER, RUN_MEDIA_TYPE};
 use crate::api::{
@@ -343,8 +344,9 @@ async fn method_not_allowed() -> Response {
     resp
 }
 
-/// Whether the daemon is alive, and which sluice it is.
-#[utoipa::path(get, path = "/healthz", tag = "daemon", responses((status = 200, description = "Alive.", body = Health)))]
+/// Whether the daemon is alive, and which sluice it is: asked without the
+/// token (a load balancer's probe has none), so it must never say more.
+#[utoipa::path(get, path = "/healthz", tag = "daemon", security(()), responses((status = 200, description = "Alive.", body = Health)))]
 async fn healthz() -> Response {
     answer(Ok(Health {
         status: "ok".into(),
