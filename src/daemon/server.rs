@@ -89,6 +89,20 @@ type Shared = Arc<Daemon>;
 
 /// The routes, without the token check (the Unix socket's).
 pub fn router(daemon: Shared) -> Router {
+    routes(daemon).layer(middleware::map_response(with_headers))
+}
+
+/// The routes behind the token or a signed-in session (TCP). The token
+/// check's refusals carry every answer's headers too: the headers go on
+/// outside it.
+pub fn router_with_token(daemon: Shared) -> Router {
+    routes(daemon.clone())
+        .layer(middleware::from_fn_with_state(daemon, session::require))
+        .layer(middleware::map_response(with_headers))
+}
+
+/// Every route, with no check and no common headers.
+fn routes(daemon: Shared) -> Router {
     let api = Router::new()
         .route("/daemon", get(daemon_status))
         .route("/db", get(db_status))
@@ -145,19 +159,27 @@ pub fn router(daemon: Shared) -> Router {
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(middleware::map_response(with_version))
         .with_state(daemon)
 }
 
-/// The routes behind the token or a signed-in session (TCP).
-pub fn router_with_token(daemon: Shared) -> Router {
-    router(daemon.clone()).layer(middleware::from_fn_with_state(daemon, session::require))
-}
-
-async fn with_version(mut resp: Response) -> Response {
-    resp.headers_mut().insert(
+/// What every answer carries, errors and the UI's files alike: the
+/// daemon's version (clients check it), and the security headers that
+/// keep a browser from sniffing a JSON answer as a page, framing it, or
+/// sending its address on. The UI's answers add their policy (`ui.rs`).
+async fn with_headers(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    h.insert(
         crate::api::remote::VERSION_HEADER,
         HeaderValue::from_static(env!("CARGO_PKG_VERSION")),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
     );
     resp
 }
