@@ -433,9 +433,12 @@ impl FromStr for Schedule {
                 None => ("UTC", expr),
             };
             let expression = expr.trim().to_string();
-            expression
-                .parse::<croner::Cron>()
-                .map_err(|e| err(format!("schedule `{s}` is not a cron expression: {e}")))?;
+            expression.parse::<croner::Cron>().map_err(|e| {
+                err(match cron_number_out_of_range(&expression) {
+                    Some(why) => format!("schedule `{s}`: {why}"),
+                    None => format!("schedule `{s}` is not a cron expression: {e}"),
+                })
+            })?;
             return Schedule::Cron {
                 expression,
                 timezone: "UTC".into(),
@@ -444,6 +447,51 @@ impl FromStr for Schedule {
         }
         Err(err(format!("`{s}` is not a schedule")))
     }
+}
+
+/// A number of a cron expression outside its field's range, said as people
+/// read it ("hour 25 is out of range 0-23"): croner says only "Number out
+/// of bounds". `None` when every number is in range (croner's own words
+/// then say what is wrong).
+fn cron_number_out_of_range(expression: &str) -> Option<String> {
+    // As croner reads them: seconds first when there are six or seven
+    // fields, a year last when there are seven; 7 is also Sunday.
+    const SECOND: (&str, u64, u64) = ("second", 0, 59);
+    const FIVE: [(&str, u64, u64); 5] = [
+        ("minute", 0, 59),
+        ("hour", 0, 23),
+        ("day of month", 1, 31),
+        ("month", 1, 12),
+        ("day of week", 0, 7),
+    ];
+    const YEAR: (&str, u64, u64) = ("year", 1, 5000);
+    let fields: Vec<&str> = expression.split_whitespace().collect();
+    let ranges: Vec<(&str, u64, u64)> = match fields.len() {
+        5 => FIVE.to_vec(),
+        6 => std::iter::once(SECOND).chain(FIVE).collect(),
+        7 => std::iter::once(SECOND)
+            .chain(FIVE)
+            .chain(std::iter::once(YEAR))
+            .collect(),
+        _ => return None,
+    };
+    for (field, (name, low, high)) in fields.iter().zip(ranges) {
+        for item in field.split(',') {
+            // `A-B/STEP`, `N#NTH`, `NL`, `NW`: the field bounds only A, B
+            // and N. Names (MON, JAN) and `*` are not numbers.
+            let range = item.split(['/', '#']).next().unwrap_or(item);
+            for number in range.split('-') {
+                let number = number.trim_end_matches(['L', 'W', 'l', 'w']);
+                match number.parse::<u64>() {
+                    Ok(n) if n < low || n > high => {
+                        return Some(format!("{name} {n} is out of range {low}-{high}"));
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    None
 }
 
 /// Whether cron schedules may fire more than once a minute: only for
@@ -650,6 +698,37 @@ mod tests {
             serde_json::to_value(Schedule::Every(Duration::from_secs(1800))).unwrap(),
             "every:30m"
         );
+    }
+
+    #[test]
+    fn a_cron_number_out_of_range_names_its_field_and_the_range() {
+        let refused = |text: &str| text.parse::<Schedule>().unwrap_err().message;
+        assert_eq!(
+            refused("cron:0 25 * * *"),
+            "schedule `cron:0 25 * * *`: hour 25 is out of range 0-23"
+        );
+        for (text, why) in [
+            ("cron:61 * * * *", "minute 61 is out of range 0-59"),
+            ("cron:0 0 0 * *", "day of month 0 is out of range 1-31"),
+            ("cron:0 0 1 13 *", "month 13 is out of range 1-12"),
+            ("cron:0 0 * * 1-8", "day of week 8 is out of range 0-7"),
+            ("cron:0 0-30/5 * * *", "hour 30 is out of range 0-23"),
+            ("cron:0 1,2,24 * * *", "hour 24 is out of range 0-23"),
+            ("cron:0 0 32W * *", "day of month 32 is out of range 1-31"),
+            ("cron:60 0 * * * *", "second 60 is out of range 0-59"),
+            (
+                "cron:CRON_TZ=Europe/Paris 0 0 * * 9",
+                "day of week 9 is out of range 0-7",
+            ),
+        ] {
+            let message = refused(text);
+            assert!(message.ends_with(why), "{text}: {message}");
+            assert!(!message.contains("bounds"), "croner's words: {message}");
+        }
+        // What is in range is croner's to judge, in its words.
+        assert!(refused("cron:0 5-3 * * *").contains("is not a cron expression"));
+        assert_eq!(cron_number_out_of_range("0 0 L * MON-FRI"), None);
+        assert_eq!(cron_number_out_of_range("*/15 * * * 5#2"), None);
     }
 }
 

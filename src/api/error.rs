@@ -33,6 +33,9 @@ pub enum ErrorCode {
     Conflict,
     /// A daemon's TCP request without its token, or with another.
     Unauthorized,
+    /// A signed-in browser's request the daemon will not take as it is: a
+    /// change without the `X-Sluice-CSRF` header.
+    Forbidden,
     /// A request body over the daemon's limit.
     TooLarge,
     /// The operation ran and failed: a connector, a store query.
@@ -50,6 +53,7 @@ impl ErrorCode {
             | ErrorCode::NotFound
             | ErrorCode::Conflict
             | ErrorCode::Unauthorized
+            | ErrorCode::Forbidden
             | ErrorCode::TooLarge => ErrorClass::User,
             ErrorCode::Failed => ErrorClass::Failed,
             ErrorCode::Unreachable => ErrorClass::Unreachable,

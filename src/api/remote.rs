@@ -179,9 +179,9 @@ impl Remote {
     }
 
     /// The answer, if it comes from a sluice daemon: every answer of one
-    /// carries its version, or is one of its errors (its token check
-    /// answers before the version is added). Another answer is another
-    /// server's, say a web server's HTML page at the address given.
+    /// carries its version, or is one of its errors (an older daemon's
+    /// token check answered without the version). Another answer is
+    /// another server's, say a web server's HTML page at the address given.
     async fn daemons_answer(&self, resp: reqwest::Response) -> Result<reqwest::Response, ApiError> {
         if resp.headers().contains_key(VERSION_HEADER) {
             return Ok(resp);

@@ -828,6 +828,7 @@ pub struct NextRun {
 }
 
 /// What a daemon answers at `/healthz`: alive, and which sluice it is.
+/// Answered without the token on TCP: nothing more goes here.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Health {
     pub status: String,

@@ -1,4 +1,5 @@
-//! `sluice apply` and `sluice export`: the whole setup as one YAML file.
+//! `sluice apply` and `sluice export`: the whole setup as one YAML file
+//! (JSON with `-o json`, which `apply` reads as well).
 
 use super::args::{OutputFormat, RuntimeArgs};
 use super::output::{self, CliOutput};
@@ -51,11 +52,13 @@ pub struct ApplyArgs {
     pub runtime: RuntimeArgs,
 }
 
-/// Write the current setup as YAML (secrets masked), in `apply`'s format.
+/// Write the current setup as YAML (secrets masked), in `apply`'s format;
+/// as JSON with `-o json`.
 #[derive(Debug, Args)]
 #[command(after_help = "\
-Example:
-  sluice export > sluice.yaml")]
+Examples:
+  sluice export > sluice.yaml
+  sluice -o json export > sluice.json")]
 pub struct ExportArgs {
     /// Write here instead of stdout.
     #[arg(long, short = 'f', value_name = "FILE")]
@@ -130,13 +133,19 @@ pub async fn apply(ctx: &Ctx, a: ApplyArgs) -> anyhow::Result<ExitClass> {
 
 pub async fn export(ctx: &Ctx, a: ExportArgs) -> anyhow::Result<ExitClass> {
     let setup = ctx.api.export().await?;
-    let yaml = setup.to_yaml()?;
+    let text = if ctx.json() {
+        let mut json = serde_json::to_string_pretty(&setup)?;
+        json.push('\n');
+        json
+    } else {
+        setup.to_yaml()?
+    };
     match &a.file {
-        Some(path) => crate::fsutil::write_atomic(path, yaml.as_bytes(), 0o600)
+        Some(path) => crate::fsutil::write_atomic(path, text.as_bytes(), 0o600)
             .map_err(|e| ApiError::user(format!("cannot write {}: {e}", path.display())))?,
         None => {
             let mut out = std::io::stdout().lock();
-            out.write_all(yaml.as_bytes())?;
+            out.write_all(text.as_bytes())?;
             out.flush()?;
         }
     }

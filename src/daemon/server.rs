@@ -8,8 +8,9 @@
 //! away does not stop a job. Every error is `{"error": ApiError}` with an
 //! HTTP status from its code; an internal one says nothing of the inside.
 //! On TCP every request needs the daemon's token (or a browser session
-//! signed in with it, `session.rs`); the Unix socket is guarded by its file
-//! mode instead. The web UI's files are served at `/` (`ui.rs`).
+//! signed in with it, `session.rs`) but `/healthz`, which says no more than
+//! alive and the version; the Unix socket is guarded by its file mode
+//! instead. The web UI's files are served at `/` (`ui.rs`).
 
 use crate::api::remote::{ErrorBody, RunLine, StateReset, RUN_HEADER, RUN_MEDIA_TYPE};
 use crate::api::{
@@ -88,6 +89,20 @@ type Shared = Arc<Daemon>;
 
 /// The routes, without the token check (the Unix socket's).
 pub fn router(daemon: Shared) -> Router {
+    routes(daemon).layer(middleware::map_response(with_headers))
+}
+
+/// The routes behind the token or a signed-in session (TCP). The token
+/// check's refusals carry every answer's headers too: the headers go on
+/// outside it.
+pub fn router_with_token(daemon: Shared) -> Router {
+    routes(daemon.clone())
+        .layer(middleware::from_fn_with_state(daemon, session::require))
+        .layer(middleware::map_response(with_headers))
+}
+
+/// Every route, with no check and no common headers.
+fn routes(daemon: Shared) -> Router {
     let api = Router::new()
         .route("/daemon", get(daemon_status))
         .route("/db", get(db_status))
@@ -144,19 +159,27 @@ pub fn router(daemon: Shared) -> Router {
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(middleware::map_response(with_version))
         .with_state(daemon)
 }
 
-/// The routes behind the token or a signed-in session (TCP).
-pub fn router_with_token(daemon: Shared) -> Router {
-    router(daemon.clone()).layer(middleware::from_fn_with_state(daemon, session::require))
-}
-
-async fn with_version(mut resp: Response) -> Response {
-    resp.headers_mut().insert(
+/// What every answer carries, errors and the UI's files alike: the
+/// daemon's version (clients check it), and the security headers that
+/// keep a browser from sniffing a JSON answer as a page, framing it, or
+/// sending its address on. The UI's answers add their policy (`ui.rs`).
+async fn with_headers(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    h.insert(
         crate::api::remote::VERSION_HEADER,
         HeaderValue::from_static(env!("CARGO_PKG_VERSION")),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
     );
     resp
 }
@@ -168,6 +191,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::Conflict => StatusCode::CONFLICT,
         ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
         ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         // It ran and failed: nothing wrong with the request or the daemon.
         ErrorCode::Failed => StatusCode::UNPROCESSABLE_ENTITY,
@@ -342,8 +366,9 @@ async fn method_not_allowed() -> Response {
     resp
 }
 
-/// Whether the daemon is alive, and which sluice it is.
-#[utoipa::path(get, path = "/healthz", tag = "daemon", responses((status = 200, description = "Alive.", body = Health)))]
+/// Whether the daemon is alive, and which sluice it is: asked without the
+/// token (a load balancer's probe has none), so it must never say more.
+#[utoipa::path(get, path = "/healthz", tag = "daemon", security(()), responses((status = 200, description = "Alive.", body = Health)))]
 async fn healthz() -> Response {
     answer(Ok(Health {
         status: "ok".into(),
@@ -925,6 +950,7 @@ mod tests {
             ErrorCode::NotFound,
             ErrorCode::Conflict,
             ErrorCode::Unauthorized,
+            ErrorCode::Forbidden,
             ErrorCode::TooLarge,
             ErrorCode::Failed,
         ] {

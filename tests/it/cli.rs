@@ -257,6 +257,22 @@ fn names_that_name_nothing() {
             "hourly"
         ]
     );
+    // Named by field and range, not in croner's words.
+    cli_snapshot!(
+        s,
+        "cron_out_of_range",
+        &[
+            "connection",
+            "create",
+            "c",
+            "--source",
+            "a",
+            "--destination",
+            "b",
+            "--schedule",
+            "cron:0 25 * * *"
+        ]
+    );
 }
 
 #[test]

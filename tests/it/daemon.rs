@@ -546,6 +546,40 @@ fn the_api_answers_bad_input_with_json_errors_and_stores_nothing() {
 }
 
 #[test]
+fn on_tcp_only_healthz_answers_without_the_token_and_says_nothing_more() {
+    let sandbox = Sandbox::new();
+    let daemon = Daemon::start(&sandbox, true);
+    let base = daemon.tcp().to_string();
+    let get = |path: &str| -> (u16, String) {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "-o", "-", "-w", "\n%{http_code}"])
+            .arg(format!("{base}{path}"))
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (body, code) = text.rsplit_once('\n').unwrap();
+        (code.parse().unwrap(), body.to_string())
+    };
+    // A load balancer's probe has no token: alive, the version, no more.
+    let (code, body) = get("/healthz");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")})
+    );
+    for path in [
+        "/readyz",
+        "/metrics",
+        "/api/v1/daemon",
+        "/api/v1/connections",
+    ] {
+        let (code, body) = get(path);
+        assert_eq!(code, 401, "{path}: {body}");
+    }
+    drop(daemon);
+}
+
+#[test]
 fn the_connection_list_is_kept_until_the_store_changes_and_names_its_revision() {
     let sandbox = Sandbox::new();
     let daemon = Daemon::start(&sandbox, true);

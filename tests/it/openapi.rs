@@ -63,7 +63,7 @@ impl Client {
     }
 }
 
-/// `METHOD /path` of every route `router()` in src/daemon/server.rs
+/// `METHOD /path` of every route `routes()` in src/daemon/server.rs
 /// declares, read from its source: a route added there and not to the
 /// document fails the test below.
 fn router_routes() -> BTreeSet<String> {
@@ -71,9 +71,9 @@ fn router_routes() -> BTreeSet<String> {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/daemon/server.rs"),
     )
     .expect("read server.rs");
-    let start = source.find("pub fn router(").expect("a router()");
+    let start = source.find("fn routes(").expect("a routes()");
     let body = &source[start..];
-    let body = &body[..body.find("\n}\n").expect("router()'s end")];
+    let body = &body[..body.find("\n}\n").expect("routes()'s end")];
     // The routes of the `api` router are nested under a prefix.
     let (api, outer) = body.split_at(body.find(";\n").expect("the api router's end"));
     let nest = outer

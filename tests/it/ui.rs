@@ -63,6 +63,20 @@ fn curl(args: &[&str], url: &str) -> (u16, String, String) {
     (status, head.to_lowercase(), body.to_string())
 }
 
+/// The daemon's version and the security headers, which every answer
+/// carries, the token check's refusals too.
+#[track_caller]
+fn assert_common_headers(head: &str) {
+    for line in [
+        format!("sluice-version: {}", env!("CARGO_PKG_VERSION")),
+        "x-content-type-options: nosniff".into(),
+        "x-frame-options: deny".into(),
+        "referrer-policy: no-referrer".into(),
+    ] {
+        assert!(head.contains(&line), "no `{line}`: {head}");
+    }
+}
+
 #[test]
 fn the_ui_is_served_without_the_token_and_the_api_only_with_it_or_a_session() {
     let sandbox = Sandbox::new();
@@ -76,7 +90,7 @@ fn the_ui_is_served_without_the_token_and_the_api_only_with_it_or_a_session() {
             head.contains("content-security-policy: default-src 'self'; script-src 'self';"),
             "{head}"
         );
-        assert!(head.contains("x-content-type-options: nosniff"), "{head}");
+        assert_common_headers(&head);
         assert!(
             body.contains(r#"<script type="module" src="/assets/app.js?v="#),
             "{body}"
@@ -90,9 +104,10 @@ fn the_ui_is_served_without_the_token_and_the_api_only_with_it_or_a_session() {
     assert_eq!(status, 200);
     assert!(head.contains("content-encoding: gzip"), "{head}");
     // The API is not the UI's: no index.html for it, and no answer without
-    // the token.
-    let (status, _, body) = curl(&[], &format!("{base}/api/v1/connections"));
+    // the token. The refusal carries the headers every answer does.
+    let (status, head, body) = curl(&[], &format!("{base}/api/v1/connections"));
     assert_eq!(status, 401, "{body}");
+    assert_common_headers(&head);
 
     // A session: signed in with the token, its cookie HttpOnly and strict.
     let body = format!(r#"{{"token": "{token}"}}"#);
@@ -138,8 +153,23 @@ fn the_ui_is_served_without_the_token_and_the_api_only_with_it_or_a_session() {
     };
     assert_eq!(with(&[], "GET", "/connections"), 200);
     // A change by cookie alone is what a cross-site form could make: refused
-    // without the header such a form cannot send.
-    assert_eq!(with(&[], "DELETE", "/connections/none"), 401);
+    // without the header such a form cannot send. Forbidden, not 401: the
+    // browser is signed in, and the answer says what is missing.
+    let (status, head, body) = curl(
+        &["-X", "DELETE", "-b", &session],
+        &format!("{base}/api/v1/connections/none"),
+    );
+    assert_eq!(status, 403, "{body}");
+    assert_common_headers(&head);
+    let error: serde_json::Value = serde_json::from_str(&body).expect("a JSON error");
+    assert_eq!(error["error"]["code"], "forbidden", "{body}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`X-Sluice-CSRF` header is missing"),
+        "{body}"
+    );
     assert_eq!(
         with(&["-H", "X-Sluice-CSRF: 1"], "DELETE", "/connections/none"),
         404

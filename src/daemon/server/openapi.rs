@@ -198,7 +198,8 @@ impl Modify for Shared {
                     "4XX".into(),
                     RefOr::T(error(
                         "The request cannot be answered: bad input, a name that names \
-                         nothing, a clash, no token, too large, or it ran and failed.",
+                         nothing, a clash, no token (401), a signed-in browser's change without \
+                         `X-Sluice-CSRF` (403), too large, or it ran and failed.",
                     )),
                 );
                 responses.insert(

@@ -6,7 +6,8 @@
 //!
 //! A request that changes something on the strength of the cookie alone
 //! must also carry `X-Sluice-CSRF`, a header a page of another site cannot
-//! make a browser send. Nothing here knows what a route does.
+//! make a browser send; without it the answer is 403 (the browser is signed
+//! in, so not 401). Nothing here knows what a route does.
 
 use super::{error, ui, ApiError, ErrorCode, Json, Shared};
 use axum::extract::{Request, State};
@@ -122,13 +123,20 @@ fn refused(message: &str) -> Response {
     resp
 }
 
+/// Whether a request is a load balancer's liveness probe, which cannot
+/// send a token: `/healthz` says only that the daemon is alive and its
+/// version (which every answer's header carries anyway).
+fn is_probe(method: &Method, path: &str) -> bool {
+    path == "/healthz" && matches!(*method, Method::GET | Method::HEAD)
+}
+
 /// The token check of TCP: the token in the header, or a session's cookie
-/// (with the CSRF header for anything but a read). The UI's files and
-/// signing in and out need neither.
+/// (with the CSRF header for anything but a read). The UI's files, the
+/// liveness probe, and signing in and out need neither.
 pub async fn require(State(d): State<Shared>, req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path();
-    if ui::is_public(&method, path) || path == "/api/v1/session" {
+    if ui::is_public(&method, path) || is_probe(&method, path) || path == "/api/v1/session" {
         return next.run(req).await;
     }
     let headers = req.headers();
@@ -148,8 +156,15 @@ pub async fn require(State(d): State<Shared>, req: Request, next: Next) -> Respo
             if reads || headers.contains_key(CSRF_HEADER) {
                 next.run(req).await
             } else {
-                refused(
-                    "a change asked by a signed-in browser must carry the `X-Sluice-CSRF` header",
+                // Signed in, so not a 401: a 401 would send the UI to its
+                // login page, and signing in again would not help.
+                error(
+                    ApiError::new(
+                        ErrorCode::Forbidden,
+                        "the `X-Sluice-CSRF` header is missing: a change asked by a \
+                         signed-in browser must carry it",
+                    )
+                    .hint("send `X-Sluice-CSRF: 1` with the session cookie, or use the token"),
                 )
             }
         }
@@ -205,6 +220,16 @@ mod tests {
         assert!(auth.is_token("t") && !auth.is_token("u"));
         auth.close(&id);
         assert!(!auth.is_session(&id));
+    }
+
+    #[test]
+    fn only_the_liveness_probe_is_asked_without_the_token() {
+        assert!(is_probe(&Method::GET, "/healthz"));
+        assert!(is_probe(&Method::HEAD, "/healthz"));
+        assert!(!is_probe(&Method::POST, "/healthz"));
+        for path in ["/readyz", "/metrics", "/api/v1/daemon", "/healthz/x"] {
+            assert!(!is_probe(&Method::GET, path), "{path}");
+        }
     }
 
     #[test]

@@ -104,25 +104,13 @@ pub fn answer(method: &Method, uri: &Uri, headers: &HeaderMap) -> Option<Respons
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
-    secure(h);
-    Some(resp)
-}
-
-/// The headers every UI answer carries.
-fn secure(h: &mut HeaderMap) {
+    // The other security headers go on every answer (`with_headers` in
+    // server.rs).
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CONTENT_SECURITY_POLICY),
     );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
+    Some(resp)
 }
 
 /// Whether an `Accept-Encoding` takes gzip (`gzip;q=0` refuses it).

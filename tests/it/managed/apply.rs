@@ -1,6 +1,6 @@
 //! `apply` and `export`: a YAML file of sources, destinations and
 //! connections applied (dry run, variables, `--prune`), and an export that
-//! applies back to the same YAML without its secrets.
+//! applies back to the same YAML without its secrets (or gives it as JSON).
 
 use super::{echo_lines, record, script_source, state, Env, SECRET};
 use crate::common::Run;
@@ -100,6 +100,14 @@ connections:
     assert!(!first.contains(SECRET), "{first}");
     assert!(first.contains("**********"), "{first}");
     assert!(first.contains("gen-to-local"), "{first}");
+    // `-o json` is the same setup as JSON; YAML stays the default.
+    let as_json = env.json(&["export"]);
+    let as_yaml: serde_json::Value = serde_norway::from_str(&first).expect("the export is YAML");
+    assert_eq!(as_json, as_yaml);
+    assert_eq!(
+        as_json["sources"]["scripted"]["config"]["token"],
+        "**********"
+    );
     let exported = s.write("exported.yaml", &first);
     // Delete everything, apply the export, export again: the same YAML.
     env.ok(&["connection", "delete", "gen-to-local"]);
