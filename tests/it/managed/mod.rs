@@ -145,27 +145,11 @@ fn echo_lines(lines: &[String]) -> String {
 /// A source, a jsonl destination into `out/`, and an incremental
 /// connection `c` between them.
 fn setup_connection(env: &Env, source_ref: &str) {
-    let s = &env.sandbox;
-    let config = format!(r#"{{"token": "{SECRET}", "n": 1}}"#);
-    env.ok(&[
-        "source",
-        "create",
-        "src",
-        "--connector",
+    setup_actors(
+        env,
         source_ref,
-        "--config",
-        &config,
-    ]);
-    let out = format!(r#"{{"path": "{}"}}"#, s.path("out").display());
-    env.ok(&[
-        "destination",
-        "create",
-        "dst",
-        "--connector",
-        "jsonl",
-        "--config",
-        &out,
-    ]);
+        &format!(r#"{{"token": "{SECRET}", "n": 1}}"#),
+    );
     env.ok(&[
         "connection",
         "create",
@@ -176,5 +160,30 @@ fn setup_connection(env: &Env, source_ref: &str) {
         "dst",
         "--sync-mode",
         "incremental",
+    ]);
+}
+
+/// A source `src` of `source_ref` with `config`, and a jsonl destination
+/// `dst` into `out/`.
+fn setup_actors(env: &Env, source_ref: &str, config: &str) {
+    let s = &env.sandbox;
+    env.ok(&[
+        "source",
+        "create",
+        "src",
+        "--connector",
+        source_ref,
+        "--config",
+        config,
+    ]);
+    let out = format!(r#"{{"path": "{}"}}"#, s.path("out").display());
+    env.ok(&[
+        "destination",
+        "create",
+        "dst",
+        "--connector",
+        "jsonl",
+        "--config",
+        &out,
     ]);
 }

@@ -2,7 +2,7 @@
 //! failing the job by default, and the `propagate-fully`, `disable` and
 //! `ignore` policies.
 
-use super::{echo_lines, record, script_source, setup_connection, state, Env};
+use super::{echo_lines, record, script_source, setup_actors, setup_connection, state, Env};
 use crate::common::read_jsonl;
 use serde_json::json;
 
@@ -166,25 +166,7 @@ fn streams_keep_their_own_modes_and_fields(env: &Env) {
         "catalog.json",
         r#"{"type":"CATALOG","catalog":{"streams":[{"name":"s","json_schema":{"type":"object","properties":{"x":{"type":"integer"},"at":{"type":"integer"},"y":{"type":"string"}}},"supported_sync_modes":["full_refresh","incremental"],"source_defined_cursor":true,"default_cursor_field":["at"]},{"name":"t","json_schema":{"type":"object"},"supported_sync_modes":["full_refresh"]}]}}"#,
     );
-    env.ok(&[
-        "source",
-        "create",
-        "src",
-        "--connector",
-        &src,
-        "--config",
-        "{}",
-    ]);
-    let out = format!(r#"{{"path": "{}"}}"#, s.path("out").display());
-    env.ok(&[
-        "destination",
-        "create",
-        "dst",
-        "--connector",
-        "jsonl",
-        "--config",
-        &out,
-    ]);
+    setup_actors(env, &src, "{}");
     let create = |fields: &str| {
         env.run(&[
             "connection",
