@@ -1,6 +1,7 @@
 // Screenshots of the main pages into DOCS (docs/ in the repo), from a
 // daemon scripts/screenshots set up: the connections list, a connection
-// with its jobs and log, a failed job's reason, its settings, a source's form, the jobs, and the
+// with its jobs and log, a failed job's reason, its streams (modes and
+// fields per stream), its settings, a source's form, the jobs, and the
 // list at phone width.
 
 import path from 'node:path';
@@ -30,6 +31,11 @@ try {
   await page.goto(`${url}/connections/clicks-to-nowhere`);
   await waitText(page, '#jobs td.failure', /\S/);
   await shot('failure');
+
+  await page.goto(`${url}/connections/orders-to-files/streams`);
+  await page.waitForSelector('td.fields summary');
+  await page.click('td.fields summary');
+  await shot('streams', true);
 
   await page.goto(`${url}/connections/orders-to-files/settings`);
   await page.waitForSelector('.preview li');
