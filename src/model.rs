@@ -144,6 +144,16 @@ words! {
 }
 
 words! {
+    /// What started a job.
+    pub enum JobTrigger ("job trigger") {
+        /// A person or a script, through the CLI or the API.
+        Manual = "manual",
+        /// The daemon's scheduler, at the connection's schedule.
+        Scheduled = "scheduled",
+    }
+}
+
+words! {
     pub enum JobStatus ("job status") {
         /// Queued, not started.
         Pending = "pending",

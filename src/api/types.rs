@@ -22,7 +22,7 @@ pub use crate::connector::registry::{
 pub use crate::connector::Role;
 pub use crate::model::{
     ActorKind, AttemptStatus, ConnectionStatus, Failure, FailureOrigin, FailureType, JobKind,
-    JobStatus, NamespaceRule, Notifications, Schedule, ScheduleError, SchemaChange,
+    JobStatus, JobTrigger, NamespaceRule, Notifications, Schedule, ScheduleError, SchemaChange,
     SchemaChangePolicy, StreamProgress, SyncStatus, UnknownValue,
 };
 pub use crate::protocol::{
@@ -534,6 +534,10 @@ mod millis {
     }
 }
 
+fn manual() -> JobTrigger {
+    JobTrigger::Manual
+}
+
 fn sync_job() -> JobKind {
     JobKind::Sync
 }
@@ -564,6 +568,9 @@ pub struct Job {
     pub connection_id: i64,
     pub connection: String,
     pub kind: JobKind,
+    /// What started it: `manual` or `scheduled`.
+    #[serde(default = "manual")]
+    pub trigger: JobTrigger,
     pub status: JobStatus,
     /// Who runs or ran it: `pid 123 on host`.
     pub owner: Option<String>,
@@ -972,6 +979,7 @@ mod tests {
             connection_id: 1,
             connection: "c".into(),
             kind: JobKind::Refresh,
+            trigger: JobTrigger::Scheduled,
             status: JobStatus::Failed,
             owner: Some("pid 1 on h".into()),
             changes: vec![SchemaChange {

@@ -71,7 +71,15 @@ fn duration(start: Option<i64>, end: Option<i64>) -> String {
 
 impl CliOutput for Job {
     fn headers() -> Vec<&'static str> {
-        vec!["Job", "Connection", "Kind", "Status", "Started", "Duration"]
+        vec![
+            "Job",
+            "Connection",
+            "Kind",
+            "Trigger",
+            "Status",
+            "Started",
+            "Duration",
+        ]
     }
 
     fn row(&self) -> Vec<String> {
@@ -79,6 +87,7 @@ impl CliOutput for Job {
             self.id.to_string(),
             self.connection.clone(),
             self.kind.to_string(),
+            self.trigger.to_string(),
             self.status.to_string(),
             self.started_at.map(output::timestamp).unwrap_or_default(),
             match self.status {
@@ -155,14 +164,7 @@ pub async fn run(ctx: &Ctx, cmd: JobCommand) -> anyhow::Result<ExitClass> {
 /// A job for people: a line about it, its attempts, each attempt's streams.
 pub fn print_job(j: &JobDetail) -> anyhow::Result<()> {
     let job = &j.job;
-    let mut t = output::table(vec![
-        "Job",
-        "Connection",
-        "Kind",
-        "Status",
-        "Started",
-        "Duration",
-    ]);
+    let mut t = output::table(Job::headers());
     t.add_row(job.row());
     output::print_table(&t)?;
     if !job.changes.is_empty() {

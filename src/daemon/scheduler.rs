@@ -17,7 +17,7 @@
 //! a job: it queues it for the runner.
 
 use super::runner::Runner;
-use crate::api::{ApiError, ErrorCode, JobKind, JobRequest};
+use crate::api::{ApiError, ErrorCode, JobKind, JobRequest, JobTrigger};
 use crate::model::{ConnectionStatus, Schedule};
 use crate::service::Service;
 use crate::store::{now_ms, Leadership, Scheduled, Store};
@@ -213,7 +213,7 @@ impl Scheduler {
             retry: Default::default(),
             options: Default::default(),
         };
-        let queued = self.service.enqueue_job(&req).await;
+        let queued = self.service.enqueue_job(&req, JobTrigger::Scheduled).await;
         (self.gauges.0.lag_ms).store((now_ms() - due).max(0), Ordering::Relaxed);
         match queued {
             Ok(job) => {

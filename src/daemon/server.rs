@@ -782,7 +782,12 @@ async fn connection_job(
     req.connection = attempt!(name(n));
     let q = attempt!(params(q));
     let detach = attempt!(flag(&q, "detach"));
-    let job = attempt!(d.api.service().enqueue_job(&req).await);
+    let job = attempt!(
+        d.api
+            .service()
+            .enqueue_job(&req, crate::api::JobTrigger::Manual)
+            .await
+    );
     d.runner.wake();
     if detach {
         return answer(Ok(job));

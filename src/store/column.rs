@@ -4,8 +4,8 @@
 //! through `String`, so one impl serves SQLite and PostgreSQL.
 
 use crate::model::{
-    ActorKind, AttemptStatus, ConnectionStatus, JobKind, JobStatus, NamespaceRule, Schedule,
-    SchemaChangePolicy,
+    ActorKind, AttemptStatus, ConnectionStatus, JobKind, JobStatus, JobTrigger, NamespaceRule,
+    Schedule, SchemaChangePolicy,
 };
 use crate::protocol::{DestinationSyncMode, StateType, SyncMode};
 use serde::de::DeserializeOwned;
@@ -78,6 +78,7 @@ text_columns!(parse, display:
     ConnectionStatus,
     JobKind,
     JobStatus,
+    JobTrigger,
     AttemptStatus,
     SchemaChangePolicy,
     Schedule,

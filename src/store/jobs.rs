@@ -4,8 +4,8 @@
 use super::column::{json, JsonText};
 use super::{is_unique_violation, new_uuid, now_ms, query_err, Result, Store, StoreError};
 use crate::model::{
-    AttemptStatus, Failure, FailureOrigin, FailureType, JobKind, JobStatus, SchemaChange,
-    StreamProgress,
+    AttemptStatus, Failure, FailureOrigin, FailureType, JobKind, JobStatus, JobTrigger,
+    SchemaChange, StreamProgress,
 };
 use std::collections::HashMap;
 use std::path::Path;
@@ -19,6 +19,8 @@ pub struct Job {
     #[sqlx(rename = "connection_name")]
     pub connection: String,
     pub kind: JobKind,
+    #[sqlx(rename = "job_trigger")]
+    pub trigger: JobTrigger,
     pub status: JobStatus,
     /// The process running it (see `crate::owner`).
     pub owner: Option<String>,

@@ -15,7 +15,7 @@
 
 use super::jobs::Job;
 use super::{is_unique_violation, now_ms, query_err, Result, Store, StoreError};
-use crate::model::{AttemptStatus, Failure, JobKind, JobStatus};
+use crate::model::{AttemptStatus, Failure, JobKind, JobStatus, JobTrigger};
 use std::time::Duration;
 
 /// What a runner learns from a heartbeat.
@@ -57,17 +57,19 @@ impl Store {
         &self,
         connection_id: i64,
         kind: JobKind,
+        trigger: JobTrigger,
         request: &str,
     ) -> Result<Job> {
         let id: std::result::Result<i64, sqlx::Error> = on_pool!(self, pool => {
-            sqlx::query_scalar("INSERT INTO jobs (connection_id, kind, status, request, created_at, uuid) \
-                                VALUES ($1, $2, $3, $4, $5, $6) RETURNING id")
+            sqlx::query_scalar("INSERT INTO jobs (connection_id, kind, status, request, created_at, uuid, job_trigger) \
+                                VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id")
                 .bind(connection_id)
                 .bind(kind)
                 .bind(JobStatus::Pending)
                 .bind(request)
                 .bind(now_ms())
                 .bind(super::new_uuid())
+                .bind(trigger)
                 .fetch_one(pool)
                 .await
         });

@@ -1155,5 +1155,20 @@ fn a_cron_schedule_fires_in_the_daemon_and_stops_when_disabled() {
     assert_eq!(jobs().len(), settled, "it fired while disabled");
     let status = sandbox.run(&["-o", "json", "daemon", "status"]).json();
     assert_eq!(status["next_runs"], serde_json::json!([]), "{status}");
+    // Each says the schedule started it; one asked for says so too.
+    assert!(jobs().iter().all(|j| j["trigger"] == "scheduled"));
+    sandbox.run(&["connection", "enable", "c"]).expect_code(0);
+    sandbox
+        .run(&["connection", "update", "c", "--schedule", "manual"])
+        .expect_code(0);
+    let asked = sandbox
+        .run(&["-o", "json", "connection", "sync", "c"])
+        .json();
+    assert_eq!(asked["trigger"], "manual", "{asked}");
+    let table = sandbox.run(&["job", "list"]).stdout();
+    assert!(
+        table.contains("Trigger") && table.contains("scheduled") && table.contains("manual"),
+        "{table}"
+    );
     assert!(daemon.stop().success());
 }

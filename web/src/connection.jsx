@@ -173,7 +173,10 @@ function StatusTab({ c }) {
                     <td>
                       <Link to={`/jobs/${j.id}`}>{j.id}</Link>
                     </td>
-                    <td>{j.kind}</td>
+                    <td>
+                    {j.kind}
+                    {j.trigger === 'scheduled' && <span className="muted"> (scheduled)</span>}
+                  </td>
                     <td>
                       <Status status={j.status} />
                     </td>

@@ -44,7 +44,10 @@ export function Jobs() {
                   <td>
                     <Link to={`/connections/${api.seg(j.connection)}`}>{j.connection}</Link>
                   </td>
-                  <td>{j.kind}</td>
+                  <td>
+                    {j.kind}
+                    {j.trigger === 'scheduled' && <span className="muted"> (scheduled)</span>}
+                  </td>
                   <td>
                     <Status status={j.status} />
                   </td>

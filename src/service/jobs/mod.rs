@@ -54,6 +54,7 @@ impl JobView {
             connection_id: j.connection_id,
             connection: j.connection.clone(),
             kind: j.kind,
+            trigger: j.trigger,
             status: j.status,
             owner: j.owner.as_deref().map(shown),
             changes: j.changes.clone(),

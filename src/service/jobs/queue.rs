@@ -7,7 +7,8 @@
 
 use super::{state, JobView, Prepared, Service};
 use crate::api::{
-    ApiError, ConnectionStatus, Failure, FailureOrigin, FailureType, JobKind, JobRequest, JobStatus,
+    ApiError, ConnectionStatus, Failure, FailureOrigin, FailureType, JobKind, JobRequest,
+    JobStatus, JobTrigger,
 };
 use crate::connector::config::Secrets;
 use crate::service::Call;
@@ -17,19 +18,23 @@ impl Service {
     /// Queues a job of a connection for a daemon's runner, after the checks
     /// `connection_job` makes: the connection exists, is active (unless the
     /// job is a reset), and has no job queued or running.
-    pub async fn enqueue_job(&self, req: &JobRequest) -> Result<JobView, ApiError> {
+    pub async fn enqueue_job(
+        &self,
+        req: &JobRequest,
+        trigger: JobTrigger,
+    ) -> Result<JobView, ApiError> {
         let c = self.connection(&req.connection).await?;
         check_runnable(&c, req.kind)?;
         state::selected(&c.catalog, &req.streams)?;
         let store = self.store().await?.clone();
         self.refuse_active(&store, &c).await?;
         let request = serde_json::to_string(req).expect("a job request serializes");
-        let job = match store.enqueue_job(c.id, req.kind, &request).await {
+        let job = match store.enqueue_job(c.id, req.kind, trigger, &request).await {
             Err(store::StoreError::JobRunning { .. }) => {
                 // Another caller queued or started one since we looked;
                 // say which.
                 self.refuse_active(&store, &c).await?;
-                store.enqueue_job(c.id, req.kind, &request).await
+                store.enqueue_job(c.id, req.kind, trigger, &request).await
             }
             other => other,
         }?;

@@ -6,7 +6,7 @@
 //! when disabled, and catch up once.
 
 use super::{echo_lines, record, script_source, setup_connection, state, Env};
-use sluice::api::{JobDetail, JobKind, JobRequest, JobStatus};
+use sluice::api::{JobDetail, JobKind, JobRequest, JobStatus, JobTrigger};
 use sluice::daemon::runner::{Runner, RunnerOptions};
 use sluice::daemon::scheduler::{Scheduler, SchedulerOptions};
 use sluice::service::Service;
@@ -122,10 +122,18 @@ fn queued_jobs_run_once_each_over_two_runners(env: &Env) {
         let s = service(env);
         let mut ids = Vec::new();
         for i in 0..JOBS {
-            ids.push(s.enqueue_job(&sync(&format!("c{i}"))).await.unwrap().id);
+            ids.push(
+                s.enqueue_job(&sync(&format!("c{i}")), JobTrigger::Manual)
+                    .await
+                    .unwrap()
+                    .id,
+            );
         }
         // A second job of a connection is refused while one is queued.
-        let again = s.enqueue_job(&sync("c0")).await.unwrap_err();
+        let again = s
+            .enqueue_job(&sync("c0"), JobTrigger::Manual)
+            .await
+            .unwrap_err();
         assert!(
             again.message.contains("already has a queued job"),
             "{again:?}"
@@ -179,7 +187,10 @@ fn a_job_whose_runner_died_is_taken_over(env: &Env) {
     runtime().block_on(async {
         let svc = service(env);
         let store = svc.store().await.unwrap().clone();
-        let job = svc.enqueue_job(&sync("c")).await.unwrap();
+        let job = svc
+            .enqueue_job(&sync("c"), JobTrigger::Manual)
+            .await
+            .unwrap();
         // What a runner killed mid-attempt leaves: a lease (here already
         // expired), a running attempt, and the state it had committed.
         let dead = store
@@ -247,7 +258,10 @@ fn a_running_attempt_shows_its_counts_and_keeps_them_when_its_runner_dies(env: &
     });
     runtime().block_on(async {
         let svc = service(env);
-        let job = svc.enqueue_job(&sync("c")).await.unwrap();
+        let job = svc
+            .enqueue_job(&sync("c"), JobTrigger::Manual)
+            .await
+            .unwrap();
         // The counts are in the store while the attempt runs.
         let running = wait_for(&svc, job.id, |j| {
             j.attempts.first().is_some_and(|a| a.records_committed == 2)
@@ -292,8 +306,14 @@ fn queued_and_running_jobs_are_cancelled(env: &Env) {
     sample_connections(env, 2, 1_000_000_000);
     runtime().block_on(async {
         let s = service(env);
-        let long = s.enqueue_job(&sync("c0")).await.unwrap();
-        let queued = s.enqueue_job(&sync("c1")).await.unwrap();
+        let long = s
+            .enqueue_job(&sync("c0"), JobTrigger::Manual)
+            .await
+            .unwrap();
+        let queued = s
+            .enqueue_job(&sync("c1"), JobTrigger::Manual)
+            .await
+            .unwrap();
         // With no daemon to run them, the commands say so rather than wait.
         let id = queued.id.to_string();
         let follow = env.run(&["job", "logs", "-f", &id]);
@@ -363,7 +383,10 @@ fn a_graceful_stop_puts_a_long_job_back_in_the_queue(env: &Env) {
     sample_connections(env, 1, 1_000_000_000);
     runtime().block_on(async {
         let s = service(env);
-        let job = s.enqueue_job(&sync("c0")).await.unwrap();
+        let job = s
+            .enqueue_job(&sync("c0"), JobTrigger::Manual)
+            .await
+            .unwrap();
         let runner = Runner::new(service(env), options(1));
         let stop = CancellationToken::new();
         let run = tokio::spawn({
