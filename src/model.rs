@@ -615,6 +615,12 @@ impl fmt::Display for Schedule {
     }
 }
 
+/// Whether two stream names a user wrote may name the same stream
+/// (`users` and `public.users`), for choices kept by name.
+pub fn same_stream_name(a: &str, b: &str) -> bool {
+    a == b || a.ends_with(&format!(".{b}")) || b.ends_with(&format!(".{a}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

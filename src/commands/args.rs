@@ -1,7 +1,11 @@
 //! Arguments several commands share: the global options, how output is
 //! printed, the Docker runtime's flags and the sync modes.
 
-use crate::api::{DestinationSyncMode, RunOptions, RuntimeOptions, SyncMode};
+use crate::api::{
+    ApiError, ConnectionPatch, ConnectionSpec, DestinationSyncMode, RunOptions, RuntimeOptions,
+    SyncMode,
+};
+use crate::model::same_stream_name;
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, ValueEnum};
 use std::collections::BTreeMap;
@@ -141,73 +145,140 @@ impl RuntimeArgs {
 }
 
 /// Cursors, primary keys, modes and fields chosen per stream, over the
-/// source's and the whole sync's.
+/// source's and the whole sync's. `connection update` changes only the
+/// streams named, and `STREAM=` there puts a stream back to the default.
 #[derive(Debug, Clone, Default, Args)]
 pub struct StreamChoices {
     /// The cursor of a stream for incremental syncs, as STREAM=FIELD
     /// (a nested field as a.b; repeatable), over the source's default.
     #[arg(long = "cursor", value_name = "STREAM=FIELD", value_parser = stream_cursor)]
-    pub cursors: Vec<(String, Vec<String>)>,
+    pub cursors: Vec<(String, Option<Vec<String>>)>,
 
     /// The primary key of a stream, as STREAM=FIELD[,FIELD...]
     /// (repeatable), over the source's; append_dedup needs one.
     #[arg(long = "primary-key", value_name = "STREAM=FIELDS", value_parser = stream_key)]
-    pub primary_keys: Vec<(String, Vec<Vec<String>>)>,
+    pub primary_keys: Vec<(String, Option<Vec<Vec<String>>>)>,
 
     /// The sync mode of one stream, as STREAM=MODE (full_refresh or
     /// incremental; repeatable), over --sync-mode.
     #[arg(long = "stream-sync-mode", value_name = "STREAM=MODE", value_parser = stream_mode::<SyncMode>)]
-    pub sync_modes: Vec<(String, SyncMode)>,
+    pub sync_modes: Vec<(String, Option<SyncMode>)>,
 
     /// The destination sync mode of one stream, as STREAM=MODE (overwrite,
     /// append or append_dedup; repeatable), over --destination-sync-mode.
     #[arg(long = "stream-destination-sync-mode", value_name = "STREAM=MODE", value_parser = stream_mode::<DestinationSyncMode>)]
-    pub destination_sync_modes: Vec<(String, DestinationSyncMode)>,
+    pub destination_sync_modes: Vec<(String, Option<DestinationSyncMode>)>,
 
     /// Only these top-level fields of a stream, as STREAM=FIELD[,FIELD...]
     /// (repeatable); the cursor and a deduplication key must be among
     /// them. A stream not named keeps all of its fields.
     #[arg(long = "fields", value_name = "STREAM=FIELDS", value_parser = stream_fields)]
-    pub selected_fields: Vec<(String, Vec<String>)>,
+    pub selected_fields: Vec<(String, Option<Vec<String>>)>,
 }
+
+/// One kind of per-stream choice as given: a value per stream, or none
+/// (`STREAM=`) to put that stream back to the default. (The fields above
+/// spell the type out: clap reads it to know they repeat.)
+pub type Given<T> = Vec<(String, Option<T>)>;
 
 impl StreamChoices {
-    pub fn cursors(&self) -> BTreeMap<String, Vec<String>> {
-        self.cursors.iter().cloned().collect()
+    /// The choices of a new connection or an inline sync.
+    pub fn apply_to(&self, spec: &mut Chosen<'_>) -> Result<(), ApiError> {
+        *spec.cursors = chosen("cursor", &self.cursors)?;
+        *spec.primary_keys = chosen("primary-key", &self.primary_keys)?;
+        *spec.sync_modes = chosen("stream-sync-mode", &self.sync_modes)?;
+        *spec.destination_sync_modes =
+            chosen("stream-destination-sync-mode", &self.destination_sync_modes)?;
+        *spec.selected_fields = chosen("fields", &self.selected_fields)?;
+        Ok(())
     }
 
-    pub fn primary_keys(&self) -> BTreeMap<String, Vec<Vec<String>>> {
-        self.primary_keys.iter().cloned().collect()
+    /// Whether any was given (an update then starts from the stored ones).
+    pub fn given(&self) -> bool {
+        !(self.cursors.is_empty()
+            && self.primary_keys.is_empty()
+            && self.sync_modes.is_empty()
+            && self.destination_sync_modes.is_empty()
+            && self.selected_fields.is_empty())
     }
 
-    pub fn sync_modes(&self) -> BTreeMap<String, SyncMode> {
-        self.sync_modes.iter().cloned().collect()
-    }
-
-    pub fn destination_sync_modes(&self) -> BTreeMap<String, DestinationSyncMode> {
-        self.destination_sync_modes.iter().cloned().collect()
-    }
-
-    pub fn selected_fields(&self) -> BTreeMap<String, Vec<String>> {
-        self.selected_fields.iter().cloned().collect()
-    }
-
-    /// Each kind of choice given, for an update: a kind given replaces
-    /// what was chosen of that kind; a kind not given stays.
-    pub fn patch(&self, p: &mut crate::api::ConnectionPatch) {
-        p.cursors = (!self.cursors.is_empty()).then(|| self.cursors());
-        p.primary_keys = (!self.primary_keys.is_empty()).then(|| self.primary_keys());
-        p.sync_modes = (!self.sync_modes.is_empty()).then(|| self.sync_modes());
-        p.destination_sync_modes =
-            (!self.destination_sync_modes.is_empty()).then(|| self.destination_sync_modes());
-        p.selected_fields = (!self.selected_fields.is_empty()).then(|| self.selected_fields());
+    /// An update: each stream named gets its new choice (or loses it, for
+    /// `STREAM=`), over the connection's `current` ones; the other
+    /// streams' choices stay.
+    pub fn patch(&self, p: &mut ConnectionPatch, current: &ConnectionSpec) -> Result<(), ApiError> {
+        p.cursors = merged("cursor", &self.cursors, &current.cursors)?;
+        p.primary_keys = merged("primary-key", &self.primary_keys, &current.primary_keys)?;
+        p.sync_modes = merged("stream-sync-mode", &self.sync_modes, &current.sync_modes)?;
+        p.destination_sync_modes = merged(
+            "stream-destination-sync-mode",
+            &self.destination_sync_modes,
+            &current.destination_sync_modes,
+        )?;
+        p.selected_fields = merged("fields", &self.selected_fields, &current.selected_fields)?;
+        Ok(())
     }
 }
 
-fn stream_and(text: &str, what: &str) -> Result<(String, String), String> {
+/// Where [`StreamChoices::apply_to`] puts the choices (a connection's
+/// spec or a sync request has the same five maps).
+pub struct Chosen<'a> {
+    pub cursors: &'a mut BTreeMap<String, Vec<String>>,
+    pub primary_keys: &'a mut BTreeMap<String, Vec<Vec<String>>>,
+    pub sync_modes: &'a mut BTreeMap<String, SyncMode>,
+    pub destination_sync_modes: &'a mut BTreeMap<String, DestinationSyncMode>,
+    pub selected_fields: &'a mut BTreeMap<String, Vec<String>>,
+}
+
+fn twice(flag: &str, stream: &str) -> ApiError {
+    ApiError::user(format!("--{flag} names stream `{stream}` twice"))
+        .hint("give each stream one value")
+}
+
+fn chosen<T: Clone>(flag: &str, given: &Given<T>) -> Result<BTreeMap<String, T>, ApiError> {
+    let mut map = BTreeMap::new();
+    for (stream, value) in given {
+        let Some(value) = value else {
+            return Err(ApiError::user(format!(
+                "--{flag} {stream}= names no value: only `connection update` takes it, to put a stream back to the default"
+            )));
+        };
+        if map.insert(stream.clone(), value.clone()).is_some() {
+            return Err(twice(flag, stream));
+        }
+    }
+    Ok(map)
+}
+
+fn merged<T: Clone>(
+    flag: &str,
+    given: &Given<T>,
+    current: &BTreeMap<String, T>,
+) -> Result<Option<BTreeMap<String, T>>, ApiError> {
+    if given.is_empty() {
+        return Ok(None);
+    }
+    let mut map = current.clone();
+    for (i, (stream, value)) in given.iter().enumerate() {
+        if given[..i].iter().any(|(s, _)| same_stream_name(s, stream)) {
+            return Err(twice(flag, stream));
+        }
+        map.retain(|k, _| !same_stream_name(k, stream));
+        if let Some(v) = value {
+            map.insert(stream.clone(), v.clone());
+        }
+    }
+    Ok(Some(map))
+}
+
+/// `STREAM=VALUE`, or `STREAM=` for none.
+fn stream_or_none(text: &str, what: &str) -> Result<(String, Option<String>), String> {
     match text.split_once('=') {
-        Some((stream, rest)) if !stream.trim().is_empty() && !rest.trim().is_empty() => {
-            Ok((stream.trim().to_string(), rest.trim().to_string()))
+        Some((stream, rest)) if !stream.trim().is_empty() => {
+            let rest = rest.trim();
+            Ok((
+                stream.trim().to_string(),
+                (!rest.is_empty()).then(|| rest.to_string()),
+            ))
         }
         _ => Err(format!("`{text}` is not STREAM={what}")),
     }
@@ -218,32 +289,40 @@ fn path(field: &str) -> Vec<String> {
     field.split('.').map(str::to_string).collect()
 }
 
-fn stream_cursor(text: &str) -> Result<(String, Vec<String>), String> {
-    let (stream, field) = stream_and(text, "FIELD")?;
-    Ok((stream, path(&field)))
+fn stream_cursor(text: &str) -> Result<(String, Option<Vec<String>>), String> {
+    let (stream, field) = stream_or_none(text, "FIELD")?;
+    Ok((stream, field.as_deref().map(path)))
 }
 
-fn stream_mode<T>(text: &str) -> Result<(String, T), String>
+/// A primary key: field paths.
+type Key = Vec<Vec<String>>;
+
+fn stream_key(text: &str) -> Result<(String, Option<Key>), String> {
+    let (stream, fields) = stream_or_none(text, "FIELD[,FIELD...]")?;
+    Ok((
+        stream,
+        fields.map(|f| f.split(',').map(|f| path(f.trim())).collect()),
+    ))
+}
+
+fn stream_mode<T>(text: &str) -> Result<(String, Option<T>), String>
 where
     T: FromStr,
     T::Err: std::fmt::Display,
 {
-    let (stream, mode) = stream_and(text, "MODE")?;
-    let mode = mode.parse().map_err(|e| format!("`{text}`: {e}"))?;
+    let (stream, mode) = stream_or_none(text, "MODE")?;
+    let mode = mode
+        .map(|m| m.parse().map_err(|e| format!("`{text}`: {e}")))
+        .transpose()?;
     Ok((stream, mode))
 }
 
-fn stream_fields(text: &str) -> Result<(String, Vec<String>), String> {
-    let (stream, fields) = stream_and(text, "FIELD[,FIELD...]")?;
+fn stream_fields(text: &str) -> Result<(String, Option<Vec<String>>), String> {
+    let (stream, fields) = stream_or_none(text, "FIELD[,FIELD...]")?;
     Ok((
         stream,
-        fields.split(',').map(|f| f.trim().to_string()).collect(),
+        fields.map(|f| f.split(',').map(|f| f.trim().to_string()).collect()),
     ))
-}
-
-fn stream_key(text: &str) -> Result<(String, Vec<Vec<String>>), String> {
-    let (stream, fields) = stream_and(text, "FIELD[,FIELD...]")?;
-    Ok((stream, fields.split(',').map(|f| path(f.trim())).collect()))
 }
 
 /// Stream names as given to `--streams a,b`: trimmed; a list that names

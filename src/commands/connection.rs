@@ -2,7 +2,7 @@
 //! stored destination, and their jobs (sync, reset, refresh) run now.
 
 use super::args::{
-    stream_names, words, RuntimeArgs, StreamChoices, DESTINATION_SYNC_MODES,
+    stream_names, words, Chosen, RuntimeArgs, StreamChoices, DESTINATION_SYNC_MODES,
     DESTINATION_SYNC_MODE_HELP, SCHEMA_CHANGE_POLICIES, SYNC_MODES,
 };
 use super::output::{self, CliOutput};
@@ -193,14 +193,26 @@ pub struct NameArgs {
 
 /// Change a connection; what is not given stays.
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  sluice connection update pg-to-wh --schedule every:30m
+  sluice connection update pg-to-wh --stream-sync-mode users=incremental --fields users=id,email,updated_at
+  sluice connection update pg-to-wh --fields users=        # users: every field again
+
+A per-stream option changes the streams it names and keeps the others' choices;
+STREAM= (no value) puts that stream back to the connection's default.")]
 pub struct UpdateArgs {
     /// The connection's name.
     #[arg(add = super::complete::connection_names())]
     pub name: String,
+    /// Another stored source to read from.
     #[arg(long, value_name = "SOURCE")]
     pub source: Option<String>,
+    /// Another stored destination to write to.
     #[arg(long, value_name = "DESTINATION")]
     pub destination: Option<String>,
+    /// Only these streams (comma-separated names, or namespace.name);
+    /// choices for streams left out go with them.
     #[arg(
         long,
         value_delimiter = ',',
@@ -208,6 +220,7 @@ pub struct UpdateArgs {
         conflicts_with = "all_streams"
     )]
     pub streams: Option<Vec<String>>,
+    /// Every stream, new ones included.
     #[arg(long)]
     pub all_streams: bool,
     /// How to read the streams: full_refresh or incremental.
@@ -215,19 +228,20 @@ pub struct UpdateArgs {
     pub sync_mode: Option<SyncMode>,
     #[arg(long, value_name = "MODE", value_parser = words::<DestinationSyncMode>(&DESTINATION_SYNC_MODES), help = DESTINATION_SYNC_MODE_HELP)]
     pub destination_sync_mode: Option<DestinationSyncMode>,
-    /// Each kind of stream choice given here (cursors, primary keys,
-    /// stream modes, fields) replaces those of its kind chosen before.
+    /// Per-stream choices given here change those streams only.
     #[command(flatten)]
     pub choices: StreamChoices,
     /// manual, every:DURATION (every:1h) or cron:'0 */6 * * *'.
     #[arg(long, value_name = "SCHEDULE", value_parser = schedule)]
     pub schedule: Option<Schedule>,
     /// The time zone a cron: schedule runs in (an IANA name such as
-    /// Europe/Paris) [default: UTC].
+    /// Europe/Paris), for the schedule given or the one it has.
     #[arg(long, value_name = "ZONE")]
     pub timezone: Option<String>,
+    /// Where streams land: source, destination or custom:NAME.
     #[arg(long, value_name = "RULE")]
     pub namespace: Option<String>,
+    /// A prefix for every stream name in the destination.
     #[arg(long, value_name = "PREFIX")]
     pub prefix: Option<String>,
     /// What a job does when the source's schema changed: ignore,
@@ -350,17 +364,17 @@ impl CliOutput for ConnectionView {
 pub async fn run(ctx: &Ctx, cmd: ConnectionCommand) -> anyhow::Result<ExitClass> {
     match cmd {
         ConnectionCommand::Create(a) => {
-            let spec = ConnectionSpec {
+            let mut spec = ConnectionSpec {
                 source: a.source,
                 destination: a.destination,
                 streams: stream_names(&a.streams)?,
                 sync_mode: a.sync_mode,
                 destination_sync_mode: a.destination_sync_mode,
-                cursors: a.choices.cursors(),
-                primary_keys: a.choices.primary_keys(),
-                sync_modes: a.choices.sync_modes(),
-                destination_sync_modes: a.choices.destination_sync_modes(),
-                selected_fields: a.choices.selected_fields(),
+                cursors: Default::default(),
+                primary_keys: Default::default(),
+                sync_modes: Default::default(),
+                destination_sync_modes: Default::default(),
+                selected_fields: Default::default(),
                 schedule: given_in_zone(a.schedule, a.timezone.as_deref())?,
                 namespace: a
                     .namespace
@@ -371,6 +385,13 @@ pub async fn run(ctx: &Ctx, cmd: ConnectionCommand) -> anyhow::Result<ExitClass>
                 schema_change: a.schema_change,
                 notifications: a.notify.over(Notifications::default()),
             };
+            a.choices.apply_to(&mut Chosen {
+                cursors: &mut spec.cursors,
+                primary_keys: &mut spec.primary_keys,
+                sync_modes: &mut spec.sync_modes,
+                destination_sync_modes: &mut spec.destination_sync_modes,
+                selected_fields: &mut spec.selected_fields,
+            })?;
             let req = ConnectionCreate {
                 name: a.name,
                 spec,
@@ -432,7 +453,10 @@ pub async fn run(ctx: &Ctx, cmd: ConnectionCommand) -> anyhow::Result<ExitClass>
                 notifications,
                 ..ConnectionPatch::default()
             };
-            a.choices.patch(&mut patch);
+            if a.choices.given() {
+                let current = ctx.api.connection_get(&a.name).await?.spec;
+                a.choices.patch(&mut patch, &current)?;
+            }
             let req = ConnectionUpdate {
                 name: a.name,
                 patch,

@@ -1,7 +1,7 @@
 //! `sluice sync`: one sync, inline, from a source to a destination.
 
 use super::args::{
-    stream_names, words, RuntimeArgs, StreamChoices, DESTINATION_SYNC_MODES,
+    stream_names, words, Chosen, RuntimeArgs, StreamChoices, DESTINATION_SYNC_MODES,
     DESTINATION_SYNC_MODE_HELP, SYNC_MODES,
 };
 use super::files::{self, ConfigArg};
@@ -118,7 +118,7 @@ impl SyncArgs {
         let source_config = ConfigArg::read(self.source_config.as_deref(), "source config")?;
         let destination_config =
             ConfigArg::read(self.destination_config.as_deref(), "destination config")?;
-        let request = SyncRequest {
+        let mut request = SyncRequest {
             source: self.source.clone(),
             source_config: source_config.value.clone(),
             destination: self.destination.clone(),
@@ -126,11 +126,11 @@ impl SyncArgs {
             streams: stream_names(&self.streams)?,
             sync_mode: self.sync_mode,
             destination_sync_mode: self.destination_sync_mode,
-            cursors: self.choices.cursors(),
-            primary_keys: self.choices.primary_keys(),
-            sync_modes: self.choices.sync_modes(),
-            destination_sync_modes: self.choices.destination_sync_modes(),
-            selected_fields: self.choices.selected_fields(),
+            cursors: Default::default(),
+            primary_keys: Default::default(),
+            sync_modes: Default::default(),
+            destination_sync_modes: Default::default(),
+            selected_fields: Default::default(),
             catalog: self
                 .catalog
                 .as_deref()
@@ -156,6 +156,13 @@ impl SyncArgs {
             keep_log: self.log_file.is_none(),
             options: ctx.options(Some(&self.runtime))?,
         };
+        self.choices.apply_to(&mut Chosen {
+            cursors: &mut request.cursors,
+            primary_keys: &mut request.primary_keys,
+            sync_modes: &mut request.sync_modes,
+            destination_sync_modes: &mut request.destination_sync_modes,
+            selected_fields: &mut request.selected_fields,
+        })?;
         Ok(Inputs {
             request,
             source_config,
@@ -184,6 +191,10 @@ pub async fn run(ctx: &Ctx, args: SyncArgs) -> anyhow::Result<ExitClass> {
     if args.state.is_some()
         && request.catalog.is_none()
         && request.sync_mode != Some(SyncMode::Incremental)
+        && !request
+            .sync_modes
+            .values()
+            .any(|m| *m == SyncMode::Incremental)
         && !ctx.global.quiet
     {
         eprintln!(

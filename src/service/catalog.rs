@@ -46,20 +46,36 @@ pub fn configure(
         .iter()
         .map(|s| s.descriptor().to_string())
         .collect();
-    let named = selection
-        .streams
-        .iter()
-        .chain(selection.cursors.keys())
+    let choices = selection
+        .cursors
+        .keys()
         .chain(selection.primary_keys.keys())
         .chain(selection.sync_modes.keys())
         .chain(selection.destination_sync_modes.keys())
         .chain(selection.selected_fields.keys());
-    for wanted in named {
+    for wanted in selection.streams.iter().chain(choices.clone()) {
         if !discovered.streams.iter().any(|s| matches(wanted, s)) {
             return Err(
                 UserError::new(format!("the source has no stream `{wanted}`"))
                     .hint(format!("its streams are: {}", available.join(", "))),
             );
+        }
+    }
+    // A choice for a stream that is not synced would be kept unused, and
+    // surprise when the stream is added.
+    if !selection.streams.is_empty() {
+        for wanted in choices {
+            let synced = discovered
+                .streams
+                .iter()
+                .filter(|s| matches(wanted, s))
+                .any(|s| selection.streams.iter().any(|w| matches(w, s)));
+            if !synced {
+                return Err(UserError::new(format!(
+                    "stream `{wanted}` has a choice (a mode, cursor, key or fields) but is not among the streams to sync"
+                ))
+                .hint("add it to --streams, or leave its choice out"));
+            }
         }
     }
     let mut streams = Vec::new();
@@ -148,19 +164,8 @@ pub fn configure(
                 "name one with --primary-key {quoted}=FIELD[,FIELD...], use --destination-sync-mode append, or pass a catalog with --catalog FILE"
             )));
         }
-        let mut stream = s.clone();
-        if let Some(fields) = chosen(&selection.selected_fields, s) {
-            let needed = cursor_field.first().into_iter().chain(
-                primary_key
-                    .iter()
-                    .filter_map(|k| k.first())
-                    .filter(|_| destination_sync_mode == DestinationSyncMode::AppendDedup),
-            );
-            check_fields(s, &fields, needed)?;
-            select_fields(&mut stream.json_schema, &fields);
-        }
-        streams.push(ConfiguredAirbyteStream {
-            stream,
+        let mut configured = ConfiguredAirbyteStream {
+            stream: s.clone(),
             sync_mode,
             cursor_field,
             destination_sync_mode,
@@ -171,7 +176,12 @@ pub fn configure(
             sync_id: Some(generation.sync_id),
             include_files: None,
             extra: Extra::new(),
-        });
+        };
+        if let Some(fields) = chosen(&selection.selected_fields, s) {
+            check_configured_fields(&configured, &fields)?;
+            select_fields(&mut configured.stream.json_schema, &fields);
+        }
+        streams.push(configured);
     }
     if streams.is_empty() {
         return Err(UserError::new("the source offers no streams to sync"));
@@ -184,11 +194,17 @@ pub fn configure(
 
 /// Refuses a field selection that names a field the stream lacks, or
 /// leaves out a field the sync needs (the cursor, a deduplication key).
-fn check_fields<'a>(
-    s: &crate::protocol::AirbyteStream,
+pub fn check_configured_fields(
+    c: &ConfiguredAirbyteStream,
     fields: &[String],
-    needed: impl Iterator<Item = &'a String>,
 ) -> Result<(), UserError> {
+    let s = &c.stream;
+    let needed = c.cursor_field.first().into_iter().chain(
+        c.primary_key
+            .iter()
+            .filter_map(|k| k.first())
+            .filter(|_| c.destination_sync_mode == DestinationSyncMode::AppendDedup),
+    );
     let (stream, schema) = (s.descriptor(), &s.json_schema);
     let quoted = shell_word(&s.name);
     if fields.is_empty() {
@@ -551,5 +567,16 @@ mod tests {
         };
         let e = configure(&cat, &sel, G).unwrap_err();
         assert_eq!(e.message, "the source has no stream `nope`");
+        // A choice for a stream left out of the sync is refused.
+        let sel = StreamSelection {
+            streams: vec!["logs".into()],
+            selected_fields: BTreeMap::from([("users".into(), vec!["id".into()])]),
+            ..Default::default()
+        };
+        let e = configure(&cat, &sel, G).unwrap_err();
+        assert!(
+            e.message.contains("is not among the streams to sync"),
+            "{e}"
+        );
     }
 }

@@ -11,6 +11,7 @@ use crate::api::{
 };
 use crate::connector::config::Secrets;
 use crate::connector::Role;
+use crate::model::same_stream_name;
 use crate::store::{self, Actor, Connection, ConnectionFields, StoreError};
 use crate::sync::log::AttemptLog;
 use crate::sync::mapping::Mapping;
@@ -64,6 +65,26 @@ impl ConnectionSpec {
     /// This spec with a patch's fields over it.
     fn patched(mut self, p: &ConnectionPatch) -> Self {
         let p = p.clone();
+        // Streams no longer synced lose the choices the patch does not
+        // set anew.
+        if let Some(streams) = p.streams.as_ref().filter(|s| !s.is_empty()) {
+            let synced = |k: &String| streams.iter().any(|s| same_stream_name(s, k));
+            if p.cursors.is_none() {
+                self.cursors.retain(|k, _| synced(k));
+            }
+            if p.primary_keys.is_none() {
+                self.primary_keys.retain(|k, _| synced(k));
+            }
+            if p.sync_modes.is_none() {
+                self.sync_modes.retain(|k, _| synced(k));
+            }
+            if p.destination_sync_modes.is_none() {
+                self.destination_sync_modes.retain(|k, _| synced(k));
+            }
+            if p.selected_fields.is_none() {
+                self.selected_fields.retain(|k, _| synced(k));
+            }
+        }
         self.source = p.source.unwrap_or(self.source);
         self.destination = p.destination.unwrap_or(self.destination);
         self.streams = p.streams.unwrap_or(self.streams);

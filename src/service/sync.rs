@@ -85,9 +85,24 @@ impl Service {
 
         let catalog = match req.catalog.clone() {
             Some(c) => {
+                if req.sync_mode.is_some()
+                    || req.destination_sync_mode.is_some()
+                    || !req.sync_modes.is_empty()
+                    || !req.destination_sync_modes.is_empty()
+                    || !req.cursors.is_empty()
+                    || !req.primary_keys.is_empty()
+                {
+                    return Err(UserError::new(
+                        "a configured catalog sets each stream's modes, cursor and primary key; \
+                         the mode, cursor and key options would be ignored",
+                    )
+                    .hint("set them in the catalog file, or leave out --catalog")
+                    .into());
+                }
                 let mut c = catalog::filter(c, &req.streams)?;
                 for s in &mut c.streams {
                     if let Some(fields) = catalog::chosen(&req.selected_fields, &s.stream) {
+                        catalog::check_configured_fields(s, &fields)?;
                         catalog::select_fields(&mut s.stream.json_schema, &fields);
                     }
                 }

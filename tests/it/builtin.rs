@@ -326,3 +326,55 @@ fn a_csv_file_reaches_jsonl_with_every_value_and_change_kept() {
     );
     assert!(lines[0..1000].iter().all(|l| !l.contains("_airbyte_meta")));
 }
+
+/// With a configured catalog, options the catalog already answers are
+/// refused rather than ignored, and a field selection is checked against
+/// the catalog's cursor.
+#[test]
+fn a_configured_catalog_refuses_mode_options_and_checks_its_fields() {
+    let sandbox = Sandbox::new();
+    let catalog = configured_catalog(&sandbox, ("sample", r#"{"count": 3}"#), "overwrite");
+    let catalog = catalog.to_str().unwrap();
+    let sync = |extra: &[&str]| {
+        let mut args = vec![
+            "-o",
+            "json",
+            "sync",
+            "--source",
+            "sample",
+            "--source-config",
+            r#"{"count": 3}"#,
+            "--destination",
+            "devnull",
+            "--catalog",
+            catalog,
+        ];
+        args.extend(extra);
+        sandbox.run(&args)
+    };
+    for extra in [
+        &["--sync-mode", "incremental"][..],
+        &["--stream-destination-sync-mode", "users=append"],
+        &["--cursor", "users=id"],
+    ] {
+        let run = sync(extra);
+        run.expect_code(2);
+        let message = run.json()["error"]["message"].to_string();
+        assert!(
+            message.contains("a configured catalog sets each stream's modes"),
+            "{extra:?}: {message}"
+        );
+    }
+    let run = sync(&["--fields", "users=nope"]);
+    run.expect_code(2);
+    assert!(
+        run.json()["error"]["message"]
+            .to_string()
+            .contains("has no field `nope` to select"),
+        "{}",
+        run.stdout()
+    );
+    let run = sync(&["--fields", "users=id,name"]);
+    run.expect_code(0);
+    assert_eq!(run.json()["records"], 3);
+}

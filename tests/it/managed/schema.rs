@@ -232,18 +232,41 @@ fn streams_keep_their_own_modes_and_fields(env: &Env) {
     assert!(rows[0].get("y").is_none(), "{}", rows[0]);
     assert_eq!(read_jsonl(&s.path("out/t.jsonl")).len(), 1);
 
-    // Another kind of choice changed: the fields and modes stay.
-    env.ok(&[
-        "connection",
-        "update",
-        "c",
-        "--stream-destination-sync-mode",
-        "t=overwrite",
-    ]);
+    // An update changes the streams it names, and only those: the other
+    // streams' choices and the other kinds stay; `STREAM=` clears one.
+    let update = |args: &[&str]| {
+        let mut all = vec!["connection", "update", "c"];
+        all.extend(args);
+        env.run(&all)
+    };
+    update(&["--stream-destination-sync-mode", "t=overwrite"]).expect_code(0);
+    update(&["--stream-sync-mode", "s=incremental"]).expect_code(0);
     let c = env.json(&["connection", "get", "c"]);
     assert_eq!(c["destination_sync_modes"], json!({"t": "overwrite"}));
-    assert_eq!(c["sync_modes"], json!({"t": "full_refresh"}));
+    assert_eq!(
+        c["sync_modes"],
+        json!({"s": "incremental", "t": "full_refresh"})
+    );
     assert_eq!(c["selected_fields"], json!({"s": ["x", "at"]}));
+    update(&["--stream-destination-sync-mode", "t="]).expect_code(0);
+    let c = env.json(&["connection", "get", "c"]);
+    assert!(c["destination_sync_modes"].is_null(), "none left: {c}");
+    assert_eq!(
+        c["catalog_streams"][1]["destination_sync_mode"],
+        "overwrite"
+    );
+    // A choice for a stream that is not synced is refused; one left by
+    // streams no longer synced goes with them.
+    let run = update(&["--streams", "s", "--stream-sync-mode", "t=full_refresh"]);
+    run.expect_code(2);
+    assert!(
+        run.stderr().contains("is not among the streams to sync"),
+        "{}",
+        run.stderr()
+    );
+    update(&["--streams", "s"]).expect_code(0);
+    let c = env.json(&["connection", "get", "c"]);
+    assert_eq!(c["sync_modes"], json!({"s": "incremental"}));
     let setup = env.ok(&["export"]).stdout();
     assert!(setup.contains("selected_fields:"), "{setup}");
 }
