@@ -21,9 +21,9 @@ pub use crate::connector::registry::{
 };
 pub use crate::connector::Role;
 pub use crate::model::{
-    ActorKind, AttemptStatus, ConnectionStatus, Failure, FailureOrigin, FailureType, JobKind,
-    JobStatus, JobTrigger, NamespaceRule, Notifications, Schedule, ScheduleError, SchemaChange,
-    SchemaChangePolicy, StreamProgress, SyncStatus, UnknownValue,
+    same_stream_name, ActorKind, AttemptStatus, ConnectionStatus, Failure, FailureOrigin,
+    FailureType, JobKind, JobStatus, JobTrigger, NamespaceRule, Notifications, Schedule,
+    ScheduleError, SchemaChange, SchemaChangePolicy, StreamProgress, SyncStatus, UnknownValue,
 };
 pub use crate::protocol::{
     AirbyteCatalog, AirbyteStream, ConfiguredAirbyteCatalog, ConnectionStatus as CheckResult,

@@ -2,10 +2,9 @@
 //! printed, the Docker runtime's flags and the sync modes.
 
 use crate::api::{
-    ApiError, ConnectionPatch, ConnectionSpec, DestinationSyncMode, RunOptions, RuntimeOptions,
-    SyncMode,
+    same_stream_name, ApiError, ConnectionPatch, ConnectionSpec, DestinationSyncMode, RunOptions,
+    RuntimeOptions, SyncMode,
 };
-use crate::model::same_stream_name;
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, ValueEnum};
 use std::collections::BTreeMap;

@@ -236,11 +236,13 @@ mod tests {
             "created_at": 1000, "started_at": 2000, "ended_at": null
         }))
         .unwrap();
-        assert_eq!(job.row()[5], "queued");
+        // A job from a daemon that does not say what started it: manual.
+        assert_eq!(job.row()[3], "manual");
+        assert_eq!(job.row()[6], "queued");
         let running = Job {
             status: JobStatus::Running,
             ..job
         };
-        assert_eq!(running.row()[5], "running");
+        assert_eq!(running.row()[6], "running");
     }
 }
