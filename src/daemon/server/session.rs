@@ -143,12 +143,14 @@ pub async fn require(State(d): State<Shared>, req: Request, next: Next) -> Respo
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(bearer_token);
     if let Some(given) = bearer {
         if d.auth.is_token(given) {
             return next.run(req).await;
         }
-        return refused("this daemon wants its token: `Authorization: Bearer TOKEN`");
+        return refused(
+            "this daemon wants its token: `Authorization: Bearer TOKEN`, or sign in at /",
+        );
     }
     match cookie(headers) {
         Some(id) if d.auth.is_session(id) => {
@@ -170,6 +172,15 @@ pub async fn require(State(d): State<Shared>, req: Request, next: Next) -> Respo
         }
         _ => refused("this daemon wants its token: `Authorization: Bearer TOKEN`, or sign in at /"),
     }
+}
+
+/// The token of an `Authorization` value: the scheme's name in any case
+/// (RFC 9110 makes it case-insensitive), then the token.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start())
 }
 
 /// Signs a browser in with the daemon's token: the answer sets an
@@ -209,6 +220,15 @@ pub(super) async fn sign_out(State(d): State<Shared>, headers: HeaderMap) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_read_in_any_case() {
+        for value in ["Bearer t0k", "bearer t0k", "BEARER  t0k"] {
+            assert_eq!(bearer_token(value), Some("t0k"), "{value}");
+        }
+        assert_eq!(bearer_token("Basic dTpw"), None);
+        assert_eq!(bearer_token("Bearer"), None);
+    }
 
     #[test]
     fn a_session_is_known_until_it_is_closed() {
