@@ -113,7 +113,7 @@ pub fn configure(
                 "stream `{name}`: an incremental sync cannot overwrite: each run would replace \
                  the stream's data with only the records that are new since the last"
             ))
-            .hint("use --destination-sync-mode append or append_dedup with incremental, or --sync-mode full_refresh to overwrite"));
+            .hint(format!("use append or append_dedup with incremental (--destination-sync-mode, or --stream-destination-sync-mode {}=MODE for this stream), or full_refresh to overwrite", shell_word(&s.name))));
         }
         let quoted = shell_word(&s.name);
         let cursor_field = if sync_mode == SyncMode::Incremental {

@@ -301,7 +301,10 @@ pub(crate) fn check_destination_modes(
                     .collect::<Vec<_>>()
                     .join(", ")
             ))
-            .hint("choose one of those with --destination-sync-mode"));
+            .hint(format!(
+                "choose one of those with --destination-sync-mode, or for this stream alone with --stream-destination-sync-mode {}=MODE",
+                s.stream.name
+            )));
         }
     }
     Ok(())
