@@ -310,7 +310,9 @@ pub(crate) fn chosen<T: Clone>(
         .map(|(_, v)| v.clone())
 }
 
-fn matches(wanted: &str, s: &crate::protocol::AirbyteStream) -> bool {
+/// Whether a stream name the user wrote (`name` or `namespace.name`)
+/// names `s`.
+pub(crate) fn matches(wanted: &str, s: &crate::protocol::AirbyteStream) -> bool {
     wanted == s.name
         || s.namespace
             .as_ref()

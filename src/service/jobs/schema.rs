@@ -87,6 +87,29 @@ impl Service {
                 }
             }
         }
+        let mut fields = store::ConnectionFields::from(c);
+        // A selected field the source dropped leaves the selection with it
+        // (a selection it would empty stays, for the user to change).
+        for (name, chosen) in &mut fields.selected_fields {
+            let Some(now) = discovered
+                .streams
+                .iter()
+                .find(|s| crate::service::catalog::matches(name, s))
+            else {
+                continue;
+            };
+            if let Some(props) = now.json_schema.get("properties").and_then(Value::as_object) {
+                let kept: Vec<String> = chosen
+                    .iter()
+                    .filter(|f| props.contains_key(*f))
+                    .cloned()
+                    .collect();
+                if !kept.is_empty() {
+                    *chosen = kept;
+                }
+            }
+        }
+        let mut changed = fields.selected_fields != c.selected_fields;
         if spec.schema_change == SchemaChangePolicy::PropagateFully {
             let new: Vec<String> = changes
                 .iter()
@@ -128,10 +151,12 @@ impl Service {
                 store.set_job_changes(job.id, &notes).await?;
             }
             if !spec.streams.is_empty() && !added_names.is_empty() {
-                let mut fields = store::ConnectionFields::from(c);
                 fields.streams.extend(added_names);
-                store.update_connection(&fields).await?;
+                changed = true;
             }
+        }
+        if changed {
+            store.update_connection(&fields).await?;
         }
         Ok(next)
     }

@@ -267,6 +267,16 @@ fn streams_keep_their_own_modes_and_fields(env: &Env) {
     update(&["--streams", "s"]).expect_code(0);
     let c = env.json(&["connection", "get", "c"]);
     assert_eq!(c["sync_modes"], json!({"s": "incremental"}));
+    // The source drops a selected column: it leaves the selection too.
+    s.write(
+        "catalog.json",
+        r#"{"type":"CATALOG","catalog":{"streams":[{"name":"s","json_schema":{"type":"object","properties":{"at":{"type":"integer"},"y":{"type":"string"}}},"supported_sync_modes":["full_refresh","incremental"],"source_defined_cursor":true,"default_cursor_field":["at"]}]}}"#,
+    );
+    let job = env.json(&["connection", "sync", "c"]);
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["changes"][0]["change"], "column `x` removed", "{job}");
+    let c = env.json(&["connection", "get", "c"]);
+    assert_eq!(c["selected_fields"], json!({"s": ["at"]}));
     let setup = env.ok(&["export"]).stdout();
     assert!(setup.contains("selected_fields:"), "{setup}");
 }
