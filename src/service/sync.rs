@@ -64,10 +64,15 @@ impl Service {
             self.context(Role::Source, checked.clone(), call),
             self.context(Role::Destination, checked, call),
         );
-        tokio::try_join!(
+        // Both run to their end, even when one fails: a check stopped
+        // half-way (the process exits on the error) may leave a probe file
+        // in the destination.
+        let (source_checked, destination_checked) = tokio::join!(
             source.check_cheaply(&source_config, &scx, "the source"),
             destination.check_cheaply(&destination_config, &dcx, "the destination")
-        )?;
+        );
+        source_checked?;
+        destination_checked?;
         let log = if req.keep_log {
             crate::fsutil::ensure_private_dir(&self.settings.data_dir)
                 .with_context(|| format!("cannot create {}", self.settings.data_dir.display()))?;
