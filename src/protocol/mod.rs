@@ -463,6 +463,18 @@ impl StreamDescriptor {
     }
 }
 
+/// Whether a stream name as people write it (`name`, or `namespace.name`)
+/// names the stream `name` of `namespace`.
+pub fn is_stream_named(wanted: &str, namespace: Option<&str>, name: &str) -> bool {
+    wanted == name
+        || namespace.is_some_and(|ns| {
+            wanted
+                .strip_prefix(ns)
+                .and_then(|rest| rest.strip_prefix('.'))
+                == Some(name)
+        })
+}
+
 impl std::fmt::Display for StreamDescriptor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.namespace {

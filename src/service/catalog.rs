@@ -177,10 +177,7 @@ pub fn configure(
             include_files: None,
             extra: Extra::new(),
         };
-        if let Some(fields) = chosen(&selection.selected_fields, s) {
-            check_configured_fields(&configured, &fields)?;
-            select_fields(&mut configured.stream.json_schema, &fields);
-        }
+        select_configured_fields(&mut configured, &selection.selected_fields)?;
         streams.push(configured);
     }
     if streams.is_empty() {
@@ -192,12 +189,22 @@ pub fn configure(
     })
 }
 
+/// Keeps only the fields `selected` names for a configured stream, in its
+/// schema, once [`check_fields`] agrees; a stream not named keeps all.
+pub fn select_configured_fields(
+    c: &mut ConfiguredAirbyteStream,
+    selected: &BTreeMap<String, Vec<String>>,
+) -> Result<(), UserError> {
+    if let Some(fields) = chosen(selected, &c.stream) {
+        check_fields(c, &fields)?;
+        select_fields(&mut c.stream.json_schema, &fields);
+    }
+    Ok(())
+}
+
 /// Refuses a field selection that names a field the stream lacks, or
 /// leaves out a field the sync needs (the cursor, a deduplication key).
-pub fn check_configured_fields(
-    c: &ConfiguredAirbyteStream,
-    fields: &[String],
-) -> Result<(), UserError> {
+fn check_fields(c: &ConfiguredAirbyteStream, fields: &[String]) -> Result<(), UserError> {
     let s = &c.stream;
     let needed = c.cursor_field.first().into_iter().chain(
         c.primary_key
@@ -313,10 +320,7 @@ pub(crate) fn chosen<T: Clone>(
 /// Whether a stream name the user wrote (`name` or `namespace.name`)
 /// names `s`.
 pub(crate) fn matches(wanted: &str, s: &crate::protocol::AirbyteStream) -> bool {
-    wanted == s.name
-        || s.namespace
-            .as_ref()
-            .is_some_and(|ns| wanted == format!("{ns}.{}", s.name))
+    crate::protocol::is_stream_named(wanted, s.namespace.as_deref(), &s.name)
 }
 
 /// Keeps the streams of a given catalog that `names` selects (all when empty).

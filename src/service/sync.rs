@@ -106,10 +106,7 @@ impl Service {
                 }
                 let mut c = catalog::filter(c, &req.streams)?;
                 for s in &mut c.streams {
-                    if let Some(fields) = catalog::chosen(&req.selected_fields, &s.stream) {
-                        catalog::check_configured_fields(s, &fields)?;
-                        catalog::select_fields(&mut s.stream.json_schema, &fields);
-                    }
+                    catalog::select_configured_fields(s, &req.selected_fields)?;
                 }
                 c
             }

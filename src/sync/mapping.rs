@@ -5,7 +5,7 @@
 //! names; states coming back are mapped to the source's names before they
 //! are compared and committed, so the stored state is always the source's.
 
-use crate::protocol::{ConfiguredAirbyteCatalog, StateMessage, StreamDescriptor};
+use crate::protocol::{is_stream_named, ConfiguredAirbyteCatalog, StateMessage, StreamDescriptor};
 use serde_json::value::RawValue;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -31,12 +31,7 @@ impl Mapping {
     pub fn fields_of(&self, d: &StreamDescriptor) -> Option<&[String]> {
         self.fields
             .iter()
-            .find(|(wanted, _)| {
-                **wanted == d.name
-                    || d.namespace
-                        .as_ref()
-                        .is_some_and(|ns| **wanted == format!("{ns}.{}", d.name))
-            })
+            .find(|(wanted, _)| is_stream_named(wanted, d.namespace.as_deref(), &d.name))
             .map(|(_, f)| f.as_slice())
     }
 
