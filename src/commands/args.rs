@@ -182,14 +182,17 @@ pub type Given<T> = Vec<(String, Option<T>)>;
 
 impl StreamChoices {
     /// The choices of a new connection or an inline sync.
-    pub fn apply_to(&self, spec: &mut Chosen<'_>) -> Result<(), ApiError> {
-        *spec.cursors = chosen("cursor", &self.cursors)?;
-        *spec.primary_keys = chosen("primary-key", &self.primary_keys)?;
-        *spec.sync_modes = chosen("stream-sync-mode", &self.sync_modes)?;
-        *spec.destination_sync_modes =
-            chosen("stream-destination-sync-mode", &self.destination_sync_modes)?;
-        *spec.selected_fields = chosen("fields", &self.selected_fields)?;
-        Ok(())
+    pub fn maps(&self) -> Result<ChoiceMaps, ApiError> {
+        Ok(ChoiceMaps {
+            cursors: chosen("cursor", &self.cursors)?,
+            primary_keys: chosen("primary-key", &self.primary_keys)?,
+            sync_modes: chosen("stream-sync-mode", &self.sync_modes)?,
+            destination_sync_modes: chosen(
+                "stream-destination-sync-mode",
+                &self.destination_sync_modes,
+            )?,
+            selected_fields: chosen("fields", &self.selected_fields)?,
+        })
     }
 
     /// Whether any was given (an update then starts from the stored ones).
@@ -218,14 +221,14 @@ impl StreamChoices {
     }
 }
 
-/// Where [`StreamChoices::apply_to`] puts the choices (a connection's
-/// spec or a sync request has the same five maps).
-pub struct Chosen<'a> {
-    pub cursors: &'a mut BTreeMap<String, Vec<String>>,
-    pub primary_keys: &'a mut BTreeMap<String, Vec<Vec<String>>>,
-    pub sync_modes: &'a mut BTreeMap<String, SyncMode>,
-    pub destination_sync_modes: &'a mut BTreeMap<String, DestinationSyncMode>,
-    pub selected_fields: &'a mut BTreeMap<String, Vec<String>>,
+/// The per-stream choices as a connection's spec and a sync request hold
+/// them: a map by stream name each.
+pub struct ChoiceMaps {
+    pub cursors: BTreeMap<String, Vec<String>>,
+    pub primary_keys: BTreeMap<String, Key>,
+    pub sync_modes: BTreeMap<String, SyncMode>,
+    pub destination_sync_modes: BTreeMap<String, DestinationSyncMode>,
+    pub selected_fields: BTreeMap<String, Vec<String>>,
 }
 
 fn twice(flag: &str, stream: &str) -> ApiError {

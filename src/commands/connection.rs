@@ -2,7 +2,7 @@
 //! stored destination, and their jobs (sync, reset, refresh) run now.
 
 use super::args::{
-    stream_names, words, Chosen, RuntimeArgs, StreamChoices, DESTINATION_SYNC_MODES,
+    stream_names, words, RuntimeArgs, StreamChoices, DESTINATION_SYNC_MODES,
     DESTINATION_SYNC_MODE_HELP, SCHEMA_CHANGE_POLICIES, SYNC_MODES,
 };
 use super::output::{self, CliOutput};
@@ -364,17 +364,18 @@ impl CliOutput for ConnectionView {
 pub async fn run(ctx: &Ctx, cmd: ConnectionCommand) -> anyhow::Result<ExitClass> {
     match cmd {
         ConnectionCommand::Create(a) => {
-            let mut spec = ConnectionSpec {
+            let choices = a.choices.maps()?;
+            let spec = ConnectionSpec {
                 source: a.source,
                 destination: a.destination,
                 streams: stream_names(&a.streams)?,
                 sync_mode: a.sync_mode,
                 destination_sync_mode: a.destination_sync_mode,
-                cursors: Default::default(),
-                primary_keys: Default::default(),
-                sync_modes: Default::default(),
-                destination_sync_modes: Default::default(),
-                selected_fields: Default::default(),
+                cursors: choices.cursors,
+                primary_keys: choices.primary_keys,
+                sync_modes: choices.sync_modes,
+                destination_sync_modes: choices.destination_sync_modes,
+                selected_fields: choices.selected_fields,
                 schedule: given_in_zone(a.schedule, a.timezone.as_deref())?,
                 namespace: a
                     .namespace
@@ -385,13 +386,6 @@ pub async fn run(ctx: &Ctx, cmd: ConnectionCommand) -> anyhow::Result<ExitClass>
                 schema_change: a.schema_change,
                 notifications: a.notify.over(Notifications::default()),
             };
-            a.choices.apply_to(&mut Chosen {
-                cursors: &mut spec.cursors,
-                primary_keys: &mut spec.primary_keys,
-                sync_modes: &mut spec.sync_modes,
-                destination_sync_modes: &mut spec.destination_sync_modes,
-                selected_fields: &mut spec.selected_fields,
-            })?;
             let req = ConnectionCreate {
                 name: a.name,
                 spec,

@@ -1,7 +1,7 @@
 //! `sluice sync`: one sync, inline, from a source to a destination.
 
 use super::args::{
-    stream_names, words, Chosen, RuntimeArgs, StreamChoices, DESTINATION_SYNC_MODES,
+    stream_names, words, RuntimeArgs, StreamChoices, DESTINATION_SYNC_MODES,
     DESTINATION_SYNC_MODE_HELP, SYNC_MODES,
 };
 use super::files::{self, ConfigArg};
@@ -118,7 +118,8 @@ impl SyncArgs {
         let source_config = ConfigArg::read(self.source_config.as_deref(), "source config")?;
         let destination_config =
             ConfigArg::read(self.destination_config.as_deref(), "destination config")?;
-        let mut request = SyncRequest {
+        let choices = self.choices.maps()?;
+        let request = SyncRequest {
             source: self.source.clone(),
             source_config: source_config.value.clone(),
             destination: self.destination.clone(),
@@ -126,11 +127,11 @@ impl SyncArgs {
             streams: stream_names(&self.streams)?,
             sync_mode: self.sync_mode,
             destination_sync_mode: self.destination_sync_mode,
-            cursors: Default::default(),
-            primary_keys: Default::default(),
-            sync_modes: Default::default(),
-            destination_sync_modes: Default::default(),
-            selected_fields: Default::default(),
+            cursors: choices.cursors,
+            primary_keys: choices.primary_keys,
+            sync_modes: choices.sync_modes,
+            destination_sync_modes: choices.destination_sync_modes,
+            selected_fields: choices.selected_fields,
             catalog: self
                 .catalog
                 .as_deref()
@@ -156,13 +157,6 @@ impl SyncArgs {
             keep_log: self.log_file.is_none(),
             options: ctx.options(Some(&self.runtime))?,
         };
-        self.choices.apply_to(&mut Chosen {
-            cursors: &mut request.cursors,
-            primary_keys: &mut request.primary_keys,
-            sync_modes: &mut request.sync_modes,
-            destination_sync_modes: &mut request.destination_sync_modes,
-            selected_fields: &mut request.selected_fields,
-        })?;
         Ok(Inputs {
             request,
             source_config,
