@@ -139,7 +139,6 @@ pub fn started(global: &GlobalArgs, pid: u32, log: &Path) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// What `sluice daemon stop` says: the daemon it stopped, if one ran.
 /// `sluice daemon token`: the token alone on a line, or `{"token": ...}`.
 pub fn show_token(global: &GlobalArgs, token: &str) -> anyhow::Result<()> {
     if global.output == OutputFormat::Json {
@@ -149,6 +148,7 @@ pub fn show_token(global: &GlobalArgs, token: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What `sluice daemon stop` says: the daemon it stopped, if one ran.
 pub fn stopped(global: &GlobalArgs, pid: Option<u32>) -> anyhow::Result<()> {
     if global.output == OutputFormat::Json {
         return output::print_json(&serde_json::json!({"pid": pid, "stopped": pid.is_some()}));
