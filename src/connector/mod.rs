@@ -151,6 +151,9 @@ pub struct RunContext {
     /// Fires when the run is asked to stop: long preparation (an install)
     /// gives up then.
     pub cancel: tokio_util::sync::CancellationToken,
+    /// Shared by a sync's source and destination when both can hand rows
+    /// over without JSON ([`Connector::hands_off_rows`]).
+    pub handoff: Option<Arc<builtin::handoff::Handoff>>,
 }
 
 impl RunContext {
@@ -163,6 +166,7 @@ impl RunContext {
             labels: Vec::new(),
             max_line_bytes: crate::protocol::codec::DEFAULT_MAX_LINE_BYTES,
             cancel: tokio_util::sync::CancellationToken::new(),
+            handoff: None,
         }
     }
 }
@@ -482,6 +486,12 @@ pub trait Connector: Send + Sync {
     /// when that cannot be told without running it.
     fn plays(&self, _role: Role) -> Option<bool> {
         None
+    }
+
+    /// Whether it runs in sluice's process and can hand rows to, or take
+    /// them from, another such connector through a shared handoff.
+    fn hands_off_rows(&self) -> bool {
+        false
     }
 
     /// Whether its `check` is cheap enough to run before every sync, so

@@ -21,6 +21,9 @@ pub enum MessageKind {
     Trace,
     Control,
     DestinationCatalog,
+    /// sluice's own `SLUICE_ROWS`: a batch of rows handed from a built-in
+    /// source to a built-in destination (`connector::builtin::handoff`).
+    Rows,
 }
 
 impl MessageKind {
@@ -35,6 +38,7 @@ impl MessageKind {
             b"TRACE" => MessageKind::Trace,
             b"CONTROL" => MessageKind::Control,
             b"DESTINATION_CATALOG" => MessageKind::DestinationCatalog,
+            b"SLUICE_ROWS" => MessageKind::Rows,
             _ => return None,
         })
     }

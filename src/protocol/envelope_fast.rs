@@ -643,6 +643,7 @@ fn walk<'a>(b: &'a [u8], tokens: &[u32], has_backslash: bool) -> Option<Envelope
         b"CATALOG" => MessageKind::Catalog,
         b"CONTROL" => MessageKind::Control,
         b"DESTINATION_CATALOG" => MessageKind::DestinationCatalog,
+        b"SLUICE_ROWS" => MessageKind::Rows,
         _ => return None,
     };
     let record = if kind == MessageKind::Record {

@@ -249,11 +249,21 @@ pub async fn run(plan: SyncPlan, hooks: SyncHooks) -> SyncReport {
             return finish(&shared, SyncStatus::Failed, Some(f));
         }
     };
+    let mut names = Names::new(&plan.catalog, &plan.mapping);
+    // Rows go from a built-in source to a built-in destination without
+    // JSON when both can and nothing changes them on the way.
+    let handoff =
+        (plan.source.hands_off_rows() && plan.destination.hands_off_rows() && !names.rewrites())
+            .then(|| Arc::new(crate::connector::builtin::handoff::Handoff::default()));
+    if handoff.is_some() {
+        names = names.with_rows();
+    }
     let context = |role: Role| {
         let mut cx = RunContext::new(&plan.run, role, hooks.log.clone());
         cx.max_line_bytes = plan.max_line_bytes;
         cx.labels = plan.labels.clone();
         cx.labels.push(("sluice.role".into(), role.as_str().into()));
+        cx.handoff = handoff.clone();
         cx
     };
     let (scx, dcx) = (context(Role::Source), context(Role::Destination));
@@ -337,7 +347,7 @@ pub async fn run(plan: SyncPlan, hooks: SyncHooks) -> SyncReport {
 
     let mut dest_in = dest.stdin.take().expect("write has stdin");
     let pump_ctx = shared_context();
-    let mut pump = Pump::new(Names::new(&plan.catalog, &plan.mapping), &pump_ctx);
+    let mut pump = Pump::new(names, &pump_ctx);
     let end = pump
         .run(
             std::mem::replace(&mut src.stdout, crate::connector::Stdout::empty()),

@@ -12,6 +12,7 @@
 use super::mapping::{self, Mapping};
 use super::splice::{Mirror, TeeFill};
 use super::{control, Context, Failure, FailureOrigin, Keep, StreamDescriptor};
+use crate::connector::builtin::handoff::RowsLine;
 use crate::connector::{preview, Role, Stdin, Stdout};
 use crate::protocol::codec::{self, CodecError, Fill, LineReader, ReadFill};
 use crate::protocol::envelope::{self, EnvelopeError, MessageKind};
@@ -38,6 +39,9 @@ pub(super) enum PumpEnd {
 /// gets: its name there and the fields its records keep.
 pub(super) struct Names {
     streams: Vec<Route>,
+    /// Whether `SLUICE_ROWS` lines are batches of rows to count and pass
+    /// on (the connectors share a handoff), not stray lines.
+    rows: bool,
 }
 
 struct Route {
@@ -69,7 +73,20 @@ impl Names {
                     }
                 })
                 .collect(),
+            rows: false,
         }
+    }
+
+    /// Whether any stream's records change on the way (a name or the
+    /// fields), which rows handed over in bulk cannot.
+    pub(super) fn rewrites(&self) -> bool {
+        self.streams.iter().any(|r| r.rewrite)
+    }
+
+    /// Counts and passes on the batches of rows of a handoff.
+    pub(super) fn with_rows(mut self) -> Self {
+        self.rows = true;
+        self
     }
 }
 
@@ -83,6 +100,12 @@ enum Item {
         start: usize,
         end: usize,
         rewrite: Option<(usize, usize)>,
+    },
+    /// A batch of rows of a catalog stream handed over beside the line.
+    Rows {
+        stream: usize,
+        count: u64,
+        bytes: u64,
     },
     /// A record of a stream outside the catalog: dropped.
     Unknown {
@@ -174,6 +197,28 @@ fn scan_chunk(chunk: Bytes, mirrored: usize, names: &Names) -> Scanned {
                         },
                     }
                 }
+                (MessageKind::Rows, _) if names.rows => match RowsLine::parse(line.text) {
+                    Some(r) => {
+                        let d = r.descriptor();
+                        match names.streams.iter().position(|x| x.from == d) {
+                            Some(i) => Item::Rows {
+                                stream: i,
+                                count: r.count,
+                                bytes: r.bytes,
+                            },
+                            None => Item::Unknown {
+                                start,
+                                end,
+                                stream: d,
+                            },
+                        }
+                    }
+                    None => Item::Other {
+                        start,
+                        end,
+                        kind: MessageKind::Rows,
+                    },
+                },
                 (kind, _) => Item::Other { start, end, kind },
             },
             Err(error) => Item::Invalid { start, end, error },
@@ -350,6 +395,15 @@ impl<'a> Pump<'a> {
                         Some((a, b)) => Keep::Replace(s.rewritten[*a..*b].to_vec()),
                     };
                     (*start, *end, keep)
+                }
+                Item::Rows {
+                    stream,
+                    count,
+                    bytes,
+                } => {
+                    self.records[*stream] += count;
+                    self.bytes[*stream] += bytes;
+                    continue;
                 }
                 Item::Unknown { start, end, stream } => {
                     self.unknown_stream(stream);

@@ -10,6 +10,7 @@
 
 mod devnull;
 mod files;
+pub mod handoff;
 mod postgres;
 mod sample;
 mod source_file;
@@ -114,6 +115,12 @@ pub trait Builtin: Send + Sync + 'static {
             "{} is a source; it cannot be written to",
             self.name()
         )))
+    }
+
+    /// Whether it can hand rows to (as a source) or take rows from (as a
+    /// destination) another such connector through a [`handoff::Handoff`].
+    fn hands_off_rows(&self) -> bool {
+        false
     }
 }
 
@@ -293,7 +300,11 @@ impl Connector for BuiltinConnector {
         true
     }
 
-    async fn start(&self, inv: Invocation, _cx: &RunContext) -> Result<Running, ConnectorError> {
+    fn hands_off_rows(&self) -> bool {
+        self.builtin.hands_off_rows()
+    }
+
+    async fn start(&self, inv: Invocation, cx: &RunContext) -> Result<Running, ConnectorError> {
         let io = |source| ConnectorError::Io {
             connector: self.reference.to_string(),
             source,
@@ -319,10 +330,12 @@ impl Connector for BuiltinConnector {
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let builtin = self.builtin.clone();
         let thread_cancel = cancel.clone();
+        let handoff = cx.handoff.clone();
         std::thread::Builder::new()
             .name(format!("sluice-{}", builtin.name()))
             .spawn(move || {
                 let mut out = Output::new(Box::new(out_write), thread_cancel);
+                out.handoff = handoff;
                 let code = run_command(builtin.as_ref(), inv, in_read, &mut out);
                 let _ = out.flush();
                 drop(out);
@@ -461,6 +474,8 @@ pub struct Output {
     cancel: Arc<AtomicBool>,
     /// Set once a write failed because the reader went away.
     closed: bool,
+    /// Where rows meet the other end of the sync, when the engine made one.
+    pub handoff: Option<Arc<handoff::Handoff>>,
 }
 
 impl Output {
@@ -469,6 +484,7 @@ impl Output {
             w: BufWriter::with_capacity(256 * 1024, w),
             cancel,
             closed: false,
+            handoff: None,
         }
     }
 

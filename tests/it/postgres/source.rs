@@ -90,6 +90,8 @@ fn postgres_large_tables_are_read_in_parallel_key_ranges() {
         log.contains("Reading public.big in 3 key ranges at once."),
         "{log}"
     );
+    // In binary, each range with its own header and end marker.
+    assert!(log.contains("PostgreSQL's binary format"), "{log}");
     // A small table is read in one piece.
     let small = serde_json::json!({"url": src.url, "max_parallel": 3}).to_string();
     let summary = sandbox.sync(("postgres", &small), ("postgres", &url_config(&dst)), &[]);

@@ -245,6 +245,81 @@ fn postgres_every_type_round_trips_and_discover_types_it() {
     );
 }
 
+/// A full refresh from postgres to postgres hands rows over in binary,
+/// cast to the destination's columns, without JSON; a sync that renames
+/// streams (a prefix) takes the JSON way. Both must store the same: every
+/// column of every row of the coverage table, `_airbyte_meta` and the
+/// generation included, in a new table and in one that exists.
+#[test]
+fn postgres_rows_handed_over_in_binary_store_what_records_do() {
+    let (Some(src), Some(dst)) = (PgDatabase::create(), PgDatabase::create()) else {
+        return;
+    };
+    src.sql(TYPES_TABLE);
+    // More rows than one batch holds, so batches follow each other.
+    src.sql(
+        "INSERT INTO all_types (id, c_text, c_char, c_numeric, c_real, c_tstz, c_jsonb, c_int_arr) \
+         SELECT i, repeat(md5(i::text), 40), 'x', i / 7.0, i / 3.0, \
+         '2024-01-01'::timestamptz + i * interval '1 minute', jsonb_build_object('i', i), \
+         ARRAY[i, NULL] FROM generate_series(100, 3099) i",
+    );
+    let rows = TYPES_ROWS + 3000;
+    let sandbox = Sandbox::new();
+    let (source, destination) = (url_config(&src), url_config(&dst));
+    for extra in [&[][..], &["--prefix", "j_"][..]] {
+        let mut args = vec!["-v", "sync", "--source", "postgres", "--source-config"];
+        args.extend([source.as_str(), "--destination", "postgres"]);
+        args.extend(["--destination-config", destination.as_str()]);
+        args.extend(["--destination-sync-mode", "overwrite"]);
+        args.extend(extra);
+        let run = sandbox.run(&args);
+        run.expect_code(0);
+        let handed = run
+            .stderr()
+            .contains("rows go to the destination in PostgreSQL's binary format");
+        assert_eq!(handed, extra.is_empty(), "{}", run.stderr());
+    }
+    // Each inline sync is a generation of its own (its start time).
+    let columns: Vec<String> = dst
+        .sql(
+            "SELECT string_agg(column_name, ',' ORDER BY column_name) \
+             FROM information_schema.columns WHERE table_name = 'all_types' \
+             AND column_name NOT LIKE '\\_airbyte\\_%'",
+        )
+        .split(',')
+        .map(|c| format!("\"{c}\"::text"))
+        .chain(["_airbyte_meta - 'sync_id'".to_string()])
+        .collect();
+    let exprs: Vec<&str> = columns.iter().map(String::as_str).collect();
+    assert_eq!(exprs.len(), 40, "{exprs:?}");
+    let expected = dump(&dst, "public.j_all_types", &exprs);
+    assert_eq!(
+        dst.sql("SELECT count(*) FROM public.j_all_types"),
+        rows.to_string()
+    );
+    assert_eq!(dump(&dst, "public.all_types", &exprs), expected);
+    // Appended to the table the first sync made: every row twice.
+    let mut args = vec!["sync", "--source", "postgres", "--source-config"];
+    args.extend([source.as_str(), "--destination", "postgres"]);
+    args.extend(["--destination-config", destination.as_str()]);
+    args.extend(["--destination-sync-mode", "append"]);
+    sandbox.run(&args).expect_code(0);
+    let e = exprs.join(", ");
+    let twice =
+        format!("SELECT {e} FROM public.j_all_types UNION ALL SELECT {e} FROM public.j_all_types");
+    assert_eq!(
+        dst.sql(&format!(
+            "SELECT count(*) FROM ((SELECT {e} FROM public.all_types EXCEPT ALL ({twice})) \
+             UNION ALL (({twice}) EXCEPT ALL SELECT {e} FROM public.all_types)) d"
+        )),
+        "0"
+    );
+    assert_eq!(
+        dst.sql("SELECT count(*), count(DISTINCT _airbyte_raw_id) FROM public.all_types"),
+        format!("{}|{}", 2 * rows, 2 * rows)
+    );
+}
+
 /// Every record of the coverage table is valid against the schema discover
 /// gave its stream (JSON Schema draft 7, formats checked): what is sent is
 /// what is declared, for every type and for the values JSON and RFC 3339

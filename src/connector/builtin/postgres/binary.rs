@@ -36,6 +36,31 @@ pub(super) fn tuple(fields: usize, out: &mut Vec<u8>) {
     out.extend_from_slice(&(fields as i16).to_be_bytes());
 }
 
+/// Where the tuple at `at` of COPY's binary format ends, when `bytes` holds
+/// it whole: its field count, then each field's length (-1 for NULL) and
+/// bytes. `Err` when it is not a tuple (COPY's end marker, -1, included).
+pub(super) fn tuple_end(bytes: &[u8], at: usize) -> Result<Option<(usize, usize)>, i16> {
+    let Some(head) = bytes.get(at..at + 2) else {
+        return Ok(None);
+    };
+    let fields = i16::from_be_bytes([head[0], head[1]]);
+    if fields < 0 {
+        return Err(fields);
+    }
+    let mut i = at + 2;
+    for _ in 0..fields {
+        let Some(len) = bytes.get(i..i + 4) else {
+            return Ok(None);
+        };
+        let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]);
+        i += 4 + usize::try_from(len).unwrap_or(0);
+        if i > bytes.len() {
+            return Ok(None);
+        }
+    }
+    Ok(Some((fields as usize, i)))
+}
+
 pub(super) fn null(out: &mut Vec<u8>) {
     out.extend_from_slice(&(-1i32).to_be_bytes());
 }

@@ -454,8 +454,16 @@ impl Builtin for Postgres {
         input: &mut dyn BufRead,
         out: &mut Output,
     ) -> BuiltinResult<()> {
+        // A destination that fails before it is ready must not keep a
+        // source waiting to hear which streams it takes as rows.
+        let handoff = out.handoff.clone();
+        let _declined = super::handoff::CloseOnDrop(handoff.as_deref());
         let config = Config::parse(config)?;
         destination::write(&config, catalog, input, out)
+    }
+
+    fn hands_off_rows(&self) -> bool {
+        true
     }
 }
 

@@ -18,6 +18,7 @@
 use super::json::{find_byte, string_stop};
 use super::types::{JsonKind, PgColumn};
 use super::{ident, literal, Config, Conn};
+use crate::connector::builtin::handoff::{Batch as HandedRows, Handoff, RowsLine};
 use crate::connector::builtin::{record_head, BuiltinError, BuiltinResult, Output};
 use crate::protocol::{
     now_millis, AirbyteCatalog, AirbyteStream, ConfiguredAirbyteCatalog, ConfiguredAirbyteStream,
@@ -349,16 +350,36 @@ pub(super) async fn read(
                 ),
             };
             out.state(final_state)?;
+        } else if let Some((handoff, select)) = handed_over(out, &descriptor, &columns, &conn) {
+            // The destination takes this stream's rows as they are: read
+            // in binary, cast to its columns, no JSON either way.
+            out.log(
+                crate::protocol::LogLevel::Info,
+                format!(
+                    "Stream {descriptor}: rows go to the destination in PostgreSQL's binary \
+                     format, without JSON."
+                ),
+            )?;
+            let query = RowQuery {
+                select: format!("SELECT {} FROM {} s", select.join(", "), table.qualified()),
+                format: Format::Binary,
+            };
+            let mut rows = Handing::new(handoff, &descriptor);
+            let mut hand =
+                |tuple: &[u8], _: &mut RecordWriter, out: &mut Output| rows.push(tuple, out);
+            read_full(config, &mut conn, table, &query, &mut w, out, &mut hand).await?;
+            rows.hand_over(out)?;
         } else {
             let mut plain = |line: &[u8], w: &mut RecordWriter, out: &mut Output| {
                 scratch.clear();
                 json.render(line, &mut scratch, None)?;
                 w.record(&scratch, out)
             };
-            if !read_chunked(config, &mut conn, table, &row, &mut w, out, &mut plain).await? {
-                let sql = format!("COPY ({row}) TO STDOUT");
-                copy_out(&mut conn, &sql, &mut w, out, &mut plain).await?;
-            }
+            let query = RowQuery {
+                select: row,
+                format: Format::Text,
+            };
+            read_full(config, &mut conn, table, &query, &mut w, out, &mut plain).await?;
         }
         out.stream_status(&descriptor, StreamStatus::Complete)?;
     }
@@ -472,7 +493,207 @@ async fn copy_out(
     out: &mut Output,
     each: &mut EachLine<'_>,
 ) -> BuiltinResult<()> {
-    copy_out_all(std::slice::from_mut(conn), &[sql.to_string()], w, out, each).await
+    copy_out_all(
+        std::slice::from_mut(conn),
+        &[sql.to_string()],
+        Format::Text,
+        w,
+        out,
+        each,
+    )
+    .await
+}
+
+/// What a COPY sends: lines of text, or binary tuples (after a header,
+/// until an end marker).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Text,
+    Binary,
+}
+
+/// One connection's COPY output, split into rows whatever the messages'
+/// bounds: what is left of a row at a message's end waits in `carry`.
+struct Splitter {
+    format: Format,
+    carry: Vec<u8>,
+    /// Binary: the header is still to come.
+    header: bool,
+}
+
+impl Splitter {
+    fn new(format: Format) -> Self {
+        Splitter {
+            format,
+            carry: Vec::new(),
+            header: format == Format::Binary,
+        }
+    }
+
+    /// Hands each whole row of `chunk` (after what was carried) to `row`;
+    /// returns how many.
+    fn split(
+        &mut self,
+        chunk: &[u8],
+        row: &mut dyn FnMut(&[u8]) -> BuiltinResult<()>,
+    ) -> BuiltinResult<u64> {
+        let mut carry = std::mem::take(&mut self.carry);
+        let buf: &[u8] = if carry.is_empty() {
+            chunk
+        } else {
+            carry.extend_from_slice(chunk);
+            &carry
+        };
+        let (n, used) = match self.format {
+            Format::Text => {
+                let mut n = 0;
+                let mut at = 0;
+                while let Some(i) = memchr::memchr(b'\n', &buf[at..]) {
+                    row(&buf[at..at + i])?;
+                    at += i + 1;
+                    n += 1;
+                }
+                (n, at)
+            }
+            Format::Binary => self.tuples(buf, row)?,
+        };
+        let rest = buf[used..].to_vec();
+        self.carry = rest;
+        Ok(n)
+    }
+
+    fn tuples(
+        &mut self,
+        buf: &[u8],
+        row: &mut dyn FnMut(&[u8]) -> BuiltinResult<()>,
+    ) -> BuiltinResult<(u64, usize)> {
+        let odd = || BuiltinError::system("PostgreSQL sent binary COPY data sluice cannot read");
+        let mut at = 0;
+        if self.header {
+            // Signature, flags, the extension's length, the extension.
+            let Some(fixed) = buf.get(..19) else {
+                return Ok((0, 0));
+            };
+            if fixed[..11] != super::binary::HEADER[..11] {
+                return Err(odd());
+            }
+            let ext = u32::from_be_bytes([fixed[15], fixed[16], fixed[17], fixed[18]]) as usize;
+            if buf.len() < 19 + ext {
+                return Ok((0, 0));
+            }
+            at = 19 + ext;
+            self.header = false;
+        }
+        let mut n = 0;
+        loop {
+            match super::binary::tuple_end(buf, at) {
+                Ok(Some((_, end))) => {
+                    row(&buf[at..end])?;
+                    at = end;
+                    n += 1;
+                }
+                Ok(None) => return Ok((n, at)),
+                // The end marker: nothing may follow.
+                Err(-1) => return Ok((n, buf.len())),
+                Err(_) => return Err(odd()),
+            }
+        }
+    }
+
+    fn finish(self, row: &mut dyn FnMut(&[u8]) -> BuiltinResult<()>) -> BuiltinResult<()> {
+        match self.format {
+            Format::Text if !self.carry.is_empty() => row(&self.carry),
+            Format::Binary if !self.carry.is_empty() => Err(BuiltinError::system(
+                "PostgreSQL's binary COPY data ended inside a row",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A stream's rows handed to the destination in batches, each announced
+/// by a `SLUICE_ROWS` line.
+struct Handing {
+    handoff: std::sync::Arc<Handoff>,
+    stream: StreamDescriptor,
+    rows: Vec<u8>,
+    count: u64,
+    seq: u64,
+}
+
+/// Bytes of rows handed over at a time.
+const HAND_BYTES: usize = 1 << 20;
+
+impl Handing {
+    fn new(handoff: std::sync::Arc<Handoff>, stream: &StreamDescriptor) -> Self {
+        Handing {
+            handoff,
+            stream: stream.clone(),
+            rows: Vec::with_capacity(HAND_BYTES + 64 * 1024),
+            count: 0,
+            seq: 0,
+        }
+    }
+
+    fn push(&mut self, tuple: &[u8], out: &mut Output) -> BuiltinResult<()> {
+        self.rows.extend_from_slice(tuple);
+        self.count += 1;
+        if self.rows.len() >= HAND_BYTES {
+            self.hand_over(out)?;
+        }
+        Ok(())
+    }
+
+    /// Hands what is gathered over, then announces it; the line is flushed
+    /// at once, as the destination waits for it before it takes the batch
+    /// (and the source, when batches wait, for the destination).
+    fn hand_over(&mut self, out: &mut Output) -> BuiltinResult<()> {
+        if self.count == 0 {
+            return Ok(());
+        }
+        let rows = std::mem::replace(&mut self.rows, Vec::with_capacity(HAND_BYTES + 64 * 1024));
+        let line = RowsLine {
+            stream: self.stream.name.clone(),
+            namespace: self.stream.namespace.clone(),
+            count: std::mem::take(&mut self.count),
+            bytes: rows.len() as u64,
+            emitted_at: now_millis(),
+            seq: self.seq,
+        };
+        if !self.handoff.send(HandedRows {
+            seq: self.seq,
+            rows,
+        }) {
+            return Err(BuiltinError::system("the destination stopped taking rows"));
+        }
+        self.seq += 1;
+        out.raw(&line.to_line())?;
+        out.flush()
+    }
+}
+
+/// The handoff and the select list of a full refresh whose rows the
+/// destination takes as they are, in its column order; None when it takes
+/// them as records (or any column lacks a binary form of the same value).
+fn handed_over(
+    out: &Output,
+    stream: &StreamDescriptor,
+    columns: &[&PgColumn],
+    conn: &Conn,
+) -> Option<(std::sync::Arc<Handoff>, Vec<String>)> {
+    let handoff = out.handoff.clone()?;
+    let accepted = handoff.accepted(stream, &|| out.cancelled())?;
+    let infinity = conn.conn.server_version_num().is_some_and(|v| v >= 140_000);
+    let select = accepted
+        .iter()
+        .map(|(name, sql)| {
+            columns
+                .iter()
+                .find(|c| &c.name == name)?
+                .select_binary(sql, infinity)
+        })
+        .collect::<Option<Vec<String>>>()?;
+    (accepted.len() == columns.len()).then_some((handoff, select))
 }
 
 /// Runs one `COPY ... TO STDOUT` per connection at once and hands each
@@ -480,6 +701,7 @@ async fn copy_out(
 async fn copy_out_all(
     conns: &mut [Conn],
     sqls: &[String],
+    format: Format,
     w: &mut RecordWriter,
     out: &mut Output,
     each: &mut EachLine<'_>,
@@ -503,7 +725,7 @@ async fn copy_out_all(
         futures_util::stream::select_all(streams).boxed()
     };
     // PostgreSQL sends a row per message, but nothing here relies on it.
-    let mut carries: Vec<Vec<u8>> = vec![Vec::new(); sqls.len()];
+    let mut splitters: Vec<Splitter> = sqls.iter().map(|_| Splitter::new(format)).collect();
     let mut n = 0u64;
     while let Some((from, chunk)) = all.next().await {
         let chunk = chunk.map_err(|e| {
@@ -512,37 +734,57 @@ async fn copy_out_all(
                 masker.mask(&e.to_string())
             ))
         })?;
-        let carry = &mut carries[from];
-        let mut rest: &[u8] = &chunk;
-        if !carry.is_empty() {
-            match memchr::memchr(b'\n', rest) {
-                Some(i) => {
-                    carry.extend_from_slice(&rest[..i]);
-                    rest = &rest[i + 1..];
-                    let line = std::mem::take(carry);
-                    row(&line, w, out, each)?;
-                }
-                None => {
-                    carry.extend_from_slice(rest);
-                    continue;
-                }
-            }
+        let before = n;
+        n += splitters[from].split(&chunk, &mut |r| each(r, w, out))?;
+        if n / 1024 != before / 1024 {
+            out.check_cancel()?;
+            w.refresh_clock();
         }
-        while let Some(i) = memchr::memchr(b'\n', rest) {
-            row(&rest[..i], w, out, each)?;
-            rest = &rest[i + 1..];
-            n += 1;
-            if n.is_multiple_of(1024) {
-                out.check_cancel()?;
-                w.refresh_clock();
-            }
-        }
-        carry.extend_from_slice(rest);
     }
-    for carry in carries {
-        if !carry.is_empty() {
-            row(&carry, w, out, each)?;
-        }
+    for s in splitters {
+        s.finish(&mut |r| each(r, w, out))?;
+    }
+    Ok(())
+}
+
+/// A full refresh's rows: the query, and the format COPY sends them in.
+struct RowQuery {
+    select: String,
+    format: Format,
+}
+
+impl RowQuery {
+    /// The COPY of the query's rows, `filter` (` WHERE ...`) added.
+    fn copy(&self, filter: &str) -> String {
+        let options = match self.format {
+            Format::Text => "",
+            Format::Binary => " (FORMAT binary)",
+        };
+        format!("COPY ({}{filter}) TO STDOUT{options}", self.select)
+    }
+}
+
+/// Reads a full refresh, in key ranges at once when the table is large.
+async fn read_full(
+    config: &Config,
+    conn: &mut Conn,
+    table: &Table,
+    query: &RowQuery,
+    w: &mut RecordWriter,
+    out: &mut Output,
+    each: &mut EachLine<'_>,
+) -> BuiltinResult<()> {
+    if !read_chunked(config, conn, table, query, w, out, each).await? {
+        let sql = query.copy("");
+        copy_out_all(
+            std::slice::from_mut(conn),
+            &[sql],
+            query.format,
+            w,
+            out,
+            each,
+        )
+        .await?;
     }
     Ok(())
 }
@@ -556,7 +798,7 @@ async fn read_chunked(
     config: &Config,
     conn: &mut Conn,
     table: &Table,
-    row_sql: &str,
+    query: &RowQuery,
     w: &mut RecordWriter,
     out: &mut Output,
     each: &mut EachLine<'_>,
@@ -627,23 +869,14 @@ async fn read_chunked(
             } else {
                 format!("{k} >= {from} AND {k} < {until}")
             };
-            format!("COPY ({row_sql} WHERE {filter}) TO STDOUT")
+            query.copy(&format!(" WHERE {filter}"))
         })
         .collect();
-    copy_out_all(&mut conns, &sqls, w, out, each).await?;
+    copy_out_all(&mut conns, &sqls, query.format, w, out, each).await?;
     for c in conns {
         c.close().await;
     }
     Ok(true)
-}
-
-fn row(
-    line: &[u8],
-    w: &mut RecordWriter,
-    out: &mut Output,
-    each: &mut EachLine<'_>,
-) -> BuiltinResult<()> {
-    each(line, w, out)
 }
 
 /// Turns a row of COPY text into a JSON object, field by field.
@@ -974,6 +1207,77 @@ fn cursor_state(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Rows of COPY's output come whole whatever the messages' bounds, in
+    /// either format; a binary stream cut inside a row is an error.
+    #[test]
+    fn copy_output_splits_into_rows_across_any_message_bounds() {
+        let mut binary = super::super::binary::HEADER.to_vec();
+        // A header extension of 3 bytes, which must be skipped.
+        binary[15..19].copy_from_slice(&3u32.to_be_bytes());
+        binary.extend_from_slice(b"ext");
+        let tuples: Vec<Vec<u8>> = vec![
+            [
+                &2i16.to_be_bytes()[..],
+                &1i32.to_be_bytes(),
+                b"a",
+                &(-1i32).to_be_bytes(),
+            ]
+            .concat(),
+            [
+                &2i16.to_be_bytes()[..],
+                &0i32.to_be_bytes(),
+                &3i32.to_be_bytes(),
+                b"\n\tz",
+            ]
+            .concat(),
+            [&0i16.to_be_bytes()[..]].concat(),
+        ];
+        for t in &tuples {
+            binary.extend_from_slice(t);
+        }
+        binary.extend_from_slice(&(-1i16).to_be_bytes());
+        let text = b"1\ta\n2\t\\N\n3\tlast".to_vec();
+        let text_rows: Vec<Vec<u8>> =
+            vec![b"1\ta".to_vec(), b"2\t\\N".to_vec(), b"3\tlast".to_vec()];
+        for (format, stream, expected) in [
+            (Format::Binary, &binary, &tuples),
+            (Format::Text, &text, &text_rows),
+        ] {
+            for a in 0..=stream.len() {
+                for b in a..=stream.len() {
+                    let mut got: Vec<Vec<u8>> = Vec::new();
+                    let mut s = Splitter::new(format);
+                    let mut n = 0;
+                    for part in [&stream[..a], &stream[a..b], &stream[b..]] {
+                        n += s
+                            .split(part, &mut |r| {
+                                got.push(r.to_vec());
+                                Ok(())
+                            })
+                            .unwrap();
+                    }
+                    s.finish(&mut |r| {
+                        got.push(r.to_vec());
+                        Ok(())
+                    })
+                    .unwrap();
+                    assert_eq!(&got, expected, "{format:?} cut at {a} and {b}");
+                    if format == Format::Binary {
+                        assert_eq!(n, 3);
+                    }
+                }
+            }
+        }
+        let mut s = Splitter::new(Format::Binary);
+        s.split(&binary[..binary.len() - 5], &mut |_| Ok(()))
+            .unwrap();
+        assert!(s.finish(&mut |_| Ok(())).is_err());
+        let mut s = Splitter::new(Format::Binary);
+        assert!(s
+            .split(b"PGCOPY\n\xff\r\n\x01nonsense...", &mut |_| Ok(()))
+            .is_err());
+    }
 
     fn col(name: &str, typname: &str, elem: &str) -> PgColumn {
         PgColumn {

@@ -219,6 +219,48 @@ impl PgColumn {
         }
     }
 
+    /// The SQL expression, over the row alias `s`, whose binary COPY form
+    /// is what a destination column of type `sql` (a [`ColType::sql`])
+    /// would hold after the JSON way (`select_text` read as JSON and
+    /// loaded): None when the column does not go to that type or no
+    /// expression gives the same value. `numeric_infinity`: the server
+    /// has numeric infinities (14 and later), which float infinities
+    /// become.
+    pub fn select_binary(&self, sql: &str, numeric_infinity: bool) -> Option<String> {
+        let t = ColType::from_schema(&self.schema());
+        if t.sql() != sql {
+            return None;
+        }
+        let col = format!("s.{}", super::ident(&self.name));
+        if !self.elem.is_empty() {
+            return Some(format!("({})::jsonb", self.select_text()));
+        }
+        let e = match (t, self.typname.as_str()) {
+            (ColType::BigInt, "int8") => col,
+            (ColType::BigInt, "int2" | "int4" | "oid") => format!("{col}::int8"),
+            (ColType::Numeric, "numeric") => col,
+            (ColType::Numeric, "money") => self.select(),
+            // The float's shortest text, as the JSON way sends it.
+            (ColType::Numeric, "float4" | "float8") if numeric_infinity => {
+                format!("{col}::text::numeric")
+            }
+            (ColType::Bool, "bool")
+            | (ColType::Date, "date")
+            | (ColType::Time, "time")
+            | (ColType::TimeTz, "timetz")
+            | (ColType::Timestamp, "timestamp")
+            | (ColType::TimestampTz, "timestamptz")
+            | (ColType::Jsonb, "jsonb") => col,
+            (ColType::Jsonb, "json") => self.select(),
+            // Binary text is its bytes; a cast to text would trim the
+            // padding of `character(n)`, which its text form keeps.
+            (ColType::Text, "text" | "varchar" | "bpchar") if self.typtype != "e" => col,
+            (ColType::Text, _) => format!("({})::text", self.select()),
+            _ => return None,
+        };
+        Some(e)
+    }
+
     /// Whether the type orders values so that a cursor over it works.
     pub fn cursor_candidate(&self) -> bool {
         self.elem.is_empty()
@@ -397,6 +439,30 @@ mod tests {
             "translate(encode(s.\"c\", 'base64'), E'\\n', '')"
         );
         assert_eq!(col("uuid", "").select(), "s.\"c\"::text");
+        // Binary forms of the value the JSON way stores, or none.
+        let bin = |t: &str, elem: &str, sql: &str, inf: bool| col(t, elem).select_binary(sql, inf);
+        assert_eq!(
+            bin("int4", "", "bigint", true).as_deref(),
+            Some("s.\"c\"::int8")
+        );
+        assert_eq!(bin("int4", "", "numeric", true), None);
+        assert_eq!(
+            bin("bpchar", "", "varchar", true).as_deref(),
+            Some("s.\"c\"")
+        );
+        assert_eq!(
+            bin("uuid", "", "varchar", true).as_deref(),
+            Some("(s.\"c\"::text)::text")
+        );
+        assert_eq!(
+            bin("float8", "", "numeric", true).as_deref(),
+            Some("s.\"c\"::text::numeric")
+        );
+        assert_eq!(bin("float8", "", "numeric", false), None);
+        assert_eq!(
+            bin("_int4", "int4", "jsonb", true).as_deref(),
+            Some("(to_json(s.\"c\"))::jsonb")
+        );
         assert_eq!(col("json", "").select(), "s.\"c\"::jsonb");
     }
 }

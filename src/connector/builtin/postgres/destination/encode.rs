@@ -81,6 +81,44 @@ impl Encoder {
         self.extracted_at.push(b'\t');
     }
 
+    /// Adds a row for each row of `rows`, tuples of COPY's binary format
+    /// in this stream's field order and column types (handed over by the
+    /// postgres source), each given Airbyte's columns before its own.
+    pub(super) fn rows(
+        &mut self,
+        rows: &[u8],
+        emitted_at: i64,
+        out: &mut Batch,
+    ) -> BuiltinResult<()> {
+        let odd = || BuiltinError::system("a batch of rows from the source does not fit the table");
+        if !self.binary || self.whole {
+            return Err(odd());
+        }
+        self.set_extracted_at(Some(emitted_at));
+        let meta_fields = if self.meta_default { 3 } else { 4 };
+        let out = &mut out.binary;
+        out.reserve(rows.len() + rows.len() / 4);
+        let mut at = 0;
+        while at < rows.len() {
+            let Ok(Some((fields, end))) = binary::tuple_end(rows, at) else {
+                return Err(odd());
+            };
+            if fields != self.types.len() {
+                return Err(odd());
+            }
+            binary::tuple(meta_fields + fields, out);
+            binary::field(&self.uuids.next(), out);
+            binary::timestamp_millis(self.extracted_ms.unwrap_or(0), out);
+            if !self.meta_default {
+                binary::jsonb(&self.clean_meta, out);
+            }
+            binary::int8(self.generation_id, out);
+            out.extend_from_slice(&rows[at + 2..end]);
+            at = end;
+        }
+        Ok(())
+    }
+
     /// Adds one row for the record `data` to `out`.
     pub(super) fn row(
         &mut self,

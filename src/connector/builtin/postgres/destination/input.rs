@@ -12,11 +12,12 @@ use super::encode::Encoder;
 use super::plan::{plan_of, Plan};
 use super::record;
 use super::{writer_stopped, Batch, Columns, Op};
+use crate::connector::builtin::handoff::{Batch as HandedRows, RowsLine};
 use crate::connector::builtin::{BuiltinError, BuiltinResult};
 use crate::protocol::envelope::{self, MessageKind};
 use crate::protocol::{Message, RecordMeta, RecordMetaChange, StreamStatus, TraceKind};
 use std::io::BufRead;
-use std::sync::mpsc::SyncSender;
+use std::sync::mpsc::{Receiver, SyncSender};
 
 /// Bytes of rows sent to the writer at a time.
 const BATCH_BYTES: usize = 1 << 20;
@@ -26,6 +27,7 @@ pub(super) fn read_input(
     input: &mut dyn BufRead,
     plans: &[Plan],
     columns: Vec<Columns>,
+    rows: Option<&Receiver<HandedRows>>,
     tx: &SyncSender<Op>,
 ) -> BuiltinResult<()> {
     let mut encoders: Vec<Encoder> = plans
@@ -44,7 +46,7 @@ pub(super) fn read_input(
             encoders[i].encode_row(r.values.as_slice(), &changes, &mut bufs[i]);
             return bufs[i].send(i, BATCH_BYTES, tx);
         }
-        careful(text, plans, &mut encoders, &mut bufs, tx)
+        careful(text, plans, &mut encoders, &mut bufs, rows, tx)
     })?;
     for (i, b) in bufs.iter_mut().enumerate() {
         b.send(i, 1, tx)?;
@@ -105,6 +107,7 @@ fn careful(
     plans: &[Plan],
     encoders: &mut [Encoder],
     bufs: &mut [Batch],
+    rows: Option<&Receiver<HandedRows>>,
     tx: &SyncSender<Op>,
 ) -> BuiltinResult<()> {
     if text.is_empty() {
@@ -128,6 +131,37 @@ fn careful(
                 .and_then(|m| m.record.meta)
                 .map_or_else(Vec::new, |m| m.changes);
             encoders[i].row(r.data, &changes, &mut bufs[i])?;
+            bufs[i].send(i, BATCH_BYTES, tx)?;
+        }
+        MessageKind::Rows => {
+            // Without a handoff the line is a stray one, like any unknown.
+            let Some(rows) = rows else {
+                return Ok(());
+            };
+            let line = RowsLine::parse(text)
+                .ok_or_else(|| BuiltinError::system("a SLUICE_ROWS line that cannot be read"))?;
+            let i = plan_of(plans, line.namespace.as_deref(), &line.stream).ok_or_else(|| {
+                BuiltinError::system(format!(
+                    "rows for stream `{}` which is not in the catalog",
+                    line.descriptor()
+                ))
+            })?;
+            // Batches come in the order of their lines; one whose line the
+            // engine dropped is skipped.
+            let batch = loop {
+                let b = rows
+                    .recv()
+                    .map_err(|_| BuiltinError::system("the source stopped handing over rows"))?;
+                if b.seq >= line.seq {
+                    break b;
+                }
+            };
+            if batch.seq != line.seq {
+                return Err(BuiltinError::system(
+                    "rows from the source came out of order",
+                ));
+            }
+            encoders[i].rows(&batch.rows, line.emitted_at, &mut bufs[i])?;
             bufs[i].send(i, BATCH_BYTES, tx)?;
         }
         MessageKind::State => {

@@ -42,6 +42,7 @@ mod writer;
 
 use super::types::ColType;
 use super::Config;
+use crate::connector::builtin::handoff::Accepted;
 use crate::connector::builtin::{BuiltinError, BuiltinResult, Output};
 use crate::protocol::ConfiguredAirbyteCatalog;
 use input::read_input;
@@ -70,6 +71,7 @@ pub(super) fn write(
     out: &mut Output,
 ) -> BuiltinResult<()> {
     let plans = plans(config, catalog)?;
+    let handoff = out.handoff.clone();
     let (tx, rx) = std::sync::mpsc::sync_channel::<Op>(4);
     let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<Vec<Columns>>(1);
     std::thread::scope(|scope| {
@@ -81,7 +83,12 @@ pub(super) fn write(
             })
             .map_err(|e| BuiltinError::system(format!("cannot start a thread: {e}")))?;
         let read = match ready_rx.recv() {
-            Ok(columns) => read_input(input, plans, columns, &tx),
+            Ok(columns) => {
+                let rows = handoff
+                    .as_deref()
+                    .and_then(|h| h.open(takes_rows(plans, &columns)));
+                read_input(input, plans, columns, rows.as_ref(), &tx)
+            }
             // The writer failed to set up; its error says why.
             Err(_) => Ok(()),
         };
@@ -93,6 +100,26 @@ pub(super) fn write(
         // is the cause.
         written.and(read)
     })
+}
+
+/// The streams whose rows can come in PostgreSQL's binary format as they
+/// are, with the columns they fill: those loaded in binary, whose records
+/// do not go whole into one column.
+fn takes_rows(plans: &[Plan], columns: &[Columns]) -> Vec<Accepted> {
+    plans
+        .iter()
+        .zip(columns)
+        .filter(|(p, c)| c.binary && !p.whole)
+        .map(|(p, c)| Accepted {
+            stream: p.stream.clone(),
+            columns: p
+                .fields
+                .iter()
+                .cloned()
+                .zip(c.types.iter().map(|t| t.sql()))
+                .collect(),
+        })
+        .collect()
 }
 
 /// The reader's error when the writer thread has gone (its own error

@@ -18,7 +18,7 @@ const WHOLE_RECORD: &str = "_airbyte_data";
 /// What a stream is written to, as both threads need it.
 pub(super) struct Plan {
     /// The stream as records name it.
-    stream: crate::protocol::StreamDescriptor,
+    pub(super) stream: crate::protocol::StreamDescriptor,
     pub(super) name: String,
     pub(super) schema: String,
     pub(super) table: String,
