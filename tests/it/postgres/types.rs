@@ -318,6 +318,46 @@ fn postgres_rows_handed_over_in_binary_store_what_records_do() {
         dst.sql("SELECT count(*), count(DISTINCT _airbyte_raw_id) FROM public.all_types"),
         format!("{}|{}", 2 * rows, 2 * rows)
     );
+    // Incremental, deduplicated, checkpointing every 500 rows: the cursor
+    // is read beside the rows, and states come between batches.
+    let source = serde_json::json!({"url": src.url, "checkpoint_every": 500}).to_string();
+    dst.sql("DROP TABLE public.all_types");
+    for (prefix, state) in [("i_", "json.state"), ("", "binary.state")] {
+        let state = sandbox.path(state);
+        let mut args = vec!["-v", "sync", "--source", "postgres", "--source-config"];
+        args.extend([source.as_str(), "--destination", "postgres"]);
+        args.extend(["--destination-config", destination.as_str()]);
+        args.extend([
+            "--sync-mode",
+            "incremental",
+            "--cursor",
+            "public.all_types=id",
+        ]);
+        args.extend([
+            "--destination-sync-mode",
+            "append-dedup",
+            "--prefix",
+            prefix,
+        ]);
+        args.extend(["--state", state.to_str().unwrap()]);
+        let run = sandbox.run(&args);
+        run.expect_code(0);
+        let handed = run.stderr().contains("PostgreSQL's binary format");
+        assert_eq!(handed, prefix.is_empty(), "{}", run.stderr());
+    }
+    let json_state = std::fs::read_to_string(sandbox.path("json.state")).unwrap();
+    let binary_state = std::fs::read_to_string(sandbox.path("binary.state")).unwrap();
+    assert_eq!(binary_state, json_state);
+    assert!(
+        binary_state.contains("\"cursor\": \"3099\""),
+        "{binary_state}"
+    );
+    let expected = dump(&dst, "public.i_all_types", &exprs);
+    assert_eq!(
+        dst.sql("SELECT count(*) FROM public.all_types"),
+        rows.to_string()
+    );
+    assert_eq!(dump(&dst, "public.all_types", &exprs), expected);
 }
 
 /// Every record of the coverage table is valid against the schema discover

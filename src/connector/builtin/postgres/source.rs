@@ -295,11 +295,22 @@ pub(super) async fn read(
                 }
                 None => String::new(),
             };
-            let sql = format!(
-                "COPY (SELECT {}, {col}::text FROM {} s{filter} ORDER BY {col} NULLS FIRST) TO STDOUT",
-                select.join(", "),
-                table.qualified(),
-            );
+            // Rows the destination takes as they are go in binary, the
+            // cursor's text as a last field that is not handed over.
+            let handed = handed_over(out, &descriptor, &columns, &conn);
+            let (list, format) = match &handed {
+                Some((_, binary)) => (binary.join(", "), Format::Binary),
+                None => (select.join(", "), Format::Text),
+            };
+            let query = RowQuery {
+                select: format!("SELECT {list}, {col}::text FROM {} s", table.qualified()),
+                format,
+            };
+            let sql = query.copy(&format!("{filter} ORDER BY {col} NULLS FIRST"));
+            if handed.is_some() {
+                log_handed_over(out, &descriptor)?;
+            }
+            let mut rows = handed.map(|(h, _)| Handing::new(h, &descriptor));
             let every = config.checkpoint_every();
             // The last cursor value sent, and how many rows had it.
             let mut last: Option<Vec<u8>> = None;
@@ -308,17 +319,27 @@ pub(super) async fn read(
             let mut cursor: Vec<u8> = Vec::new();
             let mut tracker = |line: &[u8], w: &mut RecordWriter, out: &mut Output| {
                 scratch.clear();
-                let has_cursor = json.render(line, &mut scratch, Some(&mut cursor))?;
+                let has_cursor = match &rows {
+                    None => json.render(line, &mut scratch, Some(&mut cursor))?,
+                    Some(_) => split_cursor(line, &mut scratch, &mut cursor)?,
+                };
                 let changed = has_cursor && last.as_deref() != Some(&cursor[..]);
                 // A state only where the cursor changes: every row at the
                 // state's value has been sent, and the count says so.
                 if since >= every && changed {
                     if let Some(prev) = &last {
+                        // The rows before the state go before it.
+                        if let Some(r) = &mut rows {
+                            r.hand_over(out)?;
+                        }
                         out.state(cursor_state(&descriptor, cursor_name, prev, ties)?)?;
                     }
                     since = 0;
                 }
-                w.record(&scratch, out)?;
+                match &mut rows {
+                    None => w.record(&scratch, out)?,
+                    Some(r) => r.push(&scratch, out)?,
+                }
                 since += 1;
                 if changed {
                     ties = 0;
@@ -335,7 +356,18 @@ pub(super) async fn read(
                 }
                 Ok(())
             };
-            copy_out(&mut conn, &sql, &mut w, out, &mut tracker).await?;
+            copy_out_all(
+                std::slice::from_mut(&mut conn),
+                &[sql],
+                format,
+                &mut w,
+                out,
+                &mut tracker,
+            )
+            .await?;
+            if let Some(r) = &mut rows {
+                r.hand_over(out)?;
+            }
             conn.execute("COMMIT").await?;
             // The final state, also when nothing was new.
             let final_state = match &last {
@@ -353,13 +385,7 @@ pub(super) async fn read(
         } else if let Some((handoff, select)) = handed_over(out, &descriptor, &columns, &conn) {
             // The destination takes this stream's rows as they are: read
             // in binary, cast to its columns, no JSON either way.
-            out.log(
-                crate::protocol::LogLevel::Info,
-                format!(
-                    "Stream {descriptor}: rows go to the destination in PostgreSQL's binary \
-                     format, without JSON."
-                ),
-            )?;
+            log_handed_over(out, &descriptor)?;
             let query = RowQuery {
                 select: format!("SELECT {} FROM {} s", select.join(", "), table.qualified()),
                 format: Format::Binary,
@@ -484,25 +510,6 @@ fn plan_stream<'a>(
 
 /// What is done with each line of a COPY's output.
 type EachLine<'a> = dyn FnMut(&[u8], &mut RecordWriter, &mut Output) -> BuiltinResult<()> + 'a;
-
-/// Runs a `COPY ... TO STDOUT` and hands each line to `each`.
-async fn copy_out(
-    conn: &mut Conn,
-    sql: &str,
-    w: &mut RecordWriter,
-    out: &mut Output,
-    each: &mut EachLine<'_>,
-) -> BuiltinResult<()> {
-    copy_out_all(
-        std::slice::from_mut(conn),
-        &[sql.to_string()],
-        Format::Text,
-        w,
-        out,
-        each,
-    )
-    .await
-}
 
 /// What a COPY sends: lines of text, or binary tuples (after a header,
 /// until an end marker).
@@ -672,7 +679,41 @@ impl Handing {
     }
 }
 
-/// The handoff and the select list of a full refresh whose rows the
+fn log_handed_over(out: &mut Output, stream: &StreamDescriptor) -> BuiltinResult<()> {
+    out.log(
+        crate::protocol::LogLevel::Info,
+        format!(
+            "Stream {stream}: rows go to the destination in PostgreSQL's binary format, \
+             without JSON."
+        ),
+    )
+}
+
+/// A binary tuple whose last field is the cursor's text: the tuple without
+/// it into `row`, the text into `cursor`; returns whether it is not NULL.
+fn split_cursor(tuple: &[u8], row: &mut Vec<u8>, cursor: &mut Vec<u8>) -> BuiltinResult<bool> {
+    let odd = || BuiltinError::system("PostgreSQL sent a row without its cursor");
+    let fields = i16::from_be_bytes([tuple[0], tuple[1]]);
+    if fields < 1 {
+        return Err(odd());
+    }
+    let mut at = 2;
+    for _ in 1..fields {
+        let len = i32::from_be_bytes(tuple[at..at + 4].try_into().map_err(|_| odd())?);
+        at += 4 + usize::try_from(len).unwrap_or(0);
+    }
+    row.extend_from_slice(&(fields - 1).to_be_bytes());
+    row.extend_from_slice(&tuple[2..at]);
+    let len = i32::from_be_bytes(tuple[at..at + 4].try_into().map_err(|_| odd())?);
+    cursor.clear();
+    if len < 0 {
+        return Ok(false);
+    }
+    cursor.extend_from_slice(&tuple[at + 4..]);
+    Ok(true)
+}
+
+/// The handoff and the select list of a stream whose rows the
 /// destination takes as they are, in its column order; None when it takes
 /// them as records (or any column lacks a binary form of the same value).
 fn handed_over(
