@@ -459,10 +459,11 @@ impl FromStr for Schedule {
     }
 }
 
-/// A number of a cron expression outside its field's range, said as people
-/// read it ("hour 25 is out of range 0-23"): croner says only "Number out
-/// of bounds". `None` when every number is in range (croner's own words
-/// then say what is wrong).
+/// A number of a cron expression outside its field's range, or a range
+/// that runs backwards, said as people read it ("hour 25 is out of range
+/// 0-23"): croner says only "Number out of bounds" or "Range out of
+/// bounds". `None` when every number and range is right (croner's own
+/// words then say what is wrong).
 fn cron_number_out_of_range(expression: &str) -> Option<String> {
     // As croner reads them: seconds first when there are six or seven
     // fields, a year last when there are seven; 7 is also Sunday.
@@ -490,13 +491,24 @@ fn cron_number_out_of_range(expression: &str) -> Option<String> {
             // `A-B/STEP`, `N#NTH`, `NL`, `NW`: the field bounds only A, B
             // and N. Names (MON, JAN) and `*` are not numbers.
             let range = item.split(['/', '#']).next().unwrap_or(item);
+            let mut numbers = Vec::new();
             for number in range.split('-') {
                 let number = number.trim_end_matches(['L', 'W', 'l', 'w']);
                 match number.parse::<u64>() {
                     Ok(n) if n < low || n > high => {
                         return Some(format!("{name} {n} is out of range {low}-{high}"));
                     }
+                    Ok(n) => numbers.push(n),
                     _ => {}
+                }
+            }
+            // Croner calls a backward range "out of bounds".
+            if let [a, b] = numbers[..] {
+                if a > b {
+                    return Some(format!(
+                        "the {name} range {a}-{b} runs backwards: write {b}-{a}, \
+                         or {a}-{high},{low}-{b} to wrap around"
+                    ));
                 }
             }
         }
@@ -733,6 +745,14 @@ mod tests {
             ("cron:0 0 32W * *", "day of month 32 is out of range 1-31"),
             ("cron:60 0 * * * *", "second 60 is out of range 0-59"),
             (
+                "cron:0 5-3 * * *",
+                "the hour range 5-3 runs backwards: write 3-5, or 5-23,0-3 to wrap around",
+            ),
+            (
+                "cron:*/5 0 * * 5-1/2",
+                "the day of week range 5-1 runs backwards: write 1-5, or 5-7,0-1 to wrap around",
+            ),
+            (
                 "cron:CRON_TZ=Europe/Paris 0 0 * * 9",
                 "day of week 9 is out of range 0-7",
             ),
@@ -742,7 +762,7 @@ mod tests {
             assert!(!message.contains("bounds"), "croner's words: {message}");
         }
         // What is in range is croner's to judge, in its words.
-        assert!(refused("cron:0 5-3 * * *").contains("is not a cron expression"));
+        assert!(refused("cron:0 0 * * FOO").contains("is not a cron expression"));
         assert_eq!(cron_number_out_of_range("0 0 L * MON-FRI"), None);
         assert_eq!(cron_number_out_of_range("*/15 * * * 5#2"), None);
     }

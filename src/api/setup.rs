@@ -22,10 +22,18 @@ impl Setup {
             .map_err(|e| ApiError::user(format!("{file} is not valid YAML: {e}")))?;
         let raw = if raw.is_null() { empty_object() } else { raw };
         let resolved = interpolate(raw, &env, file)?;
-        serde_json::from_value(resolved).map_err(|e| {
-            ApiError::user(format!("{file} is not a sluice setup: {e}")).hint(
-                "it has `sources:`, `destinations:` and `connections:`, each a map by name; `sluice export` writes one",
-            )
+        serde_path_to_error::deserialize(resolved).map_err(|e| {
+            // A wrong value is named by where it is; a wrong shape at the
+            // top is not a setup at all.
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path.contains('.') {
+                ApiError::user(format!("{file}: {path}: {inner}"))
+            } else {
+                ApiError::user(format!("{file} is not a sluice setup: {inner}")).hint(
+                    "it has `sources:`, `destinations:` and `connections:`, each a map by name; `sluice export` writes one",
+                )
+            }
         })
     }
 
@@ -139,6 +147,21 @@ mod tests {
             "{}",
             e.message
         );
+        // A wrong value deeper in is named by its place.
+        let e = Setup::parse(
+            "connections:\n  c1:\n    source: a\n    destination: d\n    schedule: cron:0 25 * * *\n",
+            "f.yaml",
+            |_| None,
+        )
+        .unwrap_err();
+        assert!(
+            e.message.starts_with(
+                "f.yaml: connections.c1.schedule: schedule `cron:0 25 * * *`: hour 25"
+            ),
+            "{}",
+            e.message
+        );
+        assert_eq!(e.hint, None);
         let text = "sources:\n  a:\n    connector: sample\n    config:\n      count: 3\ndestinations: {}\nconnections:\n  c:\n    source: a\n    destination: d\n    streams:\n    - users\n    sync_mode: incremental\n    schedule: every:1h\n    namespace: custom:raw\n    status: active\n    schema_change: propagate_fully\n";
         let s = Setup::parse(text, "f.yaml", |_| None).unwrap();
         assert_eq!(s.connections["c"].namespace.to_string(), "custom:raw");

@@ -171,7 +171,8 @@ impl Service {
                         destination,
                         call,
                     )
-                    .await?;
+                    .await
+                    .map_err(in_setup_words)?;
                 let write = ConnectionWrite {
                     fields,
                     source: spec.source.clone(),
@@ -258,5 +259,78 @@ impl Service {
                 .insert(c.connection.name.clone(), ConnectionSpec::of(&c.connection));
         }
         Ok(setup)
+    }
+}
+
+/// The setup file's keys for the command-line options a hint names.
+const SETUP_KEYS: &[(&str, &str)] = &[
+    ("--stream-destination-sync-mode", "destination_sync_modes"),
+    ("--stream-sync-mode", "sync_modes"),
+    ("--destination-sync-mode", "destination_sync_mode"),
+    ("--sync-mode", "sync_mode"),
+    ("--primary-key", "primary_keys"),
+    ("--cursor", "cursors"),
+    ("--fields", "selected_fields"),
+    ("--streams", "streams"),
+];
+
+/// An error of a connection's choices as a setup file's author reads it:
+/// a hint that names command-line options says which keys they are.
+fn in_setup_words(mut e: ApiError) -> ApiError {
+    if let Some(hint) = &e.hint {
+        let mut named: Vec<String> = Vec::new();
+        let mut rest = hint.as_str();
+        while let Some(at) = rest.find("--") {
+            let flag = &rest[at..];
+            if let Some((f, key)) = SETUP_KEYS.iter().find(|(f, _)| {
+                flag.starts_with(f)
+                    && !flag[f.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '-')
+            }) {
+                let words = format!("`{key}:` for {f}");
+                if !named.contains(&words) {
+                    named.push(words);
+                }
+                rest = &flag[f.len()..];
+            } else {
+                rest = &flag[2..];
+            }
+        }
+        if !named.is_empty() {
+            e.hint = Some(format!("{hint} (in a setup file: {})", named.join(", ")));
+        }
+    }
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_name_the_setup_keys_of_the_options_they_name() {
+        let e = in_setup_words(
+            ApiError::user("x")
+                .hint("add it: --fields t=qty,id, or leave the stream out with --streams"),
+        );
+        assert_eq!(
+            e.hint.as_deref(),
+            Some(
+                "add it: --fields t=qty,id, or leave the stream out with --streams \
+                 (in a setup file: `selected_fields:` for --fields, `streams:` for --streams)"
+            )
+        );
+        let e = in_setup_words(ApiError::user("x").hint(
+            "choose another --sync-mode (or --stream-sync-mode t=MODE for this stream alone)",
+        ));
+        assert!(
+            e.hint
+                .as_deref()
+                .unwrap()
+                .ends_with("(in a setup file: `sync_mode:` for --sync-mode, `sync_modes:` for --stream-sync-mode)"),
+            "{:?}",
+            e.hint
+        );
+        let plain = in_setup_words(ApiError::user("x").hint("its streams are: users"));
+        assert_eq!(plain.hint.as_deref(), Some("its streams are: users"));
     }
 }
