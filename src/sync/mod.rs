@@ -251,10 +251,17 @@ pub async fn run(plan: SyncPlan, hooks: SyncHooks) -> SyncReport {
     };
     let mut names = Names::new(&plan.catalog, &plan.mapping);
     // Rows go from a built-in source to a built-in destination without
-    // JSON when both can and nothing changes them on the way.
-    let handoff =
-        (plan.source.hands_off_rows() && plan.destination.hands_off_rows() && !names.rewrites())
-            .then(|| Arc::new(crate::connector::builtin::handoff::Handoff::default()));
+    // JSON when both can and no stream is renamed on the way (selected
+    // fields are the source's to leave out, and the columns both ends
+    // agree on show that it did).
+    let handoff = (plan.source.hands_off_rows()
+        && plan.destination.hands_off_rows()
+        && plan.mapping.keeps_names())
+    .then(|| {
+        Arc::new(crate::connector::builtin::handoff::Handoff::new(
+            plan.max_line_bytes,
+        ))
+    });
     if handoff.is_some() {
         names = names.with_rows();
     }

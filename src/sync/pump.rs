@@ -77,12 +77,6 @@ impl Names {
         }
     }
 
-    /// Whether any stream's records change on the way (a name or the
-    /// fields), which rows handed over in bulk cannot.
-    pub(super) fn rewrites(&self) -> bool {
-        self.streams.iter().any(|r| r.rewrite)
-    }
-
     /// Counts and passes on the batches of rows of a handoff.
     pub(super) fn with_rows(mut self) -> Self {
         self.rows = true;

@@ -103,21 +103,23 @@ pub struct Handoff {
     said: Condvar,
     tx: SyncSender<Batch>,
     rx: Mutex<Option<Receiver<Batch>>>,
+    /// The longest row handed over, as the sync's longest line: memory
+    /// stays bounded the same way on either path.
+    pub max_row_bytes: usize,
 }
 
-impl Default for Handoff {
-    fn default() -> Self {
+impl Handoff {
+    pub fn new(max_row_bytes: usize) -> Self {
         let (tx, rx) = std::sync::mpsc::sync_channel(BATCHES_AHEAD);
         Handoff {
             offer: Mutex::new(Offer::Pending),
             said: Condvar::new(),
             tx,
             rx: Mutex::new(Some(rx)),
+            max_row_bytes,
         }
     }
-}
 
-impl Handoff {
     /// The destination takes `streams` as rows; returns where the batches
     /// arrive (dropping it makes the source's next hand-over fail).
     pub fn open(&self, streams: Vec<Accepted>) -> Option<Receiver<Batch>> {
@@ -214,7 +216,7 @@ mod tests {
 
     #[test]
     fn the_source_waits_for_the_destination_and_a_failed_one_closes() {
-        let h = std::sync::Arc::new(Handoff::default());
+        let h = std::sync::Arc::new(Handoff::new(1 << 20));
         let d = StreamDescriptor::new(Some("public"), "t");
         let waiter = {
             let (h, d) = (h.clone(), d.clone());
@@ -244,10 +246,10 @@ mod tests {
             rows: vec![1]
         }));
 
-        let failed = Handoff::default();
+        let failed = Handoff::new(1 << 20);
         drop(CloseOnDrop(Some(&failed)));
         assert_eq!(failed.accepted(&d, &|| false), None);
         // Asked to stop while the destination has not said.
-        assert_eq!(Handoff::default().accepted(&d, &|| true), None);
+        assert_eq!(Handoff::new(1 << 20).accepted(&d, &|| true), None);
     }
 }

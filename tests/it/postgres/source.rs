@@ -348,6 +348,12 @@ fn postgres_streams_take_their_own_modes_and_selected_fields() {
             ],
         );
         assert_eq!(summary["records"], expected, "{summary}");
+        // Selected fields are the source's to leave out: still in binary.
+        let log = std::fs::read_to_string(summary["log_file"].as_str().unwrap()).unwrap();
+        assert!(
+            log.contains("Stream public.items: rows go to the destination in PostgreSQL's binary"),
+            "{log}"
+        );
     };
     run(25);
     src.sql(

@@ -410,7 +410,8 @@ pub(super) fn num(b: &[u8], at: usize, n: usize) -> Option<u32> {
     })
 }
 
-/// Whether year `y`, month `m`, day `d` is a day of PostgreSQL's calendar.
+/// Whether year `y`, month `m`, day `d` is a day of the calendar (the
+/// range of a type is its caller's to check).
 #[inline]
 pub(super) fn real_day(y: u32, m: u32, d: u32) -> bool {
     let leap = (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
@@ -421,8 +422,7 @@ pub(super) fn real_day(y: u32, m: u32, d: u32) -> bool {
         2 => 28,
         _ => return false,
     };
-    // Timestamps end in 294276 AD, dates later; the stricter bound is safe.
-    (1..=294_275).contains(&y) && (1..=days).contains(&d)
+    y >= 1 && (1..=days).contains(&d)
 }
 
 /// Days since 1970-01-01 of a day of the proleptic Gregorian calendar.

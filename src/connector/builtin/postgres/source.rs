@@ -643,6 +643,15 @@ impl Handing {
     }
 
     fn push(&mut self, tuple: &[u8], out: &mut Output) -> BuiltinResult<()> {
+        let limit = self.handoff.max_row_bytes;
+        if tuple.len() > limit {
+            return Err(BuiltinError::system(format!(
+                "a row of stream `{}` is {} bytes, longer than the {limit}-byte limit \
+                 (raise it with --max-line-size)",
+                self.stream,
+                tuple.len()
+            )));
+        }
         self.rows.extend_from_slice(tuple);
         self.count += 1;
         if self.rows.len() >= HAND_BYTES {

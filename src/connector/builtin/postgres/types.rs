@@ -249,9 +249,11 @@ impl PgColumn {
             | (ColType::Time, "time")
             | (ColType::TimeTz, "timetz")
             | (ColType::Timestamp, "timestamp")
-            | (ColType::TimestampTz, "timestamptz")
-            | (ColType::Jsonb, "jsonb") => col,
-            (ColType::Jsonb, "json") => self.select(),
+            | (ColType::TimestampTz, "timestamptz") => col,
+            // A JSON `null` is a null field in a record, so NULL.
+            (ColType::Jsonb, "jsonb" | "json") => {
+                format!("NULLIF({}, 'null'::jsonb)", self.select())
+            }
             // Binary text is its bytes; a cast to text would trim the
             // padding of `character(n)`, which its text form keeps.
             (ColType::Text, "text" | "varchar" | "bpchar") if self.typtype != "e" => col,

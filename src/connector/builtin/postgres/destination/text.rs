@@ -123,23 +123,39 @@ fn digits(s: &str, n: usize) -> Option<u32> {
 }
 
 /// `YYYY-MM-DD` (more year digits allowed, ` BC` too), a real calendar day
-/// in PostgreSQL's range; or `infinity`.
+/// in PostgreSQL's range for dates; or `infinity`.
 fn valid_date(s: &str) -> bool {
-    if s == "infinity" || s == "-infinity" {
-        return true;
-    }
-    let s = s.strip_suffix(" BC").unwrap_or(s);
+    s == "infinity" || s == "-infinity" || valid_day(s, LAST_DATE_YEAR)
+}
+
+/// The last year of PostgreSQL's dates and of its timestamps; both start
+/// on 4714-11-24 BC.
+const LAST_DATE_YEAR: u32 = 5_874_897;
+const LAST_TIMESTAMP_YEAR: u32 = 294_276;
+
+/// `YYYY-MM-DD[ BC]`, a real calendar day from 4714-11-24 BC to the end
+/// of year `last`.
+fn valid_day(s: &str, last: u32) -> bool {
+    let (s, bc) = match s.strip_suffix(" BC") {
+        Some(x) => (x, true),
+        None => (s, false),
+    };
     let mut parts = s.splitn(3, '-');
     let (Some(y), Some(m), Some(d)) = (parts.next(), parts.next(), parts.next()) else {
         return false;
     };
-    if y.len() < 4 || y.len() > 6 || !y.bytes().all(|b| b.is_ascii_digit()) {
+    if y.len() < 4 || y.len() > 7 || !y.bytes().all(|b| b.is_ascii_digit()) {
         return false;
     }
     let (Ok(y), Some(m), Some(d)) = (y.parse::<u32>(), digits(m, 2), digits(d, 2)) else {
         return false;
     };
-    binary::real_day(y, m, d)
+    let in_range = if bc {
+        y < 4714 || (y == 4714 && (m, d) >= (11, 24))
+    } else {
+        y <= last
+    };
+    in_range && binary::real_day(y, m, d)
 }
 
 /// Whether `s` has the shape nearly every timestamp has,
@@ -207,12 +223,20 @@ fn valid_timestamp(s: &str) -> bool {
         return false;
     };
     let (date, time) = (&s[..i], &s[i + 1..]);
+    // An offset may move a time on the last or first day out of range
+    // (west of UTC is later, east earlier): NULL rather than a failed load.
+    let east = time
+        .find(['+', '-'])
+        .and_then(|i| binary::offset(&time[i..]))
+        .unwrap_or(0);
+    let at_an_end =
+        (date == "294276-12-31" && east < 0) || (bc && date == "4714-11-24" && east > 0);
     let date_ok = if bc {
-        valid_date(&format!("{date} BC"))
+        valid_day(&format!("{date} BC"), LAST_TIMESTAMP_YEAR)
     } else {
-        valid_date(date)
+        valid_day(date, LAST_TIMESTAMP_YEAR)
     };
-    date_ok && valid_time(time)
+    date_ok && !at_an_end && valid_time(time)
 }
 
 /// Milliseconds since the epoch as `YYYY-MM-DD HH:MM:SS.mmm+00`.
@@ -350,6 +374,33 @@ mod tests {
         }
         assert!(usual_timestamp("2024-06-01T00:00:02+00:00"));
         assert!(!usual_timestamp("2023-02-29T00:00:00"));
+    }
+
+    #[test]
+    fn dates_and_timestamps_reach_to_postgresqls_ends_and_no_further() {
+        for (s, ok) in [
+            ("5874897-12-31", true),
+            ("5874898-01-01", false),
+            ("10000-01-01", true),
+            ("4714-11-24 BC", true),
+            ("4714-11-23 BC", false),
+            ("5000-01-01 BC", false),
+        ] {
+            assert_eq!(valid_date(s), ok, "{s}");
+        }
+        for (s, ok) in [
+            ("294276-12-31T23:59:59.999999", true),
+            ("294276-12-31T23:59:59+00:00", true),
+            ("294276-12-31T23:59:59-01:00", false),
+            ("294277-01-01T00:00:00", false),
+            ("100000-01-01T00:00:00+00:00", true),
+            ("4714-11-24T00:00:00 BC", true),
+            ("4714-11-23T23:59:59 BC", false),
+            ("4714-11-24T00:00:00+00:00 BC", true),
+            ("4714-11-24T00:00:00+01:00 BC", false),
+        ] {
+            assert_eq!(valid_timestamp(s), ok, "{s}");
+        }
     }
 
     /// The general check alone, without the quick path.
