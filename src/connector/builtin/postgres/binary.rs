@@ -47,18 +47,22 @@ pub(super) fn tuple_end(bytes: &[u8], at: usize) -> Result<Option<(usize, usize)
     if fields < 0 {
         return Err(fields);
     }
-    let mut i = at + 2;
-    for _ in 0..fields {
-        let Some(len) = bytes.get(i..i + 4) else {
-            return Ok(None);
-        };
+    Ok(fields_end(bytes, at + 2, fields as usize).map(|end| (fields as usize, end)))
+}
+
+/// Where `n` fields of a binary tuple that start at `at` end, when `bytes`
+/// holds them whole.
+pub(super) fn fields_end(bytes: &[u8], at: usize, n: usize) -> Option<usize> {
+    let mut i = at;
+    for _ in 0..n {
+        let len = bytes.get(i..i + 4)?;
         let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]);
         i += 4 + usize::try_from(len).unwrap_or(0);
         if i > bytes.len() {
-            return Ok(None);
+            return None;
         }
     }
-    Ok(Some((fields as usize, i)))
+    Some(i)
 }
 
 pub(super) fn null(out: &mut Vec<u8>) {

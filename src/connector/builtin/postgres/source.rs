@@ -542,7 +542,7 @@ impl Splitter {
     fn split(
         &mut self,
         chunk: &[u8],
-        row: &mut dyn FnMut(&[u8]) -> BuiltinResult<()>,
+        row: &mut impl FnMut(&[u8]) -> BuiltinResult<()>,
     ) -> BuiltinResult<u64> {
         let mut carry = std::mem::take(&mut self.carry);
         let buf: &[u8] = if carry.is_empty() {
@@ -572,7 +572,7 @@ impl Splitter {
     fn tuples(
         &mut self,
         buf: &[u8],
-        row: &mut dyn FnMut(&[u8]) -> BuiltinResult<()>,
+        row: &mut impl FnMut(&[u8]) -> BuiltinResult<()>,
     ) -> BuiltinResult<(u64, usize)> {
         let odd = || BuiltinError::system("PostgreSQL sent binary COPY data sluice cannot read");
         let mut at = 0;
@@ -607,7 +607,7 @@ impl Splitter {
         }
     }
 
-    fn finish(self, row: &mut dyn FnMut(&[u8]) -> BuiltinResult<()>) -> BuiltinResult<()> {
+    fn finish(self, row: &mut impl FnMut(&[u8]) -> BuiltinResult<()>) -> BuiltinResult<()> {
         match self.format {
             Format::Text if !self.carry.is_empty() => row(&self.carry),
             Format::Binary if !self.carry.is_empty() => Err(BuiltinError::system(
@@ -702,18 +702,18 @@ fn log_handed_over(out: &mut Output, stream: &StreamDescriptor) -> BuiltinResult
 /// it into `row`, the text into `cursor`; returns whether it is not NULL.
 fn split_cursor(tuple: &[u8], row: &mut Vec<u8>, cursor: &mut Vec<u8>) -> BuiltinResult<bool> {
     let odd = || BuiltinError::system("PostgreSQL sent a row without its cursor");
-    let fields = i16::from_be_bytes([tuple[0], tuple[1]]);
+    let fields = match tuple.get(..2) {
+        Some(&[a, b]) => i16::from_be_bytes([a, b]),
+        _ => return Err(odd()),
+    };
     if fields < 1 {
         return Err(odd());
     }
-    let mut at = 2;
-    for _ in 1..fields {
-        let len = i32::from_be_bytes(tuple[at..at + 4].try_into().map_err(|_| odd())?);
-        at += 4 + usize::try_from(len).unwrap_or(0);
-    }
+    let at = super::binary::fields_end(tuple, 2, fields as usize - 1).ok_or_else(odd)?;
+    let len = tuple.get(at..at + 4).ok_or_else(odd)?;
+    let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]);
     row.extend_from_slice(&(fields - 1).to_be_bytes());
     row.extend_from_slice(&tuple[2..at]);
-    let len = i32::from_be_bytes(tuple[at..at + 4].try_into().map_err(|_| odd())?);
     cursor.clear();
     if len < 0 {
         return Ok(false);

@@ -125,7 +125,13 @@ fn digits(s: &str, n: usize) -> Option<u32> {
 /// `YYYY-MM-DD` (more year digits allowed, ` BC` too), a real calendar day
 /// in PostgreSQL's range for dates; or `infinity`.
 fn valid_date(s: &str) -> bool {
-    s == "infinity" || s == "-infinity" || valid_day(s, LAST_DATE_YEAR)
+    if s == "infinity" || s == "-infinity" {
+        return true;
+    }
+    match s.strip_suffix(" BC") {
+        Some(day) => valid_day(day, true, LAST_DATE_YEAR),
+        None => valid_day(s, false, LAST_DATE_YEAR),
+    }
 }
 
 /// The last year of PostgreSQL's dates and of its timestamps; both start
@@ -133,13 +139,9 @@ fn valid_date(s: &str) -> bool {
 const LAST_DATE_YEAR: u32 = 5_874_897;
 const LAST_TIMESTAMP_YEAR: u32 = 294_276;
 
-/// `YYYY-MM-DD[ BC]`, a real calendar day from 4714-11-24 BC to the end
-/// of year `last`.
-fn valid_day(s: &str, last: u32) -> bool {
-    let (s, bc) = match s.strip_suffix(" BC") {
-        Some(x) => (x, true),
-        None => (s, false),
-    };
+/// `YYYY-MM-DD` (of the era before Christ when `bc`), a real calendar day
+/// from 4714-11-24 BC to the end of year `last`.
+fn valid_day(s: &str, bc: bool, last: u32) -> bool {
     let mut parts = s.splitn(3, '-');
     let (Some(y), Some(m), Some(d)) = (parts.next(), parts.next(), parts.next()) else {
         return false;
@@ -231,12 +233,7 @@ fn valid_timestamp(s: &str) -> bool {
         .unwrap_or(0);
     let at_an_end =
         (date == "294276-12-31" && east < 0) || (bc && date == "4714-11-24" && east > 0);
-    let date_ok = if bc {
-        valid_day(&format!("{date} BC"), LAST_TIMESTAMP_YEAR)
-    } else {
-        valid_day(date, LAST_TIMESTAMP_YEAR)
-    };
-    date_ok && !at_an_end && valid_time(time)
+    valid_day(date, bc, LAST_TIMESTAMP_YEAR) && !at_an_end && valid_time(time)
 }
 
 /// Milliseconds since the epoch as `YYYY-MM-DD HH:MM:SS.mmm+00`.
